@@ -1,0 +1,49 @@
+"""Every error is JSON with a clear message; no stack trace ever leaves the API."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and a JSON body."""
+
+    def __init__(self, status: int, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in err["loc"]) or "(body)", "reason": err["msg"]} for err in exc.errors()]
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Any:
+        body: dict[str, Any] = {"error": exc.message, "status": exc.status}
+        if exc.details is not None:
+            body["details"] = exc.details
+        return jsonify(body), exc.status
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError) -> Any:
+        return jsonify({"error": "invalid request", "status": 422, "details": validation_details(exc)}), 422
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        return jsonify({"error": exc.description or exc.name, "status": status}), status
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        log.exception("unhandled error in API")
+        return jsonify({"error": "internal error", "status": 500, "kind": type(exc).__name__}), 500

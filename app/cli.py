@@ -1,0 +1,148 @@
+"""The operator's command line: `python -m app.cli --help` (`make run` calls `run`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import click
+
+from app.bootstrap import Container, bootstrap, get_container, set_container
+
+
+def _container(migrate: bool = False) -> Container:
+    if migrate:
+        container = bootstrap(migrate=True)
+        set_container(container)
+        return container
+    return get_container()
+
+
+def _print(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group()
+@click.option("--verbose", "-v", is_flag=True, help="Debug logging.")
+def cli(verbose: bool) -> None:
+    """Quantum Trader CLM: the continuous-learning backend, for operators."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="heads", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply Alembic migrations to DATABASE_URL."""
+    from app.migrations import upgrade
+    from app.settings import get_settings
+
+    url = get_settings().database_url
+    upgrade(url, revision)
+    click.echo(f"database at {url.split('@')[-1]} upgraded to {revision}")
+
+
+@cli.command()
+def status() -> None:
+    """Print the system status as JSON."""
+    from app.status import system_status
+
+    container = _container(migrate=get_container().settings.embedded)
+    _print(system_status(container))
+
+
+@cli.command()
+def run() -> None:
+    """The main job on embedded defaults: create the database, store the policy, report."""
+    from app.status import system_status
+
+    container = _container(migrate=True)
+    container.policy_store.ensure_default()
+    report = system_status(container)
+    click.echo("Quantum Trader CLM: embedded run")
+    click.echo(f"  database : {report['database']}")
+    click.echo(f"  broker   : {report['broker']}")
+    click.echo(f"  artifacts: {report['artifact_root']}")
+    click.echo(f"  policy   : v{report.get('policy_version')}")
+    click.echo(f"  models   : {report.get('models') or 'none registered yet'}")
+    click.echo(f"  jobs     : {report.get('jobs') or 'none yet'}")
+    if not report["database"]["ok"]:
+        sys.exit(1)
+
+
+@cli.group()
+def events() -> None:
+    """The event outbox."""
+
+
+@events.command("deliver")
+def events_deliver() -> None:
+    """Deliver every due event now, in this process."""
+    report = _container().bus.deliver_pending()
+    _print({"delivered": report.delivered, "failed": report.failed, "dead": report.dead, "errors": report.errors})
+
+
+@events.command("requeue-dead")
+def events_requeue_dead() -> None:
+    """Give events that exhausted their attempts another round."""
+    _print({"requeued": _container().bus.requeue_dead()})
+
+
+@events.command("list")
+@click.option("--topic", default="*", help="Wildcard pattern, e.g. 'clm.*'.")
+@click.option("--limit", default=20, show_default=True)
+def events_list(topic: str, limit: int) -> None:
+    _print(_container().bus.recent(topic, limit))
+
+
+@cli.group()
+def policy() -> None:
+    """The policy document."""
+
+
+@policy.command("show")
+def policy_show() -> None:
+    _print(_container().policy_store.get().model_dump(mode="json"))
+
+
+@policy.command("set")
+@click.argument("path")
+@click.argument("value")
+@click.option("--comment", default="", help="Why the change.")
+def policy_set(path: str, value: str, comment: str) -> None:
+    """Set one field by dotted PATH to VALUE (JSON), e.g. clm_config.schedule_interval_days 3."""
+    from app.policy import PolicyValidationError
+
+    try:
+        parsed: Any = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    patch: dict[str, Any] = {}
+    node = patch
+    parts = path.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = parsed
+    try:
+        version, _ = _container().policy_store.update(patch, author="cli", comment=comment)
+    except PolicyValidationError as exc:
+        for err in exc.errors:
+            click.echo(f"refused: {err['field']}: {err['reason']}", err=True)
+        sys.exit(2)
+    click.echo(f"policy v{version} stored")
+
+
+def main() -> None:
+    cli(prog_name="clm")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""The small interface through which `app/` asks for work to be started.
+
+`app/` never imports Celery: the Celery side implements this protocol and bootstrap
+injects it, so imports run one way (tasks/ and workers/ know app/, never the reverse).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Dispatcher(Protocol):
+    def deliver_events(self) -> None:
+        """Run event delivery soon (on a worker, or inline)."""
+
+    def start_retraining(self, job_id: str, model_types: list[str], spec: dict[str, Any]) -> None:
+        """Start the retraining canvas for an existing `retraining_jobs` row."""
+
+
+class InlineDispatcher:
+    """Runs nothing by itself: for code paths (and tests) that need no background work."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, list[str], dict[str, Any]]] = []
+
+    def deliver_events(self) -> None:
+        return None
+
+    def start_retraining(self, job_id: str, model_types: list[str], spec: dict[str, Any]) -> None:
+        self.started.append((job_id, model_types, spec))

@@ -1,0 +1,28 @@
+"""The explicit table of event handlers: which service reacts to which topic.
+
+Handlers are listed here, not discovered. Later modules (shadow tester, RL agents,
+CLM, supervisor) add their entries to `HANDLER_TABLE`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+
+# (topic pattern, "module:function" taking (container, event)).
+HANDLER_TABLE: list[tuple[str, str]] = [
+    ("system.ping", "app.system:record_ping"),
+]
+
+
+def register_handlers(container: Container) -> None:
+    for pattern, target in HANDLER_TABLE:
+        module_name, func_name = target.split(":")
+
+        def handler(event: dict[str, Any], _m: str = module_name, _f: str = func_name) -> None:
+            getattr(importlib.import_module(_m), _f)(container, event)
+
+        container.bus.subscribe(pattern, handler, name=target)

@@ -1,0 +1,308 @@
+"""The policy: one validated document holding every tunable, stored as versioned rows.
+
+Defaults are the specification's numbers (`clm_config`, thresholds, RL settings).
+`PolicyStore.update` validates the whole document before writing; an invalid edit
+raises `PolicyValidationError` naming the field and the reason, and nothing changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.clock import utcnow
+from app.db.models import PolicyVersion
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- clm_config
+
+
+class AutoPromoteThreshold(_Strict):
+    min_samples: int = Field(1000, ge=10)
+    min_improvement_pct: float = Field(5.0, ge=0)
+    max_drawdown_pct: float = Field(3.0, gt=0)
+    significance_level: float = Field(0.05, gt=0, lt=0.5)  # paired test on per-sample PnL
+    auto_promote: bool = True
+
+
+class DriftDetection(_Strict):
+    enabled: bool = True
+    check_interval_hours: float = Field(6, gt=0)
+    ks_test_threshold: float = Field(0.05, gt=0, lt=1)
+    psi_threshold: float = Field(0.2, gt=0)
+    lookback_days: float = Field(7, gt=0)  # "current" window of a feature drift check
+    prediction_window_days: float = Field(30, gt=0)
+    fdr_method: Literal["benjamini-hochberg"] = "benjamini-hochberg"
+    min_rows: int = Field(200, ge=10)
+
+
+class RLMaintenance(_Strict):
+    snapshot_interval_trades: int = Field(500, ge=1)
+    reset_on_regime_change: bool = True
+    prune_old_states_threshold: int = Field(10000, ge=1)
+    maintenance_interval_hours: float = Field(24, gt=0)
+
+
+class ClmConfig(_Strict):
+    enabled: bool = True
+    schedule_interval_days: float = Field(7, gt=0)
+    retraining_cooldown_hours: float = Field(6, ge=0)
+    health_check_interval_hours: float = Field(1, gt=0)
+    shadow_evaluation_interval_hours: float = Field(1, gt=0)
+    auto_promote_threshold: AutoPromoteThreshold = AutoPromoteThreshold()
+    drift_detection: DriftDetection = DriftDetection()
+    rl_maintenance: RLMaintenance = RLMaintenance()
+
+
+# --------------------------------------------------------------------------- training
+
+
+class XGBoostParams(_Strict):
+    n_estimators: int = Field(300, ge=1)
+    max_depth: int = Field(6, ge=1, le=32)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    min_child_weight: float = Field(1.0, ge=0)
+    early_stopping_rounds: int = Field(30, ge=1)
+    max_bin: int = Field(256, ge=2)
+
+
+class LightGBMParams(_Strict):
+    n_estimators: int = Field(300, ge=1)
+    num_leaves: int = Field(31, ge=2)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    min_child_samples: int = Field(20, ge=1)
+    early_stopping_rounds: int = Field(30, ge=1)
+    max_bin: int = Field(255, ge=2)
+
+
+class NHITSParams(_Strict):
+    input_size: int = Field(48, ge=2)
+    max_steps: int = Field(100, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(32, ge=1)
+    early_stop_patience_steps: int = Field(5, ge=-1)
+    val_check_steps: int = Field(20, ge=1)
+    use_exogenous: bool = True
+
+
+class PatchTSTParams(_Strict):
+    input_size: int = Field(64, ge=2)
+    max_steps: int = Field(100, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(32, ge=1)
+    patch_len: int = Field(16, ge=1)
+    stride: int = Field(8, ge=1)
+    early_stop_patience_steps: int = Field(5, ge=-1)
+    val_check_steps: int = Field(20, ge=1)
+
+
+class TrainingConfig(_Strict):
+    model_types: list[str] = ["xgboost", "lightgbm", "nhits", "patchtst"]
+    seed: int = 42
+    cv_folds: int = Field(5, ge=2)
+    train_frac: float = Field(0.8, gt=0, lt=1)
+    val_frac: float = Field(0.1, gt=0, lt=1)
+    xgboost: XGBoostParams = XGBoostParams()
+    lightgbm: LightGBMParams = LightGBMParams()
+    nhits: NHITSParams = NHITSParams()
+    patchtst: PatchTSTParams = PatchTSTParams()
+
+    @model_validator(mode="after")
+    def _fractions(self) -> TrainingConfig:
+        if self.train_frac + self.val_frac >= 1:
+            raise ValueError("train_frac + val_frac must leave room for a test part (< 1)")
+        return self
+
+
+# --------------------------------------------------------------------------- data, features, labels
+
+
+class DataConfig(_Strict):
+    exchange: str = "binance"
+    symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT", "ETH/USDT"], min_length=1)
+    timeframe: str = "5m"
+    lookback_days: float = Field(180, gt=0)
+    stalled_feed_intervals: int = Field(3, ge=1)
+
+
+class FeatureConfig(_Strict):
+    rsi_periods: list[int] = [7, 14, 21]
+    ema_periods: list[int] = [9, 21, 50]
+    sma_periods: list[int] = [10, 20, 50]
+    return_horizons: list[int] = [1, 3, 6, 12, 24]
+    volatility_windows: list[int] = [12, 48]
+    volume_windows: list[int] = [12, 48]
+    atr_period: int = Field(14, ge=2)
+    adx_period: int = Field(14, ge=2)
+    bb_period: int = Field(20, ge=2)
+    bb_std: float = Field(2.0, gt=0)
+
+
+class LabelConfig(_Strict):
+    horizon: int = Field(12, ge=1)
+    fee_pct: float = Field(0.1, ge=0)  # per side, percent; the dead zone is the round trip
+    regime_window: int = Field(48, ge=5)
+
+
+# --------------------------------------------------------------------------- RL, risk, supervisor
+
+
+class RLConfig(_Strict):
+    learning_rate: float = Field(0.1, gt=0, le=1)
+    discount: float = Field(0.95, ge=0, le=1)
+    epsilon_start: float = Field(0.5, ge=0, le=1)
+    epsilon_min: float = Field(0.05, ge=0, le=1)
+    epsilon_decay: float = Field(0.995, gt=0, le=1)
+    reset_epsilon: float = Field(0.5, ge=0, le=1)
+
+
+class RiskMode(_Strict):
+    max_risk_pct_per_trade: float = Field(gt=0, le=1)  # fraction of balance per trade
+    max_leverage: int = Field(ge=1, le=125)
+    max_positions: int = Field(ge=1)
+
+
+def _default_modes() -> dict[str, RiskMode]:
+    return {
+        "conservative": RiskMode(max_risk_pct_per_trade=0.01, max_leverage=3, max_positions=3),
+        "normal": RiskMode(max_risk_pct_per_trade=0.02, max_leverage=5, max_positions=5),
+        "aggressive": RiskMode(max_risk_pct_per_trade=0.05, max_leverage=10, max_positions=10),
+    }
+
+
+class RiskConfig(_Strict):
+    active_mode: str = "normal"
+    modes: dict[str, RiskMode] = Field(default_factory=_default_modes)
+    base_position_usd: float = Field(1000.0, gt=0)
+
+    @model_validator(mode="after")
+    def _mode_exists(self) -> RiskConfig:
+        if self.active_mode not in self.modes:
+            raise ValueError(f"active_mode {self.active_mode!r} is not one of {sorted(self.modes)}")
+        return self
+
+
+class SupervisorConfig(_Strict):
+    min_winrate: float = Field(0.45, ge=0, le=1)
+    max_calibration_error: float = Field(0.15, ge=0, le=1)
+    max_latency_ms: float = Field(500, gt=0)
+    min_long_short_ratio: float = Field(0.33, gt=0)
+    max_long_short_ratio: float = Field(3.0, gt=0)
+    min_outcomes: int = Field(30, ge=1)
+
+
+class Policy(_Strict):
+    clm_config: ClmConfig = ClmConfig()
+    training: TrainingConfig = TrainingConfig()
+    data: DataConfig = DataConfig()
+    features: FeatureConfig = FeatureConfig()
+    labels: LabelConfig = LabelConfig()
+    rl: RLConfig = RLConfig()
+    risk: RiskConfig = RiskConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
+
+
+# --------------------------------------------------------------------------- store
+
+
+class PolicyValidationError(ValueError):
+    """An invalid policy edit: `errors` lists each field (dotted path) and the reason."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
+
+
+def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def validate_policy(document: dict[str, Any]) -> Policy:
+    try:
+        return Policy.model_validate(document)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "(document)", "reason": err["msg"]}
+            for err in exc.errors()
+        ]
+        raise PolicyValidationError(errors) from None
+
+
+class PolicyStore:
+    """Reads and writes the versioned policy. `get` returns the latest valid version."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._session_factory = session_factory
+
+    def get(self, session: Session | None = None) -> Policy:
+        if session is not None:
+            return self._get(session)
+        with self._session_factory() as own:
+            return self._get(own)
+
+    def _get(self, session: Session) -> Policy:
+        row = session.scalars(select(PolicyVersion).order_by(PolicyVersion.version.desc()).limit(1)).first()
+        return Policy() if row is None else Policy.model_validate(row.document)
+
+    def current_version(self) -> int:
+        with self._session_factory() as session:
+            return session.scalar(select(func.max(PolicyVersion.version))) or 0
+
+    def update(self, patch: dict[str, Any], author: str = "operator", comment: str = "") -> tuple[int, Policy]:
+        """Merge `patch` into the latest document, validate, store as a new version."""
+        if not isinstance(patch, dict):
+            raise PolicyValidationError([{"field": "(document)", "reason": "must be an object"}])
+        with self._session_factory() as session, session.begin():
+            current = self._get(session).model_dump(mode="json")
+            policy = validate_policy(_deep_merge(current, patch))
+            version = (session.scalar(select(func.max(PolicyVersion.version))) or 0) + 1
+            session.add(
+                PolicyVersion(
+                    version=version,
+                    document=policy.model_dump(mode="json"),
+                    created_at=utcnow(),
+                    author=author,
+                    comment=comment,
+                )
+            )
+        return version, policy
+
+    def ensure_default(self) -> None:
+        """Store the default policy as version 1 if no policy is stored yet."""
+        with self._session_factory() as session, session.begin():
+            if session.scalar(select(func.count()).select_from(PolicyVersion)):
+                return
+            session.add(
+                PolicyVersion(
+                    version=1,
+                    document=Policy().model_dump(mode="json"),
+                    created_at=utcnow(),
+                    author="system",
+                    comment="defaults of the specification",
+                )
+            )
+
+    def history(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self._session_factory() as session:
+            rows = session.scalars(select(PolicyVersion).order_by(PolicyVersion.version.desc()).limit(limit)).all()
+            return [
+                {"version": r.version, "created_at": r.created_at.isoformat(), "author": r.author, "comment": r.comment}
+                for r in rows
+            ]

@@ -1,0 +1,1 @@
+"""Thin Celery tasks: unpack ids, call one service function in app/, return a small dict."""

@@ -1,0 +1,15 @@
+"""Small operational tasks."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from workers.celery_app import celery_app
+
+
+@celery_app.task(name="tasks.maintenance.health_ping")
+def health_ping() -> dict[str, Any]:
+    """Answer with the worker's identity: used by /health and the tests to see a worker."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from app.api import create_app
+from app.bootstrap import bootstrap
+from app.dispatcher import InlineDispatcher
+from app.settings import Mode, Settings
+
+
+def test_health_reports_database_and_broker(sqlite_container) -> None:
+    client = create_app(sqlite_container).test_client()
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["database"]["ok"] is True and body["database"]["dialect"] == "sqlite"
+    assert body["broker"]["ok"] is True
+
+
+def test_health_is_503_when_the_broker_is_unreachable(tmp_path) -> None:
+    settings = Settings(
+        CLM_MODE=Mode.DISTRIBUTED,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'x.sqlite'}",
+        CELERY_BROKER_URL="redis://127.0.0.1:1/0",  # nothing listens on port 1
+        ARTIFACT_ROOT=str(tmp_path / "a"),
+    )
+    container = bootstrap(settings, InlineDispatcher(), migrate=True)
+    response = create_app(container).test_client().get("/health")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "degraded" and body["broker"]["ok"] is False
+    assert "ConnectionError" in body["broker"]["error"]
+
+
+def test_errors_are_json_without_tracebacks(sqlite_container) -> None:
+    client = create_app(sqlite_container).test_client()
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert response.is_json and response.get_json()["status"] == 404
+    assert b"Traceback" not in response.data

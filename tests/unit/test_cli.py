@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'cli.sqlite'}", ARTIFACT_ROOT=str(tmp_path / "a"))
+    env.pop("CLM_MODE", None)
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=REPO, env=env, capture_output=True, text=True)
+
+
+def test_run_creates_the_embedded_database_and_reports(tmp_path: Path) -> None:
+    result = _cli(tmp_path, "run")
+    assert result.returncode == 0, result.stderr
+    assert "policy   : v1" in result.stdout
+    assert (tmp_path / "cli.sqlite").exists()
+    status = json.loads(_cli(tmp_path, "status").stdout)
+    assert status["database"]["ok"] is True and status["policy_version"] == 1
+
+
+def test_policy_set_refuses_bad_values_with_the_field(tmp_path: Path) -> None:
+    assert _cli(tmp_path, "run").returncode == 0
+    bad = _cli(tmp_path, "policy", "set", "--", "clm_config.drift_detection.check_interval_hours", "-1")
+    assert bad.returncode == 2
+    assert "clm_config.drift_detection.check_interval_hours" in bad.stderr
+    good = _cli(tmp_path, "policy", "set", "clm_config.drift_detection.check_interval_hours", "12")
+    assert good.returncode == 0 and "v2" in good.stdout

@@ -1,0 +1,1 @@
+"""The Celery side: app, queues, routing, beat schedule, worker entry points."""

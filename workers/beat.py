@@ -1,0 +1,102 @@
+"""The beat schedule, built from the policy (pure function) and kept in sync with it.
+
+`build_beat_schedule(policy)` is plain data and unit-tested. `PolicyScheduler` is the
+beat scheduler: it loads the policy after start-up (never at import) and rebuilds the
+schedule whenever a new policy version is stored, so `stop_scheduler` (which disables
+`clm_config.enabled`) really stops the CLM's periodic work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from celery.beat import PersistentScheduler
+
+from app.policy import Policy
+
+log = logging.getLogger(__name__)
+
+EVENT_SWEEP_SECONDS = 30.0
+POLICY_RESYNC_SECONDS = 30.0
+
+
+def build_beat_schedule(policy: Policy) -> dict[str, dict[str, Any]]:
+    """Beat entries for `policy`: name -> {task, schedule (timedelta), options}."""
+    schedule: dict[str, dict[str, Any]] = {
+        # Always on: retries events whose handlers failed or whose worker died.
+        "event-delivery-sweep": {
+            "task": "tasks.events.deliver_events",
+            "schedule": timedelta(seconds=EVENT_SWEEP_SECONDS),
+        },
+    }
+    clm = policy.clm_config
+    if not clm.enabled:
+        return schedule
+    # Entries added by later modules go through CLM_ENTRIES so the policy drives them.
+    for name, (task, interval) in clm_entries(policy).items():
+        schedule[name] = {"task": task, "schedule": interval}
+    return schedule
+
+
+def clm_entries(policy: Policy) -> dict[str, tuple[str, timedelta]]:
+    """The CLM's periodic work, each interval taken from the policy."""
+    from workers.routing import TASK_ROUTES
+
+    clm = policy.clm_config
+    wanted: dict[str, tuple[str, timedelta]] = {
+        "full-retraining": ("tasks.retraining.scheduled_full_retraining", timedelta(days=clm.schedule_interval_days)),
+        "drift-check": ("tasks.drift.run_drift_check", timedelta(hours=clm.drift_detection.check_interval_hours)),
+        "health-check": ("tasks.supervisor.check_all_models", timedelta(hours=clm.health_check_interval_hours)),
+        "shadow-evaluation": (
+            "tasks.shadow.evaluate_all_shadows",
+            timedelta(hours=clm.shadow_evaluation_interval_hours),
+        ),
+        "rl-maintenance": (
+            "tasks.rl.run_rl_maintenance",
+            timedelta(hours=clm.rl_maintenance.maintenance_interval_hours),
+        ),
+        "stale-job-sweep": ("tasks.retraining.close_stale_jobs", timedelta(minutes=5)),
+        "candle-refresh": ("tasks.data.refresh_candles", timedelta(minutes=5)),
+    }
+    if not clm.drift_detection.enabled:
+        wanted.pop("drift-check")
+    # Only tasks that exist (have a route) are scheduled.
+    return {name: entry for name, entry in wanted.items() if entry[0] in TASK_ROUTES}
+
+
+class PolicyScheduler(PersistentScheduler):
+    """A persistent beat scheduler whose entries follow the stored policy."""
+
+    _policy_version: int = -1
+    _last_sync: float = 0.0
+
+    def setup_schedule(self) -> None:
+        super().setup_schedule()
+        self._sync_with_policy(force=True)
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        if time.monotonic() - self._last_sync > POLICY_RESYNC_SECONDS:
+            self._sync_with_policy()
+        return float(super().tick(*args, **kwargs))
+
+    def _sync_with_policy(self, force: bool = False) -> None:
+        from app.bootstrap import get_container
+
+        self._last_sync = time.monotonic()
+        try:
+            store = get_container().policy_store
+            version = store.current_version()
+            if version == self._policy_version and not force:
+                return
+            wanted = build_beat_schedule(store.get())
+        except Exception:
+            log.exception("beat could not read the policy; keeping the current schedule")
+            return
+        for name in [n for n in self.schedule if n not in wanted and not n.startswith("celery.")]:
+            self.schedule.pop(name, None)
+        self.merge_inplace(wanted)
+        self._policy_version = version
+        log.info("beat schedule synced with policy v%s: %s", version, sorted(wanted))

@@ -1,0 +1,17 @@
+"""The Celery implementation of `app.dispatcher.Dispatcher`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CeleryDispatcher:
+    def deliver_events(self) -> None:
+        from tasks.events import deliver_events
+
+        deliver_events.apply_async()
+
+    def start_retraining(self, job_id: str, model_types: list[str], spec: dict[str, Any]) -> None:
+        from workers.canvas import retraining_canvas
+
+        retraining_canvas(job_id, model_types, spec).apply_async()
