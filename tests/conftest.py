@@ -73,10 +73,11 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_urls() -> dict[str, str]:
-    """The test run's own Redis db numbers (broker 9, results 10), flushed at start."""
+    """The test run's own Redis db numbers (broker N, results N+1; N = CLM_TEST_REDIS_DB, 9), flushed."""
     import redis
 
-    broker, backend = f"{REDIS_BASE}/9", f"{REDIS_BASE}/10"
+    base = int(os.environ.get("CLM_TEST_REDIS_DB", "9"))
+    broker, backend = f"{REDIS_BASE}/{base}", f"{REDIS_BASE}/{base + 1}"
     require_redis(broker)
     for url in (broker, backend):
         redis.Redis.from_url(url).flushdb()
