@@ -16,6 +16,9 @@ class Dispatcher(Protocol):
     def start_retraining(self, job_id: str, model_types: list[str], spec: dict[str, Any]) -> None:
         """Start the retraining canvas for an existing `retraining_jobs` row."""
 
+    def run_task(self, task_name: str, **kwargs: Any) -> None:
+        """Run a periodic task by name (the simulated beat uses this)."""
+
 
 class InlineDispatcher:
     """Runs nothing by itself: for code paths (and tests) that need no background work."""
@@ -28,3 +31,6 @@ class InlineDispatcher:
 
     def start_retraining(self, job_id: str, model_types: list[str], spec: dict[str, Any]) -> None:
         self.started.append((job_id, model_types, spec))
+
+    def run_task(self, task_name: str, **kwargs: Any) -> None:
+        self.started.append((task_name, [], kwargs))

@@ -32,39 +32,17 @@ def build_beat_schedule(policy: Policy) -> dict[str, dict[str, Any]]:
             "schedule": timedelta(seconds=EVENT_SWEEP_SECONDS),
         },
     }
-    clm = policy.clm_config
-    if not clm.enabled:
-        return schedule
-    # Entries added by later modules go through CLM_ENTRIES so the policy drives them.
     for name, (task, interval) in clm_entries(policy).items():
         schedule[name] = {"task": task, "schedule": interval}
     return schedule
 
 
 def clm_entries(policy: Policy) -> dict[str, tuple[str, timedelta]]:
-    """The CLM's periodic work, each interval taken from the policy."""
+    """The CLM's periodic work (app.schedule), limited to tasks that exist (have a route)."""
+    from app.schedule import periodic_jobs
     from workers.routing import TASK_ROUTES
 
-    clm = policy.clm_config
-    wanted: dict[str, tuple[str, timedelta]] = {
-        "full-retraining": ("tasks.retraining.scheduled_full_retraining", timedelta(days=clm.schedule_interval_days)),
-        "drift-check": ("tasks.drift.run_drift_check", timedelta(hours=clm.drift_detection.check_interval_hours)),
-        "health-check": ("tasks.supervisor.check_all_models", timedelta(hours=clm.health_check_interval_hours)),
-        "shadow-evaluation": (
-            "tasks.shadow.evaluate_all_shadows",
-            timedelta(hours=clm.shadow_evaluation_interval_hours),
-        ),
-        "rl-maintenance": (
-            "tasks.rl.run_rl_maintenance",
-            timedelta(hours=clm.rl_maintenance.maintenance_interval_hours),
-        ),
-        "stale-job-sweep": ("tasks.retraining.close_stale_jobs", timedelta(minutes=5)),
-        "candle-refresh": ("tasks.data.refresh_candles", timedelta(minutes=5)),
-    }
-    if not clm.drift_detection.enabled:
-        wanted.pop("drift-check")
-    # Only tasks that exist (have a route) are scheduled.
-    return {name: entry for name, entry in wanted.items() if entry[0] in TASK_ROUTES}
+    return {job.name: (job.task, job.interval) for job in periodic_jobs(policy) if job.task in TASK_ROUTES}
 
 
 class PolicyScheduler(PersistentScheduler):

@@ -15,3 +15,10 @@ class CeleryDispatcher:
         from workers.canvas import retraining_canvas
 
         retraining_canvas(job_id, model_types, spec).apply_async()
+
+    def run_task(self, task_name: str, **kwargs: Any) -> None:
+        """Eager in the embedded mode (runs here), sent to the task's queue otherwise."""
+        from workers.celery_app import celery_app
+
+        celery_app.loader.import_default_modules()
+        celery_app.tasks[task_name].apply_async(kwargs=kwargs)
