@@ -56,6 +56,9 @@ class ClmConfig(_Strict):
     retraining_cooldown_hours: float = Field(6, ge=0)
     health_check_interval_hours: float = Field(1, gt=0)
     shadow_evaluation_interval_hours: float = Field(1, gt=0)
+    retired_versions_kept: int = Field(5, ge=0)  # per type; older retired artifacts are deleted
+    max_task_deliveries: int = Field(3, ge=1)  # a training task that kills its worker is given up after this
+    stale_job_minutes: float = Field(120, gt=0)  # a running job without a heartbeat this long is closed
     auto_promote_threshold: AutoPromoteThreshold = AutoPromoteThreshold()
     drift_detection: DriftDetection = DriftDetection()
     rl_maintenance: RLMaintenance = RLMaintenance()
