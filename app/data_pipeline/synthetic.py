@@ -1,0 +1,178 @@
+"""A deterministic synthetic market: Markov regimes, GARCH-like volatility, an optional shift.
+
+Before the shift, a market-wide Markov chain moves between three regimes (trend, range,
+volatile). Each symbol's one-candle log return is
+
+    r_t = mu_t + phi * noise_{t-1} + sigma_t * z_t
+
+with a persistent latent drift mu_t (AR(1), so past returns carry information about the
+next horizon: models can beat the zero-return baseline), a small autocorrelation phi,
+and GARCH(1,1) variance sigma_t^2 scaled by the regime (volatility clusters). z_t mixes a
+market factor shared by every symbol with the symbol's own noise.
+
+`shift_at` switches every symbol to a different market from that candle on: no latent
+drift, strong mean reversion (phi < 0), 2.5x the volatility and twice the volume. Models
+trained before it lose their edge, and the volatility and volume features move far.
+
+Same arguments, same candles: every random stream is seeded from (seed, symbol, stream),
+so the first k candles of a longer series equal a series of k candles.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from app.data_pipeline.timeframes import timeframe_ms
+
+BASE_VOL_5M = 0.002  # one 5-minute candle's return std, of the order of BTC's
+MEAN_REGIME_HOURS = 12.0
+GARCH_ALPHA, GARCH_BETA = 0.08, 0.90
+MARKET_FACTOR_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class RegimeParams:
+    name: str
+    drift_persistence: float  # AR(1) coefficient of the latent drift
+    drift_scale: float  # stationary std of the drift, in units of the base volatility
+    autocorr: float  # phi: carry-over of the previous candle's noise
+    vol_mult: float
+    volume_mult: float
+
+
+REGIMES = (
+    RegimeParams("trend", 0.995, 0.25, 0.05, 1.0, 1.0),
+    RegimeParams("range", 0.99, 0.08, -0.05, 0.7, 0.8),
+    RegimeParams("volatile", 0.99, 0.15, 0.0, 2.0, 1.6),
+)
+SHIFTED = RegimeParams("shifted", 0.0, 0.0, -0.35, 2.5, 2.0)
+# Sticky transitions: stay, or move to one of the others with equal chance.
+_N_REGIMES = len(REGIMES)
+
+
+def _rng(seed: int, key: str, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(key.encode()), stream])
+
+
+def _to_ms(value: datetime | pd.Timestamp | int) -> int:
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return int(stamp.value // 1_000_000)
+
+
+def _regime_path(seed: int, periods: int, step_ms: int, shift_index: int | None) -> np.ndarray:
+    """Regime index per candle (len(REGIMES) marks the shifted market)."""
+    leave = min(0.5, step_ms / (MEAN_REGIME_HOURS * 3_600_000))
+    draws = _rng(seed, "__market_regimes__", 0).random((periods, 2))
+    path = np.empty(periods, dtype=np.int64)
+    state = 0
+    for t in range(periods):
+        if draws[t, 0] < leave:
+            state = (state + 1 + int(draws[t, 1] * (_N_REGIMES - 1))) % _N_REGIMES
+        path[t] = state
+    if shift_index is not None:
+        path[shift_index:] = _N_REGIMES
+    return path
+
+
+def _segments(path: np.ndarray) -> list[tuple[int, str]]:
+    names = [r.name for r in REGIMES] + [SHIFTED.name]
+    starts = np.flatnonzero(np.diff(path, prepend=-1))
+    return [(int(i), names[path[i]]) for i in starts]
+
+
+def _symbol_candles(
+    symbol: str, seed: int, timestamps: np.ndarray, path: np.ndarray, market_noise: np.ndarray, step_ms: int
+) -> pd.DataFrame:
+    periods = len(timestamps)
+    base_vol = BASE_VOL_5M * np.sqrt(step_ms / 300_000)
+    own = _rng(seed, symbol, 1).standard_normal(periods)
+    drift_noise = _rng(seed, symbol, 2).standard_normal(periods)
+    wick_noise = np.abs(_rng(seed, symbol, 3).standard_normal((periods, 2)))
+    volume_noise = _rng(seed, symbol, 4).standard_normal(periods)
+    scale_draw = _rng(seed, symbol, 5).random(2)
+    z = np.sqrt(MARKET_FACTOR_SHARE) * market_noise + np.sqrt(1 - MARKET_FACTOR_SHARE) * own
+
+    params = [*REGIMES, SHIFTED]
+    returns = np.empty(periods)
+    sigmas = np.empty(periods)
+    variance, drift, previous_noise = 1.0, 0.0, 0.0
+    omega = 1.0 - GARCH_ALPHA - GARCH_BETA
+    for t in range(periods):
+        regime = params[path[t]]
+        rho = regime.drift_persistence
+        drift = rho * drift + np.sqrt(1 - rho * rho) * regime.drift_scale * base_vol * drift_noise[t]
+        sigma = base_vol * regime.vol_mult * np.sqrt(variance)
+        noise = sigma * z[t]
+        returns[t] = drift + regime.autocorr * previous_noise + noise
+        sigmas[t] = sigma
+        previous_noise = noise
+        variance = omega + (GARCH_ALPHA * z[t] * z[t] + GARCH_BETA) * variance
+
+    base_price = 10 ** (-1 + 5 * scale_draw[0])
+    close = base_price * np.exp(np.cumsum(returns))
+    open_ = np.empty(periods)
+    open_[0] = base_price
+    open_[1:] = close[:-1]
+    high = np.maximum(open_, close) * np.exp(0.5 * sigmas * wick_noise[:, 0])
+    low = np.minimum(open_, close) * np.exp(-0.5 * sigmas * wick_noise[:, 1])
+    volume_mult = np.array([p.volume_mult for p in params])[path]
+    base_volume = 10 ** (2 + 4 * scale_draw[1])
+    volume = base_volume * volume_mult * np.exp(0.3 * volume_noise) * (0.5 + np.abs(returns) / base_vol)
+    return pd.DataFrame(
+        {"timestamp": timestamps, "open": open_, "high": high, "low": low, "close": close, "volume": volume}
+    )
+
+
+def synthetic_market(
+    symbols: list[str],
+    start: datetime | pd.Timestamp | int,
+    periods: int,
+    timeframe: str = "5m",
+    seed: int = 42,
+    shift_at: datetime | pd.Timestamp | int | None = None,
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Candles per symbol on the timeframe grid from `start` (rounded up to the grid).
+
+    `shift_at`: a row index (int < periods) or a time (datetime, or int ms >= start) from
+    which the shifted market applies. `info` says where it did (`shift_index`, `shift_at_ms`)
+    and lists the regime segments as (first row, regime name).
+    """
+    if periods < 1:
+        raise ValueError(f"synthetic_market: periods must be >= 1, got {periods}")
+    if not symbols:
+        raise ValueError("synthetic_market: at least one symbol is needed")
+    step_ms = timeframe_ms(timeframe)
+    start_ms = -(-_to_ms(start) // step_ms) * step_ms
+    timestamps = start_ms + step_ms * np.arange(periods, dtype=np.int64)
+    shift_index: int | None = None
+    if shift_at is not None:
+        if isinstance(shift_at, (int, np.integer)) and 0 <= int(shift_at) < periods:
+            shift_index = int(shift_at)
+        else:
+            shift_index = int(np.searchsorted(timestamps, _to_ms(shift_at)))
+        if not 0 < shift_index < periods:
+            raise ValueError(f"synthetic_market: shift_at {shift_at!r} is outside the series (rows 1..{periods - 1})")
+    path = _regime_path(seed, periods, step_ms, shift_index)
+    market_noise = _rng(seed, "__market_factor__", 0).standard_normal(periods)
+    candles = {s: _symbol_candles(s, seed, timestamps, path, market_noise, step_ms) for s in symbols}
+    info: dict[str, Any] = {
+        "source": "synthetic",
+        "seed": seed,
+        "timeframe": timeframe,
+        "start_ms": start_ms,
+        "periods": periods,
+        "shift_index": shift_index,
+        "shift_at_ms": int(timestamps[shift_index]) if shift_index is not None else None,
+        "regimes": _segments(path),
+    }
+    return candles, info

@@ -1,0 +1,172 @@
+"""Features: no look-ahead on real candles, TA-Lib agreement, scale-freeness, the feature-set id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import talib
+
+from app.data_pipeline import engineer_features, feature_columns, feature_set_id, warmup_rows
+from app.policy import FeatureConfig
+
+CONFIG = FeatureConfig()
+
+
+def _candles(data_dir: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(data_dir / name)
+
+
+@pytest.mark.parametrize("name", ["binance_BTCUSDT_5m_4w.csv", "binance_ADAUSDT_1h.csv", "bittrex_ETHBTC_5m.csv"])
+def test_features_of_a_prefix_equal_the_full_computation(data_dir: Path, name: str) -> None:
+    candles = _candles(data_dir, name)
+    full = engineer_features(candles, CONFIG)
+    warmup = warmup_rows(CONFIG)
+    cuts = np.unique(np.linspace(warmup + 1, len(candles) - 1, 25).astype(int))
+    for k in cuts:
+        prefix = engineer_features(candles.iloc[:k], CONFIG)
+        assert len(prefix) == k - warmup
+        expected = full.iloc[: len(prefix)]
+        pd.testing.assert_frame_equal(prefix, expected, check_exact=True, obj=f"{name} first {k} rows")
+
+
+def test_changing_future_candles_leaves_past_features_alone(data_dir: Path) -> None:
+    candles = _candles(data_dir, "binance_ETHUSDT_5m_4w.csv")
+    cut = 3000
+    shocked = candles.copy()
+    shocked.loc[cut:, ["open", "high", "low", "close"]] *= 3.0
+    shocked.loc[cut:, "volume"] *= 10.0
+    before = engineer_features(candles, CONFIG)
+    after = engineer_features(shocked, CONFIG)
+    past = before.index < cut
+    pd.testing.assert_frame_equal(before.loc[past], after.loc[past], check_exact=True)
+    assert not before.loc[~past].equals(after.loc[~past])
+
+
+def test_indicators_agree_with_talib(data_dir: Path) -> None:
+    candles = _candles(data_dir, "binance_SOLUSDT_5m_4w.csv")
+    o, h, lo, c, v = (candles[k].to_numpy(float) for k in ("open", "high", "low", "close", "volume"))
+    features = engineer_features(candles, CONFIG)
+    rows = features.index.to_numpy()
+    macd, signal, hist = talib.MACD(c, 12, 26, 9)
+    upper, middle, lower = talib.BBANDS(c, CONFIG.bb_period, CONFIG.bb_std, CONFIG.bb_std, 0)
+    slowk, slowd = talib.STOCH(h, lo, c, 14, 3, 0, 3, 0)
+    aroon_down, aroon_up = talib.AROON(h, lo, 25)
+    expected = {
+        "rsi_7": talib.RSI(c, 7),
+        "rsi_14": talib.RSI(c, 14),
+        "rsi_21": talib.RSI(c, 21),
+        "macd_norm": macd / c,
+        "macd_signal_norm": signal / c,
+        "macd_hist_norm": hist / c,
+        "bb_pctb": (c - lower) / (upper - lower),
+        "bb_width": (upper - lower) / middle,
+        "natr": talib.NATR(h, lo, c, CONFIG.atr_period),
+        "adx": talib.ADX(h, lo, c, CONFIG.adx_period),
+        "adxr": talib.ADXR(h, lo, c, CONFIG.adx_period),
+        "plus_di": talib.PLUS_DI(h, lo, c, CONFIG.adx_period),
+        "minus_di": talib.MINUS_DI(h, lo, c, CONFIG.adx_period),
+        "stoch_k": slowk,
+        "stoch_d": slowd,
+        "cci": talib.CCI(h, lo, c, 20),
+        "mfi": talib.MFI(h, lo, c, v, 14),
+        "willr": talib.WILLR(h, lo, c, 14),
+        "rocp_10": talib.ROCP(c, 10),
+        "cmo": talib.CMO(c, 14),
+        "trix": talib.TRIX(c, 15),
+        "ultosc": talib.ULTOSC(h, lo, c, 7, 14, 28),
+        "bop": talib.BOP(o, h, lo, c),
+        "aroon_up": aroon_up,
+        "aroon_down": aroon_down,
+        "ema_ratio_21": c / talib.EMA(c, 21) - 1,
+        "sma_ratio_50": c / talib.SMA(c, 50) - 1,
+        "kama_ratio": c / talib.KAMA(c, 30) - 1,
+        "tema_ratio": c / talib.TEMA(c, 20) - 1,
+    }
+    for name, values in expected.items():
+        reference = values[rows]
+        finite = np.isfinite(reference)
+        assert finite.mean() > 0.99, name
+        np.testing.assert_allclose(
+            features[name].to_numpy(float)[finite], reference[finite], rtol=2e-6, atol=1e-6, err_msg=name
+        )
+
+
+def test_returns_volatility_and_time_features(data_dir: Path) -> None:
+    candles = _candles(data_dir, "binance_BTCUSDT_1h.csv")
+    features = engineer_features(candles, CONFIG)
+    rows = features.index.to_numpy()
+    log_close = np.log(candles["close"].to_numpy(float))
+    np.testing.assert_allclose(features["ret_12"], (log_close[rows] - log_close[rows - 12]), rtol=1e-5, atol=1e-7)
+    step = pd.Series(np.diff(log_close, prepend=np.nan))
+    rolling_std = step.rolling(48).std(ddof=0).to_numpy()[rows]
+    np.testing.assert_allclose(features["rvol_48"], rolling_std, rtol=1e-4)
+    volume = candles["volume"]
+    z = ((volume - volume.rolling(12).mean()) / volume.rolling(12).std(ddof=0)).to_numpy()[rows]
+    np.testing.assert_allclose(features["volume_z_12"], z, rtol=1e-3, atol=1e-4)
+    hours = pd.to_datetime(candles["timestamp"].to_numpy()[rows], unit="ms").hour
+    np.testing.assert_allclose(features["hour_sin"], np.sin(2 * np.pi * hours / 24), atol=1e-6)
+    weekdays = pd.to_datetime(candles["timestamp"].to_numpy()[rows], unit="ms").day_of_week
+    np.testing.assert_allclose(features["dow_cos"], np.cos(2 * np.pi * weekdays / 7), atol=1e-6)
+
+
+def test_output_shape_names_and_warmup(data_dir: Path) -> None:
+    candles = _candles(data_dir, "binance_ADAUSDT_5m_4w.csv").assign(symbol="ADA/USDT")
+    features = engineer_features(candles, CONFIG)
+    names = feature_columns(CONFIG)
+    assert len(names) >= 50
+    assert list(features.columns) == ["timestamp", "symbol", *names]
+    assert len(features) == len(candles) - warmup_rows(CONFIG)
+    assert features.index[0] == warmup_rows(CONFIG)
+    assert np.isfinite(features[names].to_numpy()).all()
+    # zero-volume candles (an exchange outage) give finite, bounded volume features
+    assert (candles["volume"] == 0).any()
+    assert features[[n for n in names if n.startswith(("volume_", "obv_", "adosc"))]].abs().max().max() < 1e3
+
+
+@pytest.mark.parametrize(
+    ("name", "price_scale"), [("binance_ETHUSDT_5m_4w.csv", 2.0**10), ("bittrex_ADABTC_5m.csv", 2.0**-10)]
+)
+def test_features_are_scale_free(data_dir: Path, name: str, price_scale: float) -> None:
+    # Powers of two scale floats exactly, so only the formulas (not round-off ties) are compared.
+    candles = _candles(data_dir, name)
+    scaled = candles.copy()
+    scaled[["open", "high", "low", "close"]] *= price_scale
+    scaled["volume"] *= 2.0**-7
+    names = feature_columns(CONFIG)
+    a = engineer_features(candles, CONFIG)[names].to_numpy()
+    b = engineer_features(scaled, CONFIG)[names].to_numpy()
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_feature_set_id_follows_the_configuration() -> None:
+    assert feature_set_id(CONFIG) == feature_set_id(FeatureConfig())
+    other = FeatureConfig(rsi_periods=[7, 14, 28])
+    assert feature_set_id(other) != feature_set_id(CONFIG)
+    assert "rsi_28" in feature_columns(other)
+
+
+def test_bad_input_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="lack the columns"):
+        engineer_features(pd.DataFrame({"timestamp": [1], "close": [1.0]}), CONFIG)
+    frame = pd.DataFrame(
+        {
+            "timestamp": [2, 1],
+            "open": [1.0, 1.0],
+            "high": [1.0, 1.0],
+            "low": [1.0, 1.0],
+            "close": [1.0, 1.0],
+            "volume": [1, 1],
+        }
+    )
+    with pytest.raises(ValueError, match="row 1"):
+        engineer_features(frame, CONFIG)
+
+
+def test_short_input_gives_an_empty_frame(data_dir: Path) -> None:
+    candles = _candles(data_dir, "binance_BTCUSDT_1h.csv").iloc[:50]
+    features = engineer_features(candles, CONFIG)
+    assert features.empty
+    assert list(features.columns) == ["timestamp", *feature_columns(CONFIG)]
