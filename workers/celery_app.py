@@ -17,6 +17,7 @@ celery_app.config_from_object("celeryconfig")
 celery_app.conf.include = [
     "tasks.events",
     "tasks.maintenance",
+    "tasks.retraining",
 ]
 app = celery_app  # `celery -A workers.celery_app` finds `app`
 

@@ -16,6 +16,13 @@ class CeleryDispatcher:
 
         retraining_canvas(job_id, model_types, spec).apply_async()
 
+    def cancel_retraining(self, job_id: str, model_types: list[str]) -> None:
+        """Revoke the job's queued tasks (their ids derive from the job id)."""
+        from workers.canvas import task_ids
+        from workers.celery_app import celery_app
+
+        celery_app.control.revoke(list(task_ids(job_id, model_types).values()))
+
     def run_task(self, task_name: str, **kwargs: Any) -> None:
         """Eager in the embedded mode (runs here), sent to the task's queue otherwise."""
         from workers.celery_app import celery_app

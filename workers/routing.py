@@ -13,6 +13,12 @@ TASK_ROUTES: dict[str, str] = {
     # events and control
     "tasks.events.deliver_events": "default",
     "tasks.maintenance.health_ping": "default",
+    # retraining (issue 5): the chord's header tasks are sent to cpu or gpu by workers/canvas.py
+    "tasks.retraining.prepare_dataset": "cpu",
+    "tasks.retraining.train_model": "cpu",
+    "tasks.retraining.finalize_job": "default",
+    "tasks.retraining.scheduled_full_retraining": "default",
+    "tasks.retraining.close_stale_jobs": "default",
 }
 
 

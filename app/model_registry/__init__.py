@@ -1,0 +1,32 @@
+"""Model registry (specification `model_registry.py`): versions, statuses, promotion, retention."""
+
+from app.model_registry.records import (
+    ACTIVE,
+    REJECTED,
+    RETIRED,
+    SHADOW,
+    TRAINING,
+    ModelCandidate,
+    ModelNotFoundError,
+    ModelRecord,
+    NoShadowModelError,
+    RegistryError,
+)
+from app.model_registry.retention import artifact_dir, delete_old_artifacts
+from app.model_registry.service import ModelRegistry
+
+__all__ = [
+    "ACTIVE",
+    "REJECTED",
+    "RETIRED",
+    "SHADOW",
+    "TRAINING",
+    "ModelCandidate",
+    "ModelNotFoundError",
+    "ModelRecord",
+    "ModelRegistry",
+    "NoShadowModelError",
+    "RegistryError",
+    "artifact_dir",
+    "delete_old_artifacts",
+]

@@ -1,0 +1,152 @@
+"""`retraining_jobs` rows: ids, records, row locks and the small updates the steps make.
+
+Job ids are `RTN-YYYYMMDD-NNN`, numbered per day; on PostgreSQL the number is taken
+under a transaction-scoped advisory lock, so concurrent starts never collide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Integer, cast, func, select, text
+from sqlalchemy.orm import Session
+
+from app.clock import utcnow
+from app.db.models import RetrainingJob
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+
+RUNNING, COMPLETED, PARTIAL, FAILED, CANCELLED = "running", "completed", "partial", "failed", "cancelled"
+TERMINAL = (COMPLETED, PARTIAL, FAILED, CANCELLED)
+JOB_TYPES = ("full", "partial", "rl_maintenance")
+ID_PREFIX = "RTN-"
+
+
+class JobNotFoundError(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    job_type: str
+    trigger_reason: str
+    status: str
+    started_at: datetime
+    completed_at: datetime | None
+    duration_seconds: int | None
+    model_types: list[str]
+    models: dict[str, dict[str, Any]]  # per model type: status, model_id, error, queue, worker, ...
+    error_message: str | None
+    stage: str | None
+    progress_pct: float | None
+    heartbeat_at: datetime | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+    @classmethod
+    def from_row(cls, row: RetrainingJob) -> JobRecord:
+        return cls(
+            job_id=row.job_id,
+            job_type=row.job_type,
+            trigger_reason=row.trigger_reason,
+            status=row.status,
+            started_at=row.started_at,
+            completed_at=row.completed_at,
+            duration_seconds=row.duration_seconds,
+            model_types=list(row.model_types or []),
+            models=dict(row.models_trained or {}),
+            error_message=row.error_message,
+            stage=row.stage,
+            progress_pct=row.progress_pct,
+            heartbeat_at=row.heartbeat_at,
+            metadata=dict(row.metadata_ or {}),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for key in ("started_at", "completed_at", "heartbeat_at"):
+            out[key] = out[key].isoformat() if out[key] else None
+        return out
+
+
+def next_job_id(session: Session, now: datetime) -> str:
+    """The next free `RTN-YYYYMMDD-NNN` for `now`'s day (call inside the inserting transaction)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('retraining_jobs:id'))"))
+    prefix = f"{ID_PREFIX}{now:%Y%m%d}-"
+    number = cast(func.substr(RetrainingJob.job_id, len(prefix) + 1), Integer)
+    latest = session.scalar(select(func.max(number)).where(RetrainingJob.job_id.like(f"{prefix}%")))
+    return f"{prefix}{(latest or 0) + 1:03d}"
+
+
+def insert_job(
+    session: Session, job_type: str, reason: str, model_types: list[str], metadata: dict[str, Any]
+) -> RetrainingJob:
+    if job_type not in JOB_TYPES:
+        raise ValueError(f"job_type must be one of {JOB_TYPES}, got {job_type!r}")
+    now = utcnow()
+    row = RetrainingJob(
+        job_id=next_job_id(session, now),
+        job_type=job_type,
+        trigger_reason=reason[:100],
+        status=RUNNING,
+        started_at=now,
+        model_types=list(model_types),
+        models_trained={},
+        stage="queued",
+        progress_pct=0.0,
+        heartbeat_at=now,
+        metadata_=metadata,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def lock_job(session: Session, job_id: str) -> RetrainingJob:
+    """The job row, locked for this transaction (SELECT ... FOR UPDATE on PostgreSQL)."""
+    row = session.scalars(
+        select(RetrainingJob)
+        .where(RetrainingJob.job_id == job_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
+        raise JobNotFoundError(f"no retraining job {job_id!r}")
+    return row
+
+
+def set_model_result(row: RetrainingJob, model_type: str, **values: Any) -> dict[str, Any]:
+    """Merge `values` into the job's entry for `model_type` (a new dict, so the JSON column is saved)."""
+    models = dict(row.models_trained or {})
+    entry = dict(models.get(model_type) or {}) | values
+    models[model_type] = entry
+    row.models_trained = models
+    return entry
+
+
+def set_metadata(row: RetrainingJob, **values: Any) -> None:
+    row.metadata_ = dict(row.metadata_ or {}) | values
+
+
+def training_progress(row: RetrainingJob) -> float:
+    """10 % after the dataset, 80 % spread over the models, the rest for finalizing."""
+    total = max(1, len(row.model_types or []))
+    done = sum(1 for e in (row.models_trained or {}).values() if e.get("status") in ("trained", "failed"))
+    return round(10.0 + 80.0 * done / total, 1)
+
+
+def touch(container: Container, job_id: str) -> None:
+    """Heartbeat: the job's tasks are alive."""
+    with container.session() as session:
+        row = session.get(RetrainingJob, job_id)
+        if row is not None and row.status == RUNNING:
+            row.heartbeat_at = utcnow()

@@ -1,0 +1,56 @@
+"""Retraining tasks: thin wrappers around `app.retraining` steps (ids in, small dicts out).
+
+Header tasks of the chord never raise: an exception there would skip the callback and
+leave the job running, so anything unexpected comes back as an error dict instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app.bootstrap import get_container
+from app.retraining import RetrainingOrchestrator, closing, steps
+from workers.celery_app import celery_app
+
+log = logging.getLogger(__name__)
+
+
+@celery_app.task(name="tasks.retraining.prepare_dataset")
+def prepare_dataset(job_id: str) -> dict[str, Any]:
+    try:
+        return steps.prepare_dataset(get_container(), job_id)
+    except Exception as exc:  # keep the chain going: the training steps then see no dataset
+        log.exception("prepare_dataset(%s) failed", job_id)
+        return {"job_id": job_id, "error": f"{type(exc).__name__}: {exc}"}
+
+
+@celery_app.task(name="tasks.retraining.train_model", bind=True)
+def train_model(self: Any, job_id: str, model_type: str) -> dict[str, Any]:
+    queue = (self.request.delivery_info or {}).get("routing_key")
+    try:
+        return steps.train_one_model(get_container(), job_id, model_type, queue=queue, worker=self.request.hostname)
+    except Exception as exc:  # never raise in a chord header
+        log.exception("train_model(%s, %s) failed", job_id, model_type)
+        return {"job_id": job_id, "model_type": model_type, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+
+
+@celery_app.task(name="tasks.retraining.finalize_job")
+def finalize_job(results: list[dict[str, Any]] | None, job_id: str) -> dict[str, Any]:
+    """Chord callback: the header's results are only a summary; the job row is the truth."""
+    return closing.finalize_job(get_container(), job_id)
+
+
+@celery_app.task(name="tasks.retraining.scheduled_full_retraining")
+def scheduled_full_retraining() -> dict[str, Any]:
+    """Beat's weekly full retraining; skipped while another full retraining is still running."""
+    orchestrator = RetrainingOrchestrator(get_container())
+    running = orchestrator.list_jobs(limit=1, status="running", job_type="full")
+    if running:
+        return {"skipped": f"full retraining {running[0].job_id} is still running"}
+    return {"job_id": orchestrator.start_full(reason="scheduled")}
+
+
+@celery_app.task(name="tasks.retraining.close_stale_jobs")
+def close_stale_jobs() -> dict[str, Any]:
+    return {"closed": RetrainingOrchestrator(get_container()).close_stale_jobs()}

@@ -1,0 +1,50 @@
+"""The retraining canvas as data (STYLE 9): built here, unit-tested for its shape, run elsewhere.
+
+    chain(prepare_dataset (cpu) | chord([train_model per type, cpu or gpu], finalize_job))
+
+Each training task goes to `gpu` when its model class says `NEEDS_GPU`, else to `cpu`.
+Task ids are derived from the job id, so cancelling a job can revoke them without having
+stored anything. The dataset spec travels in the job row, not in the messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from celery import chain, chord
+from celery.canvas import Signature
+
+
+def task_ids(job_id: str, model_types: list[str]) -> dict[str, str]:
+    """Every task id of a job's canvas, by step (`prepare`, `train:<type>`, `finalize`)."""
+    ids = {"prepare": f"{job_id}.prepare", "finalize": f"{job_id}.finalize"}
+    ids |= {f"train:{m}": f"{job_id}.train.{m}" for m in model_types}
+    return ids
+
+
+def training_queue(model_type: str, needs_gpu: Mapping[str, bool] | None = None) -> str:
+    if needs_gpu is None:
+        from app.model_training import forecaster_class
+
+        return "gpu" if forecaster_class(model_type).NEEDS_GPU else "cpu"
+    return "gpu" if needs_gpu[model_type] else "cpu"
+
+
+def retraining_canvas(
+    job_id: str, model_types: list[str], spec: dict[str, Any] | None = None, needs_gpu: Mapping[str, bool] | None = None
+) -> Signature:
+    """The canvas of one retraining job (`spec` is stored with the job; it is not sent)."""
+    from tasks.retraining import finalize_job, prepare_dataset, train_model
+
+    if not model_types:
+        raise ValueError(f"job {job_id}: a retraining canvas needs at least one model type")
+    ids = task_ids(job_id, model_types)
+    header = [
+        train_model.si(job_id, m).set(queue=training_queue(m, needs_gpu), task_id=ids[f"train:{m}"])
+        for m in model_types
+    ]
+    return chain(
+        prepare_dataset.si(job_id).set(queue="cpu", task_id=ids["prepare"]),
+        chord(header, finalize_job.s(job_id).set(queue="default", task_id=ids["finalize"])),
+    )
