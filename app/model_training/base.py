@@ -1,0 +1,181 @@
+"""The forecaster interface every model type implements, and its calibrated confidence.
+
+A model type writes only `_fit`, `_predict_return`, `_save` and `_load`; the base class
+checks inputs, calibrates the confidence on validation data, turns predicted returns into
+directions and writes the state every forecaster shares (`forecaster.json`, plain JSON).
+Every forecaster answers the same thing per (symbol, time): the predicted log return over
+the label horizon, a direction (-1/0/1, flat inside the round-trip fee) and a confidence in
+[0, 1] = the calibrated probability that the predicted direction is right.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+STATE_FILE = "forecaster.json"
+FORMAT_VERSION = 1
+TARGET = "future_return"
+
+
+class ForecasterInputError(ValueError):
+    """A frame handed to a forecaster lacks what it needs (names the columns)."""
+
+
+@dataclass
+class ForecastSpec:
+    """What a forecaster is told: its inputs, the label horizon and how to run."""
+
+    feature_columns: list[str]
+    horizon: int
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 42
+    threads: int = 1
+    device: str = "cpu"  # "cpu" or "cuda"
+    fee_pct: float = 0.1  # per side, percent (Policy.labels.fee_pct)
+
+    @property
+    def dead_zone(self) -> float:
+        """A move smaller than the round-trip fee is flat: data_pipeline.labels.dead_zone's rule."""
+        return math.log1p(2 * self.fee_pct / 100)
+
+
+def direction_correct(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """1.0 where the signs agree, 0.0 where they differ, 0.5 where either is exactly zero."""
+    p, a = np.sign(predicted), np.sign(actual)
+    return np.where((p == 0) | (a == 0), 0.5, (p == a).astype(float))
+
+
+@dataclass
+class ConfidenceCalibrator:
+    """Isotonic map |predicted return| -> P(direction correct), stored as its breakpoints."""
+
+    x: list[float] = field(default_factory=lambda: [0.0])
+    y: list[float] = field(default_factory=lambda: [0.5])
+
+    @classmethod
+    def fit(cls, predicted: np.ndarray, actual: np.ndarray, min_rows: int = 20) -> ConfidenceCalibrator:
+        from sklearn.isotonic import IsotonicRegression
+
+        keep = np.isfinite(predicted) & np.isfinite(actual) & (actual != 0)
+        magnitude, hit = np.abs(predicted[keep]), direction_correct(predicted[keep], actual[keep])
+        if len(hit) < min_rows or np.ptp(magnitude) == 0:
+            return cls([0.0], [float(hit.mean()) if len(hit) else 0.5])
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+        iso.fit(magnitude, hit)
+        return cls([float(v) for v in iso.X_thresholds_], [float(v) for v in iso.y_thresholds_])
+
+    def __call__(self, predicted: np.ndarray) -> np.ndarray:
+        return np.clip(np.interp(np.abs(predicted), self.x, self.y), 0.0, 1.0)
+
+
+class Forecaster(ABC):
+    MODEL_TYPE: ClassVar[str] = ""
+    NEEDS_GPU: ClassVar[bool] = False  # routes training to the gpu queue
+    SUPPORTS_EXOGENOUS: ClassVar[bool] = True  # uses the engineered features
+    LIBRARIES: ClassVar[tuple[str, ...]] = ()  # whose versions go into the manifest
+
+    def __init__(self, spec: ForecastSpec) -> None:
+        self.spec = spec
+        self.calibrator = ConfidenceCalibrator()
+        self.fitted = False
+        self.extra_state: dict[str, Any] = {}  # model-type state that is plain JSON
+
+    # ----------------------------------------------------------------- what a type writes
+
+    @abstractmethod
+    def _fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> None: ...
+
+    @abstractmethod
+    def _predict_return(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> np.ndarray: ...
+
+    @abstractmethod
+    def _save(self, directory: Path) -> None: ...
+
+    @abstractmethod
+    def _load(self, directory: Path) -> None: ...
+
+    # ----------------------------------------------------------------- shared plumbing
+
+    def required_columns(self) -> list[str]:
+        return ["symbol", "timestamp", *self.spec.feature_columns]
+
+    def check_frame(self, frame: pd.DataFrame, where: str, with_target: bool = False) -> None:
+        needed = self.required_columns() + ([TARGET] if with_target else [])
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise ForecasterInputError(f"{self.MODEL_TYPE}: the {where} frame lacks columns {missing[:10]}")
+        if frame.empty:
+            raise ForecasterInputError(f"{self.MODEL_TYPE}: the {where} frame has no rows")
+
+    def fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> Forecaster:
+        """Fit on `train` (early stopping on `valid`), then calibrate confidence on `valid`."""
+        self.check_frame(train, "training", with_target=True)
+        self.check_frame(valid, "validation", with_target=True)
+        self._fit(train, valid)
+        self.fitted = True
+        predicted = self._predict_return(valid, train)
+        self.calibrator = ConfidenceCalibrator.fit(predicted, valid[TARGET].to_numpy(dtype=float))
+        return self
+
+    def predict_return(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> np.ndarray:
+        if not self.fitted:
+            raise RuntimeError(f"{self.MODEL_TYPE}: predict called before fit or load")
+        self.check_frame(frame, "prediction")
+        values = np.asarray(self._predict_return(frame, history), dtype=float)
+        return np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def predict(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Per input row: `predicted_return`, `direction` (-1/0/1), `confidence` in [0, 1].
+
+        `history` (earlier rows of the same symbols) gives sequence models their context;
+        the tree models look at each row alone and ignore it.
+        """
+        predicted = self.predict_return(frame, history)
+        direction = np.where(predicted > self.spec.dead_zone, 1, np.where(predicted < -self.spec.dead_zone, -1, 0))
+        return pd.DataFrame(
+            {"predicted_return": predicted, "direction": direction, "confidence": self.calibrator(predicted)},
+            index=frame.index,
+        )
+
+    def save(self, directory: str | Path) -> list[str]:
+        """Write the model in its library's format plus `forecaster.json`; return file names."""
+        if not self.fitted:
+            raise RuntimeError(f"{self.MODEL_TYPE}: nothing to save before fit")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._save(directory)
+        state = {
+            "format_version": FORMAT_VERSION,
+            "model_type": self.MODEL_TYPE,
+            "spec": asdict(self.spec),
+            "calibrator": asdict(self.calibrator),
+            "extra_state": self.extra_state,
+        }
+        (directory / STATE_FILE).write_text(json.dumps(state, indent=1))
+        return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Forecaster:
+        """Rebuild a saved forecaster. Call only on files whose hashes were checked."""
+        directory = Path(directory)
+        state = json.loads((directory / STATE_FILE).read_text())
+        if state.get("model_type") != cls.MODEL_TYPE:
+            raise ForecasterInputError(
+                f"{directory}: saved model type {state.get('model_type')!r}, expected {cls.MODEL_TYPE!r}"
+            )
+        if state.get("format_version", 0) > FORMAT_VERSION:
+            raise ForecasterInputError(f"{directory}: format {state['format_version']} is newer than this code")
+        forecaster = cls(ForecastSpec(**state["spec"]))
+        forecaster.calibrator = ConfidenceCalibrator(**state["calibrator"])
+        forecaster.extra_state = state.get("extra_state", {})
+        forecaster._load(directory)
+        forecaster.fitted = True
+        return forecaster

@@ -1,0 +1,199 @@
+"""Shared plumbing of the neuralforecast models: return series, windows, quiet trainers.
+
+Each symbol's per-candle return series is one neuralforecast series (`unique_id` = symbol,
+`ds` = the candle's position, so exchange outages do not confuse the frequency). A
+prediction for a row is the sum of the `h` forecast returns from the window of history
+ending at that row: the log return over the label horizon. Many rows are predicted in one
+call by giving every window its own `unique_id`. `import neuralforecast` costs seconds, so
+it happens inside the methods only.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from app.model_training.base import Forecaster, ForecasterInputError
+
+NF_DIR = "neuralforecast"
+# Names the data pipeline may give the one-candle log return (the series the models see).
+RETURN_COLUMNS = ("log_return_1", "return_1", "ret_1", "logret_1")
+
+
+def find_return_column(columns: list[str], preferred: str | None = None) -> str:
+    if preferred:
+        if preferred not in columns:
+            raise ForecasterInputError(f"return column {preferred!r} is not among the features")
+        return preferred
+    for name in RETURN_COLUMNS:
+        if name in columns:
+            return name
+    raise ForecasterInputError(f"no one-candle return column among the features (looked for {RETURN_COLUMNS})")
+
+
+DEFAULT_EXOG = ("rsi_14", "rvol_12", "volume_rel_12", "macd_hist_norm")
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """No banners ("GPU available", "Seed set") and no library deprecation chatter."""
+    import pytorch_lightning  # noqa: F401  (sets its loggers to INFO on import; we lower them after)
+
+    for name in ("lightning", "lightning.pytorch", "pytorch_lightning", "lightning_fabric", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        yield
+
+
+class NeuralForecaster(Forecaster):
+    NEEDS_GPU = True
+    LIBRARIES = ("neuralforecast", "torch", "pytorch_lightning")
+    NF_MODEL: ClassVar[str] = ""  # class name in neuralforecast.models
+    EXOG_COUNT: ClassVar[int] = 4  # "a few" historical features for models that take them
+
+    # ----------------------------------------------------------------- per-type hooks
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Arguments of the neuralforecast model beyond the common ones."""
+        return {}
+
+    # ----------------------------------------------------------------- inputs
+
+    @property
+    def return_column(self) -> str:
+        return str(self.extra_state["return_column"])
+
+    @property
+    def exog_columns(self) -> list[str]:
+        return list(self.extra_state.get("exog_columns", []))
+
+    def _choose_inputs(self, train: pd.DataFrame) -> None:
+        features = self.spec.feature_columns
+        ret = find_return_column(features, self.spec.params.get("return_column"))
+        exog: list[str] = []
+        if self.SUPPORTS_EXOGENOUS and self.spec.params.get("use_exogenous", True):
+            preferred = [c for c in DEFAULT_EXOG if c in features] or [c for c in features if c != ret]
+            exog = list(self.spec.params.get("exog_columns") or preferred[: self.EXOG_COUNT])
+        columns = [ret, *exog]
+        values = train[columns].to_numpy(dtype=float)
+        mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+        std[~np.isfinite(std) | (std == 0)] = 1.0
+        mean[~np.isfinite(mean)] = 0.0
+        mean[0] = 0.0  # returns are scaled, not centred: a forecast of 0 stays "no move"
+        self.extra_state.update(
+            return_column=ret, exog_columns=exog, mean=[float(v) for v in mean], std=[float(v) for v in std]
+        )
+
+    def _scaled(self, frame: pd.DataFrame) -> pd.DataFrame:
+        columns = [self.return_column, *self.exog_columns]
+        values = (frame[columns].to_numpy(dtype=float) - self.extra_state["mean"]) / self.extra_state["std"]
+        out = pd.DataFrame(np.nan_to_num(values), columns=["y", *[f"x{i}" for i in range(len(self.exog_columns))]])
+        out.insert(0, "symbol", frame["symbol"].to_numpy())
+        out.insert(1, "timestamp", frame["timestamp"].to_numpy())
+        return out
+
+    # ----------------------------------------------------------------- library objects
+
+    def _trainer_kwargs(self) -> dict[str, Any]:
+        return {
+            "accelerator": "gpu" if self.spec.device == "cuda" else "cpu",
+            "devices": 1,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "enable_checkpointing": False,
+            "logger": False,  # with checkpoints off too, nothing lands in ./lightning_logs
+        }
+
+    def _build(self, early_stop: bool) -> Any:
+        import neuralforecast.models as nf_models
+        from neuralforecast import NeuralForecast
+
+        params = self.spec.params
+        model_class = getattr(nf_models, self.NF_MODEL)
+        hist = [f"x{i}" for i in range(len(self.exog_columns))]
+        model = model_class(
+            h=self.spec.horizon,
+            input_size=params.get("input_size", 48),
+            max_steps=params.get("max_steps", 100),
+            learning_rate=params.get("learning_rate", 1e-3),
+            batch_size=params.get("batch_size", 32),
+            val_check_steps=params.get("val_check_steps", 20),
+            early_stop_patience_steps=params.get("early_stop_patience_steps", 5) if early_stop else -1,
+            random_seed=self.spec.seed,
+            **({"hist_exog_list": hist} if hist else {}),
+            **self.model_kwargs(),
+            **self._trainer_kwargs(),
+        )
+        return NeuralForecast(models=[model], freq=1)
+
+    # ----------------------------------------------------------------- Forecaster
+
+    def _fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, self.spec.threads))
+        self._choose_inputs(train)
+        series = pd.concat([self._scaled(train), self._scaled(valid)], ignore_index=True)
+        series = series.sort_values(["symbol", "timestamp"], kind="stable")
+        series["ds"] = series.groupby("symbol").cumcount()
+        series = series.rename(columns={"symbol": "unique_id"}).drop(columns="timestamp")
+        val_size = int(valid.groupby("symbol").size().min())
+        early_stop = val_size >= self.spec.horizon
+        with _quiet_lightning():
+            self.nf = self._build(early_stop)
+            self.nf.fit(df=series, val_size=val_size if early_stop else 0)
+
+    def _windows(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
+        """One small series per row of `frame`: its last `input_size` rows of context."""
+        size = int(self.spec.params.get("input_size", 48))
+        scaled = self._scaled(frame)
+        scaled["_row"] = np.arange(len(frame))
+        if history is not None and len(history):
+            past = self._scaled(history[history["symbol"].isin(frame["symbol"].unique())])
+            past["_row"] = -1
+            scaled = pd.concat([past, scaled], ignore_index=True)
+        scaled = scaled.sort_values(["symbol", "timestamp", "_row"], kind="stable")
+        scaled = scaled.drop_duplicates(["symbol", "timestamp"], keep="last")
+        pieces, owners = [], []
+        value_columns = ["y", *[c for c in scaled.columns if c.startswith("x")]]
+        for _, group in scaled.groupby("symbol", sort=False):
+            values, rows = group[value_columns].to_numpy(), group["_row"].to_numpy()
+            for end in np.flatnonzero(rows >= 0):
+                start = max(0, end - size + 1)
+                pieces.append(values[start : end + 1])
+                owners.append(rows[end])
+        lengths = np.array([len(p) for p in pieces])
+        windows = pd.DataFrame(np.concatenate(pieces), columns=value_columns)
+        windows.insert(0, "unique_id", np.repeat(np.arange(len(pieces)), lengths))
+        windows.insert(1, "ds", np.concatenate([np.arange(n) for n in lengths]))
+        return windows, np.asarray(owners)
+
+    def _predict_return(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> np.ndarray:
+        windows, owners = self._windows(frame, history)
+        with _quiet_lightning():
+            forecast = self.nf.predict(df=windows)
+        column = next(c for c in forecast.columns if c not in ("unique_id", "ds"))
+        summed = forecast.groupby("unique_id")[column].sum()  # scaled returns add up over h
+        out = np.zeros(len(frame))
+        out[owners[summed.index.to_numpy()]] = summed.to_numpy() * self.extra_state["std"][0]
+        return out
+
+    def _save(self, directory: Path) -> None:
+        self.nf.save(str(directory / NF_DIR), save_dataset=False, overwrite=True)
+
+    def _load(self, directory: Path) -> None:
+        from neuralforecast import NeuralForecast
+
+        with _quiet_lightning():
+            self.nf = NeuralForecast.load(str(directory / NF_DIR))
+        for model in self.nf.models:  # run where this process runs, not where it trained
+            model.trainer_kwargs.update(self._trainer_kwargs())
