@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Blueprint, Flask
 
 from app.api.errors import register_error_handlers
 from app.bootstrap import Container, get_container
@@ -14,10 +14,26 @@ def create_app(container: Container | None = None) -> Flask:
     app.extensions["clm_container"] = container  # None: the process-wide one, built lazily
     register_error_handlers(app)
 
-    from app.api.health import bp as health_bp
-
-    app.register_blueprint(health_bp)
+    for blueprint in _blueprints():
+        app.register_blueprint(blueprint)
     return app
+
+
+def _blueprints() -> list[Blueprint]:
+    from app.api import dashboard, drift, health, jobs, models, monitoring, outcomes, policy, rl, status
+
+    return [
+        health.bp,
+        monitoring.bp,
+        dashboard.bp,
+        status.bp,
+        jobs.bp,
+        models.bp,
+        drift.bp,
+        policy.bp,
+        outcomes.bp,
+        rl.bp,
+    ]
 
 
 def container_of(app: Flask) -> Container:

@@ -1,0 +1,31 @@
+"""`/metrics` for Prometheus, the OpenAPI document and its docs page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, render_template
+
+from app.api.common import container
+from app.metrics import render_metrics
+
+bp = Blueprint("monitoring", __name__)
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    return Response(render_metrics(container()), mimetype=None, content_type=PROMETHEUS_CONTENT_TYPE)
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Any:
+    from app.api.openapi import build_openapi
+
+    return jsonify(build_openapi(current_app))
+
+
+@bp.get("/docs")
+def docs() -> str:
+    return render_template("docs.html")

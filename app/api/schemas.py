@@ -1,0 +1,218 @@
+"""Request and response bodies of the API (pydantic): validation and the OpenAPI schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+JobStatus = Literal["pending", "running", "completed", "partial", "failed", "cancelled"]
+ModelStatus = Literal["TRAINING", "SHADOW", "ACTIVE", "RETIRED", "REJECTED"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    error: str
+    status: int
+    details: Any | None = None
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+class RetrainingRequest(_In):
+    kind: Literal["full", "partial"] = "full"
+    model_types: list[str] = Field(default_factory=list, max_length=16, description="partial: which model types")
+    reason: str = Field("manual", min_length=1, max_length=100)
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: str
+    url: str
+
+
+class JobsQuery(_In):
+    status: JobStatus | None = None
+    limit: int = Field(20, ge=1, le=200)
+
+
+class Job(BaseModel):
+    job_id: str
+    job_type: str
+    trigger_reason: str
+    status: str
+    stage: str | None
+    progress_pct: float | None
+    started_at: datetime
+    completed_at: datetime | None
+    duration_seconds: int | None
+    model_types: list[Any] | None
+    models_trained: dict[str, Any] | None
+    error_message: str | None
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+
+
+# --------------------------------------------------------------------------- models
+
+
+class ModelsQuery(_In):
+    model_type: str | None = Field(None, max_length=50)
+    status: ModelStatus | None = None
+    limit: int = Field(50, ge=1, le=500)
+
+
+class Model(BaseModel):
+    model_id: str
+    model_type: str
+    version: str
+    status: str
+    metrics: dict[str, Any]
+    created_at: datetime
+    promoted_at: datetime | None
+    retired_at: datetime | None
+    sha256: str | None
+    file_size_bytes: int | None
+    feature_set_id: str | None
+    job_id: str | None
+
+
+class ModelList(BaseModel):
+    models: list[Model]
+
+
+class RetireRequest(_In):
+    reason: str = Field(..., min_length=1, max_length=200)
+
+
+class RollbackRequest(_In):
+    version: str = Field(..., min_length=1, max_length=50, pattern=ID_PATTERN)
+
+
+class ModelChange(BaseModel):
+    model_type: str
+    active: Model | None
+    message: str
+
+
+# --------------------------------------------------------------------------- drift
+
+
+class DriftQuery(_In):
+    severity: Severity | None = None
+    model_type: str | None = Field(None, max_length=50)
+    limit: int = Field(50, ge=1, le=500)
+
+
+class DriftEventOut(BaseModel):
+    id: int
+    detected_at: datetime
+    drift_type: str
+    model_type: str | None
+    feature_name: str | None
+    p_value: float | None
+    threshold: float | None
+    severity: str
+    action_taken: str | None
+    retraining_job_id: str | None
+    metadata: dict[str, Any] | None
+
+
+class DriftEventList(BaseModel):
+    events: list[DriftEventOut]
+
+
+# --------------------------------------------------------------------------- policy
+
+
+class PolicyOut(BaseModel):
+    version: int
+    policy: dict[str, Any]
+
+
+class PolicyPatch(_In):
+    patch: dict[str, Any] = Field(..., description="Fields to change, nested like the policy document")
+    comment: str = Field("", max_length=500)
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+class TradeOutcome(_In):
+    """A closed trade, as the shadow tester, the RL agents and the supervisor read it."""
+
+    trade_id: str = Field(..., min_length=1, max_length=255, pattern=ID_PATTERN)
+    pnl_pct: float = Field(..., ge=-100, le=100_000, description="realised PnL in percent (3.0 = +3 %)")
+    duration_hours: float = Field(..., ge=0, le=24 * 365)
+    symbol: str | None = Field(None, min_length=1, max_length=20)
+    side: Literal["LONG", "SHORT"] | None = None
+    realized_return: float | None = Field(None, ge=-50, le=50, description="market log return over the trade")
+    max_drawdown_pct: float = Field(0.0, ge=-100, le=100)
+    hit_tp: bool = False
+    hit_sl: bool = False
+    winrate: float | None = Field(None, ge=0, le=1, description="recent winrate of the engine")
+    opened_at: datetime | None = None
+    closed_at: datetime | None = None
+    prediction_id: int | None = Field(None, ge=1, description="the served prediction this trade followed")
+    meta_state: dict[str, Any] | None = None
+    meta_action: str | None = Field(None, max_length=100)
+    meta_next_state: dict[str, Any] | None = None
+    sizing_state: dict[str, Any] | None = None
+    sizing_action: str | dict[str, Any] | None = None
+    sizing_next_state: dict[str, Any] | None = None
+
+
+class OutcomeAccepted(BaseModel):
+    event_id: int
+    topic: str
+
+
+# --------------------------------------------------------------------------- status, alerts
+
+
+class Alert(BaseModel):
+    key: str
+    name: str
+    severity: Literal["critical", "warning"]
+    message: str
+    since: datetime | None
+
+
+class AlertList(BaseModel):
+    alerts: list[Alert]
+
+
+class ClmStatus(BaseModel):
+    retraining: dict[str, Any]
+    models: dict[str, Any]
+    shadow_tests: list[dict[str, Any]]
+    rl_agents: list[dict[str, Any]]
+    drift: dict[str, Any]
+    recent_jobs: list[dict[str, Any]]
+    alerts: list[Alert]
+    policy_version: int
+
+
+# --------------------------------------------------------------------------- RL
+
+
+class RLAgent(BaseModel):
+    rl_type: str
+    version: int
+    states: int
+    total_updates: int
+    epsilon: float
+    updated_at: datetime
+
+
+class RLAgentList(BaseModel):
+    agents: list[RLAgent]

@@ -1,0 +1,37 @@
+"""CLM status and alerts (read from the tables; the CLM service adds its own view when present)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from app.alerts import current_alerts
+from app.api.common import container
+from app.api.openapi import operation
+from app.api.queries import clm_status
+from app.api.schemas import Alert, AlertList, ClmStatus
+
+bp = Blueprint("clm", __name__, url_prefix="/api")
+
+
+def _alerts(session) -> list[Alert]:  # type: ignore[no-untyped-def]
+    return [Alert.model_validate(a.as_payload()) for a in current_alerts(session)]
+
+
+@operation(
+    bp,
+    "/clm/status",
+    summary="CLM status: retraining, models, shadow tests, RL, drift, jobs, alerts",
+    tag="clm",
+    response=ClmStatus,
+)
+def get_clm_status() -> ClmStatus:
+    c = container()
+    with c.session() as session:
+        status = clm_status(session, c.policy_store.get(session))
+        return ClmStatus.model_validate(status | {"alerts": _alerts(session)})
+
+
+@operation(bp, "/alerts", summary="Alert conditions holding now, critical first", tag="clm", response=AlertList)
+def get_alerts() -> AlertList:
+    with container().session() as session:
+        return AlertList(alerts=_alerts(session))
