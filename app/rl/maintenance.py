@@ -1,0 +1,31 @@
+"""RL maintenance (specification: run_rl_maintenance): snapshot both agents, prune stale states."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+
+
+def run_rl_maintenance(container: Container) -> dict[str, Any]:
+    from app.rl_meta_strategy import RLMetaStrategy
+    from app.rl_position_sizing import RLPositionSizing
+
+    return {
+        agent.rl_type: agent.run_maintenance() for agent in (RLMetaStrategy(container), RLPositionSizing(container))
+    }
+
+
+def apply_trade_outcome(container: Container, payload: dict[str, Any]) -> dict[str, Any]:
+    """Both agents learn from one `execution.trade.closed` payload (each at most once)."""
+    from app.rl.outcome import TradeOutcome
+    from app.rl_meta_strategy import RLMetaStrategy
+    from app.rl_position_sizing import RLPositionSizing
+
+    outcome = TradeOutcome.from_payload(payload)
+    result: dict[str, Any] = {"trade_id": outcome.trade_id}
+    for agent in (RLMetaStrategy(container), RLPositionSizing(container)):
+        applied = agent.apply_outcome(outcome)
+        result[agent.rl_type] = None if applied is None else {"version": applied.version, "q_value": applied.q_value}
+    return result

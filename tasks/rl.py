@@ -1,0 +1,22 @@
+"""RL agent tasks: learn from a closed trade; periodic snapshot and pruning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.bootstrap import get_container
+from app.rl.maintenance import apply_trade_outcome as apply_outcome
+from app.rl.maintenance import run_rl_maintenance as run_maintenance
+from workers.celery_app import celery_app
+
+
+@celery_app.task(name="tasks.rl.apply_trade_outcome")
+def apply_trade_outcome(payload: dict[str, Any]) -> dict[str, Any]:
+    """Both agents learn from one `execution.trade.closed` payload; a redelivery is a no-op."""
+    return apply_outcome(get_container(), payload)
+
+
+@celery_app.task(name="tasks.rl.run_rl_maintenance")
+def run_rl_maintenance() -> dict[str, Any]:
+    """Snapshot each agent that changed since its last snapshot; prune stale states."""
+    return run_maintenance(get_container())
