@@ -1,0 +1,97 @@
+"""Retraining jobs on the embedded store: ids, cancel, stale-job sweep, delivery cap, closing rules."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from app.clock import SimulatedClock, get_clock, use_clock
+from app.retraining import RetrainingOrchestrator, closing, jobs, steps
+
+
+@pytest.fixture
+def clock():  # type: ignore[no-untyped-def]
+    from datetime import datetime
+
+    previous = get_clock()
+    simulated = SimulatedClock(datetime(2026, 3, 4, 12, 0))
+    use_clock(simulated)
+    yield simulated
+    use_clock(previous)
+
+
+def test_jobs_are_numbered_per_day_and_dispatched_after_commit(sqlite_container, clock) -> None:
+    orchestrator = RetrainingOrchestrator(sqlite_container)
+    first = orchestrator.start_full(reason="manual")
+    second = orchestrator.start_partial(["xgboost"], reason="drift_detected")
+    assert (first, second) == ("RTN-20260304-001", "RTN-20260304-002")
+    clock.advance(timedelta(days=1))
+    assert orchestrator.start_partial(["naive"]) == "RTN-20260305-001"
+
+    job = orchestrator.get_job(first)
+    assert job.status == "running" and job.job_type == "full" and job.stage == "queued"
+    assert job.model_types == ["xgboost", "lightgbm", "nhits", "patchtst"]
+    assert job.metadata["spec"]["symbols"] == ["BTC/USDT", "ETH/USDT"]
+    assert [s[0] for s in sqlite_container.dispatcher.started] == [first, second, "RTN-20260305-001"]
+    assert [e["payload"]["job_id"] for e in sqlite_container.bus.recent("clm.retraining.started")][-1] == first
+
+
+def test_bad_model_types_are_refused_before_anything_is_stored(sqlite_container) -> None:
+    orchestrator = RetrainingOrchestrator(sqlite_container)
+    with pytest.raises(ValueError, match=r"unknown model types \['gbm'\]"):
+        orchestrator.start_partial(["gbm"])
+    with pytest.raises(ValueError, match="non-empty list"):
+        orchestrator.start_partial([])
+    assert orchestrator.list_jobs() == []
+
+
+def test_cancel_closes_the_job_and_later_steps_do_nothing(sqlite_container) -> None:
+    orchestrator = RetrainingOrchestrator(sqlite_container)
+    job_id = orchestrator.start_partial(["naive"])
+    cancelled = orchestrator.cancel(job_id, "operator changed their mind")
+    assert cancelled.status == "cancelled" and cancelled.error_message == "operator changed their mind"
+    assert steps.prepare_dataset(sqlite_container, job_id) == {"job_id": job_id, "skipped": "cancelled"}
+    assert steps.train_one_model(sqlite_container, job_id, "naive")["skipped"] == "cancelled"
+    assert closing.finalize_job(sqlite_container, job_id)["skipped"]
+    assert orchestrator.get_job(job_id).status == "cancelled"
+    completed = sqlite_container.bus.recent("clm.retraining.completed")
+    assert [e["payload"]["status"] for e in completed] == ["cancelled"]
+
+
+def test_a_job_whose_tasks_vanished_is_closed_with_the_reason(sqlite_container, clock) -> None:
+    orchestrator = RetrainingOrchestrator(sqlite_container)
+    job_id = orchestrator.start_partial(["naive", "xgboost"])
+    fresh = orchestrator.start_partial(["naive"])
+    with sqlite_container.session() as session:  # one task reported, the other was lost
+        row = jobs.lock_job(session, job_id)
+        jobs.set_model_result(row, "naive", status="failed", error="ValueError: boom")
+        jobs.set_model_result(row, "xgboost", status="training", worker="cpu@host", pid=123)
+    clock.advance(timedelta(minutes=121))
+    jobs.touch(sqlite_container, fresh)  # still beating: left alone
+
+    assert orchestrator.close_stale_jobs() == [job_id]
+    job = orchestrator.get_job(job_id)
+    assert job.status == "failed" and job.completed_at and job.duration_seconds == 121 * 60
+    assert job.models["naive"]["error"] == "ValueError: boom"
+    assert "no heartbeat" in job.models["xgboost"]["error"] and "worker lost" in job.error_message
+    assert orchestrator.get_job(fresh).status == "running"
+    assert orchestrator.close_stale_jobs() == []
+
+
+def test_a_task_that_keeps_killing_its_worker_is_given_up(sqlite_container) -> None:
+    sqlite_container.policy_store.update({"clm_config": {"max_task_deliveries": 2}}, author="test")
+    orchestrator = RetrainingOrchestrator(sqlite_container)
+    job_id = orchestrator.start_partial(["naive"])
+    with sqlite_container.session() as session:  # two deliveries started and died with their worker
+        row = jobs.lock_job(session, job_id)
+        jobs.set_metadata(row, dataset_id="ds-1", deliveries={"naive": 2})
+        jobs.set_model_result(row, "naive", status="training", worker="cpu@host", pid=4242)
+    result = steps.train_one_model(sqlite_container, job_id, "naive", queue="cpu", worker="cpu@host")
+    assert result["status"] == "failed"
+    assert re.search(r"given up after 2 deliveries: .* died each time .*pid 4242", result["error"])
+    outcome = closing.finalize_job(sqlite_container, job_id)
+    assert outcome["status"] == "failed" and "given up after 2 deliveries" in outcome["errors"]["naive"]
+    # A redelivery after the job closed changes nothing.
+    assert steps.train_one_model(sqlite_container, job_id, "naive")["skipped"] == "failed"
