@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 # (topic pattern, "module:function" taking (container, event)).
 HANDLER_TABLE: list[tuple[str, str]] = [
     ("system.ping", "app.system:record_ping"),
+    # RL agents learn from closed trades (payload keys: app/rl/outcome.py)
+    ("execution.trade.closed", "app.rl_meta_strategy:on_trade_closed"),
+    ("execution.trade.closed", "app.rl_position_sizing:on_trade_closed"),
 ]
 
 

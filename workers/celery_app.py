@@ -18,6 +18,7 @@ celery_app.conf.include = [
     "tasks.events",
     "tasks.maintenance",
     "tasks.retraining",
+    "tasks.rl",
 ]
 app = celery_app  # `celery -A workers.celery_app` finds `app`
 

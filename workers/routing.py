@@ -19,6 +19,9 @@ TASK_ROUTES: dict[str, str] = {
     "tasks.retraining.finalize_job": "default",
     "tasks.retraining.scheduled_full_retraining": "default",
     "tasks.retraining.close_stale_jobs": "default",
+    # RL agents (issue 8)
+    "tasks.rl.apply_trade_outcome": "default",
+    "tasks.rl.run_rl_maintenance": "default",
 }
 
 
