@@ -347,6 +347,23 @@ class Candle(Base):
     volume: Mapped[float] = mapped_column(Float)
 
 
+class CandleCoverage(Base):
+    """Time ranges [start_ms, end_ms) already fetched or imported for one series.
+
+    Exchange outages leave holes in the candles themselves; coverage tells a hole that
+    was asked for (and is known empty) from a range never asked for, so a repeated fetch
+    asks the exchange for nothing. Touching ranges are merged into one row.
+    """
+
+    __tablename__ = "candle_coverage"
+
+    exchange: Mapped[str] = mapped_column(String(50), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(30), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(10), primary_key=True)
+    start_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    end_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 # --------------------------------------------------------------------------- events, policy, flags
 
 
