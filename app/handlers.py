@@ -18,6 +18,9 @@ HANDLER_TABLE: list[tuple[str, str]] = [
     # RL agents learn from closed trades (payload keys: app/rl/outcome.py)
     ("execution.trade.closed", "app.rl_meta_strategy:on_trade_closed"),
     ("execution.trade.closed", "app.rl_position_sizing:on_trade_closed"),
+    # shadow tests: trades close the pairs; a new SHADOW model starts its test
+    ("execution.trade.closed", "app.shadow_tester.service:on_trade_closed"),
+    ("model.registered", "app.shadow_tester.service:on_model_registered"),
 ]
 
 

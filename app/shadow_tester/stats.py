@@ -1,0 +1,228 @@
+"""Shadow-test statistics: pure, vectorised numpy over paired samples.
+
+Per-sample PnL (the definition every metric here rests on)
+    pnl = direction * realized_return - |direction| * round_trip_fee
+
+`direction` is the model's call (-1 short, 0 flat, 1 long); `realized_return` is the
+market's log return over the prediction's horizon (as a fraction, 0.01 = 1 %);
+`round_trip_fee` is the fee of entering and leaving (2 x the policy's `labels.fee_pct`
+/ 100). A flat call trades nothing and earns 0. Summing log-return PnL is compounding
+at full size, so the equity curve is exp(cumsum(pnl)).
+
+Recommendation (policy `clm_config.auto_promote_threshold`)
+- CONTINUE_TESTING while fewer than `min_samples` resolved pairs exist.
+- PROMOTE when all hold: the shadow's hit rate beats the active's by at least
+  `min_improvement_pct` percent (relative); its mean per-sample PnL is higher and a
+  one-sided paired t-test on the per-sample difference (shadow - active) gives
+  p < `significance_level` (so noise alone does not promote); and its max drawdown is
+  at most `max_drawdown_pct` percentage points worse than the active's on the same
+  samples. The drawdown limit is relative because an absolute cap on a curve of
+  un-sized returns depends on the sample count and the market's volatility, not on
+  the model; compared on the same samples, it says "no riskier than what runs now".
+- REJECT when the active is significantly better (one-sided paired t-test the other
+  way, p < `significance_level`).
+- CONTINUE_TESTING otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import stats as scipy_stats
+
+Recommendation = Literal["PROMOTE", "REJECT", "CONTINUE_TESTING"]
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    samples: int
+    trades: int  # samples with a non-flat call
+    hit_rate: float  # share of non-flat calls whose sign matches the realized return
+    avg_pnl: float  # mean per-sample PnL, fraction (0.001 = 0.1 %)
+    sharpe: float  # mean / std of per-sample PnL (per sample, not annualised)
+    max_drawdown_pct: float  # largest peak-to-trough fall of exp(cumsum(pnl)), percent
+    total_pnl: float
+    avg_confidence: float
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_samples: int = 1000
+    min_improvement_pct: float = 5.0
+    max_drawdown_pct: float = 3.0
+    significance_level: float = 0.05
+
+
+@dataclass(frozen=True)
+class ShadowEvaluationResult:
+    shadow_model_id: str
+    active_model_id: str | None
+    total_samples: int
+    active_metrics: ModelMetrics
+    shadow_metrics: ModelMetrics
+    improvement_pct: float  # relative hit-rate improvement of the shadow, percent
+    pnl_difference: float  # mean per-sample (shadow - active)
+    p_value_better: float  # one-sided paired t-test: shadow better
+    p_value_worse: float  # one-sided paired t-test: shadow worse
+    recommendation: Recommendation
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (non-finite floats become None)."""
+        return _json_safe(asdict(self))
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def round_trip_fee(fee_pct_per_side: float) -> float:
+    """The policy's per-side fee in percent as a round-trip fraction (0.1 -> 0.002)."""
+    return 2.0 * fee_pct_per_side / 100.0
+
+
+def per_sample_pnl(direction: ArrayLike, realized_return: ArrayLike, fee: float) -> NDArray[np.float64]:
+    """direction * realized_return - |direction| * fee, elementwise (see module doc)."""
+    d = np.asarray(direction, dtype=np.float64)
+    r = np.asarray(realized_return, dtype=np.float64)
+    return d * r - np.abs(d) * fee
+
+
+def max_drawdown_pct(pnl: NDArray[np.float64]) -> float:
+    """Largest fall from a running peak of the equity exp(cumsum(pnl)), in percent."""
+    if pnl.size == 0:
+        return 0.0
+    log_equity = np.concatenate(([0.0], np.cumsum(pnl)))
+    drop = np.maximum.accumulate(log_equity) - log_equity
+    return float(-np.expm1(-drop.max()) * 100.0)
+
+
+def model_metrics(
+    direction: NDArray[Any], realized_return: NDArray[np.float64], fee: float, confidence: NDArray[Any] | None = None
+) -> ModelMetrics:
+    pnl = per_sample_pnl(direction, realized_return, fee)
+    d = np.asarray(direction, dtype=np.float64)
+    traded = d != 0
+    trades = int(traded.sum())
+    hits = int((np.sign(d[traded]) == np.sign(realized_return[traded])).sum()) if trades else 0
+    std = float(pnl.std(ddof=1)) if pnl.size > 1 else 0.0
+    known = confidence[np.isfinite(confidence)] if confidence is not None else np.empty(0)
+    conf = float(known.mean()) if known.size else math.nan
+    return ModelMetrics(
+        samples=int(pnl.size),
+        trades=trades,
+        hit_rate=hits / trades if trades else 0.0,
+        avg_pnl=float(pnl.mean()) if pnl.size else 0.0,
+        sharpe=float(pnl.mean()) / std if std > 0 else 0.0,
+        max_drawdown_pct=max_drawdown_pct(pnl),
+        total_pnl=float(pnl.sum()),
+        avg_confidence=conf,
+    )
+
+
+def paired_t_pvalues(difference: NDArray[np.float64]) -> tuple[float, float]:
+    """One-sided p-values (mean > 0, mean < 0) of a paired t-test on `difference`."""
+    n = difference.size
+    if n < 2:
+        return 1.0, 1.0
+    mean = float(difference.mean())
+    std = float(difference.std(ddof=1))
+    if std == 0.0:  # identical calls on every sample, or a constant edge
+        return (0.0, 1.0) if mean > 0 else (1.0, 0.0) if mean < 0 else (1.0, 1.0)
+    t = mean / (std / math.sqrt(n))
+    return float(scipy_stats.t.sf(t, n - 1)), float(scipy_stats.t.cdf(t, n - 1))
+
+
+def evaluate_pairs(
+    active_direction: ArrayLike,
+    shadow_direction: ArrayLike,
+    realized_return: ArrayLike,
+    *,
+    fee: float,
+    thresholds: Thresholds,
+    shadow_model_id: str = "",
+    active_model_id: str | None = None,
+    active_confidence: ArrayLike | None = None,
+    shadow_confidence: ArrayLike | None = None,
+) -> ShadowEvaluationResult:
+    """Compare paired predictions in time order and recommend (see module doc)."""
+    a_dir = np.asarray(active_direction, dtype=np.float64)
+    s_dir = np.asarray(shadow_direction, dtype=np.float64)
+    ret = np.asarray(realized_return, dtype=np.float64)
+    if not (a_dir.shape == s_dir.shape == ret.shape) or a_dir.ndim != 1:
+        raise ValueError(
+            f"active_direction {a_dir.shape}, shadow_direction {s_dir.shape} and realized_return "
+            f"{ret.shape} must be 1-d arrays of one length"
+        )
+    for name, values in (("active_direction", a_dir), ("shadow_direction", s_dir)):
+        if values.size and not np.isin(values, (-1.0, 0.0, 1.0)).all():
+            raise ValueError(f"{name} holds values other than -1, 0, 1")
+    if not np.isfinite(ret).all():
+        raise ValueError(f"realized_return holds {int((~np.isfinite(ret)).sum())} non-finite values")
+
+    def _conf(values: ArrayLike | None) -> NDArray[Any] | None:
+        return None if values is None else np.asarray(values, dtype=np.float64)
+
+    active = model_metrics(a_dir, ret, fee, _conf(active_confidence))
+    shadow = model_metrics(s_dir, ret, fee, _conf(shadow_confidence))
+    difference = per_sample_pnl(s_dir, ret, fee) - per_sample_pnl(a_dir, ret, fee)
+    p_better, p_worse = paired_t_pvalues(difference)
+    if active.hit_rate > 0:
+        improvement = (shadow.hit_rate / active.hit_rate - 1.0) * 100.0
+    else:
+        improvement = math.inf if shadow.hit_rate > 0 else 0.0
+    recommendation, reasons = _recommend(active, shadow, improvement, p_better, p_worse, thresholds)
+    return ShadowEvaluationResult(
+        shadow_model_id=shadow_model_id,
+        active_model_id=active_model_id,
+        total_samples=int(ret.size),
+        active_metrics=active,
+        shadow_metrics=shadow,
+        improvement_pct=improvement,
+        pnl_difference=float(difference.mean()) if difference.size else 0.0,
+        p_value_better=p_better,
+        p_value_worse=p_worse,
+        recommendation=recommendation,
+        reasons=reasons,
+    )
+
+
+def _recommend(
+    active: ModelMetrics,
+    shadow: ModelMetrics,
+    improvement_pct: float,
+    p_better: float,
+    p_worse: float,
+    limits: Thresholds,
+) -> tuple[Recommendation, list[str]]:
+    n = shadow.samples
+    if n < limits.min_samples:
+        return "CONTINUE_TESTING", [f"{n} resolved samples, {limits.min_samples} needed"]
+    if p_worse < limits.significance_level:
+        return "REJECT", [f"shadow PnL significantly worse than active (one-sided p={p_worse:.3g})"]
+    reasons: list[str] = []
+    if improvement_pct < limits.min_improvement_pct:
+        reasons.append(f"hit-rate improvement {improvement_pct:.2f}% < {limits.min_improvement_pct}%")
+    if shadow.avg_pnl <= active.avg_pnl or p_better >= limits.significance_level:
+        reasons.append(f"PnL improvement not significant (one-sided p={p_better:.3g})")
+    drawdown_excess = shadow.max_drawdown_pct - active.max_drawdown_pct
+    if drawdown_excess > limits.max_drawdown_pct:
+        reasons.append(
+            f"max drawdown {drawdown_excess:.2f} points above the active's (limit {limits.max_drawdown_pct})"
+        )
+    if reasons:
+        return "CONTINUE_TESTING", reasons
+    return "PROMOTE", [
+        f"hit rate +{improvement_pct:.2f}%, PnL better with one-sided p={p_better:.3g}, "
+        f"drawdown {shadow.max_drawdown_pct:.2f}% vs {active.max_drawdown_pct:.2f}%"
+    ]

@@ -1,0 +1,208 @@
+"""The shadow tester on the real PostgreSQL: record, close, evaluate, promote or reject."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import func, insert, select
+
+from app.clock import utcnow
+from app.db.models import Candle, Event, ShadowTestResult
+from app.db.models import ModelRegistry as ModelRow
+from app.model_registry import ModelRegistry
+from app.shadow_tester import InvalidPredictionError, ShadowTester
+from tests.unit.test_shadow_stats import simulate
+
+pytestmark = pytest.mark.integration
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+_versions = itertools.count(1)
+
+
+def add_model(container, model_id: str, status: str, model_type: str = "xgboost") -> None:
+    with container.session() as session:
+        session.add(
+            ModelRow(
+                model_id=model_id,
+                model_type=model_type,
+                version=str(next(_versions)),
+                status=status,
+                metrics={},
+                created_at=utcnow(),
+                file_path=f"models/{model_id}/model.json",
+            )
+        )
+
+
+def topics(container) -> list[str]:
+    with container.session() as session:
+        return list(session.scalars(select(Event.topic).order_by(Event.id)))
+
+
+def test_specification_simulation_promotes_through_the_registry(pg_container) -> None:
+    add_model(pg_container, "active_1", "ACTIVE")
+    add_model(pg_container, "shadow_1", "SHADOW")
+    tester = ShadowTester(pg_container)
+    # The unit tests' simulation (seed 1), whose test power over 100 seeds is checked there.
+    active_dirs, shadow_dirs, realized_returns = simulate(1, 0.55, 0.62)
+    rng = np.random.default_rng(1)
+    for active_dir, shadow_dir, realized in zip(active_dirs, shadow_dirs, realized_returns, strict=True):
+        active_pred = {"action": "BUY" if active_dir > 0 else "SELL", "confidence": float(rng.uniform(0.5, 1))}
+        shadow_pred = {"action": "BUY" if shadow_dir > 0 else "SELL", "confidence": float(rng.uniform(0.5, 1))}
+        test_id = tester.record_shadow_prediction(
+            "shadow_1", "active_1", str(rng.choice(SYMBOLS)), active_pred, shadow_pred
+        )
+        # The trade follows the active call; its PnL is the market move in that direction.
+        outcome = {"pnl_pct": active_dir * realized * 100, "side": active_pred["action"], "duration_hours": 1.0}
+        assert tester.record_outcome(test_id, outcome) is True
+    assert tester.record_outcome(test_id, outcome) is False  # already closed
+
+    evaluation = tester.evaluate_shadow_model("shadow_1")
+    assert evaluation.recommendation == "PROMOTE", evaluation.reasons
+    assert evaluation.total_samples == 1000
+    assert evaluation.active_model_id == "active_1"
+    assert tester.promote_if_ready("shadow_1") is True
+
+    registry = ModelRegistry(pg_container)
+    assert registry.get_model("shadow_1").status == "ACTIVE"
+    assert registry.get_model("active_1").status == "RETIRED"
+    seen = topics(pg_container)
+    assert {"shadow.promotion.recommended", "model.promoted", "shadow.promoted"} <= set(seen)
+    assert seen.index("shadow.promotion.recommended") < seen.index("shadow.promoted")
+    assert tester.promote_if_ready("shadow_1") is False  # no longer a shadow: nothing happens
+
+
+def test_worse_shadow_is_rejected(pg_container) -> None:
+    add_model(pg_container, "active_1", "ACTIVE")
+    add_model(pg_container, "shadow_2", "SHADOW")
+    tester = ShadowTester(pg_container)
+    rng = np.random.default_rng(5)
+    realized = rng.normal(0.0, 0.015, 1200)
+    items = [
+        {
+            "shadow_model_id": "shadow_2",
+            "active_model_id": "active_1",
+            "symbol": "BTCUSDT",
+            "active_pred": {"direction": int(np.sign(r)) if rng.random() < 0.58 else -int(np.sign(r))},
+            "shadow_pred": {"direction": int(np.sign(r)) if rng.random() < 0.48 else -int(np.sign(r))},
+        }
+        for r in realized
+    ]
+    assert tester.record_shadow_predictions(items) == 1200
+    with pg_container.session() as session:
+        ids = list(session.scalars(select(ShadowTestResult.id).order_by(ShadowTestResult.id)))
+    for test_id, r in zip(ids, realized, strict=True):
+        tester.record_outcome(test_id, {"realized_return": float(r)})
+    assert tester.evaluate_shadow_model("shadow_2").recommendation == "REJECT"
+    assert tester.promote_if_ready("shadow_2") is False
+    assert ModelRegistry(pg_container).get_model("shadow_2").status == "REJECTED"
+    assert ModelRegistry(pg_container).get_model("active_1").status == "ACTIVE"
+
+
+def test_batch_with_a_bad_item_writes_nothing_and_names_it(pg_container) -> None:
+    add_model(pg_container, "active_1", "ACTIVE")
+    add_model(pg_container, "shadow_1", "SHADOW")
+    good = {"shadow_model_id": "shadow_1", "active_model_id": "active_1", "symbol": "BTCUSDT"}
+    items = [
+        good | {"active_pred": {"direction": 1}, "shadow_pred": {"direction": -1, "confidence": 0.7}},
+        good | {"active_pred": {"direction": 1}, "shadow_pred": {"direction": 1, "confidence": 1.7}},
+    ]
+    with pytest.raises(InvalidPredictionError, match=r"predictions\[1\]\.shadow_pred\.confidence"):
+        ShadowTester(pg_container).record_shadow_predictions(items)
+    with pytest.raises(InvalidPredictionError, match="direction"):
+        ShadowTester(pg_container).record_shadow_prediction("shadow_1", "active_1", "BTCUSDT", {"direction": 2}, {})
+    with pg_container.session() as session:
+        assert session.scalar(select(func.count()).select_from(ShadowTestResult)) == 0
+
+
+def test_closed_trades_close_their_pairs_once(pg_container) -> None:
+    add_model(pg_container, "active_1", "ACTIVE")
+    add_model(pg_container, "shadow_1", "SHADOW")
+    tester = ShadowTester(pg_container)
+    opened = utcnow() - timedelta(hours=2)
+    named = tester.record_shadow_prediction(
+        "shadow_1", "active_1", "ETHUSDT", {"direction": -1}, {"direction": 1}, timestamp=opened
+    )
+    by_time = tester.record_shadow_prediction(
+        "shadow_1", "active_1", "BTCUSDT", {"direction": 1}, {"direction": 1}, timestamp=opened
+    )
+    with pg_container.session() as session:
+        trade = {"trade_id": "t-1", "symbol": "ETHUSDT", "pnl_pct": 2.0, "duration_hours": 1.5}
+        pg_container.bus.publish(session, "execution.trade.closed", trade | {"shadow_test_id": named})
+        opened_iso = (opened + timedelta(minutes=1)).isoformat()
+        trade2 = {"trade_id": "t-2", "symbol": "BTCUSDT", "pnl_pct": -1.0, "opened_at": opened_iso}
+        pg_container.bus.publish(session, "execution.trade.closed", trade2)
+    pg_container.bus.deliver_pending()
+    with pg_container.session() as session:
+        rows = {r.id: r for r in session.scalars(select(ShadowTestResult))}
+    # A short that made 2 % means the market fell 2 %.
+    assert rows[named].realized_return == pytest.approx(-0.02) and rows[named].trade_id == "t-1"
+    assert rows[by_time].realized_return == pytest.approx(-0.01) and rows[by_time].trade_id == "t-2"
+    # Redelivered trade: nothing changes.
+    assert tester.close_from_trade(trade | {"shadow_test_id": named, "pnl_pct": 9.0}) == 0
+
+
+def test_open_pairs_are_resolved_from_the_candles(pg_container) -> None:
+    add_model(pg_container, "active_1", "ACTIVE")
+    add_model(pg_container, "shadow_1", "SHADOW")
+    tester = ShadowTester(pg_container)
+    policy = pg_container.policy_store.get()
+    tf = timedelta(minutes=5)
+    start = datetime(2026, 1, 1)
+    closes = 100.0 * np.exp(np.cumsum(np.random.default_rng(2).normal(0, 0.002, 60)))
+    epoch = datetime(1970, 1, 1)
+    candles = [
+        {
+            "exchange": policy.data.exchange,
+            "symbol": "BTCUSDT",
+            "timeframe": policy.data.timeframe,
+            "open_time": int((start + i * tf - epoch) / timedelta(milliseconds=1)),
+            "open": c,
+            "high": c,
+            "low": c,
+            "close": c,
+            "volume": 1.0,
+        }
+        for i, c in enumerate(closes.tolist())
+    ]
+    with pg_container.session() as session:
+        session.execute(insert(Candle), candles)
+    # A prediction made at the close of candle 10 (its open + 5 min), horizon 12 candles.
+    made_at = start + 11 * tf + timedelta(seconds=30)
+    resolvable = tester.record_shadow_prediction(
+        "shadow_1", "active_1", "BTCUSDT", {"direction": 1}, {"direction": -1}, timestamp=made_at
+    )
+    no_candles = tester.record_shadow_prediction(
+        "shadow_1", "active_1", "SOLUSDT", {"direction": 1}, {"direction": -1}, timestamp=made_at
+    )
+    not_yet = tester.record_shadow_prediction(
+        "shadow_1", "active_1", "BTCUSDT", {"direction": 1}, {"direction": -1}, timestamp=start + 50 * tf
+    )
+    report = tester.resolve_outcomes(now=made_at + 13 * tf)
+    assert report == {"resolved": 1, "expired": 0, "pending": 1}
+    with pg_container.session() as session:
+        rows = {r.id: r for r in session.scalars(select(ShadowTestResult))}
+    assert rows[resolvable].realized_return == pytest.approx(math.log(closes[22] / closes[10]))
+    assert rows[resolvable].actual_outcome["source"] == "candles"
+    assert rows[no_candles].actual_outcome is None and rows[not_yet].actual_outcome is None
+    # Days later, the pair no candle can close is expired and never counts.
+    report = tester.resolve_outcomes(now=made_at + timedelta(days=4))
+    with pg_container.session() as session:
+        expired = session.get(ShadowTestResult, no_candles)
+        assert expired.actual_outcome["source"] == "expired" and expired.realized_return is None
+    assert tester.evaluate_shadow_model("shadow_1", min_samples=1).total_samples == 1
+
+
+def test_a_new_shadow_model_starts_its_test(pg_container) -> None:
+    registry = ModelRegistry(pg_container)
+    first = registry.register_model({"model_type": "lightgbm", "file_path": "models/a.txt", "sha256": "0" * 64})
+    second = registry.register_model({"model_type": "lightgbm", "file_path": "models/b.txt", "sha256": "1" * 64})
+    pg_container.bus.deliver_pending()
+    with pg_container.session() as session:
+        started = session.scalars(select(Event).where(Event.topic == "shadow.testing.started")).all()
+    assert [e.payload["shadow_model_id"] for e in started] == [second]
+    assert started[0].payload["active_model_id"] == first
