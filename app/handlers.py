@@ -21,6 +21,7 @@ HANDLER_TABLE: list[tuple[str, str]] = [
     # shadow tests: trades close the pairs; a new SHADOW model starts its test
     ("execution.trade.closed", "app.shadow_tester.service:on_trade_closed"),
     ("model.registered", "app.shadow_tester.service:on_model_registered"),
+    ("execution.trade.closed", "app.model_supervisor:on_trade_closed"),
 ]
 
 

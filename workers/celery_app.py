@@ -19,6 +19,8 @@ celery_app.conf.include = [
     "tasks.maintenance",
     "tasks.retraining",
     "tasks.rl",
+    "tasks.shadow",
+    "tasks.supervisor",
 ]
 app = celery_app  # `celery -A workers.celery_app` finds `app`
 

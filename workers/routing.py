@@ -22,6 +22,10 @@ TASK_ROUTES: dict[str, str] = {
     # RL agents (issue 8)
     "tasks.rl.apply_trade_outcome": "default",
     "tasks.rl.run_rl_maintenance": "default",
+    # shadow tests and model health (issue 6)
+    "tasks.shadow.evaluate_all_shadows": "default",
+    "tasks.shadow.resolve_outcomes": "default",
+    "tasks.supervisor.check_all_models": "default",
 }
 
 

@@ -1,0 +1,56 @@
+"""The shadow and supervisor tasks on a real Celery worker process."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+
+from app.db.models import ModelPerformanceLog, ShadowTestResult
+from app.model_registry import ModelRegistry
+from app.shadow_tester import ShadowTester
+from tests.integration.test_shadow_tester import add_model
+from tests.services import celery_worker
+from tests.unit.test_shadow_stats import simulate
+
+pytestmark = pytest.mark.integration
+
+
+def test_worker_promotes_a_ready_shadow_and_checks_health(pg_container, worker_env, tmp_path) -> None:
+    from tasks.shadow import evaluate_all_shadows, resolve_outcomes
+    from tasks.supervisor import check_all_models
+    from workers.celery_app import configure
+
+    configure(pg_container.settings)
+    add_model(pg_container, "active_1", "ACTIVE")
+    add_model(pg_container, "shadow_1", "SHADOW")
+    active, shadow, realized = simulate(1, 0.55, 0.62)
+    items = [
+        {
+            "shadow_model_id": "shadow_1",
+            "active_model_id": "active_1",
+            "symbol": "BTCUSDT",
+            "active_pred": {"direction": int(a)},
+            "shadow_pred": {"direction": int(s)},
+        }
+        for a, s in zip(active, shadow, strict=True)
+    ]
+    ShadowTester(pg_container).record_shadow_predictions(items)
+    with pg_container.session() as session:
+        ids = list(session.scalars(select(ShadowTestResult.id).order_by(ShadowTestResult.id)))
+        session.execute(
+            update(ShadowTestResult),
+            [
+                {"id": i, "realized_return": float(r), "actual_outcome": {"realized_return": float(r)}}
+                for i, r in zip(ids, realized, strict=True)
+            ],
+        )
+    log = tmp_path / "worker.log"
+    with celery_worker(worker_env, queues="default", log_path=log):
+        assert resolve_outcomes.delay().get(timeout=60) == {"resolved": 0, "expired": 0, "pending": 0}
+        result = evaluate_all_shadows.delay().get(timeout=60)
+        assert result == {"shadows": [{"shadow_model_id": "shadow_1", "promoted": True, "status": "ACTIVE"}]}
+        health = check_all_models.delay().get(timeout=60)
+    assert health["models"][0]["model_id"] == "shadow_1"
+    assert ModelRegistry(pg_container).get_model("active_1").status == "RETIRED"
+    with pg_container.session() as session:
+        assert session.scalars(select(ModelPerformanceLog.model_id)).all() == ["shadow_1"]
