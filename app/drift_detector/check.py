@@ -1,0 +1,98 @@
+"""One feature-drift check, pure: reference statistics and a current matrix in, findings out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.drift_detector.ecdf import compare
+from app.drift_detector.reference import ReferenceStats
+from app.drift_detector.stats import (
+    Severity,
+    SeverityInputs,
+    benjamini_hochberg,
+    classify_severity,
+    ks_pvalues,
+    material_mask,
+    proportions_from_edge_counts,
+    psi,
+)
+
+
+@dataclass(frozen=True)
+class FeatureDriftReport:
+    feature_names: list[str]
+    ks_statistic: NDArray[np.float64]
+    p_value: NDArray[np.float64]
+    p_adjusted: NDArray[np.float64]  # Benjamini-Hochberg across the features checked
+    psi: NDArray[np.float64]
+    significant: NDArray[np.bool_]
+    material: NDArray[np.bool_]
+    n_reference: NDArray[np.int64]
+    n_current: NDArray[np.int64]
+    methods: list[str]
+    severity: Severity
+    alpha: float
+    psi_threshold: float
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return [self.feature_names[i] for i in np.flatnonzero(self.significant)]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "severity": self.severity.value,
+            "features_checked": len(self.feature_names),
+            "significant": int(self.significant.sum()),
+            "material": int(self.material.sum()),
+            "max_ks": float(self.ks_statistic.max()),
+            "max_psi": float(self.psi.max()),
+            "min_p_adjusted": float(self.p_adjusted.min()),
+            "alpha": self.alpha,
+            "fdr": "benjamini-hochberg",
+        }
+
+
+def evaluate_feature_drift(
+    reference: ReferenceStats,
+    current: NDArray[np.float64],
+    alpha: float = 0.05,
+    psi_threshold: float = 0.2,
+) -> FeatureDriftReport:
+    """KS (exact statistic, scipy's p-value), PSI, BH-adjusted significance and severity.
+
+    `current` is (rows, features) in `reference.feature_names` order; NaN values are ignored
+    per feature.
+    """
+    current = np.asarray(current, dtype=np.float64)
+    if current.ndim != 2 or current.shape[1] != len(reference.feature_names):
+        raise ValueError(
+            f"current matrix has shape {current.shape}, expected (rows, {len(reference.feature_names)}) "
+            f"for features {reference.feature_names}"
+        )
+    result = compare(reference.sorted_values, reference.counts, reference.grid, current, reference.psi_edges)
+    statistic, p_value, methods = ks_pvalues(result.statistic, reference.counts, result.current_counts)
+    p_adjusted = benjamini_hochberg(p_value)
+    psi_values = psi(
+        proportions_from_edge_counts(reference.psi_edge_counts, reference.counts),
+        proportions_from_edge_counts(result.current_at_or_below_edges, result.current_counts),
+    )
+    significant = p_adjusted < alpha
+    inputs = SeverityInputs(significant, statistic, psi_values, psi_threshold)
+    return FeatureDriftReport(
+        feature_names=list(reference.feature_names),
+        ks_statistic=statistic,
+        p_value=p_value,
+        p_adjusted=p_adjusted,
+        psi=psi_values,
+        significant=significant,
+        material=material_mask(inputs),
+        n_reference=reference.counts,
+        n_current=result.current_counts,
+        methods=methods,
+        severity=classify_severity(inputs),
+        alpha=alpha,
+        psi_threshold=psi_threshold,
+    )
