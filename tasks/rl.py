@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from app.bootstrap import get_container
@@ -13,7 +14,7 @@ from workers.celery_app import celery_app
 @celery_app.task(name="tasks.rl.apply_trade_outcome")
 def apply_trade_outcome(payload: dict[str, Any]) -> dict[str, Any]:
     """Both agents learn from one `execution.trade.closed` payload; a redelivery is a no-op."""
-    return apply_outcome(get_container(), payload)
+    return apply_outcome(get_container(), payload) | {"worker_pid": os.getpid()}
 
 
 @celery_app.task(name="tasks.rl.run_rl_maintenance")
