@@ -22,6 +22,15 @@ HANDLER_TABLE: list[tuple[str, str]] = [
     ("execution.trade.closed", "app.shadow_tester.service:on_trade_closed"),
     ("model.registered", "app.shadow_tester.service:on_model_registered"),
     ("execution.trade.closed", "app.model_supervisor:on_trade_closed"),
+    # the prediction service loads a promoted model before the next request needs it
+    ("model.promoted", "app.prediction_service:on_model_promoted"),
+    # alerts (app/alerts.py): what can start one is re-checked; each alert goes to the webhook
+    ("drift.detected", "app.alerts:check_on_event"),
+    ("model.performance.degraded", "app.alerts:check_on_event"),
+    ("clm.retraining.*", "app.alerts:check_on_event"),
+    ("rl.*.reset", "app.alerts:check_on_event"),
+    ("shadow.promotion.recommended", "app.alerts:check_on_event"),
+    ("alert.*", "app.alerts:deliver_webhook"),
 ]
 
 

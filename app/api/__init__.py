@@ -29,6 +29,7 @@ def _blueprints() -> list[Blueprint]:
         status.bp,
         jobs.bp,
         models.bp,
+        models.types_bp,
         drift.bp,
         policy.bp,
         outcomes.bp,

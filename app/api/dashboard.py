@@ -54,7 +54,7 @@ def dashboard() -> str:
         policy = c.policy_store.get(session)
         status = clm_status(session, policy)
         charts = chart_data(session)
-        alerts = [a.as_payload() for a in current_alerts(session)]
+        alerts = current_alerts(session)
     return render_template(
         "dashboard.html",
         status=status,

@@ -1,14 +1,16 @@
-"""Retraining jobs: list and read (status, progress, per-model results)."""
+"""Retraining jobs: start, list, read (status, progress, per-model results), cancel."""
 
 from __future__ import annotations
 
 from flask import Blueprint
 
 from app.api.common import container, not_found
+from app.api.errors import ApiError
 from app.api.openapi import operation
 from app.api.queries import job_dict, list_jobs
-from app.api.schemas import Job, JobList, JobsQuery
+from app.api.schemas import CancelRequest, Job, JobAccepted, JobList, JobsQuery, RetrainingRequest
 from app.db.models import RetrainingJob
+from app.retraining import JobNotFoundError, RetrainingOrchestrator
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/jobs")
 
@@ -26,4 +28,39 @@ def get_job(job_id: str) -> Job:
         row = session.get(RetrainingJob, job_id)
         if row is None:
             raise not_found("job", job_id)
+        return Job.model_validate(job_dict(row))
+
+
+@operation(
+    bp, "/retraining", "POST", summary="Start a full or partial retraining; 202 with the job id", tag="jobs",
+    body=RetrainingRequest, response=JobAccepted, status=202, auth=True,
+)  # fmt: skip
+def post_retraining(body: RetrainingRequest) -> JobAccepted:
+    orchestrator = RetrainingOrchestrator(container())
+    try:
+        if body.kind == "full":
+            job_id = orchestrator.start_full(reason=body.reason)
+        else:
+            job_id = orchestrator.start_partial(body.model_types, reason=body.reason)
+    except ValueError as exc:  # unknown model types: the request's fault
+        raise ApiError(422, "invalid body", [{"field": "body.model_types", "reason": str(exc)}]) from None
+    status = orchestrator.get_job(job_id).status
+    return JobAccepted(job_id=job_id, status=status, url=f"/api/jobs/{job_id}")
+
+
+@operation(
+    bp, "/<job_id>/cancel", "POST", summary="Cancel a running job (revokes its queued tasks)", tag="jobs",
+    body=CancelRequest, response=Job, auth=True, conflict=True,
+)  # fmt: skip
+def post_cancel(job_id: str, body: CancelRequest) -> Job:
+    c = container()
+    try:
+        record = RetrainingOrchestrator(c).cancel(job_id, body.reason)
+    except JobNotFoundError:
+        raise not_found("job", job_id) from None
+    if record.status != "cancelled":
+        raise ApiError(409, f"job {job_id!r} already ended as {record.status}; nothing to cancel")
+    with c.session() as session:
+        row = session.get(RetrainingJob, job_id)
+        assert row is not None
         return Job.model_validate(job_dict(row))

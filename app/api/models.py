@@ -1,16 +1,20 @@
-"""The model registry: list and read models."""
+"""The model registry: list and read models; retire, promote, roll back."""
 
 from __future__ import annotations
 
 from flask import Blueprint
 
 from app.api.common import container, not_found
+from app.api.errors import ApiError
 from app.api.openapi import operation
 from app.api.queries import list_models, model_dict
-from app.api.schemas import Model, ModelList, ModelsQuery
+from app.api.schemas import Model, ModelList, ModelsQuery, PromoteRequest, RetireRequest, RollbackRequest
 from app.db.models import ModelRegistry
+from app.model_registry import ModelNotFoundError, ModelRecord, RegistryError
+from app.model_registry import ModelRegistry as RegistryService
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")
+types_bp = Blueprint("model_types", __name__, url_prefix="/api/model-types")
 
 
 @operation(bp, "", summary="List registered models, newest first", tag="models", query=ModelsQuery, response=ModelList)
@@ -27,3 +31,58 @@ def get_model(model_id: str) -> Model:
         if row is None:
             raise not_found("model", model_id)
         return Model.model_validate(model_dict(row))
+
+
+def _model_out(record: ModelRecord) -> Model:
+    with container().session() as session:
+        row = session.get(ModelRegistry, record.model_id)
+        assert row is not None
+        return Model.model_validate(model_dict(row))
+
+
+def _known_type(model_type: str) -> str:
+    from app.model_training import MODEL_TYPES
+
+    if model_type not in MODEL_TYPES:
+        raise ApiError(404, f"model type {model_type!r} not found; known: {sorted(MODEL_TYPES)}")
+    return model_type
+
+
+@operation(
+    bp, "/<model_id>/retire", "POST", summary="Retire a model", tag="models",
+    body=RetireRequest, response=Model, auth=True, conflict=True,
+)  # fmt: skip
+def post_retire(model_id: str, body: RetireRequest) -> Model:
+    try:
+        record = RegistryService(container()).retire_model(model_id, body.reason)
+    except ModelNotFoundError:
+        raise not_found("model", model_id) from None
+    except RegistryError as exc:
+        raise ApiError(409, str(exc)) from None
+    return _model_out(record)
+
+
+@operation(
+    types_bp, "/<model_type>/promote", "POST", summary="Promote the SHADOW model of a type to ACTIVE", tag="models",
+    body=PromoteRequest, response=Model, auth=True, conflict=True,
+)  # fmt: skip
+def post_promote(model_type: str, body: PromoteRequest) -> Model:
+    try:
+        record = RegistryService(container()).promote_shadow_to_active(_known_type(model_type), body.reason)
+    except RegistryError as exc:  # no shadow model
+        raise ApiError(409, str(exc)) from None
+    return _model_out(record)
+
+
+@operation(
+    types_bp, "/<model_type>/rollback", "POST", summary="Make an earlier version of a type ACTIVE again",
+    tag="models", body=RollbackRequest, response=Model, auth=True, conflict=True,
+)  # fmt: skip
+def post_rollback(model_type: str, body: RollbackRequest) -> Model:
+    try:
+        record = RegistryService(container()).rollback(_known_type(model_type), body.version)
+    except ModelNotFoundError:
+        raise not_found(f"{model_type} version", body.version) from None
+    except RegistryError as exc:  # artifact gone
+        raise ApiError(409, str(exc)) from None
+    return _model_out(record)

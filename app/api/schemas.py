@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 JobStatus = Literal["pending", "running", "completed", "partial", "failed", "cancelled"]
@@ -28,8 +28,18 @@ class ErrorBody(BaseModel):
 
 class RetrainingRequest(_In):
     kind: Literal["full", "partial"] = "full"
-    model_types: list[str] = Field(default_factory=list, max_length=16, description="partial: which model types")
+    model_types: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(
+        default_factory=list, max_length=16, description="partial: which model types (full: the policy's)"
+    )
     reason: str = Field("manual", min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _types_match_kind(self) -> RetrainingRequest:
+        if self.kind == "partial" and not self.model_types:
+            raise ValueError("a partial retraining needs model_types")
+        if self.kind == "full" and self.model_types:
+            raise ValueError("a full retraining takes the policy's model types; use kind=partial to choose")
+        return self
 
 
 class JobAccepted(BaseModel):
@@ -98,10 +108,12 @@ class RollbackRequest(_In):
     version: str = Field(..., min_length=1, max_length=50, pattern=ID_PATTERN)
 
 
-class ModelChange(BaseModel):
-    model_type: str
-    active: Model | None
-    message: str
+class CancelRequest(_In):
+    reason: str = Field("cancelled by operator", min_length=1, max_length=200)
+
+
+class PromoteRequest(_In):
+    reason: str = Field("promoted by operator", min_length=1, max_length=200)
 
 
 # --------------------------------------------------------------------------- drift

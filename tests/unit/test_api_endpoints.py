@@ -1,0 +1,197 @@
+"""Every endpoint: success, missing and wrong token, bad input (422 naming the field), unknown id (404)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app.api import create_app
+from app.bootstrap import bootstrap
+from app.db.models import Event, ModelRegistry, RetrainingJob
+from app.dispatcher import InlineDispatcher
+from app.settings import Settings
+from tests.api_fixtures import TOKEN_HEADER, seed_clm_state
+
+WRONG = {"Authorization": "Bearer not-the-token"}
+
+# (method, path, body) of every state-changing call, with a body that is valid.
+GUARDED: list[tuple[str, str, dict[str, Any]]] = [
+    ("POST", "/api/jobs/retraining", {"kind": "partial", "model_types": ["naive"]}),
+    ("POST", "/api/jobs/RTN-20260103-001/cancel", {}),
+    ("POST", "/api/models/xgboost_v1/retire", {"reason": "old"}),
+    ("POST", "/api/model-types/xgboost/promote", {}),
+    ("POST", "/api/model-types/xgboost/rollback", {"version": "1"}),
+    ("PATCH", "/api/policy", {"patch": {"clm_config": {"schedule_interval_days": 3}}}),
+    ("POST", "/api/outcomes", {"trade_id": "T-1", "pnl_pct": 1.5, "duration_hours": 2.0}),
+]
+
+# (method, path, body, field named in the 422)
+BAD_INPUT: list[tuple[str, str, Any, str]] = [
+    ("GET", "/api/jobs?limit=0", None, "query.limit"),
+    ("GET", "/api/jobs?status=sleeping", None, "query.status"),
+    ("GET", "/api/models?status=ALIVE", None, "query.status"),
+    ("GET", "/api/models?bogus=1", None, "query.bogus"),
+    ("GET", "/api/drift/events?severity=extreme", None, "query.severity"),
+    ("POST", "/api/jobs/retraining", {"kind": "partial"}, "body"),
+    ("POST", "/api/jobs/retraining", {"kind": "partial", "model_types": ["gpt"]}, "body.model_types"),
+    ("POST", "/api/jobs/retraining", {"kind": "weekly"}, "body.kind"),
+    ("POST", "/api/jobs/retraining", [1, 2], "body"),
+    ("POST", "/api/jobs/RTN-20260103-001/cancel", {"reason": ""}, "body.reason"),
+    ("POST", "/api/models/xgboost_v1/retire", {}, "body.reason"),
+    ("POST", "/api/model-types/xgboost/promote", {"why": "x"}, "body.why"),
+    ("POST", "/api/model-types/xgboost/rollback", {"version": "../../etc"}, "body.version"),
+    ("PATCH", "/api/policy", {"patch": {"clm_config": {"schedule_interval_days": -1}}}, "body.patch.clm_config"),
+    ("PATCH", "/api/policy", {"patch": {"no_such_section": {}}}, "body.patch.no_such_section"),
+    ("POST", "/api/outcomes", {"trade_id": "T-1", "pnl_pct": 1.0}, "body.duration_hours"),
+    ("POST", "/api/outcomes", {"trade_id": "T-1", "pnl_pct": "lots", "duration_hours": 1}, "body.pnl_pct"),
+]
+
+UNKNOWN: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/api/jobs/RTN-19990101-001", None),
+    ("GET", "/api/models/xgboost_v99", None),
+    ("POST", "/api/jobs/RTN-19990101-001/cancel", {}),
+    ("POST", "/api/models/xgboost_v99/retire", {"reason": "x"}),
+    ("POST", "/api/model-types/gpt/promote", {}),
+    ("POST", "/api/model-types/gpt/rollback", {"version": "1"}),
+    ("POST", "/api/model-types/xgboost/rollback", {"version": "42"}),
+]
+
+
+@pytest.fixture
+def client(sqlite_container):
+    seed_clm_state(sqlite_container)
+    return create_app(sqlite_container).test_client()
+
+
+def _call(client, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None):
+    return client.open(path, method=method, json=body, headers=headers or {})
+
+
+@pytest.mark.parametrize(("method", "path", "body"), GUARDED)
+def test_state_changes_need_the_token(client, method, path, body) -> None:
+    missing = _call(client, method, path, body)
+    assert missing.status_code == 401 and missing.is_json
+    assert "bearer" in missing.get_json()["error"]
+    wrong = _call(client, method, path, body, WRONG)
+    assert wrong.status_code == 403 and wrong.get_json()["error"] == "invalid bearer token"
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field"), BAD_INPUT)
+def test_bad_input_is_422_naming_the_field(client, method, path, body, field) -> None:
+    response = _call(client, method, path, body, TOKEN_HEADER)
+    assert response.status_code == 422, response.get_json()
+    details = response.get_json()["details"]
+    assert any(d["field"].startswith(field) and d["reason"] for d in details), details
+
+
+@pytest.mark.parametrize(("method", "path", "body"), UNKNOWN)
+def test_unknown_ids_are_404(client, method, path, body) -> None:
+    response = _call(client, method, path, body, TOKEN_HEADER)
+    assert response.status_code == 404 and response.is_json
+    assert "not found" in response.get_json()["error"]
+
+
+def test_reads_list_and_filter(client) -> None:
+    jobs = client.get("/api/jobs").get_json()["jobs"]
+    assert [j["job_id"] for j in jobs] == ["RTN-20260103-001", "RTN-20260102-001", "RTN-20260101-001"]
+    failed = client.get("/api/jobs?status=failed").get_json()["jobs"]
+    assert [j["job_id"] for j in failed] == ["RTN-20260102-001"] and "TimeoutError" in failed[0]["error_message"]
+    job = client.get("/api/jobs/RTN-20260103-001").get_json()
+    assert job["status"] == "running" and job["progress_pct"] == 40.0
+    models = client.get("/api/models?model_type=xgboost&status=SHADOW").get_json()["models"]
+    assert [m["model_id"] for m in models] == ["xgboost_v3"]
+    model = client.get("/api/models/xgboost_v2").get_json()
+    assert model["status"] == "ACTIVE" and model["metrics"]["test"]["sharpe"] == 1.2
+    drift = client.get("/api/drift/events?severity=critical").get_json()["events"]
+    assert [e["feature_name"] for e in drift] == ["volume_z_48"]
+    agents = client.get("/api/rl").get_json()["agents"]
+    assert {a["rl_type"]: a["states"] for a in agents} == {"meta_strategy": 7, "position_sizing": 11}
+    assert client.get("/api/policy").get_json()["policy"]["clm_config"]["schedule_interval_days"] == 7
+
+
+def test_clm_status_reads_every_part(client) -> None:
+    status = client.get("/api/clm/status").get_json()
+    assert status["retraining"]["state"] == "RUNNING"
+    assert status["retraining"]["last"]["job_id"] == "RTN-20260102-001"
+    assert status["models"]["xgboost"]["active"]["version"] == "2"
+    assert status["models"]["xgboost"]["shadow"]["version"] == "3"
+    shadow = status["shadow_tests"][0]
+    assert shadow["samples"] == 40 and shadow["target_samples"] == 1000
+    # shadow calls 1 when i % 3 else -1 and the return has the sign of i % 3: it is always right.
+    assert shadow["shadow_winrate"] == 1.0 and 0 < shadow["active_winrate"] < 1
+    assert status["drift"]["worst_severity"] == "critical"
+    names = {a["name"] for a in status["alerts"]}
+    assert {"retraining_failed", "drift_critical", "drift_high"} <= names
+
+
+def test_trigger_retraining_stores_the_job_and_starts_the_canvas(client, sqlite_container) -> None:
+    response = client.post(
+        "/api/jobs/retraining",
+        json={"kind": "partial", "model_types": ["naive"], "reason": "api"},
+        headers=TOKEN_HEADER,
+    )
+    assert response.status_code == 202
+    job_id = response.get_json()["job_id"]
+    assert response.get_json()["url"] == f"/api/jobs/{job_id}"
+    assert sqlite_container.dispatcher.started[-1][0] == job_id
+    with sqlite_container.session() as s:
+        row = s.get(RetrainingJob, job_id)
+        assert row is not None and row.job_type == "partial" and row.model_types == ["naive"]
+    assert client.get(f"/api/jobs/{job_id}").get_json()["trigger_reason"] == "api"
+
+
+def test_cancel_running_job_then_409_on_a_closed_one(client) -> None:
+    response = client.post("/api/jobs/RTN-20260103-001/cancel", json={"reason": "operator"}, headers=TOKEN_HEADER)
+    assert response.status_code == 200 and response.get_json()["status"] == "cancelled"
+    done = client.post("/api/jobs/RTN-20260101-001/cancel", json={}, headers=TOKEN_HEADER)
+    assert done.status_code == 409 and "completed" in done.get_json()["error"]
+
+
+def test_promote_retire_rollback(client, sqlite_container) -> None:
+    promoted = client.post("/api/model-types/xgboost/promote", json={}, headers=TOKEN_HEADER)
+    assert promoted.status_code == 200 and promoted.get_json()["model_id"] == "xgboost_v3"
+    again = client.post("/api/model-types/xgboost/promote", json={}, headers=TOKEN_HEADER)
+    assert again.status_code == 409 and "no SHADOW" in again.get_json()["error"]
+    rolled = client.post("/api/model-types/xgboost/rollback", json={"version": "2"}, headers=TOKEN_HEADER)
+    assert rolled.status_code == 200 and rolled.get_json()["status"] == "ACTIVE"
+    retired = client.post("/api/models/lightgbm_v1/retire", json={"reason": "bad"}, headers=TOKEN_HEADER)
+    assert retired.status_code == 200 and retired.get_json()["status"] == "RETIRED"
+    with sqlite_container.session() as s:
+        statuses = dict(s.execute(select(ModelRegistry.model_id, ModelRegistry.status)).all())
+    assert statuses == {
+        "xgboost_v1": "RETIRED",
+        "xgboost_v2": "ACTIVE",
+        "xgboost_v3": "RETIRED",
+        "lightgbm_v1": "RETIRED",
+    }
+
+
+def test_policy_patch_stores_a_new_version(client) -> None:
+    response = client.patch(
+        "/api/policy", json={"patch": {"clm_config": {"schedule_interval_days": 3}}, "comment": "faster"},
+        headers=TOKEN_HEADER,
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert response.get_json()["version"] >= 1
+    assert client.get("/api/policy").get_json()["policy"]["clm_config"]["schedule_interval_days"] == 3
+
+
+def test_outcome_is_an_event_in_the_outbox(client, sqlite_container) -> None:
+    body = {"trade_id": "T-42", "pnl_pct": -0.8, "duration_hours": 5.5, "side": "SHORT", "symbol": "ETH/USDT"}
+    response = client.post("/api/outcomes", json=body, headers=TOKEN_HEADER)
+    assert response.status_code == 202
+    with sqlite_container.session() as s:
+        event = s.get(Event, response.get_json()["event_id"])
+        assert event is not None and event.topic == "execution.trade.closed"
+        assert event.payload == body | {"hit_tp": False, "hit_sl": False, "max_drawdown_pct": 0.0}
+
+
+def test_no_stack_trace_on_a_server_error(tmp_path) -> None:
+    # A database without the schema: every query fails inside SQLAlchemy.
+    settings = Settings(DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite'}", ARTIFACT_ROOT=str(tmp_path / "a"))
+    response = create_app(bootstrap(settings, InlineDispatcher())).test_client().get("/api/jobs")
+    assert response.status_code == 500 and response.is_json
+    assert response.get_json()["error"] == "internal error"
+    assert b"Traceback" not in response.data and b"no such table" not in response.data

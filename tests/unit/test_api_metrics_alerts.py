@@ -1,0 +1,139 @@
+"""/metrics computed from the tables; alerts derived, raised once as events, POSTed to the webhook."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+
+from app.alerts import current_alerts, raise_new_alerts
+from app.api import create_app
+from app.bootstrap import bootstrap
+from app.clock import utcnow
+from app.db.models import Event, ModelRegistry
+from app.dispatcher import InlineDispatcher
+from app.handlers import HANDLER_TABLE
+from tests.api_fixtures import seed_clm_state
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_report_the_seeded_state(sqlite_container) -> None:
+    seed_clm_state(sqlite_container)
+    response = create_app(sqlite_container).test_client().get("/metrics")
+    assert response.status_code == 200 and response.content_type.startswith("text/plain")
+    m = _samples(response.get_data(as_text=True))
+    assert m[("clm_database_up", ())] == 1.0
+    assert m[("clm_retraining_jobs_total", (("job_type", "partial"), ("status", "failed")))] == 1.0
+    assert m[("clm_models", (("model_type", "xgboost"), ("status", "SHADOW")))] == 1.0
+    assert m[("clm_retraining_job_duration_seconds_count", ())] == 2.0
+    assert m[("clm_retraining_job_duration_seconds_sum", ())] == 3000.0
+    assert m[("clm_retraining_job_duration_seconds_bucket", (("le", "300"),))] == 1.0
+    assert m[("clm_model_winrate", (("model_type", "xgboost"), ("status", "ACTIVE"), ("version", "2")))] == 0.56
+    latency = ("clm_prediction_latency_seconds_bucket", (("le", "0.05"), ("model_type", "xgboost")))
+    assert m[latency] == 3.0  # 3, 12 and 40 ms of 3, 12, 40, 80, 700
+    assert m[("clm_prediction_latency_seconds_count", (("model_type", "xgboost"),))] == 5.0
+    assert m[("clm_shadow_models_testing", ())] == 1.0
+    assert m[("clm_shadow_samples", (("kind", "with_outcome"), ("model_type", "xgboost"), ("version", "3")))] == 40
+    assert m[("clm_promotion_rate", ())] == 1.0
+    assert m[("clm_rl_q_table_states", (("rl_type", "position_sizing"),))] == 11.0
+    assert m[("clm_rl_epsilon", (("rl_type", "meta_strategy"),))] == 0.12
+    assert m[("clm_drift_events_total", (("drift_type", "feature"), ("severity", "critical")))] == 1.0
+    assert m[("clm_drift_p_value_bucket", (("le", "0.01"),))] == 2.0
+    assert m[("clm_alerts_active", (("name", "retraining_failed"), ("severity", "critical")))] == 1.0
+
+
+def test_metrics_say_when_the_database_is_down(tmp_path) -> None:
+    from app.settings import Settings
+
+    settings = Settings(DATABASE_URL=f"sqlite:///{tmp_path / 'none.sqlite'}", ARTIFACT_ROOT=str(tmp_path))
+    text = create_app(bootstrap(settings, InlineDispatcher())).test_client().get("/metrics").get_data(as_text=True)
+    assert _samples(text)[("clm_database_up", ())] == 0.0
+
+
+def test_alert_conditions(sqlite_container) -> None:
+    seed_clm_state(sqlite_container)
+    with sqlite_container.session() as s:
+        alerts = current_alerts(s)
+        assert [a.severity for a in alerts][:2] == ["critical", "critical"]
+        names = {a.name: a for a in alerts}
+        assert set(names) == {"retraining_failed", "drift_critical", "drift_high"}
+        # The last shadow sample is 30 min old: 30 h later the test is stuck.
+        s.add(Event(topic="model.performance.degraded", payload={"model_id": "lightgbm_v1"}, created_at=utcnow()))
+        s.flush()
+        later = current_alerts(s, now=utcnow() + timedelta(hours=30))
+    stuck = [a for a in later if a.name == "shadow_stuck"]
+    assert len(stuck) == 1 and "xgboost 3" in stuck[0].message
+    assert "retraining_failed" not in {a.name for a in later}  # older than the 24 h window by then
+    with sqlite_container.session() as s:
+        s.add(Event(topic="model.performance.degraded", payload={"model_id": "xgboost_v2"}, created_at=utcnow()))
+        s.add(Event(topic="rl.sizing.reset", payload={"old_version": 35, "new_version": 36}, created_at=utcnow()))
+        s.flush()
+        names = {a.name for a in current_alerts(s)}
+    assert {"all_models_degraded", "rl_reset"} <= names and "model_degraded" not in names
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[dict] = []
+    status = 200
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_alerts_are_raised_once_and_posted_to_the_webhook(sqlite_container) -> None:
+    assert ("alert.*", "app.alerts:deliver_webhook") in HANDLER_TABLE
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sqlite_container.settings.alert_webhook_url = f"http://127.0.0.1:{server.server_port}/hook"
+        seed_clm_state(sqlite_container)
+        _Receiver.status = 500  # the receiver is down: the outbox keeps the alert and retries
+        first = raise_new_alerts(sqlite_container)
+        assert {a.name for a in first} == {"retraining_failed", "drift_critical", "drift_high"}
+        assert raise_new_alerts(sqlite_container) == []  # raised once
+        with sqlite_container.session() as s:
+            pending = s.scalars(select(Event).where(Event.topic.like("alert.%"))).all()
+            assert {e.status for e in pending} == {"pending"} and all(e.last_error for e in pending)
+        _Receiver.status = 200
+        sqlite_container.bus.deliver_pending(force=True)
+        names = {r["name"] for r in _Receiver.received if r["topic"].startswith("alert.")}
+        assert names == {"retraining_failed", "drift_critical", "drift_high"}
+        assert any(r["severity"] == "critical" and r["topic"] == "alert.critical" for r in _Receiver.received)
+    finally:
+        server.shutdown()
+
+
+def test_a_drift_event_raises_its_alert_through_the_handler_table(sqlite_container) -> None:
+    with sqlite_container.session() as s:
+        s.add(
+            ModelRegistry(
+                model_id="naive_v1", model_type="naive", version="1", status="ACTIVE", metrics={},
+                created_at=utcnow(), file_path="x",
+            )
+        )  # fmt: skip
+    from app.db.models import DriftEvent
+
+    with sqlite_container.session() as s:
+        now = utcnow()
+        s.add(DriftEvent(detected_at=now, drift_type="feature", severity="critical", p_value=1e-6, created_at=now))
+        sqlite_container.bus.publish(s, "drift.detected", {"severity": "critical", "p_value": 1e-6})
+    with sqlite_container.session() as s:
+        alerts = s.scalars(select(Event).where(Event.topic == "alert.critical")).all()
+    assert [a.payload["name"] for a in alerts] == ["drift_critical"]

@@ -1,0 +1,92 @@
+"""The OpenAPI document is valid OpenAPI 3.1, describes every operation, and schemathesis finds no 5xx."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
+
+from app.api import create_app
+from tests.api_fixtures import TOKEN_HEADER, seed_clm_state
+
+
+@pytest.fixture
+def app(sqlite_container):
+    seed_clm_state(sqlite_container, shadow_samples=5)
+    return create_app(sqlite_container)
+
+
+@pytest.fixture
+def document(app) -> dict:
+    response = app.test_client().get("/openapi.json")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_document_is_valid_openapi_3_1(document) -> None:
+    assert document["openapi"] == "3.1.0"
+    OPENAPI_31_VALIDATOR.validate(document)  # the OpenAPI 3.1 meta-schema, bundled with schemathesis
+
+
+def test_the_validator_rejects_a_broken_document(document) -> None:
+    broken = copy.deepcopy(document)
+    broken["paths"]["/api/jobs"]["get"]["responses"] = "none"
+    with pytest.raises(ValueError):
+        OPENAPI_31_VALIDATOR.validate(broken)
+
+
+def test_every_api_route_is_described(app, document) -> None:
+    undocumented = {"/", "/health", "/metrics", "/openapi.json", "/docs", "/static/<path:filename>"}
+    routes = {r.rule for r in app.url_map.iter_rules()} - undocumented
+    described = {path.replace("{", "<").replace("}", ">") for path in document["paths"]}
+    assert routes == described
+    guarded = {
+        (path, method) for path, ops in document["paths"].items() for method, op in ops.items() if "security" in op
+    }
+    assert all(method != "get" for _, method in guarded)
+    assert ("/api/jobs/retraining", "post") in guarded and ("/api/policy", "patch") in guarded
+    body = document["components"]["schemas"]["RetrainingRequest"]
+    assert body["properties"]["kind"]["enum"] == ["full", "partial"]
+
+
+def test_docs_page_is_self_contained(app) -> None:
+    page = app.test_client().get("/docs").get_data(as_text=True)
+    assert "/static/docs.js" in page and "http://" not in page and "https://" not in page
+    script = app.test_client().get("/static/docs.js")
+    assert script.status_code == 200 and b"/openapi.json" in script.data
+
+
+def _has_body_or_query(op: dict) -> bool:
+    return "requestBody" in op or any(p["in"] == "query" for p in op.get("parameters", []))
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_schemathesis_finds_no_server_error(app, mode) -> None:
+    """Generated requests for every operation (valid and invalid ones): never a 5xx, always JSON."""
+    api = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    operations = [result.ok() for result in api.get_all_operations()]
+    assert len(operations) >= 12
+    if mode == GenerationMode.NEGATIVE:  # only operations with an input can be sent a wrong one
+        raw = api.raw_schema["paths"]
+        operations = [op for op in operations if _has_body_or_query(raw[op.path][op.method.lower()])]
+    seen: list[tuple[str, int]] = []
+
+    for operation in operations:
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def run(case) -> None:
+            response = case.call(headers=TOKEN_HEADER)
+            seen.append((case.operation.label, response.status_code))
+            assert response.status_code < 500, (case.method, case.formatted_path, response.text[:300])
+            content_type = {k.lower(): v for k, v in response.headers.items()}["content-type"][0]
+            assert content_type.startswith("application/json"), response.headers
+
+        run()
+    assert {label for label, _ in seen} == {op.label for op in operations}
+    if mode == GenerationMode.NEGATIVE:
+        assert any(400 <= status < 500 for _, status in seen)
