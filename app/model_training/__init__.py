@@ -29,11 +29,17 @@ def forecaster_class(model_type: str) -> type[Forecaster]:
         raise ValueError(f"unknown model type {model_type!r}; known: {sorted(MODEL_TYPES)}") from None
 
 
+# The service needs the table above, so it is imported after it.
+from app.model_training.service import TrainedModel, load_forecaster, train_model  # noqa: E402
+
 __all__ = [
     "MODEL_TYPES",
     "ConfidenceCalibrator",
     "ForecastSpec",
     "Forecaster",
     "ForecasterInputError",
+    "TrainedModel",
     "forecaster_class",
+    "load_forecaster",
+    "train_model",
 ]

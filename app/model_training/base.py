@@ -79,6 +79,7 @@ class ConfidenceCalibrator:
 class Forecaster(ABC):
     MODEL_TYPE: ClassVar[str] = ""
     NEEDS_GPU: ClassVar[bool] = False  # routes training to the gpu queue
+    CAN_USE_GPU: ClassVar[bool] = False  # trains on CUDA when the worker has it
     SUPPORTS_EXOGENOUS: ClassVar[bool] = True  # uses the engineered features
     LIBRARIES: ClassVar[tuple[str, ...]] = ()  # whose versions go into the manifest
 

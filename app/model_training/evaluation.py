@@ -29,6 +29,7 @@ from sklearn.metrics import (
 )
 
 from app.model_training.base import TARGET, direction_correct
+from app.model_training.splits import candle_ms
 
 if TYPE_CHECKING:
     from app.model_training.base import Forecaster
@@ -44,13 +45,6 @@ def timeframe_ms(timeframe: str) -> int:
         return int(timeframe[:-1]) * _UNIT_MS[timeframe[-1]]
     except (KeyError, ValueError, IndexError):
         raise ValueError(f"timeframe {timeframe!r} is not like '5m', '1h', '1d'") from None
-
-
-def infer_step_ms(frame: pd.DataFrame) -> int:
-    """The candle length: the most common gap between one symbol's consecutive timestamps."""
-    gaps = frame.sort_values(["symbol", "timestamp"]).groupby("symbol")["timestamp"].diff().dropna()
-    gaps = gaps[gaps > 0]
-    return int(gaps.mode().iloc[0]) if len(gaps) else 60_000
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
@@ -183,15 +177,17 @@ def evaluate_model(
     history: pd.DataFrame | None = None,
     fee_pct: float | None = None,
     timeframe: str | None = None,
+    step_ms: int | None = None,
 ) -> dict[str, Any]:
     """The model's test metrics and the baselines' on the same rows.
 
     `history` is the data before `test_data` (context for sequence models and for the
-    persistence baseline); `fee_pct` defaults to the model's (Policy.labels.fee_pct).
+    persistence baseline); `fee_pct` defaults to the model's (Policy.labels.fee_pct); the
+    candle length is `step_ms`, else `timeframe` ("5m"), else inferred from the timestamps.
     """
     horizon = model.spec.horizon
     fee = model.spec.fee_pct if fee_pct is None else fee_pct
-    step_ms = timeframe_ms(timeframe) if timeframe else infer_step_ms(test_data)
+    step_ms = step_ms or (timeframe_ms(timeframe) if timeframe else candle_ms(test_data))
     predictions = model.predict(test_data, history=history)
     metrics = prediction_metrics(
         predictions["predicted_return"].to_numpy(),

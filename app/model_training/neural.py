@@ -56,6 +56,7 @@ def _quiet_lightning() -> Iterator[None]:
 
 class NeuralForecaster(Forecaster):
     NEEDS_GPU = True
+    CAN_USE_GPU = True
     LIBRARIES = ("neuralforecast", "torch", "pytorch_lightning")
     NF_MODEL: ClassVar[str] = ""  # class name in neuralforecast.models
     EXOG_COUNT: ClassVar[int] = 4  # "a few" historical features for models that take them

@@ -33,6 +33,7 @@ def booster_params(params: dict[str, Any], seed: int, threads: int, device: str)
 
 class XGBoostForecaster(Forecaster):
     MODEL_TYPE = "xgboost"
+    CAN_USE_GPU = True
     LIBRARIES = ("xgboost",)
 
     def _matrix(self, frame: pd.DataFrame) -> np.ndarray:

@@ -1,0 +1,319 @@
+"""Training as a service: dataset in, evaluated and stored model out; and verified loading.
+
+`train_model` reads a built dataset, splits it by time (purged), fits the model type with
+the policy's hyperparameters, evaluates it on the test part beside the baselines, runs
+walk-forward cross-validation, and writes the files under `models/<type>/<run-id>/` with a
+`manifest.json` listing every file's sha256. The registry keeps the manifest's path and
+hash; `load_forecaster` checks that hash, then each file's, before any library reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from app.artifacts import StoredArtifact
+from app.clock import utcnow
+from app.model_training import forecaster_class
+from app.model_training.base import Forecaster, ForecastSpec
+from app.model_training.evaluation import evaluate_model
+from app.model_training.splits import Split, candle_ms, chronological_split, walk_forward_splits
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+    from app.policy import Policy
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+NON_FEATURES = {"symbol", "timestamp", "future_return", "direction", "regime"}
+CV_METRICS = ("directional_accuracy", "rmse", "r2", "accuracy", "f1", "sharpe", "calibration_error")
+
+
+@dataclass
+class TrainedModel:
+    """A stored, evaluated model: what the registry records (`ModelCandidate.from_trained`)."""
+
+    model_type: str
+    run_id: str
+    file_path: str  # the manifest, relative to the artifact store
+    sha256: str  # of the manifest, which holds every other file's sha256
+    file_size_bytes: int
+    manifest: dict[str, Any]
+    metrics: dict[str, Any]
+    feature_set_id: str | None
+    feature_count: int
+    training_config: dict[str, Any]
+    training_data_range: dict[str, Any]
+    artifact_dir: str
+    dataset_id: str
+    job_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(setting: str) -> str:
+    """settings.device ("auto", "cpu", "cuda") -> "cpu" or "cuda"."""
+    if setting not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"CLM_DEVICE must be auto, cpu or cuda, not {setting!r}")
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities become null (PostgreSQL's JSONB refuses them); numpy scalars become Python's."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def library_versions(model_class: type[Forecaster]) -> dict[str, str]:
+    names = ("numpy", "pandas", "scikit-learn", *model_class.LIBRARIES)
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def dataset_features(frame: pd.DataFrame, manifest: dict[str, Any]) -> list[str]:
+    listed = manifest.get("feature_columns")
+    columns = list(listed) if listed else [c for c in frame.columns if c not in NON_FEATURES]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing or not columns:
+        raise ValueError(f"dataset lacks its feature columns {missing[:10] or '(none listed)'}")
+    return columns
+
+
+def label_settings(manifest: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """The labels the dataset was built with (its manifest), else the policy's."""
+    labels = manifest.get("label_config") or manifest.get("labels") or {}
+    return {
+        "horizon": int(labels.get("horizon", policy.labels.horizon)),
+        "fee_pct": float(labels.get("fee_pct", policy.labels.fee_pct)),
+    }
+
+
+def part_range(frame: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "start_ms": int(frame["timestamp"].min()),
+        "end_ms": int(frame["timestamp"].max()),
+        "rows": len(frame),
+    }
+
+
+def fit_and_evaluate(
+    model_class: type[Forecaster], spec: ForecastSpec, frame: pd.DataFrame, split: Split, step_ms: int
+) -> tuple[Forecaster, dict[str, Any]]:
+    """Fit on the split's train part, early-stop and calibrate on its validation part, test on its test part."""
+    train, valid, test = frame.iloc[split.train], frame.iloc[split.valid], frame.iloc[split.test]
+    model = model_class(spec).fit(train, valid)
+    # Everything before the test part is known at test time (the purged rows' features too).
+    history = frame[frame["timestamp"] < test["timestamp"].min()]
+    return model, evaluate_model(model, test, history=history, step_ms=step_ms)
+
+
+def cross_validate(
+    model_class: type[Forecaster], spec: ForecastSpec, frame: pd.DataFrame, folds: int, step_ms: int
+) -> dict[str, Any]:
+    """Walk-forward folds: per metric the mean and spread (std) of the model and of persistence."""
+    per_fold = []
+    for split in walk_forward_splits(frame, folds, purge=spec.horizon, step_ms=step_ms):
+        _, result = fit_and_evaluate(model_class, spec, frame, split, step_ms)
+        per_fold.append(result)
+    summary: dict[str, Any] = {"folds": len(per_fold)}
+    for who in ("model", "persistence"):
+        rows = [r["model"] if who == "model" else r["baselines"]["persistence"] for r in per_fold]
+        summary[who] = {
+            name: {
+                "mean": float(np.nanmean([r[name] for r in rows])),
+                "std": float(np.nanstd([r[name] for r in rows])),
+            }
+            for name in CV_METRICS
+        }
+    return summary
+
+
+def _publish(container: Container, topic: str, payload: dict[str, Any]) -> None:
+    with container.session() as session:
+        container.bus.publish(session, topic, json_safe(payload))
+
+
+def train_model(container: Container, model_type: str, dataset_id: str, job_id: str | None = None) -> TrainedModel:
+    """Train one model type on a built dataset; store and return it (not yet registered)."""
+    from app.data_pipeline import load_dataset
+
+    model_class = forecaster_class(model_type)
+    run_id = f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    base_event = {"model_type": model_type, "dataset_id": dataset_id, "job_id": job_id, "run_id": run_id}
+    _publish(container, "model.training.started", base_event)
+    try:
+        trained = _train(container, model_class, dataset_id, job_id, run_id, load_dataset)
+    except Exception as exc:
+        _publish(container, "model.training.failed", base_event | {"error": f"{type(exc).__name__}: {exc}"})
+        raise
+    _publish(
+        container,
+        "model.training.completed",
+        base_event
+        | {
+            "file_path": trained.file_path,
+            "sha256": trained.sha256,
+            "metrics": {k: trained.metrics.get(k) for k in ("directional_accuracy", "rmse", "sharpe")},
+        },
+    )
+    return trained
+
+
+def _train(
+    container: Container,
+    model_class: type[Forecaster],
+    dataset_id: str,
+    job_id: str | None,
+    run_id: str,
+    load_dataset: Any,
+) -> TrainedModel:
+    model_type = model_class.MODEL_TYPE
+    policy = container.policy_store.get()
+    frame, dataset_manifest = load_dataset(container, dataset_id)
+    frame = frame.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
+    features = dataset_features(frame, dataset_manifest)
+    labels = label_settings(dataset_manifest, policy)
+    params_model = getattr(policy.training, model_type, None)
+    params = params_model.model_dump() if params_model is not None else {}
+    spec = ForecastSpec(
+        feature_columns=features,
+        horizon=labels["horizon"],
+        params=params,
+        seed=policy.training.seed,
+        threads=container.settings.train_threads,
+        device=resolve_device(container.settings.device) if model_class.CAN_USE_GPU else "cpu",
+        fee_pct=labels["fee_pct"],
+    )
+    step_ms = candle_ms(frame)
+    split = chronological_split(
+        frame, policy.training.train_frac, policy.training.val_frac, purge=spec.horizon, step_ms=step_ms
+    )
+    model, evaluation = fit_and_evaluate(model_class, spec, frame, split, step_ms)
+    cv = cross_validate(model_class, spec, frame, policy.training.cv_folds, step_ms)
+    metrics = json_safe(
+        {
+            **evaluation["model"],
+            "baselines": evaluation["baselines"],
+            "cross_validation": cv,
+            "device": spec.device,
+        }
+    )
+    data_range = {
+        "train": part_range(frame.iloc[split.train]),
+        "validation": part_range(frame.iloc[split.valid]),
+        "test": part_range(frame.iloc[split.test]),
+        "symbols": sorted(frame["symbol"].unique().tolist()),
+        "purge_candles": spec.horizon,
+    }
+    directory = f"models/{model_type}/{run_id}"
+    stored_manifest, manifest = store_forecaster(
+        container,
+        model,
+        directory,
+        {
+            "run_id": run_id,
+            "job_id": job_id,
+            "dataset_id": dataset_id,
+            "feature_set_id": dataset_manifest.get("feature_set_id"),
+            "feature_columns": features,
+            "label_settings": labels,
+            "timeframe_ms": step_ms,
+            "training_data_range": data_range,
+            "hyperparameters": params,
+            "seed": spec.seed,
+            "metrics": metrics,
+        },
+    )
+    return TrainedModel(
+        model_type=model_type,
+        run_id=run_id,
+        file_path=stored_manifest.path,
+        sha256=stored_manifest.sha256,
+        file_size_bytes=stored_manifest.size_bytes,
+        manifest=manifest,
+        metrics=metrics,
+        feature_set_id=dataset_manifest.get("feature_set_id"),
+        feature_count=len(features),
+        training_config={"hyperparameters": params, "label_settings": labels, "seed": spec.seed},
+        training_data_range=data_range,
+        artifact_dir=directory,
+        dataset_id=dataset_id,
+        job_id=job_id,
+    )
+
+
+def store_forecaster(
+    container: Container, model: Forecaster, directory: str, details: dict[str, Any]
+) -> tuple[StoredArtifact, dict[str, Any]]:
+    """Write the model's files and a manifest (with every file's sha256) under `directory`."""
+    with tempfile.TemporaryDirectory(prefix=f"clm-{model.MODEL_TYPE}-") as workdir:
+        files = {}
+        for name in model.save(workdir):
+            stored = container.artifacts.put_file(f"{directory}/{name}", Path(workdir) / name)
+            files[name] = {"sha256": stored.sha256, "size_bytes": stored.size_bytes}
+    manifest = json_safe(
+        {
+            "manifest_version": MANIFEST_VERSION,
+            "model_type": model.MODEL_TYPE,
+            **details,
+            "library_versions": library_versions(type(model)),
+            "created_at": utcnow().isoformat(),
+            "files": files,
+        }
+    )
+    stored_manifest = container.artifacts.put_bytes(f"{directory}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
+    return stored_manifest, manifest
+
+
+def load_forecaster(container: Container, record: Any, sha256: str | None = None) -> Forecaster:
+    """Load a stored model: `record` is a registry record (file_path, sha256) or a manifest path.
+
+    The manifest's hash is checked against the registry's, then every file against the
+    manifest, before any library parses a byte; a mismatch raises ArtifactIntegrityError.
+    """
+    file_path = record if isinstance(record, str) else record.file_path
+    expected = sha256 if sha256 is not None else (None if isinstance(record, str) else record.sha256)
+    if not expected:
+        raise ValueError(f"refusing to load {file_path}: no sha256 to verify it against")
+    manifest = json.loads(container.artifacts.get_bytes(file_path, expected))
+    model_class = forecaster_class(manifest["model_type"])
+    directory = str(PurePosixPath(file_path).parent)
+    with tempfile.TemporaryDirectory(prefix="clm-load-") as workdir:
+        for name, meta in manifest["files"].items():
+            if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
+                raise ValueError(f"manifest {file_path} names a file outside its folder: {name!r}")
+            data = container.artifacts.get_bytes(f"{directory}/{name}", meta["sha256"])
+            target = Path(workdir) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        return model_class.load(workdir)
+
+
+__all__ = ["TrainedModel", "cross_validate", "fit_and_evaluate", "load_forecaster", "store_forecaster", "train_model"]

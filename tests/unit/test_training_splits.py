@@ -1,0 +1,70 @@
+"""Purged chronological splits and walk-forward folds: no test label window overlaps a training one."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.model_training.splits import Split, SplitError, chronological_split, walk_forward_splits
+
+STEP = 300_000  # 5m candles
+
+
+def market(rows: int = 1200) -> pd.DataFrame:
+    """Three symbols: one complete, one with an outage, one whose candles start later."""
+    full = np.arange(rows) * STEP
+    gappy = np.delete(full, np.arange(rows // 3, rows // 3 + rows // 20))
+    late = full[rows // 12 :]
+    parts = [pd.DataFrame({"symbol": s, "timestamp": t}) for s, t in (("A", full), ("B", gappy), ("C", late))]
+    return pd.concat(parts, ignore_index=True).sort_values(["timestamp", "symbol"]).reset_index(drop=True)
+
+
+def assert_purged(frame: pd.DataFrame, split: Split, horizon: int) -> None:
+    """Label window of a row at t: (t, t + horizon candles]. Later parts start after earlier windows end."""
+    ts = frame["timestamp"].to_numpy()
+    parts = [ts[split.train], ts[split.valid], ts[split.test]]
+    for earlier, later in ((0, 1), (1, 2), (0, 2)):
+        assert parts[earlier].max() + horizon * STEP <= parts[later].min(), (earlier, later)
+    assert not set(split.train) & set(split.test)
+    assert not set(split.valid) & set(split.test)
+
+
+@pytest.mark.parametrize("horizon", [1, 12, 48])
+def test_chronological_split_purges_one_horizon_between_parts(horizon: int) -> None:
+    frame = market()
+    split = chronological_split(frame, 0.8, 0.1, purge=horizon)
+    assert_purged(frame, split, horizon)
+    total = len(split.train) + len(split.valid) + len(split.test)
+    assert 0.75 < len(split.train) / len(frame) < 0.85
+    # Only the purge gaps are dropped (about one horizon per symbol per gap).
+    assert len(frame) - total <= 2 * 3 * horizon
+
+
+def test_without_purge_the_windows_would_overlap() -> None:
+    """The check above can fail: with no purge the first test label overlaps the last training one."""
+    frame = market()
+    split = chronological_split(frame, 0.8, 0.1, purge=0)
+    with pytest.raises(AssertionError):
+        assert_purged(frame, split, 12)
+
+
+def test_walk_forward_folds_expand_and_are_purged() -> None:
+    frame = market()
+    folds = walk_forward_splits(frame, folds=5, purge=12)
+    assert len(folds) == 5
+    ts = frame["timestamp"].to_numpy()
+    for fold in folds:
+        assert_purged(frame, fold, 12)
+    assert all(len(a.train) < len(b.train) for a, b in itertools.pairwise(folds))
+    assert all(ts[a.test].max() < ts[b.test].min() for a, b in itertools.pairwise(folds))
+
+
+def test_too_short_data_is_refused_with_a_reason() -> None:
+    frame = market(rows=40)
+    with pytest.raises(SplitError, match=r"too short|too few"):
+        chronological_split(frame, 0.8, 0.1, purge=12)
+    with pytest.raises(SplitError, match="leave a test part"):
+        chronological_split(frame, 0.9, 0.1, purge=1)
