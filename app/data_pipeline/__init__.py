@@ -1,6 +1,8 @@
 """data_pipeline: candles (exchange, files, synthetic), validation, the candle store,
 features, labels and datasets. The public API is re-exported here."""
 
+from app.data_pipeline.candle_store import CandleConflictError, CandleStore, WriteResult
+from app.data_pipeline.dataset import DatasetInfo, DatasetSpec, build_dataset, load_dataset
 from app.data_pipeline.features import (
     FEATURE_CODE_VERSION,
     engineer_features,
@@ -8,23 +10,50 @@ from app.data_pipeline.features import (
     feature_set_id,
     warmup_rows,
 )
+from app.data_pipeline.fetcher import (
+    ExchangeDataError,
+    FetchResult,
+    HistoricalDataFetcher,
+    afetch_historical_data,
+    fetch_historical_data,
+)
+from app.data_pipeline.files import import_candle_file, read_candle_file
 from app.data_pipeline.labels import LABEL_COLUMNS, REGIMES, dead_zone, generate_labels
 from app.data_pipeline.synthetic import synthetic_market
 from app.data_pipeline.timeframes import timeframe_ms
+from app.data_pipeline.validation import CandleValidationError, Gap, ValidationReport, validate_candles
 from app.policy import FeatureConfig, LabelConfig
 
 __all__ = [
     "FEATURE_CODE_VERSION",
     "LABEL_COLUMNS",
     "REGIMES",
+    "CandleConflictError",
+    "CandleStore",
+    "CandleValidationError",
+    "DatasetInfo",
+    "DatasetSpec",
+    "ExchangeDataError",
     "FeatureConfig",
+    "FetchResult",
+    "Gap",
+    "HistoricalDataFetcher",
     "LabelConfig",
+    "ValidationReport",
+    "WriteResult",
+    "afetch_historical_data",
+    "build_dataset",
     "dead_zone",
     "engineer_features",
     "feature_columns",
     "feature_set_id",
+    "fetch_historical_data",
     "generate_labels",
+    "import_candle_file",
+    "load_dataset",
+    "read_candle_file",
     "synthetic_market",
     "timeframe_ms",
+    "validate_candles",
     "warmup_rows",
 ]

@@ -1,0 +1,244 @@
+"""Datasets: candles -> features -> labels for many symbols, one Parquet file and a manifest.
+
+Long format: one row per (symbol, timestamp), sorted by timestamp then symbol, with the
+columns `timestamp`, `symbol`, `close` (for models that forecast a price series; it is
+not a feature), the feature columns (listed in the manifest), then `future_return`,
+`direction`, `regime`. Rows cover candles in [start, end) minus each symbol's feature
+warm-up, label warm-up and last `horizon` candles.
+
+The dataset id is a hash of the spec: building the same spec again returns the dataset
+already built (its file is checked against the stored sha256) instead of a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.exc import IntegrityError
+
+from app.clock import utcnow
+from app.data_pipeline.candle_store import CandleStore
+from app.data_pipeline.features import engineer_features, feature_columns, feature_set_id
+from app.data_pipeline.files import read_candle_file
+from app.data_pipeline.labels import LABEL_COLUMNS, dead_zone, generate_labels
+from app.data_pipeline.synthetic import synthetic_market
+from app.data_pipeline.timeframes import timeframe_ms
+from app.data_pipeline.validation import validate_candles
+from app.db.models import Dataset
+from app.policy import FeatureConfig, LabelConfig, Policy
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+
+DATASET_FORMAT_VERSION = 1
+
+
+class DatasetSpec(BaseModel):
+    """What a dataset is made of; equal specs give the same dataset."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbols: tuple[str, ...] = Field(min_length=1)
+    timeframe: str = "5m"
+    start: datetime  # naive UTC, inclusive
+    end: datetime  # naive UTC, exclusive
+    source: Literal["store", "exchange", "synthetic", "files"] = "store"
+    exchange: str = "binance"
+    files: dict[str, str] = Field(default_factory=dict)  # symbol -> path, for source="files"
+    seed: int = 42  # synthetic only
+    shift_at: datetime | None = None  # synthetic only
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    labels: LabelConfig = Field(default_factory=LabelConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetSpec:
+        timeframe_ms(self.timeframe)
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ValueError(f"symbols repeat: {list(self.symbols)}")
+        if self.source == "files":
+            absent = [s for s in self.symbols if s not in self.files]
+            if absent:
+                raise ValueError(f"source 'files' needs a file for every symbol; none for {absent}")
+        return self
+
+    @classmethod
+    def from_policy(cls, policy: Policy, end: datetime, **overrides: Any) -> DatasetSpec:
+        """The policy's symbols, timeframe, lookback and feature/label settings, ending at `end`."""
+        values: dict[str, Any] = {
+            "symbols": tuple(policy.data.symbols),
+            "timeframe": policy.data.timeframe,
+            "start": end - timedelta(days=policy.data.lookback_days),
+            "end": end,
+            "exchange": policy.data.exchange,
+            "features": policy.features,
+            "labels": policy.labels,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def dataset_id(self) -> str:
+        document = {"format": DATASET_FORMAT_VERSION, "spec": self.model_dump(mode="json")}
+        return "ds-" + hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    dataset_id: str
+    file_path: str
+    sha256: str
+    rows: int
+    feature_set_id: str
+    manifest: dict[str, Any]
+    reused: bool = False
+
+
+def _ms(moment: datetime) -> int:
+    """Milliseconds since the epoch; a naive datetime is taken as UTC."""
+    stamp = pd.Timestamp(moment)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return int(stamp.value // 1_000_000)
+
+
+def _candles(container: Container, spec: DatasetSpec) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    start_ms, end_ms = _ms(spec.start), _ms(spec.end)
+    step = timeframe_ms(spec.timeframe)
+    if spec.source == "synthetic":
+        first = -(-start_ms // step) * step
+        periods = (end_ms - first + step - 1) // step
+        shift = None if spec.shift_at is None else _ms(spec.shift_at)
+        candles, info = synthetic_market(list(spec.symbols), first, periods, spec.timeframe, spec.seed, shift)
+        for symbol, frame in candles.items():
+            candles[symbol], _ = validate_candles(frame, spec.timeframe, source=f"synthetic {symbol}")
+        return candles, info
+    if spec.source == "files":
+        out = {}
+        for symbol in spec.symbols:
+            frame, _ = read_candle_file(spec.files[symbol], spec.timeframe)
+            stamps = frame["timestamp"]
+            out[symbol] = frame.loc[(stamps >= start_ms) & (stamps < end_ms)].reset_index(drop=True)
+        return out, {"source": "files", "files": dict(spec.files)}
+    if spec.source == "exchange":
+        from app.data_pipeline.fetcher import fetch_historical_data
+
+        fetch_historical_data(
+            list(spec.symbols), spec.start, spec.end, spec.timeframe, container=container, exchange_id=spec.exchange
+        )
+    store = CandleStore(container)
+    out = {s: store.read(spec.exchange, s, spec.timeframe, start_ms, end_ms) for s in spec.symbols}
+    return out, {"source": spec.source, "exchange": spec.exchange}
+
+
+def _symbol_rows(symbol: str, candles: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    features = engineer_features(candles, spec.features)
+    labels = generate_labels(candles[["timestamp", "close"]], spec.labels)
+    joined = features.join(labels[["close", *LABEL_COLUMNS]], how="inner")
+    joined.insert(1, "symbol", symbol)
+    return joined[["timestamp", "symbol", "close", *feature_columns(spec.features), *LABEL_COLUMNS]]
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def build_dataset(container: Container, spec: DatasetSpec) -> DatasetInfo:
+    """Build (or find already built) the dataset of `spec`; Parquet + manifest + `datasets` row."""
+    dataset_id = spec.dataset_id()
+    existing = _existing(container, dataset_id)
+    if existing is not None:
+        return existing
+    candles, source_info = _candles(container, spec)
+    parts, per_symbol = [], {}
+    for symbol in spec.symbols:
+        rows = _symbol_rows(symbol, candles[symbol], spec)
+        if rows.empty:
+            raise ValueError(
+                f"dataset {dataset_id}: {symbol} has {len(candles[symbol])} candles in "
+                f"[{spec.start}, {spec.end}) from {spec.source}, too few for the feature and label windows"
+            )
+        parts.append(rows)
+        per_symbol[symbol] = {
+            "candles": len(candles[symbol]),
+            "rows": len(rows),
+            "first_ms": int(rows["timestamp"].iloc[0]),
+            "last_ms": int(rows["timestamp"].iloc[-1]),
+        }
+    frame = pd.concat(parts, ignore_index=True).sort_values(["timestamp", "symbol"], kind="stable", ignore_index=True)
+    data = _parquet_bytes(frame)
+    stored = container.artifacts.put_bytes(f"datasets/{dataset_id}/data.parquet", data)
+    manifest: dict[str, Any] = {
+        "dataset_id": dataset_id,
+        "format_version": DATASET_FORMAT_VERSION,
+        "spec": spec.model_dump(mode="json"),
+        "symbols": list(spec.symbols),
+        "timeframe": spec.timeframe,
+        "start_ms": _ms(spec.start),
+        "end_ms": _ms(spec.end),
+        "rows": len(frame),
+        "per_symbol": per_symbol,
+        "feature_set_id": feature_set_id(spec.features),
+        "feature_columns": feature_columns(spec.features),
+        "label_columns": list(LABEL_COLUMNS),
+        "labels": {**spec.labels.model_dump(mode="json"), "dead_zone": dead_zone(spec.labels)},
+        "source": source_info,
+        "file_path": stored.path,
+        "sha256": stored.sha256,
+        "size_bytes": stored.size_bytes,
+    }
+    container.artifacts.put_bytes(f"datasets/{dataset_id}/manifest.json", json.dumps(manifest, indent=2).encode())
+    try:
+        with container.session() as session:
+            session.add(
+                Dataset(
+                    dataset_id=dataset_id,
+                    file_path=stored.path,
+                    sha256=stored.sha256,
+                    rows=len(frame),
+                    feature_set_id=manifest["feature_set_id"],
+                    manifest=manifest,
+                    created_at=utcnow(),
+                )
+            )
+    except IntegrityError:
+        # Another worker built the same spec at the same time: the bytes are the same.
+        found = _existing(container, dataset_id)
+        if found is not None:
+            return found
+        raise
+    return DatasetInfo(dataset_id, stored.path, stored.sha256, len(frame), manifest["feature_set_id"], manifest)
+
+
+def _existing(container: Container, dataset_id: str) -> DatasetInfo | None:
+    with container.session() as session:
+        row = session.get(Dataset, dataset_id)
+        if row is None:
+            return None
+        info = DatasetInfo(row.dataset_id, row.file_path, row.sha256, row.rows, row.feature_set_id, row.manifest, True)
+    if not container.artifacts.exists(info.file_path):
+        raise FileNotFoundError(f"dataset {dataset_id} is registered but its file {info.file_path} is gone")
+    return info
+
+
+def load_dataset(container: Container, dataset_id: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The dataset's rows and manifest; refuses a file whose sha256 differs from the registered one."""
+    with container.session() as session:
+        row = session.get(Dataset, dataset_id)
+        if row is None:
+            raise KeyError(f"unknown dataset {dataset_id!r}")
+        path, sha256, manifest = row.file_path, row.sha256, dict(row.manifest)
+    data = container.artifacts.get_bytes(path, expected_sha256=sha256)
+    return pd.read_parquet(io.BytesIO(data)), manifest
