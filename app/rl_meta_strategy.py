@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.rl.agent import TabularAgent
 from app.rl.meta_space import STRATEGY_ACTIONS, MetaStrategyState, StrategyType, parse_strategy
-from app.rl.outcome import TradeOutcome
+from app.rl.outcome import TradeOutcome, carries
 from app.rl.rewards import meta_strategy_reward
 from app.rl.store import AppliedUpdate
 
@@ -84,4 +84,5 @@ class RLMetaStrategy(TabularAgent):
 
 def on_trade_closed(container: Container, event: dict[str, Any]) -> None:
     """Handler of `execution.trade.closed` (payload keys: `app.rl.outcome`)."""
-    RLMetaStrategy(container).apply_outcome(TradeOutcome.from_payload(event["payload"]))
+    if carries(event["payload"], "meta"):
+        RLMetaStrategy(container).apply_outcome(TradeOutcome.from_payload(event["payload"]))

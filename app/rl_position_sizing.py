@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from app.policy import Policy
 from app.rl.agent import TabularAgent
 from app.rl.clamp import RiskLimits, SizingDecision, clamp_sizing
-from app.rl.outcome import TradeOutcome
+from app.rl.outcome import TradeOutcome, carries
 from app.rl.rewards import position_sizing_reward
 from app.rl.sizing_space import SIZING_ACTION_KEYS, SizingAction, SizingState
 from app.rl.store import AppliedUpdate
@@ -104,4 +104,5 @@ class RLPositionSizing(TabularAgent):
 
 def on_trade_closed(container: Container, event: dict[str, Any]) -> None:
     """Handler of `execution.trade.closed` (payload keys: `app.rl.outcome`)."""
-    RLPositionSizing(container).apply_outcome(TradeOutcome.from_payload(event["payload"]))
+    if carries(event["payload"], "sizing"):
+        RLPositionSizing(container).apply_outcome(TradeOutcome.from_payload(event["payload"]))

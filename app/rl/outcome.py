@@ -17,7 +17,8 @@ Keys (the trading engine sends them; both agents update from one event):
 | `sizing_action` | str or object, optional | action key (`size-1.0_lev-5_tp-balanced_sl-medium`) or its 4 fields |
 | `sizing_next_state` | object, optional | as `meta_next_state` |
 
-An agent whose state/action pair is absent ignores the event; a malformed one is refused
+An agent whose state/action pair is absent ignores the event (it does not even check the
+rest, so trades published for other consumers never fail here); a malformed one is refused
 with a `ValueError` naming the key.
 """
 
@@ -95,6 +96,11 @@ class TradeOutcome:
             sizing_action=sizing_action,
             sizing_next_state=_optional(payload, "sizing_next_state", lambda v, w: SizingState.from_dict(v, w)),
         )
+
+
+def carries(payload: Mapping[str, Any], prefix: str) -> bool:
+    """Whether the trade carries a part for an agent (`meta` or `sizing`): other trades are not its business."""
+    return isinstance(payload, Mapping) and any(payload.get(f"{prefix}_{k}") is not None for k in ("state", "action"))
 
 
 def _optional(payload: Mapping[str, Any], key: str, parse: Any) -> Any:

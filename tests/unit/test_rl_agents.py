@@ -98,6 +98,22 @@ def test_a_malformed_trade_is_recorded_as_failed_and_changes_nothing(sqlite_cont
         assert session.scalar(select(func.count()).select_from(RLAppliedUpdate)) == 0
 
 
+def test_a_trade_without_rl_parts_is_not_the_agents_business(sqlite_container) -> None:
+    with sqlite_container.session() as session:
+        sqlite_container.bus.publish(session, "execution.trade.closed", {"trade_id": "other", "symbol": "BTC/USDT"})
+    with sqlite_container.session_factory() as session:
+        row = session.scalars(select(Event).where(Event.topic == "execution.trade.closed")).one()
+        failures = [line for line in (row.last_error or "").splitlines() if "app.rl_" in line]
+        assert failures == []
+        assert session.scalar(select(func.count()).select_from(RLAppliedUpdate)) == 0
+    # only the sizing part: the meta agent stays out, the sizing agent learns
+    trade = {k: v for k, v in _trade("half").items() if not k.startswith("meta_")}
+    with sqlite_container.session() as session:
+        sqlite_container.bus.publish(session, "execution.trade.closed", trade)
+    assert RLMetaStrategy(sqlite_container).status()["total_updates"] == 0
+    assert RLPositionSizing(sqlite_container).status()["total_updates"] == 1
+
+
 def test_snapshots_every_interval_in_the_specifications_format(sqlite_container) -> None:
     sqlite_container.policy_store.update({"clm_config": {"rl_maintenance": {"snapshot_interval_trades": 4}}})
     meta = RLMetaStrategy(sqlite_container)
