@@ -207,7 +207,7 @@ def drift_status(session: Session, lookback: timedelta) -> dict[str, Any]:
         "status": "NO DRIFT DETECTED" if worst is None else f"{worst.upper()} DRIFT",
         "worst_severity": worst,
         "events_in_window": len(window),
-        "last_check": last_check or (recent[0]["detected_at"] if recent else None),
+        "last_check": last_check,
         "last_event": recent[0] if recent else None,
     }
 

@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   var NS = "http://www.w3.org/2000/svg";
-  var W = 640, H = 220, PAD = { l: 52, r: 12, t: 14, b: 28 };
+  var W = 640, H = 220, PAD = { l: 52, r: 12, t: 14, b: 28 };  // W, H: each chart's own viewBox
   var data = JSON.parse(document.getElementById("chart-data").textContent || "{}");
 
   function el(name, attrs, parent, text) {
@@ -87,8 +87,14 @@
     });
   }
 
-  pnlChart(document.getElementById("chart-pnl"), data.shadow_pnl || []);
-  driftChart(document.getElementById("chart-drift"), data.drift_pvalues || []);
-  jobsChart(document.getElementById("chart-jobs"), data.job_durations || []);
+  function draw(id, chart, values) {
+    var svg = document.getElementById(id), box = svg.getAttribute("viewBox").split(" ");
+    W = +box[2]; H = +box[3];
+    chart(svg, values);
+  }
+
+  draw("chart-pnl", pnlChart, data.shadow_pnl || []);
+  draw("chart-drift", driftChart, data.drift_pvalues || []);
+  draw("chart-jobs", jobsChart, data.job_durations || []);
   document.body.setAttribute("data-charts", "drawn");
 })();

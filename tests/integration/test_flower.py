@@ -1,0 +1,66 @@
+"""Flower against the test broker with a real worker: its own HTTP API shows the worker and a finished task."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.e2e.processes import background, free_port
+from tests.services import celery_worker
+
+pytestmark = pytest.mark.integration
+
+FLOWER_AUTH = "operator:flower-test-password"  # test-only credentials (compose reads FLOWER_BASIC_AUTH)
+
+
+def _get(url: str) -> object:
+    token = base64.b64encode(FLOWER_AUTH.encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request, timeout=15) as response:
+        return json.loads(response.read())
+
+
+def test_flower_shows_live_workers_and_a_finished_task(pg_container, worker_env, tmp_path) -> None:
+    from tasks.maintenance import health_ping
+    from workers.celery_app import configure
+
+    configure(pg_container.settings)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "workers.celery_app", "flower", f"--port={port}", "--address=127.0.0.1",
+        f"--basic-auth={FLOWER_AUTH}", "--persistent=False", "--inspect_timeout=3000",
+    ]  # fmt: skip
+    with (
+        celery_worker(worker_env, queues="default,cpu", name="flower-test@%h", log_path=tmp_path / "worker.log"),
+        background(cmd, worker_env, tmp_path / "flower.log", f"{base}/healthcheck"),
+    ):
+        # Unauthenticated API calls are refused.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/api/workers", timeout=10)
+        assert refused.value.code == 401
+        deadline = time.monotonic() + 60
+        workers: dict = {}
+        while time.monotonic() < deadline and not any(n.startswith("flower-test@") for n in workers):
+            workers = _get(f"{base}/api/workers?refresh=1")  # type: ignore[assignment]
+            time.sleep(0.5)
+        name = next(n for n in workers if n.startswith("flower-test@"))
+        queues = {q["name"] for q in workers[name]["active_queues"]}
+        assert queues == {"default", "cpu"}
+        # Flower follows task events: a task sent now is seen from RECEIVED to SUCCESS.
+        result = health_ping.apply_async(queue="cpu")
+        answer = result.get(timeout=30)
+        task: dict = {}
+        while time.monotonic() < deadline and task.get("state") != "SUCCESS":
+            tasks = _get(f"{base}/api/tasks?limit=50")
+            task = tasks.get(result.id, {})  # type: ignore[union-attr]
+            time.sleep(0.5)
+        assert task["state"] == "SUCCESS", task
+        assert task["name"] == "tasks.maintenance.health_ping" and task["worker"] == name
+        assert str(answer["pid"]) in task["result"]
