@@ -157,13 +157,14 @@ def proportions_from_edge_counts(at_or_below_edges: NDArray[np.int64], totals: N
 def psi_edges_from_sorted(sorted_values: NDArray[np.float64], bins: int = PSI_BINS) -> NDArray[np.float64]:
     """The PSI bin edges of one reference column: its inner quantiles (deciles by default).
 
-    Quantiles are order statistics (no interpolation): edge j is the value at rank
-    floor(j * n / bins). Repeated edges (a discrete feature) give empty bins on both sides,
-    which add nothing to the PSI.
+    Quantiles are order statistics (no interpolation): edge j is the ceil(j * n / bins)-th
+    smallest value, so with distinct values each right-closed bin holds n / bins reference
+    values. Repeated edges (a discrete feature) give bins empty on both sides, which add
+    nothing to the PSI.
     """
     n = len(sorted_values)
-    ranks = (np.arange(1, bins) * n) // bins
-    return sorted_values[np.minimum(ranks, n - 1)]
+    ranks = -((-np.arange(1, bins) * n) // bins) - 1  # ceil(j * n / bins) - 1, 0-based
+    return sorted_values[np.clip(ranks, 0, n - 1)]
 
 
 @dataclass(frozen=True)

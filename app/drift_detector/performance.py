@@ -1,0 +1,106 @@
+"""Performance drift, pure: a window of closed predictions against the model's own baseline.
+
+A trade is a prediction with a non-zero direction and a realized return; it wins when
+direction * realized_return > 0 and its PnL is direction * realized_return.
+
+Baselines come from the model's registry metrics: winrate = `winrate` or else
+`directional_accuracy` (its test-set hit rate); average PnL per trade = `avg_pnl` if the
+training recorded it, else 0 (break-even). Tests, one-sided at level `alpha`: binomial test
+of the winrate below its baseline, one-sample t-test of the PnL below its baseline.
+
+Severity (first matching row; drop = baseline winrate - observed winrate):
+
+=========  ======================================================================
+CRITICAL   winrate significantly low, drop >= 0.15, and PnL significantly low
+HIGH       winrate significantly low and drop >= 0.10
+MEDIUM     winrate significantly low and drop >= 0.05, or PnL significantly low
+LOW        winrate significantly low, drop < 0.05
+NONE       neither test significant
+=========  ======================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats as scipy_stats
+
+from app.drift_detector.stats import Severity
+
+
+@dataclass(frozen=True)
+class PerformanceWindow:
+    direction: NDArray[np.float64]
+    realized_return: NDArray[np.float64]
+
+
+@dataclass
+class PerformanceOutcome:
+    checked: bool
+    severity: Severity = Severity.NONE
+    reason: str = ""
+    failing: list[tuple[str, float]] = field(default_factory=list)  # (metric, p-value)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def baseline_from_metrics(metrics: dict[str, Any]) -> tuple[float | None, float]:
+    """(baseline winrate or None, baseline average PnL per trade)."""
+    winrate = _number(metrics.get("winrate"))
+    if winrate is None:
+        winrate = _number(metrics.get("directional_accuracy"))
+    pnl = _number(metrics.get("avg_pnl"))
+    return winrate, pnl if pnl is not None else 0.0
+
+
+def evaluate_performance(
+    window: PerformanceWindow, metrics: dict[str, Any], alpha: float, min_outcomes: int
+) -> PerformanceOutcome:
+    traded = (window.direction != 0) & np.isfinite(window.realized_return)
+    pnl = np.sign(window.direction[traded]) * window.realized_return[traded]
+    trades = len(pnl)
+    baseline_winrate, baseline_pnl = baseline_from_metrics(metrics)
+    if trades < min_outcomes:
+        return PerformanceOutcome(False, reason=f"{trades} closed trades, the policy wants {min_outcomes}")
+    if baseline_winrate is None:
+        return PerformanceOutcome(False, reason="the model's metrics hold no winrate or directional_accuracy baseline")
+    wins = int((pnl > 0).sum())
+    winrate = wins / trades
+    winrate_p = float(scipy_stats.binomtest(wins, trades, baseline_winrate, alternative="less").pvalue)
+    pnl_p = 1.0
+    if trades > 1 and float(np.std(pnl)) > 0:
+        pnl_p = float(scipy_stats.ttest_1samp(pnl, baseline_pnl, alternative="less").pvalue)
+    winrate_low, pnl_low = winrate_p < alpha, pnl_p < alpha
+    drop = baseline_winrate - winrate
+    if winrate_low and drop >= 0.15 and pnl_low:
+        severity = Severity.CRITICAL
+    elif winrate_low and drop >= 0.10:
+        severity = Severity.HIGH
+    elif (winrate_low and drop >= 0.05) or pnl_low:
+        severity = Severity.MEDIUM
+    elif winrate_low:
+        severity = Severity.LOW
+    else:
+        severity = Severity.NONE
+    failing = [(name, p) for name, p, low in (("winrate", winrate_p, winrate_low), ("avg_pnl", pnl_p, pnl_low)) if low]
+    summary = {
+        "trades": trades,
+        "winrate": winrate,
+        "baseline_winrate": baseline_winrate,
+        "winrate_p_value": winrate_p,
+        "avg_pnl": float(pnl.mean()),
+        "baseline_avg_pnl": baseline_pnl,
+        "avg_pnl_p_value": pnl_p,
+    }
+    return PerformanceOutcome(True, severity, failing=failing, summary=summary)

@@ -1,0 +1,216 @@
+"""Drift checks against storage: feature, prediction and performance drift.
+
+Every finding is a `drift_events` row and a `drift.detected` event written in one
+transaction (the event exists exactly when the row does). Thresholds come from
+`Policy.clm_config.drift_detection` (and `Policy.supervisor.min_outcomes` for performance).
+A check with too little data records nothing and says why in its result.
+
+Event payload: {drift_type, feature, p_value, severity, model_type, model_id, check_id,
+drift_event_id, threshold, ...statistics of the finding}. A feature check with several
+drifted features gives one event per feature, all carrying the check's overall severity
+and the same `check_id`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from app.clock import utcnow
+from app.db.models import DriftEvent, ModelRegistry, PredictionLog
+from app.drift_detector.check import FeatureDriftReport, evaluate_feature_drift
+from app.drift_detector.performance import PerformanceWindow, evaluate_performance
+from app.drift_detector.reference import ReferenceStats, reference_from_matrix
+from app.drift_detector.stats import Severity
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+
+TOPIC = "drift.detected"
+
+
+@dataclass
+class DriftFinding:
+    feature: str | None
+    p_value: float | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DriftResult:
+    drift_type: str  # feature, prediction, performance
+    severity: Severity
+    model_type: str | None = None
+    model_id: str | None = None
+    checked: bool = True
+    reason: str = ""
+    threshold: float | None = None
+    findings: list[DriftFinding] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    check_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    drift_event_ids: list[int] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        return self.severity is not Severity.NONE
+
+
+def _record(container: Container, result: DriftResult) -> DriftResult:
+    """Write each finding as a row and an event, all in one transaction."""
+    if not result.drifted:
+        return result
+    now = utcnow()
+    with container.session() as session:
+        for finding in result.findings:
+            row = DriftEvent(
+                detected_at=now,
+                drift_type=result.drift_type,
+                model_type=result.model_type,
+                feature_name=finding.feature,
+                p_value=finding.p_value,
+                threshold=result.threshold,
+                severity=result.severity.value,
+                metadata_={"check_id": result.check_id, "model_id": result.model_id, **finding.details},
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()  # the id goes into the event
+            result.drift_event_ids.append(row.id)
+            payload = {
+                "drift_type": result.drift_type,
+                "feature": finding.feature,
+                "p_value": finding.p_value,
+                "severity": result.severity.value,
+                "model_type": result.model_type,
+                "model_id": result.model_id,
+                "check_id": result.check_id,
+                "drift_event_id": row.id,
+                "threshold": result.threshold,
+                **finding.details,
+            }
+            container.bus.publish(session, TOPIC, payload)
+    return result
+
+
+def _report_findings(report: FeatureDriftReport) -> list[DriftFinding]:
+    return [
+        DriftFinding(
+            feature=report.feature_names[i],
+            p_value=float(report.p_value[i]),
+            details={
+                "ks_statistic": float(report.ks_statistic[i]),
+                "p_adjusted": float(report.p_adjusted[i]),
+                "psi": float(report.psi[i]),
+                "material": bool(report.material[i]),
+                "n_reference": int(report.n_reference[i]),
+                "n_current": int(report.n_current[i]),
+                "fdr": "benjamini-hochberg",
+            },
+        )
+        for i in np.flatnonzero(report.significant)
+    ]
+
+
+def check_feature_drift(
+    container: Container,
+    reference: ReferenceStats,
+    current_df: pd.DataFrame,
+    *,
+    model_type: str | None = None,
+    model_id: str | None = None,
+    drift_type: str = "feature",
+) -> DriftResult:
+    """Compare `current_df`'s feature columns with the reference; record what drifted."""
+    config = container.policy_store.get().clm_config.drift_detection
+    model_type = model_type or reference.metadata.get("model_type")
+    model_id = model_id or reference.metadata.get("model_id")
+    base = DriftResult(drift_type, Severity.NONE, model_type, model_id, threshold=config.ks_test_threshold)
+    if not config.enabled:
+        base.checked, base.reason = False, "drift detection is disabled by the policy"
+        return base
+    missing = [name for name in reference.feature_names if name not in current_df.columns]
+    if missing:
+        raise ValueError(f"check_feature_drift: current frame lacks the reference's features {missing}")
+    if len(current_df) < config.min_rows:
+        base.checked, base.reason = False, f"{len(current_df)} current rows, the policy wants {config.min_rows}"
+        return base
+    try:
+        current = current_df[reference.feature_names].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"check_feature_drift: feature columns must be numeric ({exc})") from None
+    report = evaluate_feature_drift(reference, current, config.ks_test_threshold, config.psi_threshold)
+    base.severity, base.summary = report.severity, report.summary()
+    base.findings = _report_findings(report)
+    return _record(container, base)
+
+
+def _prediction_frame(container: Container, model_type: str, start: Any, end: Any) -> pd.DataFrame:
+    with container.session_factory() as session:
+        rows = session.execute(
+            select(PredictionLog.predicted_return, PredictionLog.confidence)
+            .join(ModelRegistry, ModelRegistry.model_id == PredictionLog.model_id)
+            .where(
+                ModelRegistry.model_type == model_type, PredictionLog.timestamp >= start, PredictionLog.timestamp < end
+            )
+        ).all()
+    return pd.DataFrame(rows, columns=["predicted_return", "confidence"], dtype=float)
+
+
+def check_prediction_drift(container: Container, model_type: str, lookback_days: float | None = None) -> DriftResult:
+    """Predictions and confidences of `model_type`: the last `lookback_days` against the ones before."""
+    config = container.policy_store.get().clm_config.drift_detection
+    days = lookback_days if lookback_days is not None else config.prediction_window_days
+    now = utcnow()
+    recent = _prediction_frame(container, model_type, now - timedelta(days=days), now)
+    previous = _prediction_frame(container, model_type, now - timedelta(days=2 * days), now - timedelta(days=days))
+    columns = ["predicted_return", "confidence"]
+    if min(len(recent), len(previous)) < config.min_rows:
+        result = DriftResult("prediction", Severity.NONE, model_type, threshold=config.ks_test_threshold)
+        result.checked = False
+        result.reason = (
+            f"{len(previous)} previous and {len(recent)} recent predictions, the policy wants {config.min_rows}"
+        )
+        return result
+    usable = [c for c in columns if previous[c].notna().any() and recent[c].notna().any()]
+    reference = reference_from_matrix(
+        np.ascontiguousarray(previous[usable].to_numpy(dtype=np.float64).T),
+        usable,
+        {"model_type": model_type, "window_days": days},
+    )
+    return check_feature_drift(container, reference, recent, model_type=model_type, drift_type="prediction")
+
+
+def check_performance_drift(container: Container, model_id: str, lookback_days: float = 7) -> DriftResult:
+    """Rolling winrate and average PnL of `model_id`'s closed predictions against its own baseline."""
+    policy = container.policy_store.get()
+    config = policy.clm_config.drift_detection
+    since = utcnow() - timedelta(days=lookback_days)
+    with container.session_factory() as session:
+        model = session.get(ModelRegistry, model_id)
+        if model is None:
+            raise ValueError(f"check_performance_drift: no model {model_id!r} in the registry")
+        rows = session.execute(
+            select(PredictionLog.direction, PredictionLog.realized_return).where(
+                PredictionLog.model_id == model_id,
+                PredictionLog.timestamp >= since,
+                PredictionLog.realized_return.is_not(None),
+            )
+        ).all()
+        model_type, metrics = model.model_type, dict(model.metrics or {})
+    direction = np.array([r[0] or 0 for r in rows], dtype=float)
+    realized = np.array([r[1] for r in rows], dtype=float)
+    window = PerformanceWindow(direction, realized)
+    outcome = evaluate_performance(window, metrics, config.ks_test_threshold, policy.supervisor.min_outcomes)
+    result = DriftResult("performance", outcome.severity, model_type, model_id, threshold=config.ks_test_threshold)
+    result.summary = outcome.summary
+    if not outcome.checked:
+        result.checked, result.reason = False, outcome.reason
+        return result
+    result.findings = [DriftFinding(name, p, outcome.summary) for name, p in outcome.failing]
+    return _record(container, result)
