@@ -26,6 +26,9 @@ task_reject_on_worker_lost = True
 # Long tasks: a worker takes one message at a time, so others can take the rest.
 worker_prefetch_multiplier = 1
 task_track_started = True
+# Keep the real stdout: training libraries (Lightning, for N-HiTS/PatchTST) read
+# sys.stdout.encoding, which Celery's LoggingProxy lacks.
+worker_redirect_stdouts = False
 task_send_sent_event = True
 worker_send_task_events = True
 

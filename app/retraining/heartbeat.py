@@ -18,9 +18,15 @@ HEARTBEAT_SECONDS = 30.0
 
 
 class Heartbeat:
-    """`with Heartbeat(container, job_id):` stamps the job's `heartbeat_at` every 30 s."""
+    """`with Heartbeat(container, job_id):` stamps the job's `heartbeat_at` every 30 s.
 
-    def __init__(self, container: Container, job_id: str, interval: float = HEARTBEAT_SECONDS) -> None:
+    Beats come at least four times per `stale_job_minutes`, so a live job is never taken for a stale one.
+    """
+
+    def __init__(self, container: Container, job_id: str, interval: float | None = None) -> None:
+        if interval is None:
+            stale_seconds = container.policy_store.get().clm_config.stale_job_minutes * 60
+            interval = min(HEARTBEAT_SECONDS, stale_seconds / 4)
         self.container, self.job_id, self.interval = container, job_id, interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from app.clock import utcnow
 from app.db.models import RetrainingJob
 from app.retraining import closing, jobs
 
@@ -44,6 +45,8 @@ class RetrainingOrchestrator:
     def _start(self, job_type: str, model_types: list[str], reason: str, spec: dict[str, Any] | None) -> str:
         model_types = _checked_model_types(model_types)
         spec = self.default_spec() | (spec or {})
+        # Fixed now, so a redelivered dataset step builds the same dataset (its id hashes the spec).
+        spec.setdefault("end", utcnow().replace(second=0, microsecond=0).isoformat())
         with self.container.session() as session:
             row = jobs.insert_job(session, job_type, reason, model_types, {"spec": spec, "deliveries": {}})
             job_id = row.job_id
@@ -61,7 +64,11 @@ class RetrainingOrchestrator:
         return job_id
 
     def default_spec(self) -> dict[str, Any]:
-        """The dataset a job trains on, from the policy (small: it travels in the job row)."""
+        """The dataset a job trains on, from the policy (small: it is stored in the job row).
+
+        Any `DatasetSpec` field may be overridden (`source`, `files`, `start`, `end`, ...);
+        `dataset_id` reuses a dataset already built.
+        """
         data = self.container.policy_store.get().data
         return {
             "exchange": data.exchange,

@@ -99,7 +99,7 @@ def train_one_model(
 
 def _train_and_stage(container: Container, job_id: str, model_type: str, dataset_id: str) -> dict[str, Any]:
     from app.model_registry import ModelRegistry
-    from app.model_training.training import train_model
+    from app.model_training.service import train_model
 
     started = time.monotonic()
     trained, error = None, None
@@ -142,6 +142,7 @@ def _discard_artifacts(container: Container, trained: Any) -> None:
     from app.model_registry import ModelCandidate, artifact_dir
 
     try:
-        container.artifacts.delete(artifact_dir(ModelCandidate.from_trained(trained).file_path))
+        candidate = ModelCandidate.from_trained(trained)
+        container.artifacts.delete(candidate.artifact_dir or artifact_dir(candidate.file_path))
     except Exception:
         log.exception("could not delete the artifacts of a discarded training run")
