@@ -35,6 +35,8 @@ def dead_zone(config: LabelConfig) -> float:
 
 def regime_of(close: np.ndarray, window: int) -> np.ndarray:
     """Regime name per row (object array); None where the trailing windows are not yet full."""
+    if len(close) == 0:
+        return np.empty(0, dtype=object)
     log_close = np.log(close.astype(np.float64))
     step = np.empty_like(log_close)
     step[0] = np.nan

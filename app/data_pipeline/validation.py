@@ -41,7 +41,10 @@ class Violation:
     def message(self, row_word: str) -> str:
         shown = ", ".join(str(r) for r in self.rows[:_SHOWN_ROWS])
         more = f" and {len(self.rows) - _SHOWN_ROWS} more" if len(self.rows) > _SHOWN_ROWS else ""
-        return f"[{self.rule}] {self.detail}: {row_word}s {shown}{more}"
+        if not self.rows:
+            return f"[{self.rule}] {self.detail}"
+        plural = "s" if len(self.rows) > 1 else ""
+        return f"[{self.rule}] {self.detail}: {row_word}{plural} {shown}{more}"
 
 
 class CandleValidationError(ValueError):
