@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ def test_hysteresis_prevents_flapping_on_noisy_input() -> None:
     assert len(_switches(damped)) * 5 < len(_switches(plain))
     # every regime, once entered, is held for at least persist_bars bars
     switches = _switches(damped)
-    assert all(later - earlier >= RegimeThresholds().persist_bars for earlier, later in zip(switches, switches[1:]))
+    assert all(later - earlier >= RegimeThresholds().persist_bars for earlier, later in pairwise(switches))
 
 
 def test_a_single_noisy_bar_does_not_switch() -> None:
