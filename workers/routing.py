@@ -10,6 +10,8 @@ from typing import Any
 QUEUES = ("default", "cpu", "gpu")
 
 TASK_ROUTES: dict[str, str] = {
+    # market data (issue 3)
+    "tasks.data.refresh_candles": "cpu",
     # events and control
     "tasks.events.deliver_events": "default",
     "tasks.maintenance.health_ping": "default",

@@ -1,0 +1,30 @@
+"""Keep the candle store current for the policy's symbols (the `tasks.data.refresh_candles` job)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from app.clock import utcnow
+from app.data_pipeline.fetcher import ExchangeFactory, HistoricalDataFetcher
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+
+
+def refresh_candles(container: Container, exchange_factory: ExchangeFactory | None = None) -> dict[str, Any]:
+    """Fetch what the store lacks of the policy's lookback window, up to the last closed candle."""
+    data = container.policy_store.get().data
+    end = utcnow()
+    start = end - timedelta(days=data.lookback_days)
+    fetcher = HistoricalDataFetcher(container, data.exchange, exchange_factory)
+    result = asyncio.run(fetcher.fetch(list(data.symbols), start, end, data.timeframe))
+    return {
+        "exchange": data.exchange,
+        "timeframe": data.timeframe,
+        "symbols": list(data.symbols),
+        "rows": {symbol: len(frame) for symbol, frame in result.candles.items()},
+        "rows_fetched": result.rows_fetched,
+        "requests": result.requests,
+    }
