@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.rl.maintenance import apply_trade_outcome
 from app.rl.meta_space import STRATEGY_ACTIONS, MetaStrategyState, StrategyType, performance_level
 from app.rl.sizing_space import SIZING_ACTION_KEYS, SizingAction, SizingState
 from app.rl_meta_strategy import RLMetaStrategy
@@ -103,23 +104,22 @@ def test_replay_of_trades_on_real_candles_through_both_agents(sqlite_container, 
             trade = simulate(df, i, momentum if follow else -momentum, decision.action)
             history.append(trade.pnl_pct)
             exits.append(trade.exit_index)
-            with sqlite_container.session() as session:
-                sqlite_container.bus.publish(
-                    session,
-                    "execution.trade.closed",
-                    {
-                        "trade_id": f"{symbol}-{i}",
-                        "pnl_pct": trade.pnl_pct,
-                        "duration_hours": trade.duration_hours,
-                        "max_drawdown_pct": trade.max_drawdown_pct,
-                        "hit_tp": trade.hit_tp,
-                        "hit_sl": trade.hit_sl,
-                        "meta_state": meta_state.to_dict(),
-                        "meta_action": strategy.value,
-                        "sizing_state": sizing_state.to_dict(),
-                        "sizing_action": decision.action_key,
-                    },
-                )
+            # the task's code path (tasks.rl.apply_trade_outcome); the event path is in test_rl_agents
+            apply_trade_outcome(
+                sqlite_container,
+                {
+                    "trade_id": f"{symbol}-{i}",
+                    "pnl_pct": trade.pnl_pct,
+                    "duration_hours": trade.duration_hours,
+                    "max_drawdown_pct": trade.max_drawdown_pct,
+                    "hit_tp": trade.hit_tp,
+                    "hit_sl": trade.hit_sl,
+                    "meta_state": meta_state.to_dict(),
+                    "meta_action": strategy.value,
+                    "sizing_state": sizing_state.to_dict(),
+                    "sizing_action": decision.action_key,
+                },
+            )
             trades += 1
     meta_status, sizing_status = meta.status(), sizing.status()
     assert meta_status["total_updates"] == sizing_status["total_updates"] == trades == 440
