@@ -5,14 +5,16 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import delete
 
+from app.db.models import RLQValue
 from app.policy import Policy, RiskConfig, RiskMode
 from app.rl.meta_space import REGIMES
 from app.rl.qlearning import epsilon_greedy
 from app.rl.sizing_space import SIZING_ACTION_KEYS, SizingAction, SizingState
-from app.rl_position_sizing import decide
+from app.rl_position_sizing import RLPositionSizing, decide
 
 unit = st.floats(0.0, 1.0)
 states = st.builds(
@@ -77,3 +79,36 @@ def test_clamp_reasons_name_the_limit() -> None:
         decide(action, policy, balance_usd=float("nan"), open_positions=0)
     with pytest.raises(ValueError, match="open_positions"):
         decide(action, policy, balance_usd=1.0, open_positions=-1)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    state=states,
+    q_row=q_tables,
+    greedy=st.booleans(),
+    mode=risk_modes,
+    balance=st.floats(0.0, 1e7),
+    open_positions=st.integers(0, 60),
+)
+def test_the_service_never_exceeds_the_active_mode(
+    sqlite_container, state, q_row, greedy, mode, balance, open_positions
+) -> None:
+    """Through the database-backed agent: any Q-table written into the live table, any mode."""
+    sqlite_container.policy_store.update({"risk": {"active_mode": "custom", "modes": {"custom": mode.model_dump()}}})
+    agent = RLPositionSizing(sqlite_container, rng=random.Random(0))
+    with sqlite_container.session() as session:
+        live = agent.store.lock_agent(session, 0.5)
+        live.epsilon = 0.0 if greedy else 1.0
+        session.execute(delete(RLQValue).where(RLQValue.rl_type == agent.rl_type))
+        session.add_all(
+            RLQValue(rl_type=agent.rl_type, version=live.version, state_key=state.key, action=a, q_value=v, visits=1)
+            for a, v in q_row.items()
+        )
+    decision = agent.get_sizing_decision(state, balance_usd=balance, open_positions=open_positions)
+    assert decision.size_usd <= mode.max_risk_pct_per_trade * balance + 1e-9
+    assert 1 <= decision.leverage <= mode.max_leverage
+    assert decision.allowed == (decision.size_usd > 0)
+    if open_positions >= mode.max_positions:
+        assert not decision.allowed
+    if greedy and q_row and max(q_row.values()) > 0:
+        assert q_row[decision.action_key] == max(q_row.values())  # the table was read
