@@ -140,6 +140,12 @@ def policy_set(path: str, value: str, comment: str) -> None:
     click.echo(f"policy v{version} stored")
 
 
+# Market data (import, synth, series): app/data_pipeline/commands.py
+from app.data_pipeline.commands import data as _data_commands  # noqa: E402
+
+cli.add_command(_data_commands)
+
+
 def main() -> None:
     cli(prog_name="clm")
 

@@ -231,3 +231,23 @@ def test_invalid_candles_from_the_exchange_are_refused(pg_container: Container, 
     with pytest.raises(CandleValidationError, match=r"\[ohlc\]"):
         _fetch(pg_container, binance, ["ETH/USDT"], DEC_1, DEC_1 + 86_400_000)
     assert CandleStore(pg_container).series() == []
+
+
+def test_refresh_keeps_the_policy_symbols_current(pg_container: Container, binance: RecordedBinance) -> None:
+    from datetime import datetime, timedelta
+
+    from app.clock import Clock, SimulatedClock, use_clock
+    from app.data_pipeline.refresh import refresh_candles
+
+    pg_container.policy_store.update({"data": {"symbols": ["BTC/USDT", "ETH/USDT"], "lookback_days": 7}})
+    clock = SimulatedClock(datetime(2020, 12, 20))
+    use_clock(clock)
+    try:
+        first = refresh_candles(pg_container, binance.exchange)
+        assert first["rows"] == {"BTC/USDT": 7 * 288, "ETH/USDT": 7 * 288}
+        assert first["requests"] == 2 * 3  # 2,016 slots each: three pages of 1,000
+        clock.advance(timedelta(hours=6))
+        second = refresh_candles(pg_container, binance.exchange)
+        assert second["requests"] == 2 and second["rows_fetched"] == 2 * 72  # only the new six hours
+    finally:
+        use_clock(Clock())
