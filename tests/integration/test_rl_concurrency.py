@@ -45,7 +45,7 @@ def _payload(n: int) -> dict:
 
 
 def test_concurrent_and_redelivered_updates_are_applied_exactly_once(pg_container, worker_env, tmp_path) -> None:
-    from tasks.rl import apply_trade_outcome
+    from tasks.rl import apply_trade_outcome, run_rl_maintenance
     from workers.celery_app import configure
 
     configure(pg_container.settings)
@@ -56,6 +56,14 @@ def test_concurrent_and_redelivered_updates_are_applied_exactly_once(pg_containe
     with celery_worker(worker_env, queues="default", pool="prefork", concurrency=3, log_path=log):
         pending = [apply_trade_outcome.delay(_payload(n)) for n in sends]
         results = [r.get(timeout=120) for r in pending]
+        maintenance = run_rl_maintenance.delay().get(timeout=60)
+    # every trade was covered by a snapshot already, and nothing is stale: nothing to do
+    assert maintenance["meta_strategy"] == {
+        "rl_type": "meta_strategy",
+        "saved_version": None,
+        "pruned_states": 0,
+        "live": 4,
+    }
     assert len({r["worker_pid"] for r in results}) >= 2, "updates must come from several processes"
     applied = [r for r in results if r["meta_strategy"] is not None]
     assert len(applied) == TRADES  # each trade applied once; its second arrival changed nothing
