@@ -28,9 +28,7 @@ def _trained(container, model_type: str) -> dict:  # type: ignore[no-untyped-def
 def _count(container, status: str) -> int:  # type: ignore[no-untyped-def]
     with container.session() as session:
         return int(
-            session.scalar(
-                select(func.count()).where(ModelRow.model_type == "xgboost", ModelRow.status == status)
-            )
+            session.scalar(select(func.count()).where(ModelRow.model_type == "xgboost", ModelRow.status == status))
         )
 
 

@@ -81,7 +81,7 @@ def test_retention_keeps_live_models_and_the_newest_retired(sqlite_container) ->
     # v6 ACTIVE; v5 and v4 the newest retired; v1..v3 lose their files but keep their rows.
     assert [exists[i] for i in ids] == [False, False, False, True, True, True]
     assert "deleted by retention" in (records[ids[0]].notes or "")
-    with pytest.raises(RegistryError, match="artifact .* is gone"):
+    with pytest.raises(RegistryError, match=r"artifact .* is gone"):
         registry.rollback("nhits", 1)
     assert registry.rollback("nhits", 4).status == "ACTIVE"
 

@@ -39,7 +39,9 @@ def test_full_canvas_routes_each_model_by_its_class() -> None:
 
 
 def test_task_ids_derive_from_the_job_so_cancel_can_revoke_them() -> None:
-    prepare, header, body = _parts(retraining_canvas("RTN-1", ["naive", "xgboost"], {}, {"naive": False, "xgboost": True}))
+    prepare, header, body = _parts(
+        retraining_canvas("RTN-1", ["naive", "xgboost"], {}, {"naive": False, "xgboost": True})
+    )
     ids = task_ids("RTN-1", ["naive", "xgboost"])
     assert prepare.options["task_id"] == ids["prepare"]
     assert [s.options["task_id"] for s in header] == [ids["train:naive"], ids["train:xgboost"]]
