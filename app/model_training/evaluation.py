@@ -162,11 +162,16 @@ def baseline_metrics(
             pnl_fee_pct=pnl_fee_pct,
         )
 
+    # Bought once and held: one round trip over the whole period, negligible per period.
+    # Its return forecast is "no forecast" (zero); its direction is always up.
+    held = score(zero, np.ones(n, dtype=int), pnl_fee_pct=0.0)
+    actual = frame[TARGET].to_numpy(dtype=float)
+    moved = actual != 0
+    held["directional_accuracy"] = float((actual[moved] > 0).mean()) if moved.any() else float("nan")
     return {
         "zero_return": score(zero, zero.astype(int)),
         "persistence": score(persisted, persisted_direction),
-        # Bought once and held: one round trip over the whole period, negligible per period.
-        "buy_and_hold": score(zero, np.ones(n, dtype=int), pnl_fee_pct=0.0),
+        "buy_and_hold": held,
     }
 
 

@@ -26,7 +26,7 @@ from app.artifacts import StoredArtifact
 from app.clock import utcnow
 from app.model_training import forecaster_class
 from app.model_training.base import Forecaster, ForecastSpec
-from app.model_training.evaluation import evaluate_model
+from app.model_training.evaluation import evaluate_model, timeframe_ms
 from app.model_training.splits import Split, candle_ms, chronological_split, walk_forward_splits
 
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ def _train(
         device=resolve_device(container.settings.device) if model_class.CAN_USE_GPU else "cpu",
         fee_pct=labels["fee_pct"],
     )
-    step_ms = candle_ms(frame)
+    step_ms = timeframe_ms(dataset_manifest["timeframe"]) if dataset_manifest.get("timeframe") else candle_ms(frame)
     split = chronological_split(
         frame, policy.training.train_frac, policy.training.val_frac, purge=spec.horizon, step_ms=step_ms
     )

@@ -67,6 +67,7 @@ def test_baselines_on_the_same_rows() -> None:
     assert zero["sharpe"] == 0.0 and zero["trades"] == 0
     assert zero["rmse"] == pytest.approx(np.sqrt(np.mean(frame["future_return"] ** 2)))
     assert result["buy_and_hold"]["trades"] == 400
+    assert result["buy_and_hold"]["directional_accuracy"] == pytest.approx((frame["future_return"] > 0).mean())
     assert result["buy_and_hold"]["total_return"] == pytest.approx(np.expm1(frame["future_return"]).add(1).prod() - 1)
     assert all(m["rows"] == 400 for m in result.values())
 
