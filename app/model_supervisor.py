@@ -41,7 +41,7 @@ from app.db.models import ModelPerformanceLog, PredictionLog
 from app.db.models import ModelRegistry as ModelRow
 from app.policy import SupervisorConfig
 from app.shadow_tester import outcomes
-from app.shadow_tester.records import prediction_fields
+from app.shadow_tester.records import prediction_fields, telemetry_commit
 from app.shadow_tester.service import horizon_of, resolve_frame
 from app.shadow_tester.stats import per_sample_pnl, round_trip_fee
 
@@ -184,6 +184,7 @@ class ModelSupervisor:
             session.flush()
             return int(row.id)
         with self.container.session() as own:
+            telemetry_commit(own)
             own.add(row)
             own.flush()
             return int(row.id)

@@ -36,6 +36,7 @@ from app.model_registry import ModelRecord
 from app.model_supervisor import ModelSupervisor
 from app.policy import Policy
 from app.shadow_tester import ShadowTester
+from app.shadow_tester.records import telemetry_commit
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -171,9 +172,10 @@ class PredictionService:
         started = time.perf_counter()
         if not isinstance(symbol, str) or not symbol or len(symbol) > 20:
             raise ValueError(f"symbol: {symbol!r} must be a non-empty string of at most 20 characters")
-        policy = self.container.policy_store.get()
-        frame = self._candles(symbol, candles, policy)
         with self.container.session() as session:
+            telemetry_commit(session)
+            policy = self.container.policy_store.get(session)
+            frame = self._candles(symbol, candles, policy)
             model_type, active_id, shadow_id = self._live_ids(session, policy)
             pair = self.cache.pair(model_type, active_id, shadow_id)
             features = engineer_features(frame, policy.features)

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, text
+from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.db.models import ShadowTestResult
@@ -183,3 +184,14 @@ def build_rows(items: Iterable[ShadowPrediction | Mapping[str, Any]], horizon: t
                 raise InvalidPredictionError(f"predictions[{index}]: {exc}") from None
         rows.append(shadow_row(item, horizon, now, index))
     return rows
+
+
+def telemetry_commit(session: Session) -> None:
+    """Do not wait for the WAL flush when this transaction commits (PostgreSQL).
+
+    Prediction logs, shadow rows and signals are telemetry: a crash may lose the last
+    fraction of a second of them (never half of a transaction), and a request does not wait
+    for the disk. Everything that decides (promotions, registry changes) stays durable.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))

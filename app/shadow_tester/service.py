@@ -25,7 +25,7 @@ from app.db.models import ModelRegistry as ModelRow
 from app.db.models import ShadowTestResult
 from app.policy import Policy
 from app.shadow_tester import outcomes
-from app.shadow_tester.records import ShadowPrediction, build_rows, insert_rows, shadow_row
+from app.shadow_tester.records import ShadowPrediction, build_rows, insert_rows, shadow_row, telemetry_commit
 from app.shadow_tester.stats import ShadowEvaluationResult, Thresholds, evaluate_pairs, round_trip_fee
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ class ShadowTester:
             session.flush()
             return int(row.id)
         with self.container.session() as own:
+            telemetry_commit(own)
             row = ShadowTestResult(**values)
             own.add(row)
             own.flush()
