@@ -1,0 +1,303 @@
+"""Benchmark: the live path on PostgreSQL with ACTIVE + SHADOW XGBoost models (300 trees, depth 6).
+
+- prediction latency in-process (`PredictionService.predict(symbol)`: candle-store read,
+  features, both models, prediction logs, shadow row and event in one transaction) and over
+  HTTP (a minimal Flask route served by gunicorn gthread in its own process, one keep-alive
+  client pacing requests at `--rate` per second);
+- shadow rows recorded per second, batched (COPY) and one per call;
+- time to evaluate a shadow test of 1,000,000 closed pairs: read from PostgreSQL and compared.
+
+Baselines in the same run: one XGBoost row predict, one feature computation, the candle
+read, and a batched insert through SQLAlchemy executemany (psycopg2's batch helpers).
+
+Usage: python bench/live.py [--rate 200] [--seconds 10] [--batch-rows 200000] [--eval-rows 1000000]
+Needs PostgreSQL at CLM_TEST_PG_ADMIN_URL (default postgres@127.0.0.1); creates and drops its
+own database. Last output line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+SYMBOL = "BTC/USDT"
+
+
+def _percentiles(samples_ms: list[float]) -> dict[str, float]:
+    values = np.asarray(samples_ms)
+    return {"p50": float(np.percentile(values, 50)), "p99": float(np.percentile(values, 99))}
+
+
+def _container(database_url: str, artifact_root: str):  # type: ignore[no-untyped-def]
+    from app.bootstrap import bootstrap
+    from app.dispatcher import InlineDispatcher
+    from app.settings import Mode, Settings
+
+    settings = Settings(CLM_MODE=Mode.DISTRIBUTED, DATABASE_URL=database_url, ARTIFACT_ROOT=artifact_root)
+    return bootstrap(settings, InlineDispatcher())
+
+
+def wsgi_app():  # type: ignore[no-untyped-def]
+    """gunicorn entry: POST /predict {"symbol": ...} -> the prediction as JSON."""
+    from flask import Flask, jsonify, request
+
+    from app.prediction_service import PredictionService
+
+    container = _container(os.environ["DATABASE_URL"], os.environ["ARTIFACT_ROOT"])
+    service = PredictionService(container)
+    app = Flask("bench-live")
+
+    @app.post("/predict")
+    def predict():  # type: ignore[no-untyped-def]
+        return jsonify(service.predict(request.get_json()["symbol"]).to_dict())
+
+    return app
+
+
+def _setup(container) -> None:  # type: ignore[no-untyped-def]
+    from app.clock import utcnow
+    from app.data_pipeline import synthetic_market
+    from app.data_pipeline.candle_store import CandleStore
+    from tests.live_models import register_model
+
+    register_model(container, "xgboost", n_estimators=300, seed=1)  # ACTIVE
+    register_model(container, "xgboost", n_estimators=300, seed=2)  # SHADOW
+    policy = container.policy_store.get()
+    start = utcnow() - timedelta(minutes=5 * 2000)
+    market, _ = synthetic_market([SYMBOL], start, 2000, policy.data.timeframe, seed=3)
+    CandleStore(container).write(policy.data.exchange, SYMBOL, policy.data.timeframe, market[SYMBOL])
+
+
+def _baselines(container) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from app.data_pipeline import engineer_features
+    from app.prediction_service import PredictionService
+
+    service = PredictionService(container)
+    policy = container.policy_store.get()
+    candles = service._candles(SYMBOL, None, policy)
+    pair = service.cache.pair("xgboost", *_live_ids(container))
+    features = engineer_features(candles, policy.features).assign(symbol=SYMBOL)
+    last, history = features.iloc[[-1]], features.iloc[:-1]
+    timings: dict[str, list[float]] = {"model_predict_us": [], "features_ms": [], "candle_read_ms": []}
+    for _ in range(300):
+        t0 = time.perf_counter()
+        pair.active.predict(last, history)
+        t1 = time.perf_counter()
+        engineer_features(candles, policy.features)
+        t2 = time.perf_counter()
+        service._candles(SYMBOL, None, policy)
+        t3 = time.perf_counter()
+        timings["model_predict_us"].append((t1 - t0) * 1e6)
+        timings["features_ms"].append((t2 - t1) * 1e3)
+        timings["candle_read_ms"].append((t3 - t2) * 1e3)
+    return {f"baseline_{k}_p50": float(np.median(v)) for k, v in timings.items()}
+
+
+def _live_ids(container) -> tuple[str, str | None]:  # type: ignore[no-untyped-def]
+    from app.prediction_service import live_model_ids
+
+    with container.session() as session:
+        active, shadow = live_model_ids(session, "xgboost")
+    assert active is not None
+    return active, shadow
+
+
+def _paced(call, rate: float, seconds: float) -> list[float]:  # type: ignore[no-untyped-def]
+    """Latencies (ms) of `call()` issued at `rate` per second for `seconds` (open-loop schedule)."""
+    latencies = []
+    interval = 1.0 / rate
+    next_at = time.perf_counter()
+    end = next_at + seconds
+    while next_at < end:
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        started = time.perf_counter()
+        call()
+        latencies.append((time.perf_counter() - started) * 1e3)
+        next_at += interval
+    return latencies
+
+
+def _http(database_url: str, artifact_root: str, rate: float, seconds: float) -> dict[str, float]:
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, DATABASE_URL=database_url, ARTIFACT_ROOT=artifact_root, PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", "4"]
+    cmd += ["-b", f"127.0.0.1:{port}", "--log-level", "warning", "bench.live:wsgi_app()"]
+    server = subprocess.Popen(cmd, cwd=REPO, env=env)
+    url = f"http://127.0.0.1:{port}/predict"
+    session = requests.Session()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                session.post(url, json={"symbol": SYMBOL}, timeout=10).raise_for_status()
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        for _ in range(50):  # warm-up
+            session.post(url, json={"symbol": SYMBOL}, timeout=10)
+
+        def call() -> None:
+            response = session.post(url, json={"symbol": SYMBOL}, timeout=10)
+            response.raise_for_status()
+
+        return _percentiles(_paced(call, rate, seconds))
+    finally:
+        session.close()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _shadow_rates(container, batch_rows: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import insert
+
+    from app.db.models import ShadowTestResult
+    from app.shadow_tester import ShadowTester, horizon_of
+    from app.shadow_tester.records import build_rows
+
+    active, shadow = _live_ids(container)
+    assert shadow is not None
+    tester = ShadowTester(container)
+    pred = {"predicted_return": 0.0012, "direction": 1, "confidence": 0.61}
+    items = [
+        {
+            "shadow_model_id": shadow,
+            "active_model_id": active,
+            "symbol": SYMBOL,
+            "active_pred": pred,
+            "shadow_pred": pred,
+        }
+        for _ in range(batch_rows)
+    ]
+    started = time.perf_counter()
+    tester.record_shadow_predictions(items)
+    batched = batch_rows / (time.perf_counter() - started)
+    single_n = 2000
+    started = time.perf_counter()
+    for _ in range(single_n):
+        tester.record_shadow_prediction(shadow, active, SYMBOL, pred, pred)
+    single = single_n / (time.perf_counter() - started)
+    baseline_n = min(batch_rows, 50_000)
+    started = time.perf_counter()
+    rows = build_rows(items[:baseline_n], horizon_of(container.policy_store.get()))
+    with container.engine.begin() as conn:
+        conn.execute(insert(ShadowTestResult), rows)
+    executemany = baseline_n / (time.perf_counter() - started)
+    return {
+        "shadow_rows_per_s_batched": batched,
+        "shadow_rows_per_s_single": single,
+        "baseline_executemany_rows_per_s": executemany,
+    }
+
+
+def _evaluate(container, rows: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from app.clock import utcnow
+    from app.db.models import ModelRegistry as ModelRow
+    from app.shadow_tester import ShadowTester, Thresholds, evaluate_pairs
+
+    active, _ = _live_ids(container)
+    shadow = "bench_eval_shadow"  # a separate shadow test, written straight in by COPY
+    with container.session() as session:
+        session.add(
+            ModelRow(
+                model_id=shadow, model_type="bench", version="1", status="SHADOW", metrics={},
+                created_at=utcnow(), file_path="none",
+            )
+        )  # fmt: skip
+    rng = np.random.default_rng(0)
+    realized = rng.normal(0, 0.01, rows)
+    active_dir = rng.choice([-1, 0, 1], rows)
+    shadow_dir = rng.choice([-1, 0, 1], rows)
+    buffer = io.StringIO()
+    for i in range(rows):
+        buffer.write(
+            f'{shadow},{active},BTCUSDT,2026-01-01 00:00:00,"{{}}","{{}}",{active_dir[i]},{shadow_dir[i]},'
+            f"0.6,0.6,{float(realized[i])!r},2026-01-01 01:00:00,2026-01-01 00:00:00\n"
+        )
+    buffer.seek(0)
+    raw = container.engine.raw_connection()
+    cursor = raw.cursor()
+    cursor.copy_expert(  # type: ignore[attr-defined]
+        "COPY shadow_test_results (shadow_model_id, active_model_id, symbol, timestamp, active_prediction, "
+        "shadow_prediction, active_direction, shadow_direction, active_confidence, shadow_confidence, "
+        "realized_return, horizon_end, created_at) FROM STDIN WITH (FORMAT csv)",
+        buffer,
+    )
+    cursor.execute("ANALYZE shadow_test_results")
+    raw.commit()
+    raw.close()
+    tester = ShadowTester(container)
+    tester.evaluate_shadow_model(shadow)  # warm caches, as a periodic evaluation would be
+    started = time.perf_counter()
+    result = tester.evaluate_shadow_model(shadow)
+    end_to_end = time.perf_counter() - started
+    assert result.total_samples == rows
+    started = time.perf_counter()
+    evaluate_pairs(active_dir, shadow_dir, realized, fee=0.002, thresholds=Thresholds())
+    pure = time.perf_counter() - started
+    return {"evaluate_1m_seconds": end_to_end, "evaluate_1m_pure_seconds": pure}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--batch-rows", type=int, default=200_000)
+    parser.add_argument("--eval-rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    from app.migrations import upgrade
+    from app.prediction_service import PredictionService
+    from tests.services import create_database, drop_database
+
+    database_url = create_database("clm_bench_live")
+    artifact_root = tempfile.mkdtemp(prefix="clm-bench-live-")
+    out: dict[str, float | str] = {}
+    try:
+        upgrade(database_url)
+        container = _container(database_url, artifact_root)
+        _setup(container)
+        service = PredictionService(container)
+        for _ in range(50):  # load the models, warm the pools
+            service.predict(SYMBOL)
+        inproc = _percentiles(_paced(lambda: service.predict(SYMBOL), args.rate, args.seconds))
+        out |= {"inproc_p50_ms": inproc["p50"], "inproc_p99_ms": inproc["p99"]}
+        print(json.dumps(out), flush=True)
+        http = _http(database_url, artifact_root, args.rate, args.seconds)
+        out |= {"http_p50_ms": http["p50"], "http_p99_ms": http["p99"], "rate_rps": args.rate}
+        print(json.dumps(out), flush=True)
+        out |= _baselines(container)
+        out |= _shadow_rates(container, args.batch_rows)
+        print(json.dumps(out), flush=True)
+        out |= _evaluate(container, args.eval_rows)
+        out["models"] = "ACTIVE + SHADOW xgboost, up to 300 trees (early stopping), default depth"
+        out["cpus"] = str(os.cpu_count())
+        container.dispose()
+    finally:
+        drop_database(database_url)
+    print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()}))
+
+
+if __name__ == "__main__":
+    main()
