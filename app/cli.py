@@ -140,6 +140,12 @@ def policy_set(path: str, value: str, comment: str) -> None:
     click.echo(f"policy v{version} stored")
 
 
+# Operator commands (overview, jobs, retrain, models, promote, rollback): app/cli_operator.py
+from app.cli_operator import register as _register_operator_commands  # noqa: E402
+
+_register_operator_commands(cli)
+
+
 # Market data (import, synth, series): app/data_pipeline/commands.py
 from app.data_pipeline.commands import data as _data_commands  # noqa: E402
 

@@ -240,7 +240,7 @@ def retraining_status(session: Session, policy: Policy) -> dict[str, Any]:
     if not clm.enabled:
         next_at: datetime | None = None
     elif last_full_start is None:
-        next_at = utcnow()  # never retrained: the next beat tick starts one
+        next_at = None  # never retrained: due at the next beat tick
     else:
         next_at = last_full_start + timedelta(days=clm.schedule_interval_days)
     return {
@@ -248,6 +248,7 @@ def retraining_status(session: Session, policy: Policy) -> dict[str, Any]:
         "running_jobs": [job_dict(r) for r in running],
         "last": job_dict(last_done) if last_done else None,
         "next_scheduled": next_at,
+        "due_now": clm.enabled and (next_at is None or next_at <= utcnow()),
         "schedule_enabled": clm.enabled,
         "interval_days": clm.schedule_interval_days,
     }
