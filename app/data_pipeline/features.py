@@ -51,7 +51,6 @@ AUTOCORR_WINDOW = 48
 EXTREMES_WINDOW = 48
 
 CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
-_MS_PER_HOUR = 3_600_000
 _MS_PER_DAY = 86_400_000
 _TWO_PI = 2.0 * np.pi
 
@@ -65,6 +64,28 @@ def _lag(values: np.ndarray, periods: int) -> np.ndarray:
     out[:periods] = np.nan
     out[periods:] = values[:-periods]
     return out
+
+
+def _diff(values: np.ndarray, periods: int) -> np.ndarray:
+    """values[t] - values[t - periods], NaN for the first `periods` rows (one pass)."""
+    out = np.empty_like(values)
+    out[:periods] = np.nan
+    np.subtract(values[periods:], values[:-periods], out=out[periods:])
+    return out
+
+
+def _rel(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator - 1, computed in place (a relative distance)."""
+    out = np.divide(numerator, denominator)
+    out -= 1.0
+    return out
+
+
+# sin/cos of the minute of the day and of the weekday, looked up rather than computed per row
+_DAY_ANGLES = _TWO_PI * np.arange(1440) / 1440.0
+_WEEK_ANGLES = _TWO_PI * np.arange(7) / 7.0
+_SIN_DAY, _COS_DAY = np.sin(_DAY_ANGLES), np.cos(_DAY_ANGLES)
+_SIN_WEEK, _COS_WEEK = np.sin(_WEEK_ANGLES), np.cos(_WEEK_ANGLES)
 
 
 def _volume_mean(volume: np.ndarray, window: int) -> np.ndarray:
@@ -89,11 +110,11 @@ def _compute(
 ) -> Iterator[Feature]:
     """Yield (name, values) for every feature; the single source of the feature list."""
     log_close = np.log(close)
-    ret_1 = log_close - _lag(log_close, 1)
+    ret_1 = _diff(log_close, 1)
 
     # Returns over several horizons (log, so they add up and are scale-free).
     for horizon in config.return_horizons:
-        yield f"ret_{horizon}", log_close - _lag(log_close, horizon)
+        yield f"ret_{horizon}", _diff(log_close, horizon)
 
     # Realised volatility: rolling std of one-candle log returns, and Parkinson's range estimator.
     rvol = {w: talib.STDDEV(ret_1, w, 1.0) for w in config.volatility_windows}
@@ -102,7 +123,9 @@ def _compute(
     windows = sorted(config.volatility_windows)
     if len(windows) >= 2:
         yield f"rvol_ratio_{windows[0]}_{windows[-1]}", rvol[windows[0]] / rvol[windows[-1]]
-    log_range_sq = np.log(high / low) ** 2
+    log_range_sq = np.divide(high, low)
+    np.log(log_range_sq, out=log_range_sq)
+    np.square(log_range_sq, out=log_range_sq)
     for window in config.volatility_windows:
         yield f"parkinson_{window}", np.sqrt(talib.SMA(log_range_sq, window) / (4.0 * np.log(2.0)))
     yield "natr", talib.NATR(high, low, close, config.atr_period)
@@ -150,20 +173,20 @@ def _compute(
     # Price relative to its moving averages.
     emas = {p: talib.EMA(close, p) for p in config.ema_periods}
     for period, ema in emas.items():
-        yield f"ema_ratio_{period}", close / ema - 1.0
+        yield f"ema_ratio_{period}", _rel(close, ema)
     ema_periods = sorted(config.ema_periods)
     for fast, slow in pairwise(ema_periods):
-        yield f"ema_cross_{fast}_{slow}", emas[fast] / emas[slow] - 1.0
+        yield f"ema_cross_{fast}_{slow}", _rel(emas[fast], emas[slow])
     for period in config.sma_periods:
-        yield f"sma_ratio_{period}", close / talib.SMA(close, period) - 1.0
-    yield "kama_ratio", close / talib.KAMA(close, KAMA_PERIOD) - 1.0
-    yield "tema_ratio", close / talib.TEMA(close, TEMA_PERIOD) - 1.0
+        yield f"sma_ratio_{period}", _rel(close, talib.SMA(close, period))
+    yield "kama_ratio", _rel(close, talib.KAMA(close, KAMA_PERIOD))
+    yield "tema_ratio", _rel(close, talib.TEMA(close, TEMA_PERIOD))
     upper, middle, lower = talib.BBANDS(close, config.bb_period, config.bb_std, config.bb_std, _SMA)
     band = upper - lower
     yield "bb_pctb", (close - lower) / band
     yield "bb_width", band / middle
-    yield "dist_high", close / talib.MAX(high, EXTREMES_WINDOW) - 1.0
-    yield "dist_low", close / talib.MIN(low, EXTREMES_WINDOW) - 1.0
+    yield "dist_high", _rel(close, talib.MAX(high, EXTREMES_WINDOW))
+    yield "dist_low", _rel(close, talib.MIN(low, EXTREMES_WINDOW))
 
     # Candle shape.
     body_top = np.maximum(open_, close)
@@ -185,12 +208,12 @@ def _compute(
     yield "adosc_norm", adosc / _volume_mean(volume, ADOSC_SLOW)
 
     # Time of day and week, as points on a circle (candle open time, UTC).
-    hour = (timestamp % _MS_PER_DAY) / _MS_PER_HOUR
+    minute = (timestamp % _MS_PER_DAY) // 60_000
     weekday = ((timestamp // _MS_PER_DAY) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    yield "hour_sin", np.sin(_TWO_PI * hour / 24.0)
-    yield "hour_cos", np.cos(_TWO_PI * hour / 24.0)
-    yield "dow_sin", np.sin(_TWO_PI * weekday / 7.0)
-    yield "dow_cos", np.cos(_TWO_PI * weekday / 7.0)
+    yield "hour_sin", _SIN_DAY[minute]
+    yield "hour_cos", _COS_DAY[minute]
+    yield "dow_sin", _SIN_WEEK[weekday]
+    yield "dow_cos", _COS_WEEK[weekday]
 
 
 def _config_key(config: FeatureConfig) -> str:
@@ -267,10 +290,10 @@ def engineer_features(candles: pd.DataFrame, config: FeatureConfig | None = None
     with np.errstate(all="ignore"):
         for position, (_, values) in enumerate(_compute(timestamp, open_, high, low, close, volume, config)):
             block[position] = values[skip:]
-    np.nan_to_num(block, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    np.copyto(block, 0.0, where=~np.isfinite(block))  # the documented after-warm-up rule
     features = pd.DataFrame(block.T, index=candles.index[skip:], columns=list(names), copy=False)
-    front: dict[str, np.ndarray] = {"timestamp": timestamp[skip:]}
+    features.insert(0, "timestamp", timestamp[skip:])
     if "symbol" in candles.columns:
-        front["symbol"] = candles["symbol"].to_numpy()[skip:]
-    head = pd.DataFrame(front, index=features.index)
-    return pd.concat([head, features], axis=1)
+        # the column's own array (no round trip through Python strings)
+        features.insert(1, "symbol", candles["symbol"].iloc[skip:].array)
+    return features
