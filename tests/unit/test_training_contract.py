@@ -53,7 +53,7 @@ def test_forecaster_contract(
     train, valid, test, features = parts
     model_class = MODEL_TYPES[model_type]
     assert isinstance(model_class.NEEDS_GPU, bool) and isinstance(model_class.SUPPORTS_EXOGENOUS, bool)
-    spec = ForecastSpec(features, HORIZON, TINY[model_type], seed=7, threads=2)
+    spec = ForecastSpec(features, HORIZON, TINY[model_type], seed=7, threads=1)
     model = model_class(spec).fit(train, valid)
 
     predictions = model.predict(test, history=valid)

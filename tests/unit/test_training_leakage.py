@@ -32,7 +32,7 @@ def accuracy(frame: pd.DataFrame, features: list[str], shuffle_seed: int | None 
         for part in (train, valid):
             labels = part[["future_return", "direction"]].to_numpy()
             part[["future_return", "direction"]] = labels[rng.permutation(len(part))]
-    model = MODEL_TYPES["xgboost"](ForecastSpec(features, 1, PARAMS, threads=2)).fit(train, valid)
+    model = MODEL_TYPES["xgboost"](ForecastSpec(features, 1, PARAMS, threads=1)).fit(train, valid)
     return float(evaluate_model(model, test, history=valid)["model"]["directional_accuracy"])
 
 
