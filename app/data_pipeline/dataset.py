@@ -31,7 +31,7 @@ from app.data_pipeline.features import engineer_features, feature_columns, featu
 from app.data_pipeline.files import read_candle_file
 from app.data_pipeline.labels import LABEL_COLUMNS, dead_zone, generate_labels
 from app.data_pipeline.synthetic import synthetic_market
-from app.data_pipeline.timeframes import timeframe_ms
+from app.data_pipeline.timeframes import ceil_to_grid, timeframe_ms
 from app.data_pipeline.validation import validate_candles
 from app.db.models import Dataset
 from app.policy import FeatureConfig, LabelConfig, Policy
@@ -56,6 +56,9 @@ class DatasetSpec(BaseModel):
     files: dict[str, str] = Field(default_factory=dict)  # symbol -> path, for source="files"
     seed: int = 42  # synthetic only
     shift_at: datetime | None = None  # synthetic only
+    # synthetic only: where the synthetic world begins. Datasets with the same origin and
+    # seed see the same candle at the same time, whatever their window (default: start).
+    synthetic_origin: datetime | None = None
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     labels: LabelConfig = Field(default_factory=LabelConfig)
 
@@ -64,6 +67,8 @@ class DatasetSpec(BaseModel):
         timeframe_ms(self.timeframe)
         if self.end <= self.start:
             raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        if self.synthetic_origin is not None and self.synthetic_origin > self.start:
+            raise ValueError(f"synthetic_origin ({self.synthetic_origin}) must not be after start ({self.start})")
         if len(set(self.symbols)) != len(self.symbols):
             raise ValueError(f"symbols repeat: {list(self.symbols)}")
         if self.source == "files":
@@ -115,12 +120,14 @@ def _candles(container: Container, spec: DatasetSpec) -> tuple[dict[str, pd.Data
     start_ms, end_ms = _ms(spec.start), _ms(spec.end)
     step = timeframe_ms(spec.timeframe)
     if spec.source == "synthetic":
-        first = -(-start_ms // step) * step
+        origin_ms = _ms(spec.synthetic_origin or spec.start)
+        first = ceil_to_grid(origin_ms, spec.timeframe)
         periods = (end_ms - first + step - 1) // step
         shift = None if spec.shift_at is None else _ms(spec.shift_at)
         candles, info = synthetic_market(list(spec.symbols), first, periods, spec.timeframe, spec.seed, shift)
         for symbol, frame in candles.items():
-            candles[symbol], _ = validate_candles(frame, spec.timeframe, source=f"synthetic {symbol}")
+            in_window = frame.loc[frame["timestamp"] >= start_ms].reset_index(drop=True)
+            candles[symbol], _ = validate_candles(in_window, spec.timeframe, source=f"synthetic {symbol}")
         return candles, info
     if spec.source == "files":
         out = {}

@@ -25,7 +25,7 @@ import ccxt.async_support as ccxt_async
 import pandas as pd
 
 from app.data_pipeline.candle_store import CandleStore, Range
-from app.data_pipeline.timeframes import timeframe_ms
+from app.data_pipeline.timeframes import ceil_to_grid, floor_to_grid, timeframe_ms
 from app.data_pipeline.validation import CANDLE_COLUMNS
 
 if TYPE_CHECKING:
@@ -88,9 +88,8 @@ class HistoricalDataFetcher:
         self, symbols: list[str], start: datetime | int, end: datetime | int, timeframe: str = "5m"
     ) -> FetchResult:
         """Make sure [start, end) is stored for every symbol; return the stored candles."""
-        step = timeframe_ms(timeframe)
-        start_ms = -(-_ms(start) // step) * step
-        closed_end = (int(time.time() * 1000) // step) * step  # open time of the still-open candle
+        start_ms = ceil_to_grid(_ms(start), timeframe)
+        closed_end = floor_to_grid(int(time.time() * 1000), timeframe)  # the still-open candle's open time
         end_ms = min(_ms(end), closed_end)
         if end_ms <= start_ms:
             raise ExchangeDataError(f"empty range: start {start} is not before end {end} (or the last closed candle)")

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.data_pipeline.timeframes import timeframe_ms
+from app.data_pipeline.timeframes import ceil_to_grid, timeframe_ms
 
 BASE_VOL_5M = 0.002  # one 5-minute candle's return std, of the order of BTC's
 MEAN_REGIME_HOURS = 12.0
@@ -152,7 +152,7 @@ def synthetic_market(
     if not symbols:
         raise ValueError("synthetic_market: at least one symbol is needed")
     step_ms = timeframe_ms(timeframe)
-    start_ms = -(-_to_ms(start) // step_ms) * step_ms
+    start_ms = ceil_to_grid(_to_ms(start), timeframe)
     timestamps = start_ms + step_ms * np.arange(periods, dtype=np.int64)
     shift_index: int | None = None
     if shift_at is not None:

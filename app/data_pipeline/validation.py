@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from app.data_pipeline.timeframes import timeframe_ms
+from app.data_pipeline.timeframes import grid_offset_ms, timeframe_ms
 
 CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -149,7 +149,8 @@ def validate_candles(
     usable = ~not_numeric
     with np.errstate(invalid="ignore"):
         check("milliseconds", usable & ((ts < MIN_TIMESTAMP_MS) | (ts != np.round(ts))), "timestamp is not integer ms")
-        check("grid", usable & (np.mod(ts, step_ms) != 0), f"timestamp is not on the {timeframe} grid")
+        off_grid = np.mod(ts - grid_offset_ms(timeframe), step_ms) != 0
+        check("grid", usable & off_grid, f"timestamp is not on the {timeframe} grid")
         o, h, lo, c, v = (data[k].to_numpy() for k in CANDLE_COLUMNS[1:])
         check("price_positive", usable & ((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0)), "a price is not > 0")
         check("ohlc", usable & ((lo > o) | (lo > c) | (h < o) | (h < c)), "low <= open, close <= high does not hold")

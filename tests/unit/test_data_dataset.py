@@ -114,3 +114,21 @@ def test_spec_validation_and_policy_defaults() -> None:
         spec.dataset_id()
         != DatasetSpec.from_policy(Policy(), end=datetime(2024, 7, 1), source="synthetic").dataset_id()
     )
+
+
+def test_a_synthetic_origin_makes_one_world_for_every_window(sqlite_container: Container) -> None:
+    world = {"source": "synthetic", "timeframe": "1h", "seed": 4, "synthetic_origin": datetime(2024, 1, 1)}
+    early = build_dataset(
+        sqlite_container,
+        DatasetSpec(symbols=("X/USDT",), start=datetime(2024, 1, 1), end=datetime(2024, 2, 1), **world),
+    )
+    late = build_dataset(
+        sqlite_container,
+        DatasetSpec(symbols=("X/USDT",), start=datetime(2024, 1, 10), end=datetime(2024, 2, 10), **world),
+    )
+    a = load_dataset(sqlite_container, early.dataset_id)[0].set_index("timestamp")
+    b = load_dataset(sqlite_container, late.dataset_id)[0].set_index("timestamp")
+    common = a.index.intersection(b.index)
+    assert len(common) > 300
+    np.testing.assert_array_equal(a.loc[common, "close"], b.loc[common, "close"])
+    assert b.index.min() >= pd.Timestamp("2024-01-10").value // 1_000_000

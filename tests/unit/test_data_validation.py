@@ -167,3 +167,17 @@ def test_unknown_file_types_and_timeframes_are_refused(tmp_path: Path, data_dir:
         read_candle_file(data_dir / SOURCE, "5 minutes")
     with pytest.raises(FileNotFoundError):
         read_candle_file(tmp_path / "absent.csv", "5m")
+
+
+def test_timeframe_grids() -> None:
+    from app.data_pipeline.timeframes import ceil_to_grid, floor_to_grid, on_grid, timeframe_ms
+
+    assert timeframe_ms("5m") == 300_000 and timeframe_ms("4h") == 14_400_000
+    monday = pd.Timestamp("2021-01-04").value // 1_000_000  # weekly candles open on Mondays
+    assert on_grid(monday, "1w") and not on_grid(monday + 86_400_000, "1w")
+    assert ceil_to_grid(monday - 1, "1w") == monday and floor_to_grid(monday + 1, "1w") == monday
+    assert ceil_to_grid(1_000, "5m") == 300_000 and floor_to_grid(299_999, "5m") == 0
+    weekly = pd.DataFrame(
+        {"timestamp": [monday, monday + 604_800_000], "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 0.0}
+    )
+    assert len(validate_candles(weekly, "1w")[0]) == 2
