@@ -1,4 +1,4 @@
-"""Training as a service: dataset in, evaluated and stored model out; and verified loading.
+"""Training as a service: dataset in, evaluated and stored model out (loading: storage.py).
 
 `train_model` reads a built dataset, splits it by time (purged), fits the model type with
 the policy's hyperparameters, evaluates it on the test part beside the baselines, runs
@@ -9,25 +9,20 @@ hash; `load_forecaster` checks that hash, then each file's, before any library r
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import tempfile
 import uuid
 from dataclasses import dataclass, field
-from importlib import metadata
-from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from app.artifacts import StoredArtifact
 from app.clock import utcnow
 from app.model_training import forecaster_class
 from app.model_training.base import Forecaster, ForecastSpec
 from app.model_training.evaluation import evaluate_model, timeframe_ms
 from app.model_training.splits import Split, candle_ms, chronological_split, walk_forward_splits
+from app.model_training.storage import json_safe, load_forecaster, store_forecaster
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -35,8 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
 NON_FEATURES = {"symbol", "timestamp", "future_return", "direction", "regime"}
 CV_METRICS = ("directional_accuracy", "rmse", "r2", "accuracy", "f1", "sharpe", "calibration_error")
 
@@ -71,30 +64,6 @@ def resolve_device(setting: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def json_safe(value: Any) -> Any:
-    """NaN and infinities become null (PostgreSQL's JSONB refuses them); numpy scalars become Python's."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def library_versions(model_class: type[Forecaster]) -> dict[str, str]:
-    names = ("numpy", "pandas", "scikit-learn", *model_class.LIBRARIES)
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
 
 
 def dataset_features(frame: pd.DataFrame, manifest: dict[str, Any]) -> list[str]:
@@ -269,51 +238,4 @@ def _train(
     )
 
 
-def store_forecaster(
-    container: Container, model: Forecaster, directory: str, details: dict[str, Any]
-) -> tuple[StoredArtifact, dict[str, Any]]:
-    """Write the model's files and a manifest (with every file's sha256) under `directory`."""
-    with tempfile.TemporaryDirectory(prefix=f"clm-{model.MODEL_TYPE}-") as workdir:
-        files = {}
-        for name in model.save(workdir):
-            stored = container.artifacts.put_file(f"{directory}/{name}", Path(workdir) / name)
-            files[name] = {"sha256": stored.sha256, "size_bytes": stored.size_bytes}
-    manifest = json_safe(
-        {
-            "manifest_version": MANIFEST_VERSION,
-            "model_type": model.MODEL_TYPE,
-            **details,
-            "library_versions": library_versions(type(model)),
-            "created_at": utcnow().isoformat(),
-            "files": files,
-        }
-    )
-    stored_manifest = container.artifacts.put_bytes(f"{directory}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
-    return stored_manifest, manifest
-
-
-def load_forecaster(container: Container, record: Any, sha256: str | None = None) -> Forecaster:
-    """Load a stored model: `record` is a registry record (file_path, sha256) or a manifest path.
-
-    The manifest's hash is checked against the registry's, then every file against the
-    manifest, before any library parses a byte; a mismatch raises ArtifactIntegrityError.
-    """
-    file_path = record if isinstance(record, str) else record.file_path
-    expected = sha256 if sha256 is not None else (None if isinstance(record, str) else record.sha256)
-    if not expected:
-        raise ValueError(f"refusing to load {file_path}: no sha256 to verify it against")
-    manifest = json.loads(container.artifacts.get_bytes(file_path, expected))
-    model_class = forecaster_class(manifest["model_type"])
-    directory = str(PurePosixPath(file_path).parent)
-    with tempfile.TemporaryDirectory(prefix="clm-load-") as workdir:
-        for name, meta in manifest["files"].items():
-            if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
-                raise ValueError(f"manifest {file_path} names a file outside its folder: {name!r}")
-            data = container.artifacts.get_bytes(f"{directory}/{name}", meta["sha256"])
-            target = Path(workdir) / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        return model_class.load(workdir)
-
-
-__all__ = ["TrainedModel", "cross_validate", "fit_and_evaluate", "load_forecaster", "store_forecaster", "train_model"]
+__all__ = ["TrainedModel", "cross_validate", "fit_and_evaluate", "load_forecaster", "train_model"]

@@ -9,8 +9,8 @@ import pytest
 from app.artifacts import ArtifactIntegrityError
 from app.bootstrap import Container
 from app.model_training import MODEL_TYPES, ForecastSpec
-from app.model_training.service import load_forecaster, store_forecaster
 from app.model_training.splits import chronological_split
+from app.model_training.storage import load_forecaster, store_forecaster
 from tests.unit.training_helpers import labelled_frame
 
 

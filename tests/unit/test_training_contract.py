@@ -14,8 +14,8 @@ import pytest
 
 from app.bootstrap import Container
 from app.model_training import MODEL_TYPES, ForecasterInputError, ForecastSpec
-from app.model_training.service import load_forecaster, store_forecaster
 from app.model_training.splits import chronological_split
+from app.model_training.storage import load_forecaster, store_forecaster
 from tests.unit.training_helpers import labelled_frame
 
 HORIZON = 6
