@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from app.bootstrap import Container
 from app.clock import utcnow
@@ -143,3 +143,26 @@ def seed_clm_state(container: Container, shadow_samples: int = 40) -> Seeded:
         done_job="RTN-20260101-001",
         running_job="RTN-20260103-001",
     )
+
+
+def train_naive(container: Container, seed: int = 7) -> str:
+    """Train and register a real `naive` model on a synthetic hourly market; returns its model id."""
+    from app.data_pipeline.dataset import DatasetSpec, build_dataset
+    from app.model_registry import ModelRegistry as Registry
+    from app.model_training.service import train_model
+
+    end = datetime(2026, 1, 1)
+    spec = DatasetSpec(
+        symbols=("BTC/USDT",), timeframe="1h", start=end - timedelta(days=120), end=end, source="synthetic", seed=seed
+    )
+    dataset = build_dataset(container, spec)
+    return Registry(container).register_model(train_model(container, "naive", dataset.dataset_id))
+
+
+def synthetic_candles(periods: int = 300, seed: int = 11) -> list[dict[str, float]]:
+    from app.data_pipeline.synthetic import synthetic_market
+
+    frames, _ = synthetic_market(["BTC/USDT"], datetime(2026, 2, 1), periods, timeframe="1h", seed=seed)
+    frame = frames["BTC/USDT"]
+    columns = ["timestamp", "open", "high", "low", "close", "volume"]
+    return [{c: (int(r[c]) if c == "timestamp" else float(r[c])) for c in columns} for r in frame.to_dict("records")]

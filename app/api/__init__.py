@@ -20,7 +20,20 @@ def create_app(container: Container | None = None) -> Flask:
 
 
 def _blueprints() -> list[Blueprint]:
-    from app.api import dashboard, drift, health, jobs, models, monitoring, outcomes, policy, rl, status
+    from app.api import (
+        dashboard,
+        drift,
+        health,
+        jobs,
+        models,
+        monitoring,
+        outcomes,
+        policy,
+        predictions,
+        rl,
+        shadow,
+        status,
+    )
 
     return [
         health.bp,
@@ -34,6 +47,8 @@ def _blueprints() -> list[Blueprint]:
         policy.bp,
         outcomes.bp,
         rl.bp,
+        shadow.bp,
+        predictions.bp,
     ]
 
 

@@ -11,6 +11,7 @@ from app.api.queries import job_dict, list_jobs
 from app.api.schemas import CancelRequest, Job, JobAccepted, JobList, JobsQuery, RetrainingRequest
 from app.db.models import RetrainingJob
 from app.retraining import JobNotFoundError, RetrainingOrchestrator
+from app.retraining.datasets import dataset_spec
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/jobs")
 
@@ -36,12 +37,19 @@ def get_job(job_id: str) -> Job:
     body=RetrainingRequest, response=JobAccepted, status=202, auth=True,
 )  # fmt: skip
 def post_retraining(body: RetrainingRequest) -> JobAccepted:
-    orchestrator = RetrainingOrchestrator(container())
+    c = container()
+    orchestrator = RetrainingOrchestrator(c)
+    spec = body.data.model_dump(mode="json", exclude_none=True) if body.data else None
+    if spec:
+        try:  # refused now rather than failing on a worker later
+            dataset_spec(c, orchestrator.default_spec() | spec)
+        except ValueError as exc:
+            raise ApiError(422, "invalid body", [{"field": "body.data", "reason": str(exc)}]) from None
     try:
         if body.kind == "full":
-            job_id = orchestrator.start_full(reason=body.reason)
+            job_id = orchestrator.start_full(reason=body.reason, spec=spec)
         else:
-            job_id = orchestrator.start_partial(body.model_types, reason=body.reason)
+            job_id = orchestrator.start_partial(body.model_types, reason=body.reason, spec=spec)
     except ValueError as exc:  # unknown model types: the request's fault
         raise ApiError(422, "invalid body", [{"field": "body.model_types", "reason": str(exc)}]) from None
     status = orchestrator.get_job(job_id).status

@@ -26,12 +26,27 @@ class ErrorBody(BaseModel):
 # --------------------------------------------------------------------------- jobs
 
 
+class DatasetOverrides(_In):
+    """Which data a job trains on, instead of the policy's (never a file path: `files` is not accepted)."""
+
+    source: Literal["store", "exchange", "synthetic"] | None = None
+    symbols: list[Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9]+/[A-Za-z0-9]+$")]] | None = (
+        Field(None, min_length=1, max_length=50)
+    )
+    timeframe: str | None = Field(None, pattern=r"^[0-9]{1,3}[mhdw]$")
+    lookback_days: float | None = Field(None, gt=0, le=3650)
+    start: datetime | None = None
+    end: datetime | None = None
+    seed: int | None = Field(None, ge=0, le=2**31)
+
+
 class RetrainingRequest(_In):
     kind: Literal["full", "partial"] = "full"
     model_types: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(
         default_factory=list, max_length=16, description="partial: which model types (full: the policy's)"
     )
     reason: str = Field("manual", min_length=1, max_length=100)
+    data: DatasetOverrides | None = None
 
     @model_validator(mode="after")
     def _types_match_kind(self) -> RetrainingRequest:
@@ -228,3 +243,70 @@ class RLAgent(BaseModel):
 
 class RLAgentList(BaseModel):
     agents: list[RLAgent]
+
+
+class RLResetRequest(_In):
+    reason: str = Field("operator reset", min_length=1, max_length=200)
+
+
+class RLResetOut(BaseModel):
+    rl_type: str
+    old_version: int
+    new_version: int
+    reason: str
+
+
+# --------------------------------------------------------------------------- shadow tests
+
+
+class ShadowQuery(_In):
+    min_samples: int | None = Field(None, ge=1, le=10_000_000, description="default: the policy's")
+
+
+class ShadowEvaluation(BaseModel):
+    shadow_model_id: str
+    active_model_id: str | None
+    total_samples: int
+    active_metrics: dict[str, Any]
+    shadow_metrics: dict[str, Any]
+    improvement_pct: float | None
+    pnl_difference: float | None
+    p_value_better: float | None
+    p_value_worse: float | None
+    recommendation: str
+    reasons: list[str]
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+class CandleIn(_In):
+    timestamp: int = Field(..., ge=0, le=10**14, description="open time, ms since epoch (UTC)")
+    open: float = Field(..., gt=0, lt=1e12)
+    high: float = Field(..., gt=0, lt=1e12)
+    low: float = Field(..., gt=0, lt=1e12)
+    close: float = Field(..., gt=0, lt=1e12)
+    volume: float = Field(..., ge=0, lt=1e18)
+
+
+class PredictionRequest(_In):
+    symbol: str = Field(..., min_length=1, max_length=20, pattern=r"^[A-Za-z0-9]+(/[A-Za-z0-9]+)?(:[A-Za-z0-9]+)?$")
+    model_type: str | None = Field(None, min_length=1, max_length=50)
+    candles: list[CandleIn] | None = Field(
+        None, max_length=5000, description="recent closed candles, oldest first; default: the candle store's"
+    )
+
+
+class PredictionOut(BaseModel):
+    prediction_id: int
+    symbol: str
+    model_id: str
+    model_type: str
+    predicted_return: float
+    direction: int
+    confidence: float
+    timestamp: datetime
+    horizon_end: datetime
+    latency_ms: float
+    shadow: dict[str, Any] | None
+    shadow_test_id: int | None

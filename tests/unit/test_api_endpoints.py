@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from app.api import create_app
 from app.bootstrap import bootstrap
-from app.db.models import Event, ModelRegistry, RetrainingJob
+from app.db.models import Event, ModelRegistry, PredictionLog, RetrainingJob
 from app.dispatcher import InlineDispatcher
 from app.settings import Settings
-from tests.api_fixtures import TOKEN_HEADER, seed_clm_state
+from tests.api_fixtures import TOKEN_HEADER, seed_clm_state, synthetic_candles, train_naive
 
 WRONG = {"Authorization": "Bearer not-the-token"}
 
@@ -25,6 +25,8 @@ GUARDED: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/api/model-types/xgboost/rollback", {"version": "1"}),
     ("PATCH", "/api/policy", {"patch": {"clm_config": {"schedule_interval_days": 3}}}),
     ("POST", "/api/outcomes", {"trade_id": "T-1", "pnl_pct": 1.5, "duration_hours": 2.0}),
+    ("POST", "/api/predictions", {"symbol": "BTC/USDT", "model_type": "naive"}),
+    ("POST", "/api/rl/meta_strategy/reset", {}),
 ]
 
 # (method, path, body, field named in the 422)
@@ -46,6 +48,18 @@ BAD_INPUT: list[tuple[str, str, Any, str]] = [
     ("PATCH", "/api/policy", {"patch": {"no_such_section": {}}}, "body.patch.no_such_section"),
     ("POST", "/api/outcomes", {"trade_id": "T-1", "pnl_pct": 1.0}, "body.duration_hours"),
     ("POST", "/api/outcomes", {"trade_id": "T-1", "pnl_pct": "lots", "duration_hours": 1}, "body.pnl_pct"),
+    ("POST", "/api/predictions", {"symbol": "BTC USDT"}, "body.symbol"),
+    ("POST", "/api/predictions", {"symbol": "BTC/USDT", "model_type": "gpt"}, "body.model_type"),
+    ("POST", "/api/predictions", {"symbol": "BTC/USDT", "candles": [{"timestamp": 1, "open": -1}]}, "body.candles.0"),
+    ("POST", "/api/rl/meta_strategy/reset", {"reason": ""}, "body.reason"),
+    ("GET", "/api/shadow/xgboost_v3?min_samples=0", None, "query.min_samples"),
+    ("POST", "/api/jobs/retraining", {"kind": "full", "data": {"source": "files"}}, "body.data.source"),
+    (
+        "POST",
+        "/api/jobs/retraining",
+        {"data": {"start": "2026-01-02T00:00:00", "end": "2026-01-01T00:00:00"}},
+        "body.data",
+    ),
 ]
 
 UNKNOWN: list[tuple[str, str, dict[str, Any] | None]] = [
@@ -56,6 +70,8 @@ UNKNOWN: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/model-types/gpt/promote", {}),
     ("POST", "/api/model-types/gpt/rollback", {"version": "1"}),
     ("POST", "/api/model-types/xgboost/rollback", {"version": "42"}),
+    ("GET", "/api/shadow/xgboost_v99", None),
+    ("POST", "/api/rl/no_such_agent/reset", {}),
 ]
 
 
@@ -195,3 +211,56 @@ def test_no_stack_trace_on_a_server_error(tmp_path) -> None:
     assert response.status_code == 500 and response.is_json
     assert response.get_json()["error"] == "internal error"
     assert b"Traceback" not in response.data and b"no such table" not in response.data
+
+
+def test_shadow_evaluation_of_the_seeded_test(client) -> None:
+    body = client.get("/api/shadow/xgboost_v3?min_samples=30").get_json()
+    assert body["total_samples"] == 40 and body["active_model_id"] == "xgboost_v2"
+    assert body["shadow_metrics"]["hit_rate"] > body["active_metrics"]["hit_rate"]
+    assert body["recommendation"] in {"PROMOTE", "CONTINUE_TESTING", "REJECT"}
+    default = client.get("/api/shadow/xgboost_v3").get_json()
+    assert default["recommendation"] == "CONTINUE_TESTING" and "1000 needed" in " ".join(default["reasons"])
+
+
+def test_rl_reset_archives_and_starts_a_new_version(client, sqlite_container) -> None:
+    response = client.post("/api/rl/position_sizing/reset", json={"reason": "regime"}, headers=TOKEN_HEADER)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["old_version"] == 35 and body["new_version"] == 36
+    agents = {a["rl_type"]: a for a in client.get("/api/rl").get_json()["agents"]}
+    assert agents["position_sizing"]["version"] == 36 and agents["position_sizing"]["states"] == 0
+    with sqlite_container.session() as s:
+        topics = [e.topic for e in s.scalars(select(Event).order_by(Event.id))]
+    assert "rl.sizing.reset" in topics and "alert.warning" in topics
+
+
+def test_predictions_from_a_trained_model(sqlite_container) -> None:
+    model_id = train_naive(sqlite_container)
+    client = create_app(sqlite_container).test_client()
+    no_model = client.post("/api/predictions", json={"symbol": "BTC/USDT"}, headers=TOKEN_HEADER)
+    assert no_model.status_code == 409 and "no ACTIVE model" in no_model.get_json()["error"]
+    body = {"symbol": "BTC/USDT", "model_type": "naive", "candles": synthetic_candles()}
+    response = client.post("/api/predictions", json=body, headers=TOKEN_HEADER)
+    assert response.status_code == 200, response.get_json()
+    prediction = response.get_json()
+    assert prediction["model_id"] == model_id and prediction["direction"] in (-1, 0, 1)
+    assert 0 <= prediction["confidence"] <= 1 and prediction["prediction_id"] >= 1
+    few = client.post("/api/predictions", json=body | {"candles": body["candles"][:20]}, headers=TOKEN_HEADER)
+    assert few.status_code == 422 and few.get_json()["details"][0]["field"] == "body.candles"
+    assert "too few" in few.get_json()["details"][0]["reason"]
+    with sqlite_container.session() as s:
+        assert s.get(PredictionLog, prediction["prediction_id"]).model_id == model_id
+    candles = synthetic_candles()
+    broken = {
+        "high below low": [c | {"high": c["low"] * 0.5} if i == 150 else c for i, c in enumerate(candles)],
+        "time goes back": [*candles[:150], candles[151], candles[150], *candles[152:]],
+        "conflicting duplicate": [
+            *candles[:150],
+            candles[149] | {"close": candles[149]["close"] * 1.01},
+            *candles[150:],
+        ],
+    }
+    for what, rows in broken.items():
+        bad = client.post("/api/predictions", json=body | {"candles": rows}, headers=TOKEN_HEADER)
+        assert bad.status_code == 422, (what, bad.get_json())
+        assert bad.get_json()["details"][0]["field"] == "body.candles"

@@ -1,0 +1,52 @@
+"""Predictions for the trading engine: the ACTIVE model answers; the SHADOW model is recorded beside it."""
+
+from __future__ import annotations
+
+import pandas as pd
+from flask import Blueprint
+
+from app.api.common import container
+from app.api.errors import ApiError
+from app.api.openapi import operation
+from app.api.schemas import PredictionOut, PredictionRequest
+from app.bootstrap import Container
+from app.prediction_service import CANDLE_COLUMNS, InsufficientHistoryError, NoActiveModelError, PredictionService
+
+bp = Blueprint("predictions", __name__, url_prefix="/api/predictions")
+
+
+@operation(
+    bp, "", "POST", summary="Predict return, direction and confidence for a symbol", tag="predictions",
+    body=PredictionRequest, response=PredictionOut, auth=True, conflict=True,
+)  # fmt: skip
+def post_prediction(body: PredictionRequest) -> PredictionOut:
+    """Logged as a prediction (both models) and published as `ai.signal.generated`."""
+    c = container()
+    if body.model_type is not None:
+        from app.model_training import MODEL_TYPES
+
+        if body.model_type not in MODEL_TYPES:
+            reason = f"unknown model type; known: {sorted(MODEL_TYPES)}"
+            raise ApiError(422, "invalid body", [{"field": "body.model_type", "reason": reason}])
+    candles = _validated(c, body) if body.candles is not None else None
+    try:
+        prediction = PredictionService(c, body.model_type).predict(body.symbol, candles)
+    except NoActiveModelError as exc:
+        raise ApiError(409, str(exc)) from None
+    except InsufficientHistoryError as exc:
+        raise ApiError(422, "invalid body", [{"field": "body.candles", "reason": str(exc)}]) from None
+    except ValueError as exc:  # the candles (given or stored) do not pass validation
+        raise ApiError(422, "invalid body", [{"field": "body.candles", "reason": str(exc)}]) from None
+    return PredictionOut.model_validate(prediction.to_dict())
+
+
+def _validated(c: Container, body: PredictionRequest) -> pd.DataFrame:
+    """The request's candles checked by the data pipeline's rules (OHLC consistent, time increasing, ...)."""
+    from app.data_pipeline.validation import CandleValidationError, validate_candles
+
+    frame = pd.DataFrame([candle.model_dump() for candle in body.candles or []], columns=list(CANDLE_COLUMNS))
+    try:
+        clean, _ = validate_candles(frame, c.policy_store.get().data.timeframe, source="body.candles")
+    except CandleValidationError as exc:
+        raise ApiError(422, "invalid body", [{"field": "body.candles", "reason": str(exc)}]) from None
+    return clean
