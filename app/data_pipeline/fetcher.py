@@ -169,8 +169,8 @@ class HistoricalDataFetcher:
                 rows.extend(page)
                 since = int(page[-1][0]) + step
             frame = pd.DataFrame(rows, columns=list(CANDLE_COLUMNS))
-            frame = frame.drop_duplicates("timestamp", keep="last") if len(frame) else frame
-            # The store validates again, in the same transaction that records the coverage.
+            # The store validates (identical repeats dropped, conflicting ones refused) in the
+            # same transaction that records the coverage.
             self.store.write(
                 self.exchange_id,
                 symbol,
