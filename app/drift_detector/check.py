@@ -14,7 +14,10 @@ from app.drift_detector.stats import (
     SeverityInputs,
     benjamini_hochberg,
     classify_severity,
+    effective_sizes,
     ks_pvalues,
+    ks_pvalues_effective,
+    lag1_autocorrelation,
     material_mask,
     proportions_from_edge_counts,
     psi,
@@ -25,8 +28,9 @@ from app.drift_detector.stats import (
 class FeatureDriftReport:
     feature_names: list[str]
     ks_statistic: NDArray[np.float64]
-    p_value: NDArray[np.float64]
-    p_adjusted: NDArray[np.float64]  # Benjamini-Hochberg across the features checked
+    p_value: NDArray[np.float64]  # iid KS p-value, equal to scipy.stats.ks_2samp
+    p_value_effective: NDArray[np.float64]  # with effective sample sizes (autocorrelation)
+    p_adjusted: NDArray[np.float64]  # Benjamini-Hochberg of p_value_effective across the features
     psi: NDArray[np.float64]
     significant: NDArray[np.bool_]
     material: NDArray[np.bool_]
@@ -63,8 +67,9 @@ def evaluate_feature_drift(
 ) -> FeatureDriftReport:
     """KS (exact statistic, scipy's p-value), PSI, BH-adjusted significance and severity.
 
-    `current` is (rows, features) in `reference.feature_names` order; NaN values are ignored
-    per feature.
+    `current` is (rows, features) in `reference.feature_names` order, rows in time order;
+    NaN values are ignored per feature. Significance uses the effective-size p-values
+    (autocorrelation, see `stats`), Benjamini-Hochberg-adjusted across the features.
     """
     current = np.asarray(current, dtype=np.float64)
     if current.ndim != 2 or current.shape[1] != len(reference.feature_names):
@@ -74,7 +79,15 @@ def evaluate_feature_drift(
         )
     result = compare(reference.sorted_values, reference.counts, reference.grid, current, reference.psi_edges)
     statistic, p_value, methods = ks_pvalues(result.statistic, reference.counts, result.current_counts)
-    p_adjusted = benjamini_hochberg(p_value)
+    current_rho = np.array([lag1_autocorrelation(current[:, f]) for f in range(current.shape[1])])
+    p_value_effective = ks_pvalues_effective(
+        statistic,
+        effective_sizes(reference.counts, reference.autocorrelation),
+        effective_sizes(result.current_counts, current_rho),
+    )
+    # An effective p-value never claims more than the iid one.
+    p_value_effective = np.maximum(p_value_effective, p_value)
+    p_adjusted = benjamini_hochberg(p_value_effective)
     psi_values = psi(
         proportions_from_edge_counts(reference.psi_edge_counts, reference.counts),
         proportions_from_edge_counts(result.current_at_or_below_edges, result.current_counts),
@@ -85,6 +98,7 @@ def evaluate_feature_drift(
         feature_names=list(reference.feature_names),
         ks_statistic=statistic,
         p_value=p_value,
+        p_value_effective=p_value_effective,
         p_adjusted=p_adjusted,
         psi=psi_values,
         significant=significant,

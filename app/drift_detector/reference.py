@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from app.artifacts import StoredArtifact
 from app.drift_detector.ecdf import ReferenceGrid, build_grid
-from app.drift_detector.stats import PSI_BINS, psi_edges_from_sorted
+from app.drift_detector.stats import PSI_BINS, lag1_autocorrelation, psi_edges_from_sorted
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -41,6 +41,7 @@ class ReferenceStats:
     grid: ReferenceGrid
     psi_edges: NDArray[np.float64]  # (F, PSI_BINS - 1)
     psi_edge_counts: NDArray[np.int64]  # (F, PSI_BINS - 1) reference values <= each edge
+    autocorrelation: NDArray[np.float64]  # (F,) lag-1, in the training rows' order
     metadata: dict[str, Any] = field(default_factory=dict)  # model id, training window, ...
 
     @property
@@ -51,7 +52,11 @@ class ReferenceStats:
 def build_reference(
     features_df: pd.DataFrame, feature_names: list[str], metadata: dict[str, Any] | None = None
 ) -> ReferenceStats:
-    """Reference statistics of `feature_names` in `features_df` (the model's training rows)."""
+    """Reference statistics of `feature_names` in `features_df` (the model's training rows).
+
+    Rows should be in time order (per symbol) so that the lag-1 autocorrelation used for
+    effective sample sizes means something.
+    """
     missing = [name for name in feature_names if name not in features_df.columns]
     if missing:
         raise ValueError(f"build_reference: columns {missing} are not in the feature frame")
@@ -70,6 +75,7 @@ def reference_from_matrix(
     """As `build_reference`, from an (F, N) array (one row per feature)."""
     if columns.ndim != 2 or columns.shape[0] != len(feature_names):
         raise ValueError(f"reference matrix has shape {columns.shape}, expected ({len(feature_names)}, rows)")
+    autocorrelation = np.array([lag1_autocorrelation(column) for column in columns])
     sorted_values = np.sort(columns, axis=1)  # NaN sort last
     counts = (~np.isnan(sorted_values)).sum(axis=1).astype(np.int64)
     empty = [feature_names[i] for i in np.flatnonzero(counts == 0)]
@@ -86,6 +92,7 @@ def reference_from_matrix(
         grid=build_grid(sorted_values, counts),
         psi_edges=edges,
         psi_edge_counts=edge_counts,
+        autocorrelation=autocorrelation,
         metadata=dict(metadata or {}),
     )
 
@@ -103,6 +110,7 @@ def reference_to_bytes(reference: ReferenceStats) -> bytes:
         grid_cumulative=reference.grid.cumulative,
         psi_edges=reference.psi_edges,
         psi_edge_counts=reference.psi_edge_counts,
+        autocorrelation=reference.autocorrelation,
         metadata=np.array(json.dumps(reference.metadata, default=str)),
     )
     return buffer.getvalue()
@@ -121,6 +129,7 @@ def reference_from_bytes(data: bytes, source: str = "<bytes>") -> ReferenceStats
                 grid=ReferenceGrid(archive["grid_origin"], archive["grid_scale"], archive["grid_cumulative"]),
                 psi_edges=archive["psi_edges"],
                 psi_edge_counts=archive["psi_edge_counts"],
+                autocorrelation=archive["autocorrelation"],
                 metadata=json.loads(str(archive["metadata"])),
             )
     except (KeyError, ValueError, OSError) as exc:

@@ -6,9 +6,11 @@ transaction (the event exists exactly when the row does). Thresholds come from
 A check with too little data records nothing and says why in its result.
 
 Event payload: {drift_type, feature, p_value, severity, model_type, model_id, check_id,
-drift_event_id, threshold, ...statistics of the finding}. A feature check with several
-drifted features gives one event per feature, all carrying the check's overall severity
-and the same `check_id`.
+drift_event_id, threshold, ...statistics of the finding}. For feature and prediction drift
+`p_value` is the effective-size (autocorrelation-aware) KS p-value that decided
+significance; `p_value_iid` (scipy's) and the BH-adjusted `p_adjusted` travel beside it.
+A feature check with several drifted features gives one event per feature, all carrying
+the check's overall severity and the same `check_id`.
 """
 
 from __future__ import annotations
@@ -102,8 +104,9 @@ def _report_findings(report: FeatureDriftReport) -> list[DriftFinding]:
     return [
         DriftFinding(
             feature=report.feature_names[i],
-            p_value=float(report.p_value[i]),
+            p_value=float(report.p_value_effective[i]),
             details={
+                "p_value_iid": float(report.p_value[i]),
                 "ks_statistic": float(report.ks_statistic[i]),
                 "p_adjusted": float(report.p_adjusted[i]),
                 "psi": float(report.psi[i]),

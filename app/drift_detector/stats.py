@@ -10,23 +10,35 @@ p-values are adjusted with the Benjamini-Hochberg procedure (false-discovery rat
 policy's `ks_test_threshold`); a feature is *significant* when its adjusted p-value is below
 that level.
 
+Serial correlation: the KS test assumes independent rows, but market features computed on
+rolling windows are strongly autocorrelated, and their iid p-values are far too small (a
+stationary synthetic market showed 55 of 71 features "significant"). Significance is
+therefore decided on *effective-size* p-values: each sample counts as
+n_eff = n * (1 - rho) / (1 + rho) rows (rho = lag-1 autocorrelation, clipped to [0, 0.99];
+the AR(1) variance-inflation rule), and the p-value is `kstwo.sf(D, round(n1_eff * n2_eff /
+(n1_eff + n2_eff)))`. For independent rows rho is ~0 and this is the ordinary test. The
+iid p-value (equal to scipy's) is reported beside it.
+
 Severity (`classify_severity`), first matching row from the top:
 
 =========  ==================================================================================
 severity   rule
 =========  ==================================================================================
 CRITICAL   material share >= 50 % and the largest PSI of a material feature >= 2 * psi_threshold
-HIGH       material share >= 25 %
-MEDIUM     at least one material feature
-LOW        at least one significant feature, none material
+HIGH       material share >= 20 %
+MEDIUM     material share >= 10 %
+LOW        at least one significant feature
 NONE       no significant feature (no drift event)
 =========  ==================================================================================
 
 A feature is *material* when it is significant AND its shift is large enough to matter:
 KS statistic >= 0.1 or PSI >= psi_threshold / 2 (0.1 with the default 0.2, the usual
-"moderate shift" line). The effect-size gate keeps huge samples, where a shift of 0.002 is
-"significant", and autocorrelated features, whose KS p-values are too small, from
-escalating to retraining on their own. Shares are of all features checked.
+"moderate shift" line). Shares are of all features checked. Engineered market features
+come from a few price series, so a real change of market moves many of them at once, while
+a single volatility-family feature differing from week to week is ordinary. Calibration on
+the data pipeline's synthetic market (71 features, 20 days of 5-minute training rows, the
+next 7 days checked): without a shift, material share <= 14 % in 50 of 50 seeds (2 of 50
+reach MEDIUM, none HIGH); with its injected shift, material share >= 19.7 % in 10 of 10.
 """
 
 from __future__ import annotations
@@ -43,6 +55,7 @@ from scipy.stats import _stats_py
 
 SCIPY_EXACT_MAX_N = 10_000  # ks_2samp(method="auto") is exact when max(n1, n2) <= this
 MATERIAL_KS = 0.1
+MEDIUM_SHARE, HIGH_SHARE, CRITICAL_SHARE = 0.10, 0.20, 0.50  # shares of material features
 PSI_BINS = 10
 PSI_FLOOR = 1e-4  # proportions are floored here so that an empty bin does not give log(0)
 
@@ -121,6 +134,33 @@ def _smirnov_exact(n: int, x: float) -> float:
     return float(x * math.exp(top) * np.exp(log_terms - top).sum())
 
 
+def lag1_autocorrelation(column: NDArray[np.float64]) -> float:
+    """Lag-1 autocorrelation of one column in row order (NaN rows dropped first)."""
+    values = column[~np.isnan(column)] if np.isnan(column.sum()) else column
+    if len(values) < 3:
+        return 0.0
+    centred = values - values.mean()
+    # einsum's own loop, not BLAS: BLAS threads crawl on a busy machine for vectors this size
+    denominator = float(np.einsum("i,i->", centred, centred))
+    lagged = float(np.einsum("i,i->", centred[1:], centred[:-1]))
+    return lagged / denominator if denominator > 0 else 0.0
+
+
+def effective_sizes(n: NDArray[np.int64], rho: NDArray[np.float64]) -> NDArray[np.float64]:
+    """n * (1 - rho) / (1 + rho) with rho clipped to [0, 0.99], at least 2 and at most n."""
+    r = np.clip(np.asarray(rho, dtype=np.float64), 0.0, 0.99)
+    n = np.asarray(n, dtype=np.float64)
+    return np.clip(n * (1 - r) / (1 + r), np.minimum(n, 2.0), n)
+
+
+def ks_pvalues_effective(
+    statistic: NDArray[np.float64], n_reference_eff: NDArray[np.float64], n_current_eff: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Asymptotic two-sided KS p-values for effective sample sizes (see the module docstring)."""
+    en = np.maximum(np.round(n_reference_eff * n_current_eff / (n_reference_eff + n_current_eff)), 1.0)
+    return np.clip(kstwo_sf(np.asarray(statistic, dtype=np.float64), en), 0.0, 1.0)
+
+
 def benjamini_hochberg(p_values: NDArray[np.float64]) -> NDArray[np.float64]:
     """Benjamini-Hochberg adjusted p-values (FDR): compare them to the level directly."""
     p = np.asarray(p_values, dtype=np.float64)
@@ -188,10 +228,10 @@ def classify_severity(inputs: SeverityInputs) -> Severity:
     material = material_mask(inputs)
     share = material.sum() / total
     largest_psi = float(inputs.psi[material].max()) if material.any() else 0.0
-    if share >= 0.5 and largest_psi >= 2 * inputs.psi_threshold:
+    if share >= CRITICAL_SHARE and largest_psi >= 2 * inputs.psi_threshold:
         return Severity.CRITICAL
-    if share >= 0.25:
+    if share >= HIGH_SHARE:
         return Severity.HIGH
-    if material.any():
+    if share >= MEDIUM_SHARE:
         return Severity.MEDIUM
     return Severity.LOW

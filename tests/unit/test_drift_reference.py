@@ -24,6 +24,7 @@ def test_reference_round_trips_through_the_artifact_store_and_refuses_a_changed_
     assert loaded.feature_names == ["rsi", "ret"] and loaded.metadata["model_id"] == "m1"
     np.testing.assert_array_equal(loaded.sorted_values, reference.sorted_values)
     np.testing.assert_array_equal(loaded.grid.cumulative, reference.grid.cumulative)
+    np.testing.assert_array_equal(loaded.autocorrelation, reference.autocorrelation)
     sqlite_container.artifacts.put_bytes(stored.path, b"tampered")
     with pytest.raises(ArtifactIntegrityError):
         load_reference(sqlite_container, stored.path, stored.sha256)

@@ -100,16 +100,18 @@ def _severity(significant: list[bool], ks: list[float], psi_values: list[float])
 
 
 def test_severity_table() -> None:
-    assert _severity([False] * 4, [0.5] * 4, [1.0] * 4) is Severity.NONE
-    assert _severity([True, False, False, False], [0.02, 0, 0, 0], [0.01, 0, 0, 0]) is Severity.LOW
-    # one material feature of five (20 %): by KS size, or by PSI size
-    assert _severity([True, False, False, False, False], [0.15, 0, 0, 0, 0], [0.05, 0, 0, 0, 0]) is Severity.MEDIUM
-    assert _severity([True, True, False, False, False], [0.02, 0.02, 0, 0, 0], [0.1, 0.02, 0, 0, 0]) is Severity.MEDIUM
-    # many significant but immaterial features stay LOW
-    assert _severity([True] * 5, [0.02] * 5, [0.02] * 5) is Severity.LOW
-    assert _severity([True, True, False, False], [0.2, 0.2, 0, 0], [0.5, 0.3, 0, 0]) is Severity.CRITICAL
-    assert _severity([True, True, False, False], [0.2, 0.2, 0, 0], [0.1, 0.39, 0, 0]) is Severity.HIGH
-    assert _severity([True, False, False, False], [0.2, 0, 0, 0], [0.3, 0, 0, 0]) is Severity.HIGH  # 25 %
+    off = [False] * 10
+    assert _severity(off, [0.5] * 10, [1.0] * 10) is Severity.NONE
+    # significant but immaterial, or one material feature in ten-plus: LOW
+    assert _severity([True, *off[1:]], [0.02] + [0] * 9, [0.01] + [0] * 9) is Severity.LOW
+    assert _severity([True] * 5 + off[5:], [0.02] * 10, [0.02] * 10) is Severity.LOW
+    assert _severity([True, *off], [0.3] + [0] * 10, [0.5] + [0] * 10) is Severity.LOW
+    # 10 % material: by KS size or by PSI size
+    assert _severity([True, *off[1:]], [0.15] + [0] * 9, [0.05] + [0] * 9) is Severity.MEDIUM
+    assert _severity([True, *off[1:]], [0.02] + [0] * 9, [0.1] + [0] * 9) is Severity.MEDIUM
+    assert _severity([True, True, *off[2:]], [0.2, 0.2] + [0] * 8, [0.3, 0.3] + [0] * 8) is Severity.HIGH
+    assert _severity([True] * 5 + off[5:], [0.2] * 10, [0.39] * 10) is Severity.HIGH  # PSI short of 2 x 0.2
+    assert _severity([True] * 5 + off[5:], [0.2] * 10, [0.1, 0.1, 0.1, 0.1, 0.4] + [0] * 5) is Severity.CRITICAL
 
 
 def _stationary(rng: np.random.Generator, rows: int, features: int) -> np.ndarray:
@@ -152,3 +154,26 @@ def test_bad_input_is_named() -> None:
         evaluate_feature_drift(reference, np.full((5, 2), np.nan))
     with pytest.raises(ValueError, match="no finite values in the training window"):
         reference_from_matrix(np.array([[np.nan, np.nan], [1.0, 2.0]]), ["a", "b"])
+
+
+def _ar1(rng: np.random.Generator, rows: int, features: int, phi: float) -> np.ndarray:
+    from scipy.signal import lfilter
+
+    noise = rng.standard_normal((features, rows))
+    noise[:, 0] /= np.sqrt(1 - phi**2)  # start in the stationary distribution
+    return lfilter([1.0], [1.0, -phi], noise, axis=1)
+
+
+def test_autocorrelated_stationary_features_do_not_escalate() -> None:
+    """Slow AR(1) features: the iid p-values flag them, the effective-size ones do not."""
+    iid_flags, raised = 0, 0
+    for seed in range(10):
+        rng = np.random.default_rng(1000 + seed)
+        series = _ar1(rng, 22016, 8, phi=0.98)
+        reference = reference_from_matrix(np.ascontiguousarray(series[:, :20000]), _names(8))
+        report = evaluate_feature_drift(reference, series[:, 20000:].T)
+        iid_flags += int((benjamini_hochberg(report.p_value) < 0.05).sum())
+        raised += report.severity.rank >= Severity.MEDIUM.rank
+        np.testing.assert_array_less(report.p_value - 1e-15, report.p_value_effective)
+    assert iid_flags > 20  # the naive test cries wolf on most features
+    assert raised == 0
