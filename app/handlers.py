@@ -15,6 +15,12 @@ if TYPE_CHECKING:
 # (topic pattern, "module:function" taking (container, event)).
 HANDLER_TABLE: list[tuple[str, str]] = [
     ("system.ping", "app.system:record_ping"),
+    # the CLM's reaction table (app/clm/manager.py)
+    ("drift.detected", "app.clm.manager:on_drift_detected"),
+    ("model.performance.degraded", "app.clm.manager:on_performance_degraded"),
+    ("regime.changed", "app.clm.manager:on_regime_changed"),
+    ("shadow.promotion.recommended", "app.clm.manager:on_promotion_recommended"),
+    ("model.promoted", "app.clm.manager:on_model_promoted"),
     # RL agents learn from closed trades (payload keys: app/rl/outcome.py)
     ("execution.trade.closed", "app.rl_meta_strategy:on_trade_closed"),
     ("execution.trade.closed", "app.rl_position_sizing:on_trade_closed"),

@@ -17,6 +17,7 @@ celery_app.config_from_object("celeryconfig")
 celery_app.conf.include = [
     "tasks.data",
     "tasks.events",
+    "tasks.drift",
     "tasks.maintenance",
     "tasks.retraining",
     "tasks.rl",

@@ -12,6 +12,8 @@ QUEUES = ("default", "cpu", "gpu")
 TASK_ROUTES: dict[str, str] = {
     # market data (issue 3)
     "tasks.data.refresh_candles": "cpu",
+    # drift checks (the CLM reacts to their events)
+    "tasks.drift.run_drift_check": "cpu",
     # events and control
     "tasks.events.deliver_events": "default",
     "tasks.maintenance.health_ping": "default",

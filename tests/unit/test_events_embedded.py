@@ -16,7 +16,7 @@ def test_wildcard_subscription_and_delivery_after_commit(sqlite_container) -> No
     bus.subscribe("clm.*", seen.append, name="test-clm")
     with sqlite_container.session() as session:
         bus.publish(session, "clm.retraining.started", {"job_id": "RTN-1"})
-        bus.publish(session, "model.promoted", {"model_id": "m"})
+        bus.publish(session, "test.promoted", {"model_id": "m"})
         assert seen == []  # nothing is delivered before the commit
     assert [e["type"] for e in seen] == ["clm.retraining.started"]
     assert seen[0]["payload"] == {"job_id": "RTN-1"}
@@ -27,7 +27,7 @@ def test_event_in_rolled_back_transaction_is_never_delivered(sqlite_container) -
     seen: list[dict[str, Any]] = []
     bus.subscribe("*", seen.append, name="test-all")
     with pytest.raises(RuntimeError), sqlite_container.session() as session:
-        bus.publish(session, "model.promoted", {"model_id": "m"})
+        bus.publish(session, "test.promoted", {"model_id": "m"})
         raise RuntimeError("the state change failed")
     bus.deliver_pending(force=True)
     assert seen == []
@@ -47,10 +47,10 @@ def test_failing_handler_is_retried_and_others_are_not_called_twice(sqlite_conta
     def steady(event: dict[str, Any]) -> None:
         calls["steady"] += 1
 
-    bus.subscribe("drift.detected", flaky, name="flaky")
-    bus.subscribe("drift.*", steady, name="steady")
+    bus.subscribe("test.detected", flaky, name="flaky")
+    bus.subscribe("test.*", steady, name="steady")
     with sqlite_container.session() as session:
-        bus.publish(session, "drift.detected", {"severity": "HIGH"})
+        bus.publish(session, "test.detected", {"severity": "HIGH"})
     assert calls == {"flaky": 1, "steady": 1}
     with sqlite_container.session_factory() as session:
         event = session.scalars(select(Event)).one()

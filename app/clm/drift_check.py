@@ -1,0 +1,138 @@
+"""The scheduled drift check (beat, every `check_interval_hours`).
+
+For each ACTIVE model: feature drift of the current window (the policy's
+`drift_detection.lookback_days` of stored candles, features computed as in training)
+against the model's training rows (its reference statistics, built once from its dataset
+and kept beside the model, hash-checked); prediction drift of its type (last 30 days of
+predictions against the 30 before); performance drift against its own baseline.
+Findings become `drift_events` rows and `drift.detected` events (app.drift_detector),
+to which the CLM reacts.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from app.clock import utcnow
+from app.db.models import ModelRegistry as ModelRow
+from app.system import set_flag
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+    from app.drift_detector.reference import ReferenceStats
+    from app.model_registry import ModelRecord
+
+log = logging.getLogger(__name__)
+
+WARMUP_CANDLES = 300  # enough history for the longest indicator window before the current window
+
+
+def _ms(moment: datetime) -> int:
+    return int(pd.Timestamp(moment).value // 1_000_000)
+
+
+def current_features(container: Container, now: datetime) -> pd.DataFrame:
+    """Features of the policy's symbols over the lookback window ending at `now` (stored candles)."""
+    from app.data_pipeline import CandleStore, engineer_features, timeframe_ms
+
+    policy = container.policy_store.get()
+    step = timeframe_ms(policy.data.timeframe)
+    start = now - timedelta(days=policy.clm_config.drift_detection.lookback_days)
+    store = CandleStore(container)
+    frames = []
+    for symbol in policy.data.symbols:
+        candles = store.read(
+            policy.data.exchange, symbol, policy.data.timeframe, _ms(start) - WARMUP_CANDLES * step, _ms(now)
+        )
+        if len(candles) <= WARMUP_CANDLES:
+            continue
+        features = engineer_features(candles, policy.features)
+        frames.append(features.loc[features["timestamp"] >= _ms(start)])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def model_reference(container: Container, model: ModelRecord) -> ReferenceStats:
+    """The model's reference statistics: stored beside it, or built from its training rows once."""
+    from app.data_pipeline import load_dataset
+    from app.drift_detector.reference import build_reference, load_reference, save_reference
+
+    manifest = model.manifest or {}
+    stored = manifest.get("drift_reference")
+    if stored:
+        return load_reference(container, stored["path"], stored["sha256"])
+    frame, _ = load_dataset(container, manifest["dataset_id"])
+    features = list(manifest.get("feature_columns") or [])
+    train = (manifest.get("training_data_range") or {}).get("train") or {}
+    if train.get("start_ms") is not None and train.get("end_ms") is not None:
+        stamps = frame["timestamp"]
+        frame = frame.loc[(stamps >= int(train["start_ms"])) & (stamps <= int(train["end_ms"]))]
+    reference = build_reference(frame, features, {"model_id": model.model_id, "model_type": model.model_type})
+    artifact = save_reference(container, reference, model.file_path)
+    with container.session() as session:
+        row = session.get(ModelRow, model.model_id)
+        if row is not None:
+            row.manifest = {
+                **(row.manifest or {}),
+                "drift_reference": {"path": artifact.path, "sha256": artifact.sha256},
+            }
+    return reference
+
+
+def run_drift_check(container: Container, now: datetime | None = None) -> dict[str, Any]:
+    """Run every drift check for every ACTIVE model; returns a summary per model type."""
+    from app.drift_detector.service import check_feature_drift, check_performance_drift, check_prediction_drift
+    from app.model_registry import ModelRegistry
+
+    now = now or utcnow()
+    summary: dict[str, Any] = {}
+    current: pd.DataFrame | None = None
+    for model in ModelRegistry(container).list_models(status="ACTIVE", limit=100):
+        entry: dict[str, Any] = {}
+        try:
+            if (model.manifest or {}).get("feature_columns"):
+                current = current_features(container, now) if current is None else current
+                if current.empty:
+                    entry["feature"] = {"checked": False, "reason": "no stored candles in the lookback window"}
+                else:
+                    reference = model_reference(container, model)
+                    result = check_feature_drift(
+                        container, reference, current, model_type=model.model_type, model_id=model.model_id
+                    )
+                    entry["feature"] = {
+                        "severity": result.severity.value,
+                        "checked": result.checked,
+                        "reason": result.reason,
+                        **result.summary,
+                    }
+            prediction = check_prediction_drift(container, model.model_type)
+            entry["prediction"] = {
+                "severity": prediction.severity.value,
+                "checked": prediction.checked,
+                "reason": prediction.reason,
+            }
+            performance = check_performance_drift(container, model.model_id)
+            entry["performance"] = {
+                "severity": performance.severity.value,
+                "checked": performance.checked,
+                "reason": performance.reason,
+            }
+        except Exception as exc:  # one model's failure does not hide the others' drift
+            log.exception("drift check of %s failed", model.model_id)
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        summary[model.model_type] = entry
+    with container.session() as session:
+        set_flag(session, "last_drift_check", True, {"at": now.isoformat(), "summary": _compact(summary)})
+    return summary
+
+
+def _compact(summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        model_type: {
+            kind: (value.get("severity") if isinstance(value, dict) else value) for kind, value in entry.items()
+        }
+        for model_type, entry in summary.items()
+    }

@@ -1,0 +1,108 @@
+"""No storms: one retraining per model type at a time, and none within the cooldown.
+
+Every trigger goes through `request_retraining`, which holds a lock (a PostgreSQL
+advisory lock across processes, a thread lock in the process) while it looks for running
+or recent jobs of the requested model types and starts a job for the rest. A trigger that
+starts nothing is recorded as a `clm.retraining.suppressed` event naming the job that
+blocked it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, text
+
+from app.clock import utcnow
+from app.db.models import RetrainingJob
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+
+_ADVISORY_KEY = 0x514C4D01  # "QLM\x01": the CLM's trigger lock
+_thread_lock = threading.RLock()
+
+
+@dataclass(frozen=True)
+class TriggerDecision:
+    job_id: str | None  # the job started, or None when suppressed
+    started: bool
+    model_types: list[str]  # what the started job trains
+    blocked_by: dict[str, str] = field(default_factory=dict)  # model type -> blocking job id
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "started": self.started,
+            "model_types": self.model_types,
+            "blocked_by": self.blocked_by,
+            "reason": self.reason,
+        }
+
+
+@contextmanager
+def trigger_lock(container: Container) -> Iterator[None]:
+    with _thread_lock:
+        if container.engine.dialect.name != "postgresql":
+            yield
+            return
+        with container.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _ADVISORY_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _ADVISORY_KEY})
+                conn.commit()
+
+
+def blocking_jobs(container: Container, model_types: list[str], cooldown: timedelta) -> dict[str, str]:
+    """Model type -> id of a job that is running, or started within `cooldown`, for it."""
+    since = utcnow() - cooldown
+    query = select(RetrainingJob).where(
+        RetrainingJob.job_type.in_(("full", "partial")),
+        RetrainingJob.status != "cancelled",
+        (RetrainingJob.status == "running") | (RetrainingJob.started_at >= since),
+    )
+    blocked: dict[str, str] = {}
+    with container.session_factory() as session:
+        for job in session.scalars(query.order_by(RetrainingJob.started_at.desc())):
+            for model_type in job.model_types or []:
+                if model_type in model_types:
+                    blocked.setdefault(model_type, job.job_id)
+    return blocked
+
+
+def request_retraining(
+    container: Container, model_types: list[str] | None, reason: str, trigger: dict[str, Any] | None = None
+) -> TriggerDecision:
+    """Start a retraining of `model_types` (None: a full one) unless a storm guard says no."""
+    from app.retraining import RetrainingOrchestrator
+
+    policy = container.policy_store.get()
+    full = model_types is None
+    wanted = list(policy.training.model_types) if model_types is None else list(dict.fromkeys(model_types))
+    cooldown = timedelta(hours=policy.clm_config.retraining_cooldown_hours)
+    orchestrator = RetrainingOrchestrator(container)
+    with trigger_lock(container):
+        blocked = blocking_jobs(container, wanted, cooldown)
+        remaining = [m for m in wanted if m not in blocked]
+        if not remaining:
+            with container.session() as session:
+                container.bus.publish(
+                    session,
+                    "clm.retraining.suppressed",
+                    {"reason": reason, "model_types": wanted, "blocked_by": blocked, "trigger": trigger or {}},
+                )
+            return TriggerDecision(None, False, [], blocked, "a job for these models is running or in cooldown")
+        if full and not blocked:
+            job_id = orchestrator.start_full(reason=reason)
+        else:
+            job_id = orchestrator.start_partial(remaining, reason=reason)
+    return TriggerDecision(job_id, True, remaining, blocked, reason)

@@ -1,0 +1,264 @@
+"""ContinuousLearningManager: the specification's API and reaction table.
+
+| event | reaction |
+|---|---|
+| `drift.detected` LOW | alert only (the alert module shows it) |
+| `drift.detected` MEDIUM | partial retraining of the affected model type (all, if the finding names none) |
+| `drift.detected` HIGH | full retraining |
+| `drift.detected` CRITICAL | full retraining and trading halted (`trading_halted` flag, `clm.trading.halted`) |
+| `model.performance.degraded` | partial retraining of that model type |
+| `regime.changed` | RL agents reset when `rl_maintenance.reset_on_regime_change` |
+| `shadow.promotion.recommended` | carried out (promotion) when auto-promotion is on |
+
+Every retraining goes through the storm guard (`app.clm.guard`): while a job for a model
+type runs, or within `retraining_cooldown_hours`, further triggers are recorded and start nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from app.clm.guard import TriggerDecision, request_retraining
+from app.clock import utcnow
+from app.db.models import DriftEvent, ModelRegistry, RetrainingJob
+from app.system import get_flag, set_flag
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+
+log = logging.getLogger(__name__)
+
+SEVERITY_ACTION = {
+    "LOW": "alert_sent",
+    "MEDIUM": "partial_retraining",
+    "HIGH": "full_retraining",
+    "CRITICAL": "full_retraining",
+}
+
+
+class ContinuousLearningManager:
+    def __init__(self, container: Container) -> None:
+        self.container = container
+
+    # ----------------------------------------------------------------- scheduler
+
+    def start_scheduler(self) -> None:
+        """Enable the CLM's periodic work; beat (and the simulated beat) follow the policy."""
+        self.container.policy_store.update({"clm_config": {"enabled": True}}, author="clm", comment="start_scheduler")
+
+    def stop_scheduler(self) -> None:
+        """Disable the CLM's periodic work: beat drops the entries at its next policy sync."""
+        self.container.policy_store.update({"clm_config": {"enabled": False}}, author="clm", comment="stop_scheduler")
+
+    # ----------------------------------------------------------------- triggers
+
+    def trigger_full_retraining(self, reason: str = "manual") -> str | None:
+        """Start a full retraining; returns its job id, or None when the storm guard refused."""
+        return request_retraining(self.container, None, reason).job_id
+
+    def trigger_partial_retraining(self, model_types: list[str], reason: str = "manual") -> str | None:
+        return request_retraining(self.container, list(model_types), reason).job_id
+
+    # ----------------------------------------------------------------- reactions
+
+    def handle_drift_event(self, event: dict[str, Any]) -> TriggerDecision | None:
+        payload = event.get("payload", event)
+        severity = str(payload.get("severity", "")).upper()
+        if severity not in SEVERITY_ACTION:
+            log.warning("drift event with unknown severity %r ignored", severity)
+            return None
+        decision: TriggerDecision | None = None
+        if severity == "MEDIUM":
+            model_type = payload.get("model_type")
+            types = [model_type] if model_type else None
+            decision = request_retraining(self.container, types, "drift_medium", _trigger(event))
+        elif severity in ("HIGH", "CRITICAL"):
+            decision = request_retraining(self.container, None, f"drift_{severity.lower()}", _trigger(event))
+        if severity == "CRITICAL":
+            self.halt_trading(f"CRITICAL {payload.get('drift_type', '')} drift", payload)
+        self._record_action(payload.get("drift_event_id"), severity, decision)
+        return decision
+
+    def handle_performance_alert(self, event: dict[str, Any]) -> TriggerDecision | None:
+        payload = event.get("payload", event)
+        model_type = payload.get("model_type")
+        if not model_type and payload.get("model_id"):
+            with self.container.session_factory() as session:
+                model_type = session.scalar(
+                    select(ModelRegistry.model_type).where(ModelRegistry.model_id == payload["model_id"])
+                )
+        if not model_type:
+            log.warning("performance alert without a model type ignored: %s", payload)
+            return None
+        return request_retraining(self.container, [model_type], "performance_degradation", _trigger(event))
+
+    def handle_regime_change(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """Reset both RL agents (old tables archived) when the policy says so."""
+        from app.rl_meta_strategy import RLMetaStrategy
+        from app.rl_position_sizing import RLPositionSizing
+
+        payload = event.get("payload", event)
+        if not self.container.policy_store.get().clm_config.rl_maintenance.reset_on_regime_change:
+            return None
+        reason = f"regime_change:{payload.get('old')}->{payload.get('new')}"
+        results = {}
+        for name, agent in (("meta", RLMetaStrategy(self.container)), ("sizing", RLPositionSizing(self.container))):
+            reset = agent.reset_on_regime_shift(reason=reason)
+            results[name] = (
+                None if reset is None else {"old_version": reset.old_version, "new_version": reset.new_version}
+            )
+        with self.container.session() as session:
+            self.container.bus.publish(session, "clm.rl.reset", {"reason": reason, "agents": results})
+        return results
+
+    def handle_promotion_recommendation(self, event: dict[str, Any]) -> bool:
+        """Carry out a recommended promotion (auto-promotion on) if the model is still SHADOW.
+
+        The shadow tester promotes in the same call that recommends when auto-promotion is
+        on; this handler covers a recommendation whose promotion did not happen then (a
+        crash between the two), so a recommendation is never lost.
+        """
+        from app.model_registry import ModelRegistry as Registry
+        from app.model_registry import RegistryError
+
+        payload = event.get("payload", event)
+        if not self.container.policy_store.get().clm_config.auto_promote_threshold.auto_promote:
+            return False  # manual review: the alert module shows the recommendation
+        registry = Registry(self.container)
+        shadow = registry.get_shadow_model(payload.get("model_type", ""))
+        if shadow is None or shadow.model_id != payload.get("shadow_model_id"):
+            return False
+        try:
+            promoted = registry.promote_shadow_to_active(shadow.model_type, "shadow promotion recommended")
+        except RegistryError as exc:
+            log.warning("recommended promotion of %s refused: %s", shadow.model_id, exc)
+            return False
+        with self.container.session() as session:
+            self.container.bus.publish(
+                session, "clm.model.promoted", {"model_id": promoted.model_id, "model_type": promoted.model_type}
+            )
+        return True
+
+    def on_model_promoted(self, event: dict[str, Any]) -> None:
+        payload = event.get("payload", event)
+        with self.container.session() as session:
+            self.container.bus.publish(session, "clm.model.promoted", dict(payload))
+
+    # ----------------------------------------------------------------- trading halt
+
+    def halt_trading(self, reason: str, details: dict[str, Any] | None = None) -> None:
+        with self.container.session() as session:
+            set_flag(session, "trading_halted", True, {"reason": reason, "at": utcnow().isoformat(), **(details or {})})
+            self.container.bus.publish(session, "clm.trading.halted", {"reason": reason})
+
+    def resume_trading(self, reason: str = "operator") -> None:
+        with self.container.session() as session:
+            set_flag(session, "trading_halted", False, {"resumed_by": reason, "at": utcnow().isoformat()})
+            self.container.bus.publish(session, "clm.trading.resumed", {"reason": reason})
+
+    def trading_halted(self) -> bool:
+        with self.container.session_factory() as session:
+            flag = get_flag(session, "trading_halted")
+            return bool(flag and flag.enabled)
+
+    # ----------------------------------------------------------------- status
+
+    def get_status(self) -> dict[str, Any]:
+        """Current jobs, last retraining, next scheduled, active and shadow models, RL versions."""
+        from app.rl_meta_strategy import RLMetaStrategy
+        from app.rl_position_sizing import RLPositionSizing
+
+        policy = self.container.policy_store.get()
+        with self.container.session_factory() as session:
+            running = session.scalars(select(RetrainingJob).where(RetrainingJob.status == "running")).all()
+            last = session.scalars(
+                select(RetrainingJob)
+                .where(RetrainingJob.status.in_(("completed", "partial")), RetrainingJob.job_type != "rl_maintenance")
+                .order_by(RetrainingJob.completed_at.desc())
+                .limit(1)
+            ).first()
+            last_full = session.scalars(
+                select(RetrainingJob)
+                .where(RetrainingJob.job_type == "full")
+                .order_by(RetrainingJob.started_at.desc())
+                .limit(1)
+            ).first()
+            models = session.scalars(select(ModelRegistry).where(ModelRegistry.status.in_(("ACTIVE", "SHADOW")))).all()
+            halted = get_flag(session, "trading_halted")
+            last_check = get_flag(session, "last_drift_check")
+        from datetime import timedelta
+
+        interval = timedelta(days=policy.clm_config.schedule_interval_days)
+        rl_versions = {}
+        for name, agent in (("meta", RLMetaStrategy(self.container)), ("sizing", RLPositionSizing(self.container))):
+            try:
+                rl_versions[name] = agent.status().get("version")
+            except Exception as exc:  # an agent never used has no state yet
+                rl_versions[name] = None
+                log.debug("RL status of %s unavailable: %s", name, exc)
+        return {
+            "scheduler_enabled": policy.clm_config.enabled,
+            "current_jobs": [{"job_id": j.job_id, "stage": j.stage, "progress_pct": j.progress_pct} for j in running],
+            "last_retraining": last.completed_at.isoformat() if last and last.completed_at else None,
+            "next_scheduled": (last_full.started_at + interval).isoformat() if last_full else None,
+            "active_models": {m.model_type: f"v{m.version}" for m in models if m.status == "ACTIVE"},
+            "shadow_models": {m.model_type: f"v{m.version}" for m in models if m.status == "SHADOW"},
+            "rl_versions": rl_versions,
+            "trading_halted": bool(halted and halted.enabled),
+            "last_drift_check": (last_check.value or {}).get("at") if last_check else None,
+        }
+
+    def get_retraining_history(self, limit: int = 20) -> list[dict[str, Any]]:
+        from app.retraining import RetrainingOrchestrator
+
+        return [job.to_dict() for job in RetrainingOrchestrator(self.container).list_jobs(limit=limit)]
+
+    # ----------------------------------------------------------------- bookkeeping
+
+    def _record_action(self, drift_event_id: Any, severity: str, decision: TriggerDecision | None) -> None:
+        if not drift_event_id:
+            return
+        if decision is None:
+            action, job_id = SEVERITY_ACTION[severity], None
+        elif decision.started:
+            action, job_id = "retraining_triggered", decision.job_id
+        else:
+            action, job_id = "suppressed", next(iter(decision.blocked_by.values()), None)
+        with self.container.session() as session:
+            row = session.get(DriftEvent, int(drift_event_id))
+            if row is not None:
+                row.action_taken = action
+                row.retraining_job_id = job_id
+
+
+def _trigger(event: dict[str, Any]) -> dict[str, Any]:
+    payload = event.get("payload", event)
+    return {
+        "event_id": event.get("id"),
+        "topic": event.get("topic"),
+        **{k: payload.get(k) for k in ("severity", "model_type", "drift_type") if k in payload},
+    }
+
+
+# Handler-table entry points: (container, event).
+def on_drift_detected(container: Container, event: dict[str, Any]) -> None:
+    ContinuousLearningManager(container).handle_drift_event(event)
+
+
+def on_performance_degraded(container: Container, event: dict[str, Any]) -> None:
+    ContinuousLearningManager(container).handle_performance_alert(event)
+
+
+def on_regime_changed(container: Container, event: dict[str, Any]) -> None:
+    ContinuousLearningManager(container).handle_regime_change(event)
+
+
+def on_promotion_recommended(container: Container, event: dict[str, Any]) -> None:
+    ContinuousLearningManager(container).handle_promotion_recommendation(event)
+
+
+def on_model_promoted(container: Container, event: dict[str, Any]) -> None:
+    ContinuousLearningManager(container).on_model_promoted(event)

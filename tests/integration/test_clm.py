@@ -1,0 +1,185 @@
+"""The CLM control loop: drift -> exactly one retraining; event flow; storm guard on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from app.clm import ContinuousLearningManager
+from app.clm.drift_check import run_drift_check
+from app.clock import Clock, SimulatedClock, use_clock
+from app.db.models import DriftEvent, RetrainingJob
+from app.retraining import RetrainingOrchestrator
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2024, 1, 1)
+
+
+@pytest.fixture
+def simulated_clock():
+    clock = SimulatedClock(START)
+    use_clock(clock)
+    yield clock
+    use_clock(Clock())
+
+
+def _eager(container) -> None:
+    """Run canvases in-process (embedded mode: Celery's eager execution)."""
+    from workers.dispatcher import CeleryDispatcher
+
+    container.dispatcher = CeleryDispatcher()
+    container.bus.scheduler = container.dispatcher
+
+
+def _small_policy(container, model_types: list[str]) -> None:
+    container.policy_store.update(
+        {
+            "data": {
+                "exchange": "synthetic",
+                "symbols": ["SYN/USDT", "ALT/USDT"],
+                "timeframe": "1h",
+                "lookback_days": 50,
+            },
+            "training": {"model_types": model_types, "xgboost": {"n_estimators": 20}},
+            "clm_config": {"drift_detection": {"lookback_days": 7}, "retraining_cooldown_hours": 6},
+        }
+    )
+
+
+def _store_candles(container, candles: dict[str, Any], until_ms: int, from_ms: int = 0) -> None:
+    from app.data_pipeline import CandleStore
+
+    store = CandleStore(container)
+    for symbol, frame in candles.items():
+        part = frame.loc[(frame["timestamp"] >= from_ms) & (frame["timestamp"] < until_ms)]
+        store.write("synthetic", symbol, "1h", part.reset_index(drop=True))
+
+
+def _ms(moment: datetime) -> int:
+    return int((moment - datetime(1970, 1, 1)).total_seconds() * 1000)
+
+
+def test_injected_shift_is_found_and_starts_exactly_one_retraining(sqlite_container, simulated_clock) -> None:
+    from app.data_pipeline import synthetic_market
+
+    container = sqlite_container
+    _eager(container)
+    _small_policy(container, ["naive", "xgboost"])
+    shift_at = START + timedelta(days=60)
+    candles, info = synthetic_market(["SYN/USDT", "ALT/USDT"], START, 24 * 75, "1h", seed=7, shift_at=shift_at)
+    assert info["shift_at_ms"] == _ms(shift_at)
+
+    # Before the shift: history, a first retraining, models ACTIVE.
+    _store_candles(container, candles, _ms(shift_at))
+    simulated_clock.set(shift_at)
+    clm = ContinuousLearningManager(container)
+    first_job = clm.trigger_full_retraining(reason="initial")
+    assert first_job is not None
+    assert RetrainingOrchestrator(container).get_job(first_job).status == "completed"
+    assert set(clm.get_status()["active_models"]) == {"naive", "xgboost"}
+
+    # Ten days after the shift (past the cooldown): drift, and one job for many events.
+    _store_candles(container, candles, _ms(shift_at + timedelta(days=10)), from_ms=_ms(shift_at))
+    simulated_clock.set(shift_at + timedelta(days=10))
+    summary = run_drift_check(container)
+    severities = {summary[m]["feature"]["severity"] for m in ("naive", "xgboost")}
+    assert severities <= {"high", "critical"}, summary
+    with container.session_factory() as session:
+        drift_rows = session.scalar(
+            select(func.count()).select_from(DriftEvent).where(DriftEvent.drift_type == "feature")
+        )
+        jobs = session.scalars(select(RetrainingJob).order_by(RetrainingJob.started_at)).all()
+        actions = dict(
+            session.execute(select(DriftEvent.action_taken, func.count()).group_by(DriftEvent.action_taken)).all()
+        )
+    assert drift_rows >= 5  # many drifted features, each an event
+    assert len(jobs) == 2, [(j.job_id, j.trigger_reason) for j in jobs]
+    assert jobs[1].trigger_reason.startswith("drift_") and jobs[1].status == "completed"
+    assert actions.get("retraining_triggered") == 1
+    assert actions.get("suppressed", 0) == drift_rows - 1
+    suppressed = container.bus.recent("clm.retraining.suppressed", limit=500)
+    assert len(suppressed) == drift_rows - 1
+    # New versions were registered (SHADOW beside the ACTIVE ones).
+    assert set(clm.get_status()["shadow_models"]) == {"naive", "xgboost"}
+
+
+def test_clm_event_flow(sqlite_container) -> None:
+    """The specification's observability test: clm.* events around a full retraining."""
+    from app.data_pipeline import synthetic_market
+
+    container = sqlite_container
+    _eager(container)
+    _small_policy(container, ["naive"])
+    candles, _ = synthetic_market(["SYN/USDT", "ALT/USDT"], START, 24 * 40, "1h", seed=3)
+    _store_candles(container, candles, _ms(START + timedelta(days=40)))
+    use_clock(SimulatedClock(START + timedelta(days=40)))
+    try:
+        event_log: list[dict[str, Any]] = []
+        container.bus.subscribe("clm.*", event_log.append, name="test-clm-log")
+        job_id = ContinuousLearningManager(container).trigger_full_retraining(reason="test")
+    finally:
+        use_clock(Clock())
+    types = [e["type"] for e in event_log]
+    assert "clm.retraining.started" in types and "clm.retraining.completed" in types
+    assert types.index("clm.retraining.started") < types.index("clm.retraining.completed")
+    completed = next(e for e in event_log if e["type"] == "clm.retraining.completed")
+    assert completed["payload"]["job_id"] == job_id
+
+
+def test_storm_of_concurrent_drift_events_starts_one_job_on_postgresql(pg_container) -> None:
+    """Twenty HIGH drift events handled at once by twenty threads: one job, nineteen suppressed."""
+    clm = ContinuousLearningManager(pg_container)
+    barrier = threading.Barrier(20)
+    errors: list[BaseException] = []
+
+    def handle(i: int) -> None:
+        try:
+            barrier.wait()
+            clm.handle_drift_event(
+                {"id": i, "topic": "drift.detected", "payload": {"severity": "HIGH", "drift_type": "feature"}}
+            )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=handle, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with pg_container.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(RetrainingJob)) == 1
+    assert len(pg_container.dispatcher.started) == 1  # the canvas was asked for once
+    assert len(pg_container.bus.recent("clm.retraining.suppressed", limit=100)) == 19
+
+
+def test_medium_drift_retrains_the_affected_model_and_critical_halts_trading(pg_container) -> None:
+    clm = ContinuousLearningManager(pg_container)
+    decision = clm.handle_drift_event({"payload": {"severity": "MEDIUM", "model_type": "lightgbm"}})
+    assert decision is not None and decision.started and decision.model_types == ["lightgbm"]
+    assert clm.handle_drift_event({"payload": {"severity": "LOW"}}) is None
+    assert not clm.trading_halted()
+    critical = clm.handle_drift_event({"payload": {"severity": "CRITICAL", "drift_type": "feature"}})
+    # lightgbm is running: the full retraining starts for the other types only.
+    assert critical is not None and critical.started and "lightgbm" not in critical.model_types
+    assert critical.blocked_by == {"lightgbm": decision.job_id}
+    assert clm.trading_halted() and clm.get_status()["trading_halted"] is True
+    assert [e["type"] for e in pg_container.bus.recent("clm.trading.*")] == ["clm.trading.halted"]
+    degraded = clm.handle_performance_alert({"payload": {"model_type": "xgboost", "model_id": "x"}})
+    assert degraded is not None and not degraded.started  # xgboost is in the running full job
+
+
+def test_stop_scheduler_really_stops_the_periodic_work(sqlite_container) -> None:
+    from app.schedule import periodic_jobs
+
+    clm = ContinuousLearningManager(sqlite_container)
+    assert periodic_jobs(sqlite_container.policy_store.get())
+    clm.stop_scheduler()
+    assert periodic_jobs(sqlite_container.policy_store.get()) == []
+    clm.start_scheduler()
+    assert {j.name for j in periodic_jobs(sqlite_container.policy_store.get())} >= {"drift-check", "full-retraining"}
