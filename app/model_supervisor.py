@@ -149,6 +149,27 @@ def classify(metrics: Mapping[str, Any], limits: SupervisorConfig) -> tuple[str,
     return status, [reason for _, reason in found]
 
 
+def prediction_log_row(
+    model_id: str, prediction: Mapping[str, Any], latency_ms: float, *, symbol: str, timestamp: datetime | None = None
+) -> PredictionLog:
+    """A validated, unsaved `prediction_logs` row (callers batch several into one flush)."""
+    direction, confidence = prediction_fields(prediction, "prediction")
+    if not (isinstance(latency_ms, int | float) and math.isfinite(latency_ms) and latency_ms >= 0):
+        raise ValueError(f"latency_ms: {latency_ms!r} is not a non-negative number")
+    predicted = prediction.get("predicted_return")
+    now = utcnow()
+    return PredictionLog(
+        model_id=model_id,
+        symbol=symbol,
+        timestamp=timestamp or now,
+        predicted_return=float(predicted) if predicted is not None else None,
+        direction=direction,
+        confidence=confidence,
+        latency_ms=float(latency_ms),
+        created_at=now,
+    )
+
+
 class ModelSupervisor:
     def __init__(self, container: Container) -> None:
         self.container = container
@@ -164,21 +185,7 @@ class ModelSupervisor:
         session: Session | None = None,
     ) -> int:
         """Log one served prediction; returns its id. With `session`, joins the caller's transaction."""
-        direction, confidence = prediction_fields(prediction, "prediction")
-        if not (isinstance(latency_ms, int | float) and math.isfinite(latency_ms) and latency_ms >= 0):
-            raise ValueError(f"latency_ms: {latency_ms!r} is not a non-negative number")
-        predicted = prediction.get("predicted_return")
-        now = utcnow()
-        row = PredictionLog(
-            model_id=model_id,
-            symbol=symbol,
-            timestamp=timestamp or now,
-            predicted_return=float(predicted) if predicted is not None else None,
-            direction=direction,
-            confidence=confidence,
-            latency_ms=float(latency_ms),
-            created_at=now,
-        )
+        row = prediction_log_row(model_id, prediction, latency_ms, symbol=symbol, timestamp=timestamp)
         if session is not None:
             session.add(row)
             session.flush()

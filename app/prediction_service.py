@@ -25,18 +25,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.data_pipeline import engineer_features, timeframe_ms, warmup_rows
+from app.db.models import Candle, ShadowTestResult
 from app.db.models import ModelRegistry as ModelRow
 from app.model_registry import ModelRecord
-from app.model_supervisor import ModelSupervisor
+from app.model_supervisor import prediction_log_row
 from app.policy import Policy
-from app.shadow_tester import ShadowTester
-from app.shadow_tester.records import telemetry_commit
+from app.shadow_tester.records import ShadowPrediction, shadow_row, telemetry_commit
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -175,7 +176,7 @@ class PredictionService:
         with self.container.session() as session:
             telemetry_commit(session)
             policy = self.container.policy_store.get(session)
-            frame = self._candles(symbol, candles, policy)
+            frame = self._candles(session, symbol, candles, policy)
             model_type, active_id, shadow_id = self._live_ids(session, policy)
             pair = self.cache.pair(model_type, active_id, shadow_id)
             features = engineer_features(frame, policy.features)
@@ -192,17 +193,17 @@ class PredictionService:
             latency_ms = (time.perf_counter() - started) * 1000.0
             step = timedelta(milliseconds=timeframe_ms(policy.data.timeframe))
             at = datetime(1970, 1, 1) + timedelta(milliseconds=int(last["timestamp"].iloc[0])) + step
-            supervisor = ModelSupervisor(self.container)
-            prediction_id = supervisor.log_prediction(
-                active_id, active, latency_ms, symbol=symbol, timestamp=at, session=session
-            )
-            shadow_test_id = None
+            # All rows in one flush: one INSERT per table, not one round trip per row.
+            logs = [prediction_log_row(active_id, active, latency_ms, symbol=symbol, timestamp=at)]
+            pair_row = None
             if shadow is not None and shadow_id is not None:
-                supervisor.log_prediction(shadow_id, shadow, latency_ms, symbol=symbol, timestamp=at, session=session)
-                shadow_test_id = ShadowTester(self.container).record_shadow_prediction(
-                    shadow_id, active_id, symbol, active, shadow, timestamp=at, session=session
-                )
+                logs.append(prediction_log_row(shadow_id, shadow, latency_ms, symbol=symbol, timestamp=at))
+                item = ShadowPrediction(shadow_id, active_id, symbol, active, shadow, at)
+                pair_row = ShadowTestResult(**shadow_row(item, step * policy.labels.horizon, utcnow()))
                 shadow = {"model_id": shadow_id} | shadow
+            session.add_all([*logs, *([pair_row] if pair_row is not None else [])])
+            session.flush()
+            prediction_id, shadow_test_id = int(logs[0].id), (int(pair_row.id) if pair_row is not None else None)
             result = Prediction(
                 symbol=symbol,
                 model_id=active_id,
@@ -236,25 +237,44 @@ class PredictionService:
             return None
 
     def _candles(
-        self, symbol: str, candles: pd.DataFrame | Sequence[Mapping[str, Any]] | None, policy: Policy
+        self,
+        session: Session,
+        symbol: str,
+        candles: pd.DataFrame | Sequence[Mapping[str, Any]] | None,
+        policy: Policy,
     ) -> pd.DataFrame:
         if candles is None:
-            from app.data_pipeline.candle_store import CandleStore
-
-            step = timeframe_ms(policy.data.timeframe)
-            wanted = warmup_rows(policy.features) + history_rows(policy) + 2
-            now_ms = int((utcnow() - datetime(1970, 1, 1)) / timedelta(milliseconds=1))
-            frame = CandleStore(self.container).read(
-                policy.data.exchange, symbol, policy.data.timeframe, now_ms - wanted * step, now_ms
-            )
-            # The candle still forming is not used: only closed candles.
-            frame = frame[frame["timestamp"] + step <= now_ms]
+            frame = recent_candles(session, policy, symbol)
         else:
             frame = candles if isinstance(candles, pd.DataFrame) else pd.DataFrame(list(candles))
         missing = [c for c in CANDLE_COLUMNS if c not in frame.columns]
         if missing:
             raise ValueError(f"candles for {symbol}: missing columns {missing}")
         return frame.reset_index(drop=True)
+
+
+def recent_candles(session: Session, policy: Policy, symbol: str) -> pd.DataFrame:
+    """The closed candles the features need, from the candle store's table, read in `session`
+    (the request's transaction: no second connection). The candle still forming is not used."""
+    step = timeframe_ms(policy.data.timeframe)
+    wanted = warmup_rows(policy.features) + history_rows(policy) + 2
+    now_ms = int((utcnow() - datetime(1970, 1, 1)) / timedelta(milliseconds=1))
+    rows = session.execute(
+        select(Candle.open_time, Candle.open, Candle.high, Candle.low, Candle.close, Candle.volume)
+        .where(
+            Candle.exchange == policy.data.exchange,
+            Candle.symbol == symbol,
+            Candle.timeframe == policy.data.timeframe,
+            Candle.open_time >= now_ms - wanted * step,
+            Candle.open_time <= now_ms - step,
+        )
+        .order_by(Candle.open_time)
+    ).all()
+    frame = pd.DataFrame(
+        np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, 6), columns=list(CANDLE_COLUMNS)
+    )
+    frame["timestamp"] = frame["timestamp"].astype(np.int64)
+    return frame
 
 
 def history_rows(policy: Policy) -> int:

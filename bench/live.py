@@ -33,6 +33,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+# Serving runs one OpenMP thread per request: requests, not rows, are what runs in parallel, and
+# XGBoost's per-call DMatrix otherwise spins up every core for a single row (50 ms on a busy
+# machine instead of ~1 ms). Set before any model library loads; the gunicorn child inherits it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 SYMBOL = "BTC/USDT"
 
@@ -149,7 +153,7 @@ def _http(database_url: str, artifact_root: str, rate: float, seconds: float) ->
         deadline = time.monotonic() + 60
         while True:
             try:
-                session.post(url, json={"symbol": SYMBOL}, timeout=10).raise_for_status()
+                session.post(url, json={"symbol": SYMBOL}, timeout=120).raise_for_status()  # loads the models
                 break
             except requests.ConnectionError:
                 if time.monotonic() > deadline or server.poll() is not None:
@@ -293,6 +297,8 @@ def main() -> None:
         out |= _evaluate(container, args.eval_rows)
         out["models"] = "ACTIVE + SHADOW xgboost, up to 300 trees (early stopping), default depth"
         out["cpus"] = str(os.cpu_count())
+        out["omp_num_threads"] = os.environ["OMP_NUM_THREADS"]
+        out["load_average_1m"] = os.getloadavg()[0]
         container.dispose()
     finally:
         drop_database(database_url)

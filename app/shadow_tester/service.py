@@ -30,6 +30,7 @@ from app.shadow_tester.stats import ShadowEvaluationResult, Thresholds, evaluate
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
+    from app.model_registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +258,7 @@ class ShadowTester:
 
         Returns True when the shadow was promoted. A model that is no longer SHADOW is left alone.
         """
-        from app.model_registry import ModelRegistry, RegistryError
+        from app.model_registry import ModelRegistry
 
         registry = ModelRegistry(self.container)
         record = registry.get_model(shadow_model_id)
@@ -275,30 +276,47 @@ class ShadowTester:
             self.container.bus.publish(
                 session,
                 "shadow.promotion.recommended",
-                {"shadow_model_id": shadow_model_id, "model_type": record.model_type, "evaluation": evaluation},
+                {
+                    "model_id": shadow_model_id,
+                    "shadow_model_id": shadow_model_id,
+                    "model_type": record.model_type,
+                    "auto_promote": policy.clm_config.auto_promote_threshold.auto_promote,
+                    "evaluation": evaluation,
+                },
             )
         if not policy.clm_config.auto_promote_threshold.auto_promote:
             return False
-        current = registry.get_shadow_model(record.model_type)
-        if current is None or current.model_id != shadow_model_id:
-            return False  # replaced by a newer shadow since it was evaluated
-        try:
-            promoted = registry.promote_shadow_to_active(record.model_type, "; ".join(result.reasons))
-        except RegistryError as exc:
-            log.warning("promotion of %s refused: %s", shadow_model_id, exc)
+        if not self._promote(registry, shadow_model_id, record.model_type, "; ".join(result.reasons)):
             return False
         with self.container.session() as session:
             self.container.bus.publish(
                 session,
                 "shadow.promoted",
                 {
-                    "model_id": promoted.model_id,
-                    "model_type": promoted.model_type,
+                    "model_id": shadow_model_id,
+                    "model_type": record.model_type,
                     "previous_model_id": result.active_model_id,
                     "evaluation": evaluation,
                 },
             )
         return True
+
+    @staticmethod
+    def _promote(registry: ModelRegistry, shadow_model_id: str, model_type: str, reason: str) -> bool:
+        """Promote this shadow; True also when a handler of the recommendation already did."""
+        from app.model_registry import RegistryError
+
+        current = registry.get_model(shadow_model_id).status
+        if current == "SHADOW":
+            try:
+                shadow = registry.get_shadow_model(model_type)
+                if shadow is not None and shadow.model_id == shadow_model_id:
+                    registry.promote_shadow_to_active(model_type, reason)
+            except RegistryError as exc:
+                log.warning("promotion of %s refused: %s", shadow_model_id, exc)
+            current = registry.get_model(shadow_model_id).status
+        # ACTIVE now: promoted here or by the CLM reacting to the recommendation (embedded delivery).
+        return current == "ACTIVE"
 
     def evaluate_all_shadows(self) -> list[dict[str, Any]]:
         """Resolve what the candles can close, then evaluate (and act on) every SHADOW model."""
