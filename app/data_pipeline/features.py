@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from functools import lru_cache
 from itertools import pairwise
 
@@ -54,7 +53,7 @@ CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 _MS_PER_DAY = 86_400_000
 _TWO_PI = 2.0 * np.pi
 
-Feature = tuple[str, np.ndarray]
+_MAX_FEATURES = 512  # room for the plan run, which learns the names
 _SMA = talib.MA_Type.SMA
 
 
@@ -84,8 +83,8 @@ def _rel(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 # sin/cos of the minute of the day and of the weekday, looked up rather than computed per row
 _DAY_ANGLES = _TWO_PI * np.arange(1440) / 1440.0
 _WEEK_ANGLES = _TWO_PI * np.arange(7) / 7.0
-_SIN_DAY, _COS_DAY = np.sin(_DAY_ANGLES), np.cos(_DAY_ANGLES)
-_SIN_WEEK, _COS_WEEK = np.sin(_WEEK_ANGLES), np.cos(_WEEK_ANGLES)
+_SIN_DAY, _COS_DAY = np.sin(_DAY_ANGLES).astype(np.float32), np.cos(_DAY_ANGLES).astype(np.float32)
+_SIN_WEEK, _COS_WEEK = np.sin(_WEEK_ANGLES).astype(np.float32), np.cos(_WEEK_ANGLES).astype(np.float32)
 
 
 def _volume_mean(volume: np.ndarray, window: int) -> np.ndarray:
@@ -99,7 +98,51 @@ def _volume_mean(volume: np.ndarray, window: int) -> np.ndarray:
     return mean
 
 
+class _Sink:
+    """The feature block under construction: one float32 row per feature, from row `skip` on.
+
+    Ratios are divided straight into their float32 row, sparing a float64 temporary and a
+    conversion pass per feature (the feature build's cost beyond TA-Lib's own).
+    """
+
+    def __init__(self, rows: int, skip: int, capacity: int) -> None:
+        self.skip = skip
+        self.block = np.empty((capacity, rows - skip), dtype=np.float32)
+        self.names: list[str] = []
+
+    def _row(self, name: str) -> np.ndarray:
+        self.names.append(name)
+        return self.block[len(self.names) - 1]
+
+    def put(self, name: str, values: np.ndarray) -> None:
+        self._row(name)[...] = values[self.skip :]
+
+    def ratio(self, name: str, numerator: np.ndarray, denominator: np.ndarray) -> None:
+        np.divide(numerator[self.skip :], denominator[self.skip :], out=self._row(name), casting="same_kind")
+
+    def spread(self, name: str, minuend: np.ndarray, subtrahend: np.ndarray, denominator: np.ndarray) -> None:
+        """(minuend - subtrahend) / denominator; the difference in float64 keeps small ratios exact."""
+        k = self.skip
+        np.divide(minuend[k:] - subtrahend[k:], denominator[k:], out=self._row(name), casting="same_kind")
+
+    def subtract(self, name: str, minuend: np.ndarray, subtrahend: np.ndarray) -> None:
+        np.subtract(minuend[self.skip :], subtrahend[self.skip :], out=self._row(name), casting="same_kind")
+
+    def change(self, name: str, values: np.ndarray, periods: int) -> None:
+        """values[t] - values[t - periods] (NaN where t < periods)."""
+        row, start = self._row(name), max(self.skip, periods)
+        row[: start - self.skip] = np.nan
+        np.subtract(values[start:], values[start - periods : len(values) - periods], out=row[start - self.skip :])
+
+    def root(self, name: str, values: np.ndarray) -> None:
+        np.sqrt(values[self.skip :], out=self._row(name), casting="same_kind")
+
+    def lookup(self, name: str, table: np.ndarray, index: np.ndarray) -> None:
+        np.take(table, index[self.skip :], out=self._row(name))
+
+
 def _compute(
+    sink: _Sink,
     timestamp: np.ndarray,
     open_: np.ndarray,
     high: np.ndarray,
@@ -107,113 +150,117 @@ def _compute(
     close: np.ndarray,
     volume: np.ndarray,
     config: FeatureConfig,
-) -> Iterator[Feature]:
-    """Yield (name, values) for every feature; the single source of the feature list."""
+) -> None:
+    """Write every feature into `sink`, in order; the single source of the feature list."""
     log_close = np.log(close)
     ret_1 = _diff(log_close, 1)
 
     # Returns over several horizons (log, so they add up and are scale-free).
     for horizon in config.return_horizons:
-        yield f"ret_{horizon}", _diff(log_close, horizon)
+        sink.change(f"ret_{horizon}", log_close, horizon)
 
     # Realised volatility: rolling std of one-candle log returns, and Parkinson's range estimator.
     rvol = {w: talib.STDDEV(ret_1, w, 1.0) for w in config.volatility_windows}
     for window, values in rvol.items():
-        yield f"rvol_{window}", values
+        sink.put(f"rvol_{window}", values)
     windows = sorted(config.volatility_windows)
     if len(windows) >= 2:
-        yield f"rvol_ratio_{windows[0]}_{windows[-1]}", rvol[windows[0]] / rvol[windows[-1]]
+        sink.ratio(f"rvol_ratio_{windows[0]}_{windows[-1]}", rvol[windows[0]], rvol[windows[-1]])
     log_range_sq = np.divide(high, low)
     np.log(log_range_sq, out=log_range_sq)
     np.square(log_range_sq, out=log_range_sq)
     for window in config.volatility_windows:
-        yield f"parkinson_{window}", np.sqrt(talib.SMA(log_range_sq, window) / (4.0 * np.log(2.0)))
-    yield "natr", talib.NATR(high, low, close, config.atr_period)
-    yield "range_pct", (high - low) / close
-    yield "ret_autocorr", talib.CORREL(ret_1, _lag(ret_1, 1), AUTOCORR_WINDOW)
+        mean_square = talib.SMA(log_range_sq, window)
+        mean_square *= 1.0 / (4.0 * np.log(2.0))
+        sink.root(f"parkinson_{window}", mean_square)
+    sink.put("natr", talib.NATR(high, low, close, config.atr_period))
+    sink.spread("range_pct", high, low, close)
+    sink.put("ret_autocorr", talib.CORREL(ret_1, _lag(ret_1, 1), AUTOCORR_WINDOW))
 
     # Momentum oscillators (already bounded, scale-free).
     for period in config.rsi_periods:
-        yield f"rsi_{period}", talib.RSI(close, period)
+        sink.put(f"rsi_{period}", talib.RSI(close, period))
     macd, signal, hist = talib.MACD(close, MACD_FAST, MACD_SLOW, MACD_SIGNAL)
-    yield "macd_norm", macd / close
-    yield "macd_signal_norm", signal / close
-    yield "macd_hist_norm", hist / close
+    sink.ratio("macd_norm", macd, close)
+    sink.ratio("macd_signal_norm", signal, close)
+    sink.ratio("macd_hist_norm", hist, close)
     slowk, slowd = talib.STOCH(high, low, close, STOCH_K, STOCH_SLOW, _SMA, STOCH_SLOW, _SMA)
-    yield "stoch_k", slowk
-    yield "stoch_d", slowd
+    sink.put("stoch_k", slowk)
+    sink.put("stoch_d", slowd)
     fastk, fastd = talib.STOCHRSI(close, STOCHRSI_PERIOD, STOCHRSI_K, STOCHRSI_D, _SMA)
-    yield "stochrsi_k", fastk
-    yield "stochrsi_d", fastd
-    yield "willr", talib.WILLR(high, low, close, WILLR_PERIOD)
-    yield "cci", talib.CCI(high, low, close, CCI_PERIOD)
-    yield "cmo", talib.CMO(close, CMO_PERIOD)
+    sink.put("stochrsi_k", fastk)
+    sink.put("stochrsi_d", fastd)
+    sink.put("willr", talib.WILLR(high, low, close, WILLR_PERIOD))
+    sink.put("cci", talib.CCI(high, low, close, CCI_PERIOD))
+    sink.put("cmo", talib.CMO(close, CMO_PERIOD))
     for period in ROC_PERIODS:
-        yield f"rocp_{period}", talib.ROCP(close, period)
-    yield "trix", talib.TRIX(close, TRIX_PERIOD)
-    yield "ppo", talib.PPO(close, MACD_FAST, MACD_SLOW, _SMA)
-    yield "ultosc", talib.ULTOSC(high, low, close, *ULTOSC_PERIODS)
-    yield "bop", talib.BOP(open_, high, low, close)
+        sink.put(f"rocp_{period}", talib.ROCP(close, period))
+    sink.put("trix", talib.TRIX(close, TRIX_PERIOD))
+    sink.put("ppo", talib.PPO(close, MACD_FAST, MACD_SLOW, _SMA))
+    sink.put("ultosc", talib.ULTOSC(high, low, close, *ULTOSC_PERIODS))
+    sink.put("bop", talib.BOP(open_, high, low, close))
 
     # Trend strength and direction.
     adx_period = config.adx_period
     plus_di = talib.PLUS_DI(high, low, close, adx_period)
     minus_di = talib.MINUS_DI(high, low, close, adx_period)
-    yield "adx", talib.ADX(high, low, close, adx_period)
-    yield "adxr", talib.ADXR(high, low, close, adx_period)
-    yield "plus_di", plus_di
-    yield "minus_di", minus_di
-    yield "di_diff", plus_di - minus_di
+    sink.put("adx", talib.ADX(high, low, close, adx_period))
+    sink.put("adxr", talib.ADXR(high, low, close, adx_period))
+    sink.put("plus_di", plus_di)
+    sink.put("minus_di", minus_di)
+    sink.subtract("di_diff", plus_di, minus_di)
     aroon_down, aroon_up = talib.AROON(high, low, AROON_PERIOD)
-    yield "aroon_up", aroon_up
-    yield "aroon_down", aroon_down
-    yield "aroon_osc", aroon_up - aroon_down
-    yield "linreg_slope_norm", talib.LINEARREG_SLOPE(close, LINREG_PERIOD) / close
+    sink.put("aroon_up", aroon_up)
+    sink.put("aroon_down", aroon_down)
+    sink.subtract("aroon_osc", aroon_up, aroon_down)
+    sink.ratio("linreg_slope_norm", talib.LINEARREG_SLOPE(close, LINREG_PERIOD), close)
 
-    # Price relative to its moving averages.
+    # Price relative to its moving averages: (close - average) / average.
     emas = {p: talib.EMA(close, p) for p in config.ema_periods}
     for period, ema in emas.items():
-        yield f"ema_ratio_{period}", _rel(close, ema)
-    ema_periods = sorted(config.ema_periods)
-    for fast, slow in pairwise(ema_periods):
-        yield f"ema_cross_{fast}_{slow}", _rel(emas[fast], emas[slow])
+        sink.spread(f"ema_ratio_{period}", close, ema, ema)
+    for fast, slow in pairwise(sorted(config.ema_periods)):
+        sink.spread(f"ema_cross_{fast}_{slow}", emas[fast], emas[slow], emas[slow])
     for period in config.sma_periods:
-        yield f"sma_ratio_{period}", _rel(close, talib.SMA(close, period))
-    yield "kama_ratio", _rel(close, talib.KAMA(close, KAMA_PERIOD))
-    yield "tema_ratio", _rel(close, talib.TEMA(close, TEMA_PERIOD))
+        sma = talib.SMA(close, period)
+        sink.spread(f"sma_ratio_{period}", close, sma, sma)
+    kama = talib.KAMA(close, KAMA_PERIOD)
+    sink.spread("kama_ratio", close, kama, kama)
+    tema = talib.TEMA(close, TEMA_PERIOD)
+    sink.spread("tema_ratio", close, tema, tema)
     upper, middle, lower = talib.BBANDS(close, config.bb_period, config.bb_std, config.bb_std, _SMA)
     band = upper - lower
-    yield "bb_pctb", (close - lower) / band
-    yield "bb_width", band / middle
-    yield "dist_high", _rel(close, talib.MAX(high, EXTREMES_WINDOW))
-    yield "dist_low", _rel(close, talib.MIN(low, EXTREMES_WINDOW))
+    sink.spread("bb_pctb", close, lower, band)
+    sink.ratio("bb_width", band, middle)
+    highest = talib.MAX(high, EXTREMES_WINDOW)
+    sink.spread("dist_high", close, highest, highest)
+    lowest = talib.MIN(low, EXTREMES_WINDOW)
+    sink.spread("dist_low", close, lowest, lowest)
 
     # Candle shape.
-    body_top = np.maximum(open_, close)
-    body_bottom = np.minimum(open_, close)
-    yield "body_pct", (close - open_) / open_
-    yield "upper_wick_pct", (high - body_top) / close
-    yield "lower_wick_pct", (body_bottom - low) / close
-    yield "close_location", (close - low) / (high - low)
+    sink.spread("body_pct", close, open_, open_)
+    sink.spread("upper_wick_pct", high, np.maximum(open_, close), close)
+    sink.spread("lower_wick_pct", np.minimum(open_, close), low, close)
+    sink.spread("close_location", close, low, high - low)
 
     # Volume and money flow (volume enters only as ratios to its own recent level).
-    yield "mfi", talib.MFI(high, low, close, volume, MFI_PERIOD)
+    sink.put("mfi", talib.MFI(high, low, close, volume, MFI_PERIOD))
     obv = talib.OBV(close, volume)
     for window in config.volume_windows:
         volume_mean = _volume_mean(volume, window)
-        yield f"volume_z_{window}", (volume - volume_mean) / talib.STDDEV(volume, window, 1.0)
-        yield f"volume_rel_{window}", volume / volume_mean
-        yield f"obv_flow_{window}", (obv - _lag(obv, window)) / (volume_mean * window)
+        sink.spread(f"volume_z_{window}", volume, volume_mean, talib.STDDEV(volume, window, 1.0))
+        sink.ratio(f"volume_rel_{window}", volume, volume_mean)
+        sink.spread(f"obv_flow_{window}", obv, _lag(obv, window), volume_mean * window)
     adosc = talib.ADOSC(high, low, close, volume, ADOSC_FAST, ADOSC_SLOW)
-    yield "adosc_norm", adosc / _volume_mean(volume, ADOSC_SLOW)
+    sink.ratio("adosc_norm", adosc, _volume_mean(volume, ADOSC_SLOW))
 
     # Time of day and week, as points on a circle (candle open time, UTC).
     minute = (timestamp % _MS_PER_DAY) // 60_000
     weekday = ((timestamp // _MS_PER_DAY) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    yield "hour_sin", _SIN_DAY[minute]
-    yield "hour_cos", _COS_DAY[minute]
-    yield "dow_sin", _SIN_WEEK[weekday]
-    yield "dow_cos", _COS_WEEK[weekday]
+    sink.lookup("hour_sin", _SIN_DAY, minute)
+    sink.lookup("hour_cos", _COS_DAY, minute)
+    sink.lookup("dow_sin", _SIN_WEEK, weekday)
+    sink.lookup("dow_cos", _COS_WEEK, weekday)
 
 
 def _config_key(config: FeatureConfig) -> str:
@@ -232,13 +279,12 @@ def _plan(config_key: str) -> tuple[tuple[str, ...], int]:
     low = np.minimum(open_, close) * 0.998
     volume = rng.uniform(1.0, 2.0, rows)
     timestamp = np.arange(rows, dtype=np.int64) * 300_000
-    names: list[str] = []
-    lookback = 0
+    sink = _Sink(rows, 0, _MAX_FEATURES)
     with np.errstate(all="ignore"):
-        for name, values in _compute(timestamp, open_, high, low, close, volume, config):
-            names.append(name)
-            finite = np.isfinite(values)
-            lookback = max(lookback, int(np.argmax(finite)) if finite.any() else rows)
+        _compute(sink, timestamp, open_, high, low, close, volume, config)
+    names = sink.names
+    finite = np.isfinite(sink.block[: len(names)])
+    lookback = max(int(np.argmax(row)) if row.any() else rows for row in finite)
     if len(set(names)) != len(names):
         raise ValueError(f"feature configuration yields duplicate feature names: {names}")
     return tuple(names), lookback
@@ -284,12 +330,11 @@ def engineer_features(candles: pd.DataFrame, config: FeatureConfig | None = None
         raise ValueError(f"engineer_features: timestamps must increase strictly (row {bad} does not)")
     names, _ = _plan(_config_key(config))
     skip = min(warmup_rows(config), len(candles))
-    kept = len(candles) - skip
-    block = np.empty((len(names), kept), dtype=np.float32)
+    sink = _Sink(len(candles), skip, len(names))
     open_, high, low, close, volume = (_column(candles, c) for c in ("open", "high", "low", "close", "volume"))
     with np.errstate(all="ignore"):
-        for position, (_, values) in enumerate(_compute(timestamp, open_, high, low, close, volume, config)):
-            block[position] = values[skip:]
+        _compute(sink, timestamp, open_, high, low, close, volume, config)
+    block = sink.block
     np.copyto(block, 0.0, where=~np.isfinite(block))  # the documented after-warm-up rule
     features = pd.DataFrame(block.T, index=candles.index[skip:], columns=list(names), copy=False)
     features.insert(0, "timestamp", timestamp[skip:])
