@@ -199,7 +199,7 @@ def drift_status(session: Session, lookback: timedelta) -> dict[str, Any]:
     recent = list_drift_events(session, limit=200)
     window = [e for e in recent if e["detected_at"] >= now - lookback]
     worst = max((e["severity"] for e in window), key=lambda s: SEVERITY_RANK.get(s, 0), default=None)
-    flag = session.get(SystemFlag, "drift_last_check")
+    flag = session.get(SystemFlag, "last_drift_check")  # written by app/clm/drift_check.py
     last_check = _flag_time(flag) if flag is not None else None
     if last_check is None:
         last_check = session.scalar(select(func.max(Event.created_at)).where(Event.topic.like("drift.check%")))
@@ -266,7 +266,9 @@ def clm_status(session: Session, policy: Policy) -> dict[str, Any]:
     min_samples = policy.clm_config.auto_promote_threshold.min_samples
     shadows = [shadow_progress(session, r, min_samples) for r in live if r.status == "SHADOW"]
     lookback = timedelta(hours=policy.clm_config.drift_detection.check_interval_hours * 4)
+    halted = session.get(SystemFlag, "trading_halted")
     return {
+        "trading_halted": {"halted": bool(halted and halted.enabled), **((halted.value or {}) if halted else {})},
         "retraining": retraining_status(session, policy),
         "models": models,
         "shadow_tests": shadows,

@@ -219,6 +219,8 @@ class AlertList(BaseModel):
 
 
 class ClmStatus(BaseModel):
+    trading_halted: dict[str, Any]
+    manager: dict[str, Any] = Field(description="ContinuousLearningManager.get_status()")
     retraining: dict[str, Any]
     models: dict[str, Any]
     shadow_tests: list[dict[str, Any]]
@@ -310,3 +312,12 @@ class PredictionOut(BaseModel):
     latency_ms: float
     shadow: dict[str, Any] | None
     shadow_test_id: int | None
+
+
+class DriftCheckAccepted(BaseModel):
+    task: str
+    last_check: datetime | None = Field(description="the previous check, or this one when it ran in this process")
+
+
+class ResumeRequest(_In):
+    reason: str = Field("operator", min_length=1, max_length=200)

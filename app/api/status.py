@@ -8,7 +8,8 @@ from app.alerts import current_alerts
 from app.api.common import container
 from app.api.openapi import operation
 from app.api.queries import clm_status
-from app.api.schemas import Alert, AlertList, ClmStatus
+from app.api.schemas import Alert, AlertList, ClmStatus, ResumeRequest
+from app.clm.manager import ContinuousLearningManager
 
 bp = Blueprint("clm", __name__, url_prefix="/api")
 
@@ -28,10 +29,21 @@ def get_clm_status() -> ClmStatus:
     c = container()
     with c.session() as session:
         status = clm_status(session, c.policy_store.get(session))
-        return ClmStatus.model_validate(status | {"alerts": _alerts(session)})
+        alerts = _alerts(session)
+    manager = ContinuousLearningManager(c).get_status()
+    return ClmStatus.model_validate(status | {"alerts": alerts, "manager": manager})
 
 
 @operation(bp, "/alerts", summary="Alert conditions holding now, critical first", tag="clm", response=AlertList)
 def get_alerts() -> AlertList:
     with container().session() as session:
         return AlertList(alerts=_alerts(session))
+
+
+@operation(
+    bp, "/clm/resume-trading", "POST", summary="Lift the trading halt the CLM set after CRITICAL drift", tag="clm",
+    body=ResumeRequest, response=ClmStatus, auth=True,
+)  # fmt: skip
+def post_resume_trading(body: ResumeRequest) -> ClmStatus:
+    ContinuousLearningManager(container()).resume_trading(body.reason)
+    return get_clm_status.__wrapped__()  # type: ignore[attr-defined]

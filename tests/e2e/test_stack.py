@@ -71,6 +71,14 @@ def test_retraining_through_the_api_on_the_distributed_stack(pg_container, worke
         status, promoted = http_json(f"{base}/api/model-types/naive/promote", "POST", {}, TOKEN_HEADER)
         assert status == 200 and promoted["model_id"] == "naive_v2" and promoted["status"] == "ACTIVE"
 
+        status, sent = http_json(f"{base}/api/drift/check", "POST", None, TOKEN_HEADER)
+        assert status == 202 and sent["last_check"] is None
+        deadline, drift = time.monotonic() + 60, {}
+        while time.monotonic() < deadline and not drift.get("last_check"):
+            drift = http_json(f"{base}/api/clm/status")[1]["drift"]
+            time.sleep(0.5)
+        assert drift["last_check"], "the worker did not run the drift check"
+
         with urllib.request.urlopen(f"{base}/metrics", timeout=15) as response:
             metrics = response.read().decode()
         assert 'clm_retraining_jobs_total{job_type="partial",status="completed"} 2.0' in metrics

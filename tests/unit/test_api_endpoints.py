@@ -27,6 +27,8 @@ GUARDED: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/api/outcomes", {"trade_id": "T-1", "pnl_pct": 1.5, "duration_hours": 2.0}),
     ("POST", "/api/predictions", {"symbol": "BTC/USDT", "model_type": "naive"}),
     ("POST", "/api/rl/meta_strategy/reset", {}),
+    ("POST", "/api/drift/check", None),
+    ("POST", "/api/clm/resume-trading", {}),
 ]
 
 # (method, path, body, field named in the 422)
@@ -52,6 +54,7 @@ BAD_INPUT: list[tuple[str, str, Any, str]] = [
     ("POST", "/api/predictions", {"symbol": "BTC/USDT", "model_type": "gpt"}, "body.model_type"),
     ("POST", "/api/predictions", {"symbol": "BTC/USDT", "candles": [{"timestamp": 1, "open": -1}]}, "body.candles.0"),
     ("POST", "/api/rl/meta_strategy/reset", {"reason": ""}, "body.reason"),
+    ("POST", "/api/clm/resume-trading", {"reason": 7}, "body.reason"),
     ("GET", "/api/shadow/xgboost_v3?min_samples=0", None, "query.min_samples"),
     ("POST", "/api/jobs/retraining", {"kind": "full", "data": {"source": "files"}}, "body.data.source"),
     (
@@ -264,3 +267,21 @@ def test_predictions_from_a_trained_model(sqlite_container) -> None:
         bad = client.post("/api/predictions", json=body | {"candles": rows}, headers=TOKEN_HEADER)
         assert bad.status_code == 422, (what, bad.get_json())
         assert bad.get_json()["details"][0]["field"] == "body.candles"
+
+
+def test_drift_check_is_sent_to_a_worker(client, sqlite_container) -> None:
+    response = client.post("/api/drift/check", headers=TOKEN_HEADER)
+    assert response.status_code == 202 and response.get_json()["task"] == "tasks.drift.run_drift_check"
+    assert sqlite_container.dispatcher.started[-1][0] == "tasks.drift.run_drift_check"
+
+
+def test_trading_halt_is_shown_and_lifted(client, sqlite_container) -> None:
+    from app.clm.manager import ContinuousLearningManager
+
+    ContinuousLearningManager(sqlite_container).halt_trading("CRITICAL drift on volume_z_48")
+    status = client.get("/api/clm/status").get_json()
+    assert status["trading_halted"]["halted"] is True and status["manager"]["trading_halted"] is True
+    assert "TRADING HALTED</b> CRITICAL drift on volume_z_48" in client.get("/").get_data(as_text=True)
+    resumed = client.post("/api/clm/resume-trading", json={"reason": "checked"}, headers=TOKEN_HEADER)
+    assert resumed.status_code == 200 and resumed.get_json()["trading_halted"]["halted"] is False
+    assert "TRADING HALTED" not in client.get("/").get_data(as_text=True)
