@@ -44,6 +44,8 @@ def periodic_jobs(policy: Policy) -> list[PeriodicJob]:
         ),
         PeriodicJob("stale-job-sweep", "tasks.retraining.close_stale_jobs", timedelta(minutes=5)),
         PeriodicJob("candle-refresh", "tasks.data.refresh_candles", timedelta(minutes=5)),
+        # alerts no event announces (a shadow test without samples for 24 h): app/alerts.py
+        PeriodicJob("alert-check", "tasks.alerts.check_alerts", timedelta(minutes=15)),
     ]
     if clm.drift_detection.enabled:
         jobs.insert(

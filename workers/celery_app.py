@@ -15,6 +15,7 @@ celery_app = Celery("quantum_trader_clm")
 celery_app.config_from_object("celeryconfig")
 # Tasks live in tasks/; listed explicitly rather than discovered (STYLE 5).
 celery_app.conf.include = [
+    "tasks.alerts",
     "tasks.data",
     "tasks.events",
     "tasks.drift",

@@ -137,3 +137,21 @@ def test_a_drift_event_raises_its_alert_through_the_handler_table(sqlite_contain
     with sqlite_container.session() as s:
         alerts = s.scalars(select(Event).where(Event.topic == "alert.critical")).all()
     assert [a.payload["name"] for a in alerts] == ["drift_critical"]
+
+
+def test_the_periodic_check_notices_a_quiet_shadow_test(sqlite_container) -> None:
+    from app.schedule import periodic_jobs
+    from tasks.alerts import check_alerts
+
+    assert "tasks.alerts.check_alerts" in {j.task for j in periodic_jobs(sqlite_container.policy_store.get())}
+    with sqlite_container.session() as s:
+        old = utcnow() - timedelta(hours=30)
+        for model_id, status in (("naive_v1", "ACTIVE"), ("naive_v2", "SHADOW")):
+            s.add(
+                ModelRegistry(
+                    model_id=model_id, model_type="naive", version=model_id[-1], status=status, metrics={},
+                    created_at=old, file_path="x",
+                )
+            )  # fmt: skip
+    assert check_alerts() == {"raised": [f"shadow_stuck:naive_v2:{old.isoformat()}"]}
+    assert check_alerts() == {"raised": []}
