@@ -25,6 +25,16 @@ import numpy as np
 import pandas as pd
 import talib
 
+from app.data_pipeline.feature_block import (
+    COS_DAY,
+    COS_WEEK,
+    SIN_DAY,
+    SIN_WEEK,
+    FeatureBlock,
+    diff,
+    lag,
+    volume_mean,
+)
 from app.policy import FeatureConfig
 
 # Bump when a formula changes: it is part of the feature-set id stored with datasets and models.
@@ -51,98 +61,13 @@ EXTREMES_WINDOW = 48
 
 CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 _MS_PER_DAY = 86_400_000
-_TWO_PI = 2.0 * np.pi
 
 _MAX_FEATURES = 512  # room for the plan run, which learns the names
 _SMA = talib.MA_Type.SMA
 
 
-def _lag(values: np.ndarray, periods: int) -> np.ndarray:
-    """values shifted forward by `periods` rows (row t holds row t - periods), NaN-padded."""
-    out = np.empty_like(values)
-    out[:periods] = np.nan
-    out[periods:] = values[:-periods]
-    return out
-
-
-def _diff(values: np.ndarray, periods: int) -> np.ndarray:
-    """values[t] - values[t - periods], NaN for the first `periods` rows (one pass)."""
-    out = np.empty_like(values)
-    out[:periods] = np.nan
-    np.subtract(values[periods:], values[:-periods], out=out[periods:])
-    return out
-
-
-def _rel(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """numerator / denominator - 1, computed in place (a relative distance)."""
-    out = np.divide(numerator, denominator)
-    out -= 1.0
-    return out
-
-
-# sin/cos of the minute of the day and of the weekday, looked up rather than computed per row
-_DAY_ANGLES = _TWO_PI * np.arange(1440) / 1440.0
-_WEEK_ANGLES = _TWO_PI * np.arange(7) / 7.0
-_SIN_DAY, _COS_DAY = np.sin(_DAY_ANGLES).astype(np.float32), np.cos(_DAY_ANGLES).astype(np.float32)
-_SIN_WEEK, _COS_WEEK = np.sin(_WEEK_ANGLES).astype(np.float32), np.cos(_WEEK_ANGLES).astype(np.float32)
-
-
-def _volume_mean(volume: np.ndarray, window: int) -> np.ndarray:
-    """Rolling mean volume; NaN over windows of only zero-volume candles (exchange outages).
-
-    TA-Lib's running sum leaves a round-off residue (~1e-13) after such a window instead
-    of an exact zero, and dividing by that residue would make absurd ratios.
-    """
-    mean = talib.SMA(volume, window)
-    mean[talib.MAX(volume, window) == 0] = np.nan
-    return mean
-
-
-class _Sink:
-    """The feature block under construction: one float32 row per feature, from row `skip` on.
-
-    Ratios are divided straight into their float32 row, sparing a float64 temporary and a
-    conversion pass per feature (the feature build's cost beyond TA-Lib's own).
-    """
-
-    def __init__(self, rows: int, skip: int, capacity: int) -> None:
-        self.skip = skip
-        self.block = np.empty((capacity, rows - skip), dtype=np.float32)
-        self.names: list[str] = []
-
-    def _row(self, name: str) -> np.ndarray:
-        self.names.append(name)
-        return self.block[len(self.names) - 1]
-
-    def put(self, name: str, values: np.ndarray) -> None:
-        self._row(name)[...] = values[self.skip :]
-
-    def ratio(self, name: str, numerator: np.ndarray, denominator: np.ndarray) -> None:
-        np.divide(numerator[self.skip :], denominator[self.skip :], out=self._row(name), casting="same_kind")
-
-    def spread(self, name: str, minuend: np.ndarray, subtrahend: np.ndarray, denominator: np.ndarray) -> None:
-        """(minuend - subtrahend) / denominator; the difference in float64 keeps small ratios exact."""
-        k = self.skip
-        np.divide(minuend[k:] - subtrahend[k:], denominator[k:], out=self._row(name), casting="same_kind")
-
-    def subtract(self, name: str, minuend: np.ndarray, subtrahend: np.ndarray) -> None:
-        np.subtract(minuend[self.skip :], subtrahend[self.skip :], out=self._row(name), casting="same_kind")
-
-    def change(self, name: str, values: np.ndarray, periods: int) -> None:
-        """values[t] - values[t - periods] (NaN where t < periods)."""
-        row, start = self._row(name), max(self.skip, periods)
-        row[: start - self.skip] = np.nan
-        np.subtract(values[start:], values[start - periods : len(values) - periods], out=row[start - self.skip :])
-
-    def root(self, name: str, values: np.ndarray) -> None:
-        np.sqrt(values[self.skip :], out=self._row(name), casting="same_kind")
-
-    def lookup(self, name: str, table: np.ndarray, index: np.ndarray) -> None:
-        np.take(table, index[self.skip :], out=self._row(name))
-
-
 def _compute(
-    sink: _Sink,
+    sink: FeatureBlock,
     timestamp: np.ndarray,
     open_: np.ndarray,
     high: np.ndarray,
@@ -153,7 +78,7 @@ def _compute(
 ) -> None:
     """Write every feature into `sink`, in order; the single source of the feature list."""
     log_close = np.log(close)
-    ret_1 = _diff(log_close, 1)
+    ret_1 = diff(log_close, 1)
 
     # Returns over several horizons (log, so they add up and are scale-free).
     for horizon in config.return_horizons:
@@ -175,7 +100,7 @@ def _compute(
         sink.root(f"parkinson_{window}", mean_square)
     sink.put("natr", talib.NATR(high, low, close, config.atr_period))
     sink.spread("range_pct", high, low, close)
-    sink.put("ret_autocorr", talib.CORREL(ret_1, _lag(ret_1, 1), AUTOCORR_WINDOW))
+    sink.put("ret_autocorr", talib.CORREL(ret_1, lag(ret_1, 1), AUTOCORR_WINDOW))
 
     # Momentum oscillators (already bounded, scale-free).
     for period in config.rsi_periods:
@@ -247,20 +172,20 @@ def _compute(
     sink.put("mfi", talib.MFI(high, low, close, volume, MFI_PERIOD))
     obv = talib.OBV(close, volume)
     for window in config.volume_windows:
-        volume_mean = _volume_mean(volume, window)
-        sink.spread(f"volume_z_{window}", volume, volume_mean, talib.STDDEV(volume, window, 1.0))
-        sink.ratio(f"volume_rel_{window}", volume, volume_mean)
-        sink.spread(f"obv_flow_{window}", obv, _lag(obv, window), volume_mean * window)
+        mean_volume = volume_mean(volume, window)
+        sink.spread(f"volume_z_{window}", volume, mean_volume, talib.STDDEV(volume, window, 1.0))
+        sink.ratio(f"volume_rel_{window}", volume, mean_volume)
+        sink.spread(f"obv_flow_{window}", obv, lag(obv, window), mean_volume * window)
     adosc = talib.ADOSC(high, low, close, volume, ADOSC_FAST, ADOSC_SLOW)
-    sink.ratio("adosc_norm", adosc, _volume_mean(volume, ADOSC_SLOW))
+    sink.ratio("adosc_norm", adosc, volume_mean(volume, ADOSC_SLOW))
 
     # Time of day and week, as points on a circle (candle open time, UTC).
     minute = (timestamp % _MS_PER_DAY) // 60_000
     weekday = ((timestamp // _MS_PER_DAY) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    sink.lookup("hour_sin", _SIN_DAY, minute)
-    sink.lookup("hour_cos", _COS_DAY, minute)
-    sink.lookup("dow_sin", _SIN_WEEK, weekday)
-    sink.lookup("dow_cos", _COS_WEEK, weekday)
+    sink.lookup("hour_sin", SIN_DAY, minute)
+    sink.lookup("hour_cos", COS_DAY, minute)
+    sink.lookup("dow_sin", SIN_WEEK, weekday)
+    sink.lookup("dow_cos", COS_WEEK, weekday)
 
 
 def _config_key(config: FeatureConfig) -> str:
@@ -279,7 +204,7 @@ def _plan(config_key: str) -> tuple[tuple[str, ...], int]:
     low = np.minimum(open_, close) * 0.998
     volume = rng.uniform(1.0, 2.0, rows)
     timestamp = np.arange(rows, dtype=np.int64) * 300_000
-    sink = _Sink(rows, 0, _MAX_FEATURES)
+    sink = FeatureBlock(rows, 0, _MAX_FEATURES)
     with np.errstate(all="ignore"):
         _compute(sink, timestamp, open_, high, low, close, volume, config)
     names = sink.names
@@ -330,7 +255,7 @@ def engineer_features(candles: pd.DataFrame, config: FeatureConfig | None = None
         raise ValueError(f"engineer_features: timestamps must increase strictly (row {bad} does not)")
     names, _ = _plan(_config_key(config))
     skip = min(warmup_rows(config), len(candles))
-    sink = _Sink(len(candles), skip, len(names))
+    sink = FeatureBlock(len(candles), skip, len(names))
     open_, high, low, close, volume = (_column(candles, c) for c in ("open", "high", "low", "close", "volume"))
     with np.errstate(all="ignore"):
         _compute(sink, timestamp, open_, high, low, close, volume, config)
