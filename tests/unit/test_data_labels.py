@@ -72,3 +72,9 @@ def test_labels_join_a_feature_frame_through_close(data_dir: Path) -> None:
     assert labelled.index.isin(features.index).all()
     with pytest.raises(ValueError, match="close"):
         generate_labels(features, LabelConfig())
+
+
+def test_too_short_input_gives_no_rows() -> None:
+    frame = _series(np.full(10, 0.001))
+    assert generate_labels(frame, LabelConfig()).empty
+    assert generate_labels(frame.iloc[:0], LabelConfig()).empty
