@@ -95,3 +95,37 @@ def test_a_task_that_keeps_killing_its_worker_is_given_up(sqlite_container) -> N
     assert outcome["status"] == "failed" and "given up after 2 deliveries" in outcome["errors"]["naive"]
     # A redelivery after the job closed changes nothing.
     assert steps.train_one_model(sqlite_container, job_id, "naive")["skipped"] == "failed"
+
+
+def test_re_running_finished_steps_registers_nothing_twice(sqlite_container) -> None:
+    from pathlib import Path
+
+    from app.model_registry import ModelRegistry
+
+    data = Path(__file__).resolve().parent.parent / "data" / "ohlcv" / "binance_BTCUSDT_1h.csv"
+    spec = {
+        "source": "files",
+        "symbols": ["BTC/USDT"],
+        "timeframe": "1h",
+        "files": {"BTC/USDT": str(data)},
+        "start": "2021-01-01T00:00:00",
+        "end": "2021-02-05T00:00:00",
+    }
+    sqlite_container.policy_store.update({"training": {"cv_folds": 2}}, author="test")
+    orchestrator = RetrainingOrchestrator(sqlite_container)
+    job_id = orchestrator.start_partial(["naive"], spec=spec)
+    dataset = steps.prepare_dataset(sqlite_container, job_id)
+    trained = steps.train_one_model(sqlite_container, job_id, "naive", queue="cpu", worker="w1")
+    assert trained["status"] == "trained", trained
+    # Redeliveries of finished steps (and a second chord callback) find their work done.
+    assert steps.prepare_dataset(sqlite_container, job_id)["dataset_id"] == dataset["dataset_id"]
+    assert steps.train_one_model(sqlite_container, job_id, "naive", queue="cpu", worker="w2") == trained
+    assert closing.finalize_job(sqlite_container, job_id)["status"] == "completed"
+    assert closing.finalize_job(sqlite_container, job_id)["skipped"]
+    assert steps.train_one_model(sqlite_container, job_id, "naive")["skipped"] == "completed"
+
+    models = ModelRegistry(sqlite_container).list_models("naive")
+    assert [m.model_id for m in models] == [trained["model_id"]] and models[0].status == "ACTIVE"
+    job = orchestrator.get_job(job_id)
+    assert job.metadata["deliveries"] == {"naive": 1} and job.models["naive"]["worker"] == "w1"
+    assert len(sqlite_container.bus.recent("clm.retraining.completed")) == 1
