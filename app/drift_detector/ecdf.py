@@ -33,38 +33,95 @@ _CHUNK_ROWS = 1 << 15
 
 @dataclass(frozen=True)
 class ReferenceGrid:
-    """Bucket grid of the reference, per feature: origin, scale and cumulative counts."""
+    """Bucket grid of the reference, per feature: origin, scale, mode and cumulative counts.
+
+    `shift` NaN: buckets are equal-width in the value. Otherwise (skewed features such as
+    volumes) they are equal-width in the IEEE-754 order key of (value - shift), which is
+    exactly monotone and roughly logarithmic; the mode with the smaller fullest bucket wins.
+    """
 
     origin: NDArray[np.float64]  # (F,)
-    scale: NDArray[np.float64]  # (F,) buckets per unit of value
+    scale: NDArray[np.float64]  # (F,) buckets per unit of value (or of key)
+    shift: NDArray[np.float64]  # (F,) NaN: value grid; else key grid of value - shift
     cumulative: NDArray[np.int64]  # (F, B + 1): reference values in buckets < b
 
 
-def _bucket_of(values: NDArray[np.float64], origin: NDArray[np.float64], scale: NDArray[np.float64]) -> NDArray:
+_MAGNITUDE_BITS = np.int64(0x7FFFFFFFFFFFFFFF)
+
+
+def _positions(
+    values: NDArray[np.float64],
+    origin: float,
+    scale: float,
+    shift: float,
+    out: NDArray[np.float64] | None = None,
+    bits: NDArray[np.int64] | None = None,
+) -> NDArray[np.float64]:
+    """Fractional bucket positions, clipped to the grid; monotone in the value (NaN aside)."""
+    out = np.empty(values.shape) if out is None else out
+    if np.isnan(shift):
+        np.subtract(values, origin, out=out)
+    else:
+        bits = np.empty(values.shape, dtype=np.int64) if bits is None else bits
+        np.subtract(values, shift, out=out)
+        np.add(out, 0.0, out=out)  # -0.0 becomes +0.0: equal values must get equal keys
+        raw = out.view(np.int64)
+        np.right_shift(raw, 63, out=bits)  # negative floats: flip the magnitude bits
+        np.bitwise_and(bits, _MAGNITUDE_BITS, out=bits)
+        np.bitwise_xor(bits, raw, out=bits)
+        np.copyto(out, bits, casting="unsafe")  # int64 -> float64 rounding keeps the order
+        np.subtract(out, origin, out=out)
+    np.multiply(out, scale, out=out)
+    np.minimum(out, GRID_BUCKETS - 1, out=out)
+    np.maximum(out, 0, out=out)
+    return out
+
+
+def _bucket_of(values: NDArray[np.float64], grid: ReferenceGrid, feature: int) -> NDArray[np.int32]:
     """Bucket index per value (monotone in the value, so each bucket is a value interval)."""
-    position = (values - origin) * scale
-    np.clip(position, 0, GRID_BUCKETS - 1, out=position)
+    position = _positions(
+        np.asarray(values, dtype=np.float64),
+        float(grid.origin[feature]),
+        float(grid.scale[feature]),
+        float(grid.shift[feature]),
+    )
     with np.errstate(invalid="ignore"):  # NaN casts to an arbitrary int; callers mask NaN
         return position.astype(np.int32)
+
+
+def _fit(column: NDArray[np.float64], shift: float) -> tuple[float, float, NDArray[np.int64]]:
+    """Origin, scale and per-bucket counts of one mode for a sorted reference column."""
+    raw = column if np.isnan(shift) else _raw_keys(column, shift)
+    low = raw[int(_TAIL_QUANTILE * (len(raw) - 1))]
+    high = raw[int((1 - _TAIL_QUANTILE) * (len(raw) - 1))]
+    width = high - low
+    # A constant (or unbounded) column gets scale 1: still monotone, just coarse.
+    scale = GRID_BUCKETS / width if width > 0 and np.isfinite(width) else 1.0
+    grid = ReferenceGrid(np.array([low]), np.array([scale]), np.array([shift]), np.zeros((1, 1), dtype=np.int64))
+    return float(low), float(scale), np.bincount(_bucket_of(column, grid, 0), minlength=GRID_BUCKETS)
+
+
+def _raw_keys(column: NDArray[np.float64], shift: float) -> NDArray[np.float64]:
+    out = np.subtract(column, shift) + 0.0
+    raw = out.view(np.int64)
+    return (raw ^ ((raw >> 63) & _MAGNITUDE_BITS)).astype(np.float64)
 
 
 def build_grid(sorted_values: NDArray[np.float64], counts: NDArray[np.int64]) -> ReferenceGrid:
     """The grid of a reference given as (F, N) rows sorted ascending, NaN padding after `counts`."""
     features = sorted_values.shape[0]
-    origin = np.empty(features)
-    scale = np.empty(features)
+    origin, scale, shift = np.empty(features), np.empty(features), np.full(features, np.nan)
     cumulative = np.zeros((features, GRID_BUCKETS + 1), dtype=np.int64)
     for f in range(features):
         column = sorted_values[f, : counts[f]]
-        low = column[int(_TAIL_QUANTILE * (len(column) - 1))]
-        high = column[int((1 - _TAIL_QUANTILE) * (len(column) - 1))]
-        width = high - low
-        origin[f] = low
-        # A constant (or unbounded) column gets scale 1: still monotone, just coarse.
-        scale[f] = GRID_BUCKETS / width if width > 0 and np.isfinite(width) else 1.0
-        buckets = _bucket_of(column, origin[f : f + 1], scale[f : f + 1])
-        np.cumsum(np.bincount(buckets, minlength=GRID_BUCKETS), out=cumulative[f, 1:])
-    return ReferenceGrid(origin, scale, cumulative)
+        best = _fit(column, np.nan)
+        if np.isfinite(column[0]):
+            keyed = _fit(column, float(column[0]))
+            if keyed[2].max() < best[2].max():
+                best, shift[f] = keyed, float(column[0])
+        origin[f], scale[f] = best[0], best[1]
+        np.cumsum(best[2], out=cumulative[f, 1:])
+    return ReferenceGrid(origin, scale, shift, cumulative)
 
 
 @dataclass(frozen=True)
@@ -82,17 +139,15 @@ class _FeatureBuckets:
 
     def __init__(self, rows: int) -> None:
         self.position = np.empty(min(rows, _CHUNK_ROWS))
+        self.bits = np.empty(min(rows, _CHUNK_ROWS), dtype=np.int64)
         self.index = np.empty(rows, dtype=np.int32)
 
-    def fill(self, column: NDArray[np.float64], origin: float, scale: float) -> NDArray[np.int32]:
+    def fill(self, column: NDArray[np.float64], grid: ReferenceGrid, feature: int) -> NDArray[np.int32]:
         """Bucket of each value; NaN goes to the extra bucket GRID_BUCKETS."""
+        origin, scale, shift = (float(grid.origin[feature]), float(grid.scale[feature]), float(grid.shift[feature]))
         for start in range(0, len(column), _CHUNK_ROWS):
             part = column[start : start + _CHUNK_ROWS]
-            position = self.position[: len(part)]
-            np.subtract(part, origin, out=position)
-            np.multiply(position, scale, out=position)
-            np.minimum(position, GRID_BUCKETS - 1, out=position)
-            np.maximum(position, 0, out=position)
+            position = _positions(part, origin, scale, shift, self.position[: len(part)], self.bits[: len(part)])
             with np.errstate(invalid="ignore"):
                 np.copyto(self.index[start : start + len(part)], position, casting="unsafe")
         if np.isnan(column.sum()):  # rare; the sum is a cheap NaN probe (inf - inf also lands here)
@@ -117,10 +172,9 @@ def compare(
     current_counts = np.empty(features, dtype=np.int64)
     edge_counts = np.empty(psi_edges.shape, dtype=np.int64)
     buckets = _FeatureBuckets(current.shape[0])
-    edge_buckets = _bucket_of(psi_edges, grid.origin[:, None], grid.scale[:, None])
     for f in range(features):
         column = current[:, f]
-        index = buckets.fill(column, float(grid.origin[f]), float(grid.scale[f]))
+        index = buckets.fill(column, grid, f)
         per_bucket = np.bincount(index, minlength=GRID_BUCKETS + 1)[:GRID_BUCKETS]
         n_cur = int(per_bucket.sum())
         if n_cur == 0:
@@ -128,7 +182,7 @@ def compare(
         cur_cum = np.zeros(GRID_BUCKETS + 1, dtype=np.int64)
         np.cumsum(per_bucket, out=cur_cum[1:])
         refine, plus_lower, minus_lower = _buckets_to_refine(grid.cumulative[f], cur_cum, int(reference_counts[f]))
-        refine[edge_buckets[f]] = True
+        refine[_bucket_of(psi_edges[f], grid, f)] = True
         table = np.append(refine, False)  # the NaN bucket is never refined
         values = np.sort(column[table[index]])
         statistic[f], edge_counts[f] = _refine_feature(
@@ -169,31 +223,40 @@ def _refine_feature(
     minus_lower: float,
     n_cur: int,
 ) -> tuple[float, NDArray[np.int64]]:
-    """Exact D and edge counts of one feature from its refined buckets' current values (sorted)."""
+    """Exact D and edge counts of one feature from its refined buckets' current values (sorted).
+
+    A sample's count at or below x (x in a refined bucket b) is its count below bucket b plus
+    the gathered values of bucket b that are <= x: searches stay inside the gathered values.
+    """
     n_ref = len(reference)
-    origin, scale = grid.origin[feature : feature + 1], grid.scale[feature : feature + 1]
-    selected_per_bucket = np.zeros(GRID_BUCKETS + 1, dtype=np.int64)
+    cur_gathered_before = np.zeros(GRID_BUCKETS + 1, dtype=np.int64)
     if len(values):
-        np.cumsum(np.bincount(_bucket_of(values, origin, scale), minlength=GRID_BUCKETS), out=selected_per_bucket[1:])
-
-    def current_at_or_below(points: NDArray[np.float64]) -> NDArray[np.int64]:
-        # Values in earlier buckets all lie below; in the point's own bucket, count the gathered ones.
-        bucket = _bucket_of(points, origin, scale)
-        within = np.searchsorted(values, points, side="right") - selected_per_bucket[bucket]
-        return cur_cum[bucket] + within
-
-    refined = np.flatnonzero(refine)
+        np.cumsum(np.bincount(_bucket_of(values, grid, feature), minlength=GRID_BUCKETS), out=cur_gathered_before[1:])
+    ref_sizes = np.where(refine, ref_cum[1:] - ref_cum[:-1], 0)
+    ref_gathered_before = np.zeros(GRID_BUCKETS + 1, dtype=np.int64)
+    np.cumsum(ref_sizes, out=ref_gathered_before[1:])
+    refined = np.flatnonzero(refine & (ref_sizes > 0))
     ref_points = (
         np.concatenate([reference[ref_cum[b] : ref_cum[b + 1]] for b in refined]) if len(refined) else values[:0]
     )
+
+    def at_or_below(
+        gathered: NDArray, before: NDArray, cumulative: NDArray, points: NDArray, bucket: NDArray
+    ) -> NDArray:
+        return cumulative[bucket] + np.searchsorted(gathered, points, side="right") - before[bucket]
+
     # Both are sorted: evaluating each distinct value once is enough (ties: discrete features).
     points = np.concatenate([_distinct_sorted(values), _distinct_sorted(ref_points)])
     plus, minus = plus_lower, minus_lower
     if len(points):
-        diff = np.searchsorted(reference, points, side="right") / n_ref - current_at_or_below(points) / n_cur
+        bucket = _bucket_of(points, grid, feature)
+        ref_le = at_or_below(ref_points, ref_gathered_before, ref_cum, points, bucket)
+        cur_le = at_or_below(values, cur_gathered_before, cur_cum, points, bucket)
+        diff = ref_le / n_ref - cur_le / n_cur
         plus = max(plus, float(diff.max()))
         minus = max(minus, float(-diff.min()))
-    return max(plus, minus), current_at_or_below(edges)
+    edge_bucket = _bucket_of(edges, grid, feature)
+    return max(plus, minus), at_or_below(values, cur_gathered_before, cur_cum, edges, edge_bucket)
 
 
 def _distinct_sorted(values: NDArray[np.float64]) -> NDArray[np.float64]:

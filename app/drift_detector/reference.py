@@ -107,6 +107,7 @@ def reference_to_bytes(reference: ReferenceStats) -> bytes:
         counts=reference.counts,
         grid_origin=reference.grid.origin,
         grid_scale=reference.grid.scale,
+        grid_shift=reference.grid.shift,
         grid_cumulative=reference.grid.cumulative,
         psi_edges=reference.psi_edges,
         psi_edge_counts=reference.psi_edge_counts,
@@ -126,7 +127,9 @@ def reference_from_bytes(data: bytes, source: str = "<bytes>") -> ReferenceStats
                 feature_names=[str(name) for name in archive["feature_names"]],
                 sorted_values=archive["sorted_values"],
                 counts=archive["counts"],
-                grid=ReferenceGrid(archive["grid_origin"], archive["grid_scale"], archive["grid_cumulative"]),
+                grid=ReferenceGrid(
+                    archive["grid_origin"], archive["grid_scale"], archive["grid_shift"], archive["grid_cumulative"]
+                ),
                 psi_edges=archive["psi_edges"],
                 psi_edge_counts=archive["psi_edge_counts"],
                 autocorrelation=archive["autocorrelation"],
