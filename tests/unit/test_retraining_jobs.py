@@ -129,3 +129,10 @@ def test_re_running_finished_steps_registers_nothing_twice(sqlite_container) -> 
     job = orchestrator.get_job(job_id)
     assert job.metadata["deliveries"] == {"naive": 1} and job.models["naive"]["worker"] == "w1"
     assert len(sqlite_container.bus.recent("clm.retraining.completed")) == 1
+
+
+def test_rl_maintenance_is_recorded_as_a_job(sqlite_container) -> None:
+    orchestrator = RetrainingOrchestrator(sqlite_container)
+    job = orchestrator.get_job(orchestrator.run_rl_maintenance())
+    assert job.job_type == "rl_maintenance" and job.status == "completed", job.error_message
+    assert isinstance(job.metadata["report"], dict) and job.progress_pct == 100.0
