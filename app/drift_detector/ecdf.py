@@ -140,9 +140,9 @@ class _FeatureBuckets:
     def __init__(self, rows: int) -> None:
         self.position = np.empty(min(rows, _CHUNK_ROWS))
         self.bits = np.empty(min(rows, _CHUNK_ROWS), dtype=np.int64)
-        self.index = np.empty(rows, dtype=np.int32)
+        self.index = np.empty(rows, dtype=np.intp)  # bincount and indexing want intp: no conversion copies
 
-    def fill(self, column: NDArray[np.float64], grid: ReferenceGrid, feature: int) -> NDArray[np.int32]:
+    def fill(self, column: NDArray[np.float64], grid: ReferenceGrid, feature: int) -> NDArray[np.intp]:
         """Bucket of each value; NaN goes to the extra bucket GRID_BUCKETS."""
         origin, scale, shift = (float(grid.origin[feature]), float(grid.scale[feature]), float(grid.shift[feature]))
         for start in range(0, len(column), _CHUNK_ROWS):
