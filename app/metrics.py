@@ -171,17 +171,29 @@ class ClmCollector(Collector):
         latency = HistogramMetricFamily(
             "clm_prediction_latency_seconds", "latency of served predictions", labels=["model_type"]
         )
-        for (model_type,) in session.execute(select(ModelRegistry.model_type).distinct()):
-            ids = select(ModelRegistry.model_id).where(ModelRegistry.model_type == model_type)
-            buckets, total = _histogram(
-                session,
-                PredictionLog.latency_ms,
-                LATENCY_BUCKETS_MS,
-                PredictionLog.latency_ms.is_not(None) & PredictionLog.model_id.in_(ids),
-                scale=0.001,
+        # One pass over the prediction log, grouped by model; summed per model type here.
+        latency_ms = PredictionLog.latency_ms
+        per_model = session.execute(
+            select(
+                PredictionLog.model_id,
+                func.count(latency_ms),
+                func.sum(latency_ms),
+                *(func.sum(case((latency_ms <= b, 1), else_=0)) for b in LATENCY_BUCKETS_MS),
             )
-            if buckets[-1][1]:
-                latency.add_metric([model_type], buckets, total)
+            .where(latency_ms.is_not(None))
+            .group_by(PredictionLog.model_id)
+        ).all()
+        type_of = dict(session.execute(select(ModelRegistry.model_id, ModelRegistry.model_type)).all())
+        sums: dict[str, list[float]] = {}
+        for model_id, count, total, *cumulative in per_model:
+            acc = sums.setdefault(type_of.get(model_id, "unknown"), [0.0] * (len(LATENCY_BUCKETS_MS) + 2))
+            acc[0] += float(count or 0)
+            acc[1] += float(total or 0.0)
+            for i, n in enumerate(cumulative):
+                acc[2 + i] += float(n or 0)
+        for model_type, acc in sorted(sums.items()):
+            pairs = [(_le(b * 0.001), acc[2 + i]) for i, b in enumerate(LATENCY_BUCKETS_MS)]
+            latency.add_metric([model_type], [*pairs, ("+Inf", acc[0])], acc[1] * 0.001)
         yield latency
 
     # ----------------------------------------------------------------- shadow testing

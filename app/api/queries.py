@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
@@ -117,57 +117,81 @@ def key_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def shadow_progress(session: Session, shadow: ModelRegistry, min_samples: int) -> dict[str, Any]:
-    """Samples collected and each side's winrate on the closed pairs of one shadow test."""
-    rows = session.execute(
+    """Samples collected and each side's winrate on the closed pairs of one shadow test (one SQL pass)."""
+    result = ShadowTestResult
+    closed = result.realized_return.is_not(None)
+
+    def taken(direction: Any) -> Any:
+        return func.sum(case((closed & (direction != 0), 1), else_=0))
+
+    def won(direction: Any) -> Any:
+        return func.sum(case((closed & (direction * result.realized_return > 0), 1), else_=0))
+
+    row = session.execute(
         select(
-            ShadowTestResult.active_direction, ShadowTestResult.shadow_direction, ShadowTestResult.realized_return
-        ).where(ShadowTestResult.shadow_model_id == shadow.model_id)
-    ).all()
-    closed = [r for r in rows if r.realized_return is not None]
-    last_sample = session.scalar(
-        select(func.max(ShadowTestResult.created_at)).where(ShadowTestResult.shadow_model_id == shadow.model_id)
-    )
-
-    def winrate(side: int) -> float | None:
-        taken = [(r[side] or 0) * r.realized_return for r in closed if r[side]]
-        return sum(1 for pnl in taken if pnl > 0) / len(taken) if taken else None
-
+            func.count(),
+            func.count(result.realized_return),
+            taken(result.shadow_direction),
+            won(result.shadow_direction),
+            taken(result.active_direction),
+            won(result.active_direction),
+            func.max(result.created_at),
+        ).where(result.shadow_model_id == shadow.model_id)
+    ).one()
+    predictions, samples, shadow_taken, shadow_won, active_taken, active_won, last_sample = row
     return {
         "model_id": shadow.model_id,
         "model_type": shadow.model_type,
         "version": shadow.version,
         "started_at": shadow.created_at,
-        "predictions": len(rows),
-        "samples": len(closed),
+        "predictions": int(predictions),
+        "samples": int(samples),
         "target_samples": min_samples,
-        "progress_pct": round(100.0 * min(1.0, len(closed) / max(1, min_samples)), 1),
-        "shadow_winrate": winrate(1),
-        "active_winrate": winrate(0),
+        "progress_pct": round(100.0 * min(1.0, int(samples) / max(1, min_samples)), 1),
+        "shadow_winrate": int(shadow_won) / int(shadow_taken) if shadow_taken else None,
+        "active_winrate": int(active_won) / int(active_taken) if active_taken else None,
         "last_sample_at": last_sample,
     }
 
 
-def shadow_pnl_series(session: Session, limit: int = 2000) -> list[dict[str, Any]]:
-    """Cumulative PnL (sum of direction x realized return) of shadow and active, per shadow model."""
-    rows = session.execute(
-        select(
-            ShadowTestResult.shadow_model_id,
-            ShadowTestResult.timestamp,
-            ShadowTestResult.active_direction,
-            ShadowTestResult.shadow_direction,
-            ShadowTestResult.realized_return,
-        )
+def shadow_pnl_series(session: Session, max_points: int = 400) -> list[dict[str, Any]]:
+    """Cumulative PnL (direction x realized return) of shadow and active in the newest shadow test.
+
+    Summed by the database (window functions) and thinned to at most `max_points` points.
+    """
+    shadow_id = session.scalar(
+        select(ShadowTestResult.shadow_model_id)
         .where(ShadowTestResult.realized_return.is_not(None))
-        .order_by(ShadowTestResult.timestamp, ShadowTestResult.id)
-        .limit(limit)
+        .order_by(ShadowTestResult.id.desc())
+        .limit(1)
+    )
+    if shadow_id is None:
+        return []
+    result = ShadowTestResult
+    order = (result.timestamp, result.id)
+    running = (
+        select(
+            result.timestamp.label("t"),
+            func.sum(func.coalesce(result.active_direction, 0) * result.realized_return)
+            .over(order_by=order)
+            .label("a"),
+            func.sum(func.coalesce(result.shadow_direction, 0) * result.realized_return)
+            .over(order_by=order)
+            .label("s"),
+            func.row_number().over(order_by=order).label("n"),
+        )
+        .where(result.shadow_model_id == shadow_id, result.realized_return.is_not(None))
+        .subquery()
+    )
+    total = session.scalar(select(func.count()).select_from(running)) or 0
+    step = max(1, -(-total // max_points))
+    rows = session.execute(
+        select(running.c.t, running.c.a, running.c.s)
+        .where(((running.c.n - 1) % step == 0) | (running.c.n == total))
+        .order_by(running.c.n)
     ).all()
-    series: dict[str, dict[str, Any]] = {}
-    for model_id, ts, active_dir, shadow_dir, ret in rows:
-        s = series.setdefault(model_id, {"shadow_model_id": model_id, "points": [], "active": 0.0, "shadow": 0.0})
-        s["active"] += (active_dir or 0) * (ret or 0.0)
-        s["shadow"] += (shadow_dir or 0) * (ret or 0.0)
-        s["points"].append({"t": ts.isoformat(), "active": round(s["active"], 6), "shadow": round(s["shadow"], 6)})
-    return [{"shadow_model_id": k, "points": v["points"]} for k, v in series.items()]
+    points = [{"t": t.isoformat(), "active": round(a, 6), "shadow": round(s_, 6)} for t, a, s_ in rows]
+    return [{"shadow_model_id": shadow_id, "points": points}]
 
 
 # --------------------------------------------------------------------------- RL, drift, schedule
