@@ -42,11 +42,17 @@ def post_prediction(body: PredictionRequest) -> PredictionOut:
 
 def _validated(c: Container, body: PredictionRequest) -> pd.DataFrame:
     """The request's candles checked by the data pipeline's rules (OHLC consistent, time increasing, ...)."""
+    from app.data_pipeline.features import warmup_rows
     from app.data_pipeline.validation import CandleValidationError, validate_candles
 
+    policy = c.policy_store.get()
     frame = pd.DataFrame([candle.model_dump() for candle in body.candles or []], columns=list(CANDLE_COLUMNS))
     try:
-        clean, _ = validate_candles(frame, c.policy_store.get().data.timeframe, source="body.candles")
+        clean, _ = validate_candles(frame, policy.data.timeframe, source="body.candles")
     except CandleValidationError as exc:
         raise ApiError(422, "invalid body", [{"field": "body.candles", "reason": str(exc)}]) from None
+    need = warmup_rows(policy.features) + 1
+    if len(clean) < need:
+        reason = f"{len(clean)} candles are too few for the features; at least {need} are needed"
+        raise ApiError(422, "invalid body", [{"field": "body.candles", "reason": reason}])
     return clean
