@@ -32,6 +32,7 @@ from app.data_pipeline.timeframes import ceil_to_grid, timeframe_ms
 
 BASE_VOL_5M = 0.002  # one 5-minute candle's return std, of the order of BTC's
 MEAN_REGIME_HOURS = 12.0
+BASE_STEP_MS = 300_000  # the market is simulated on 5-minute candles
 GARCH_ALPHA, GARCH_BETA = 0.08, 0.90
 MARKET_FACTOR_SHARE = 0.5
 
@@ -103,20 +104,24 @@ def _symbol_candles(
     z = np.sqrt(MARKET_FACTOR_SHARE) * market_noise + np.sqrt(1 - MARKET_FACTOR_SHARE) * own
 
     params = [*REGIMES, SHIFTED]
-    returns = np.empty(periods)
-    sigmas = np.empty(periods)
-    variance, drift, previous_noise = 1.0, 0.0, 0.0
+    rho = np.array([p.drift_persistence for p in params])[path]
+    drift_step = (np.sqrt(1 - rho * rho) * np.array([p.drift_scale for p in params])[path]) * base_vol * drift_noise
+    # The two recursions (latent drift, GARCH variance) run on plain floats: a Python loop
+    # over lists is several times faster than one indexing numpy arrays element by element.
+    drift_list, variance_list = [0.0] * periods, [0.0] * periods
+    drift, variance = 0.0, 1.0
     omega = 1.0 - GARCH_ALPHA - GARCH_BETA
-    for t in range(periods):
-        regime = params[path[t]]
-        rho = regime.drift_persistence
-        drift = rho * drift + np.sqrt(1 - rho * rho) * regime.drift_scale * base_vol * drift_noise[t]
-        sigma = base_vol * regime.vol_mult * np.sqrt(variance)
-        noise = sigma * z[t]
-        returns[t] = drift + regime.autocorr * previous_noise + noise
-        sigmas[t] = sigma
-        previous_noise = noise
-        variance = omega + (GARCH_ALPHA * z[t] * z[t] + GARCH_BETA) * variance
+    for t, (rho_t, step_t, z_t) in enumerate(zip(rho.tolist(), drift_step.tolist(), z.tolist(), strict=True)):
+        drift = rho_t * drift + step_t
+        drift_list[t] = drift
+        variance_list[t] = variance
+        variance = omega + (GARCH_ALPHA * z_t * z_t + GARCH_BETA) * variance
+    vol_mult = np.array([p.vol_mult for p in params])[path]
+    sigmas = base_vol * vol_mult * np.sqrt(np.array(variance_list))
+    noise = sigmas * z
+    previous_noise = np.concatenate([[0.0], noise[:-1]])
+    autocorr = np.array([p.autocorr for p in params])[path]
+    returns = np.array(drift_list) + autocorr * previous_noise + noise
 
     base_price = 10 ** (-1 + 5 * scale_draw[0])
     close = base_price * np.exp(np.cumsum(returns))
@@ -130,6 +135,24 @@ def _symbol_candles(
     volume = base_volume * volume_mult * np.exp(0.3 * volume_noise) * (0.5 + np.abs(returns) / base_vol)
     return pd.DataFrame(
         {"timestamp": timestamps, "open": open_, "high": high, "low": low, "close": close, "volume": volume}
+    )
+
+
+def _aggregate(candles: pd.DataFrame, factor: int) -> pd.DataFrame:
+    """OHLCV of each run of `factor` consecutive candles (first open, max high, min low, last close, summed volume)."""
+    if factor == 1:
+        return candles
+    groups = np.arange(len(candles)) // factor
+    grouped = candles.groupby(groups, sort=False)
+    return pd.DataFrame(
+        {
+            "timestamp": grouped["timestamp"].first().to_numpy(),
+            "open": grouped["open"].first().to_numpy(),
+            "high": grouped["high"].max().to_numpy(),
+            "low": grouped["low"].min().to_numpy(),
+            "close": grouped["close"].last().to_numpy(),
+            "volume": grouped["volume"].sum().to_numpy(),
+        }
     )
 
 
@@ -162,9 +185,20 @@ def synthetic_market(
             shift_index = int(np.searchsorted(timestamps, _to_ms(shift_at)))
         if not 0 < shift_index < periods:
             raise ValueError(f"synthetic_market: shift_at {shift_at!r} is outside the series (rows 1..{periods - 1})")
-    path = _regime_path(seed, periods, step_ms, shift_index)
-    market_noise = _rng(seed, "__market_factor__", 0).standard_normal(periods)
-    candles = {s: _symbol_candles(s, seed, timestamps, path, market_noise, step_ms) for s in symbols}
+    # The market's dynamics (drift persistence, GARCH clustering) are defined per 5-minute
+    # candle; a longer timeframe is the aggregation of 5-minute candles, so a 1h series has
+    # the same market as a 5m one seen hourly (not a market that runs 12x faster).
+    factor = step_ms // BASE_STEP_MS if step_ms > BASE_STEP_MS and step_ms % BASE_STEP_MS == 0 else 1
+    base_periods = periods * factor
+    base_step = step_ms // factor
+    base_times = start_ms + base_step * np.arange(base_periods, dtype=np.int64)
+    base_shift = None if shift_index is None else shift_index * factor
+    path = _regime_path(seed, base_periods, base_step, base_shift)
+    market_noise = _rng(seed, "__market_factor__", 0).standard_normal(base_periods)
+    candles = {
+        s: _aggregate(_symbol_candles(s, seed, base_times, path, market_noise, base_step), factor) for s in symbols
+    }
+    path = path[::factor]
     info: dict[str, Any] = {
         "source": "synthetic",
         "seed": seed,
