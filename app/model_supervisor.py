@@ -41,8 +41,9 @@ from app.db.models import ModelPerformanceLog, PredictionLog
 from app.db.models import ModelRegistry as ModelRow
 from app.policy import SupervisorConfig
 from app.shadow_tester import outcomes
+from app.shadow_tester.outcomes import resolve_frame
 from app.shadow_tester.records import prediction_fields, telemetry_commit
-from app.shadow_tester.service import horizon_of, resolve_frame
+from app.shadow_tester.service import horizon_of
 from app.shadow_tester.stats import per_sample_pnl, round_trip_fee
 
 if TYPE_CHECKING:

@@ -21,10 +21,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.clock import utcnow
 from app.db.models import Candle
 from app.shadow_tester.records import InvalidPredictionError
 
@@ -127,3 +129,33 @@ def candle_returns(
     with np.errstate(invalid="ignore", divide="ignore"):
         returns = np.log(exit_ / entry)
     return returns, entry, exit_
+
+
+def resolve_frame(
+    session: Session, frame: pd.DataFrame, exchange: str, timeframe: str, tf_ms: int, now: datetime
+) -> list[dict[str, Any]]:
+    """Update dicts (id, actual_outcome, realized_return, outcome_recorded_at) for open rows
+    (`id, symbol, timestamp, horizon_end`) the candles can close, or that have expired."""
+    updates: list[dict[str, Any]] = []
+    recorded_at = utcnow()
+    for symbol, group in frame.groupby("symbol"):
+        start = np.array([to_ms(t) for t in group["timestamp"]], dtype=np.int64)
+        end = np.array([to_ms(t) for t in group["horizon_end"]], dtype=np.int64)
+        returns, entry, exit_ = candle_returns(session, exchange, timeframe, tf_ms, str(symbol), start, end)
+        for i, (row_id, horizon_end) in enumerate(zip(group["id"], group["horizon_end"], strict=True)):
+            if np.isfinite(returns[i]):
+                outcome = {"source": "candles", "entry_price": float(entry[i]), "exit_price": float(exit_[i])}
+                realized: float | None = float(returns[i])
+            elif horizon_end + EXPIRE_AFTER <= now:
+                outcome, realized = {"source": "expired", "reason": "no candles at entry or horizon end"}, None
+            else:
+                continue
+            updates.append(
+                {
+                    "id": int(row_id),
+                    "actual_outcome": outcome | {"realized_return": realized},
+                    "realized_return": realized,
+                    "outcome_recorded_at": recorded_at,
+                }
+            )
+    return updates

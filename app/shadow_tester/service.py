@@ -8,13 +8,11 @@ close the pairs (`execution.trade.closed`, or the candles once the horizon has p
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -25,6 +23,7 @@ from app.db.models import ModelRegistry as ModelRow
 from app.db.models import ShadowTestResult
 from app.policy import Policy
 from app.shadow_tester import outcomes
+from app.shadow_tester.reads import closed_pairs
 from app.shadow_tester.records import ShadowPrediction, build_rows, insert_rows, shadow_row, telemetry_commit
 from app.shadow_tester.stats import ShadowEvaluationResult, Thresholds, evaluate_pairs, round_trip_fee
 
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
     from app.model_registry import ModelRegistry
 
 log = logging.getLogger(__name__)
-
-_EVAL_COLUMNS = ("active_direction", "shadow_direction", "realized_return", "active_confidence", "shadow_confidence")
 
 
 def horizon_of(policy: Policy) -> timedelta:
@@ -83,18 +80,17 @@ class ShadowTester:
     ) -> int:
         """Record one pair; returns its test id. With `session`, joins the caller's transaction."""
         item = ShadowPrediction(shadow_model_id, active_model_id, symbol, active_pred, shadow_pred, timestamp, trade_id)
-        values = shadow_row(item, horizon_of(self.container.policy_store.get(session)), utcnow())
         if session is not None:
-            row = ShadowTestResult(**values)
-            session.add(row)
-            session.flush()
-            return int(row.id)
+            return self._add_pair(session, item)
         with self.container.session() as own:
             telemetry_commit(own)
-            row = ShadowTestResult(**values)
-            own.add(row)
-            own.flush()
-            return int(row.id)
+            return self._add_pair(own, item)
+
+    def _add_pair(self, session: Session, item: ShadowPrediction) -> int:
+        row = ShadowTestResult(**shadow_row(item, horizon_of(self.container.policy_store.get(session)), utcnow()))
+        session.add(row)
+        session.flush()
+        return int(row.id)
 
     def record_shadow_predictions(self, items: Iterable[ShadowPrediction | Mapping[str, Any]]) -> int:
         """Record many pairs in one transaction (COPY on PostgreSQL); all valid or none written."""
@@ -182,7 +178,7 @@ class ShadowTester:
                 .limit(limit)
             ).all()
             frame = pd.DataFrame(rows, columns=["id", "symbol", "timestamp", "horizon_end"])
-            updates = resolve_frame(session, frame, policy.data.exchange, policy.data.timeframe, tf_ms, now)
+            updates = outcomes.resolve_frame(session, frame, policy.data.exchange, policy.data.timeframe, tf_ms, now)
             if updates:
                 session.execute(update(ShadowTestResult), updates)
         resolved = sum(1 for u in updates if u["realized_return"] is not None)
@@ -200,7 +196,7 @@ class ShadowTester:
             max_drawdown_pct=limits.max_drawdown_pct,
             significance_level=limits.significance_level,
         )
-        columns = self._closed_pairs(shadow_model_id)
+        columns = closed_pairs(self.container.engine, shadow_model_id)
         with self.container.session() as session:
             active_model_id = session.scalars(
                 select(ShadowTestResult.active_model_id)
@@ -219,37 +215,6 @@ class ShadowTester:
             active_confidence=columns["active_confidence"],
             shadow_confidence=columns["shadow_confidence"],
         )
-
-    def _closed_pairs(self, shadow_model_id: str) -> dict[str, np.ndarray]:
-        """The closed pairs' numeric columns in time order (COPY on PostgreSQL: a million rows in ~1 s)."""
-        query = (
-            select(*(getattr(ShadowTestResult, c) for c in _EVAL_COLUMNS))
-            .where(ShadowTestResult.shadow_model_id == shadow_model_id, ShadowTestResult.realized_return.is_not(None))
-            .order_by(ShadowTestResult.timestamp, ShadowTestResult.id)
-        )
-        engine = self.container.engine
-        if engine.dialect.name == "postgresql":
-            raw = engine.raw_connection()
-            try:
-                cursor: Any = raw.cursor()  # psycopg2's cursor: mogrify, copy_expert
-                sql = cursor.mogrify(
-                    f"SELECT {', '.join(_EVAL_COLUMNS)} FROM shadow_test_results "
-                    "WHERE shadow_model_id = %s AND realized_return IS NOT NULL ORDER BY timestamp, id",
-                    (shadow_model_id,),
-                ).decode()
-                buffer = io.StringIO()
-                cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", buffer)
-                cursor.close()
-                raw.commit()
-            finally:
-                raw.close()
-            buffer.seek(0)
-            frame = pd.read_csv(buffer, header=None, names=list(_EVAL_COLUMNS), dtype="float64")
-        else:
-            with self.container.session() as session:
-                frame = pd.DataFrame(session.execute(query).all(), columns=list(_EVAL_COLUMNS), dtype="float64")
-        frame[["active_direction", "shadow_direction"]] = frame[["active_direction", "shadow_direction"]].fillna(0.0)
-        return {c: frame[c].to_numpy(dtype=np.float64) for c in _EVAL_COLUMNS}
 
     # ----------------------------------------------------------------- promotion
 
@@ -330,36 +295,6 @@ class ShadowTester:
                 status = session.scalar(select(ModelRow.status).where(ModelRow.model_id == shadow_model_id))
             summary.append({"shadow_model_id": shadow_model_id, "promoted": promoted, "status": status})
         return summary
-
-
-def resolve_frame(
-    session: Session, frame: pd.DataFrame, exchange: str, timeframe: str, tf_ms: int, now: datetime
-) -> list[dict[str, Any]]:
-    """Update dicts (id, actual_outcome, realized_return, outcome_recorded_at) for open rows
-    (`id, symbol, timestamp, horizon_end`) the candles can close, or that have expired."""
-    updates: list[dict[str, Any]] = []
-    recorded_at = utcnow()
-    for symbol, group in frame.groupby("symbol"):
-        start = np.array([outcomes.to_ms(t) for t in group["timestamp"]], dtype=np.int64)
-        end = np.array([outcomes.to_ms(t) for t in group["horizon_end"]], dtype=np.int64)
-        returns, entry, exit_ = outcomes.candle_returns(session, exchange, timeframe, tf_ms, str(symbol), start, end)
-        for i, (row_id, horizon_end) in enumerate(zip(group["id"], group["horizon_end"], strict=True)):
-            if np.isfinite(returns[i]):
-                outcome = {"source": "candles", "entry_price": float(entry[i]), "exit_price": float(exit_[i])}
-                realized: float | None = float(returns[i])
-            elif horizon_end + outcomes.EXPIRE_AFTER <= now:
-                outcome, realized = {"source": "expired", "reason": "no candles at entry or horizon end"}, None
-            else:
-                continue
-            updates.append(
-                {
-                    "id": int(row_id),
-                    "actual_outcome": outcome | {"realized_return": realized},
-                    "realized_return": realized,
-                    "outcome_recorded_at": recorded_at,
-                }
-            )
-    return updates
 
 
 def _named_ids(payload: Mapping[str, Any]) -> list[int]:

@@ -15,7 +15,7 @@ from app.db.models import Candle, Event, ShadowTestResult
 from app.db.models import ModelRegistry as ModelRow
 from app.model_registry import ModelRegistry
 from app.shadow_tester import InvalidPredictionError, ShadowTester
-from tests.unit.test_shadow_stats import simulate
+from tests.unit.test_shadow_stats import evaluate, simulate
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +65,11 @@ def test_specification_simulation_promotes_through_the_registry(pg_container) ->
     assert evaluation.recommendation == "PROMOTE", evaluation.reasons
     assert evaluation.total_samples == 1000
     assert evaluation.active_model_id == "active_1"
+    # Read back through COPY BINARY: the same numbers as the pure evaluation of the arrays.
+    pure = evaluate(active_dirs, shadow_dirs, realized_returns)
+    assert evaluation.p_value_better == pytest.approx(pure.p_value_better, rel=1e-9)
+    assert evaluation.shadow_metrics.max_drawdown_pct == pytest.approx(pure.shadow_metrics.max_drawdown_pct)
+    assert 0.5 <= evaluation.shadow_metrics.avg_confidence <= 1.0
     assert tester.promote_if_ready("shadow_1") is True
 
     registry = ModelRegistry(pg_container)
