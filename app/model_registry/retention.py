@@ -10,7 +10,7 @@ import logging
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Integer, cast, select
+from sqlalchemy import Integer, cast, or_, select
 
 from app.clock import utcnow
 from app.db.models import ModelRegistry as ModelRow
@@ -37,25 +37,34 @@ def delete_old_artifacts(container: Container, keep: int, model_type: str | None
     if keep < 0:
         raise ValueError(f"retention must keep a non-negative number of versions, got {keep}")
     deleted: list[str] = []
+    version_desc = cast(ModelRow.version, Integer).desc()
     with container.session() as session:
-        query = select(ModelRow).where(ModelRow.status.in_(NOT_LIVE))
-        if model_type:
-            query = query.where(ModelRow.model_type == model_type)
-        rows = session.scalars(query.order_by(ModelRow.model_type, cast(ModelRow.version, Integer).desc())).all()
         live_paths = {
             artifact_dir(p) for p in session.scalars(select(ModelRow.file_path).where(ModelRow.status.not_in(NOT_LIVE)))
         }
-        seen: dict[str, int] = {}
-        for row in rows:
-            seen[row.model_type] = seen.get(row.model_type, 0) + 1
-            if seen[row.model_type] <= keep or (row.notes or "").endswith(DELETED_MARK):
-                continue
-            target = artifact_dir(row.file_path)
-            if target in live_paths:  # shared with a live model: never delete
-                continue
-            container.artifacts.delete(target)
-            row.notes = f"{row.notes + '; ' if row.notes else ''}{utcnow().isoformat()} {DELETED_MARK}"
-            deleted.append(target)
+        types = [model_type] if model_type else list(session.scalars(select(ModelRow.model_type).distinct()))
+        for current_type in types:
+            not_live = select(ModelRow).where(ModelRow.model_type == current_type, ModelRow.status.in_(NOT_LIVE))
+            kept = (
+                select(ModelRow.model_id)
+                .where(ModelRow.model_type == current_type, ModelRow.status.in_(NOT_LIVE))
+                .order_by(version_desc)
+                .limit(keep)
+            )
+            # Rows whose files are already gone are skipped in SQL: the scan stays short as history grows.
+            doomed = session.scalars(
+                not_live.where(
+                    ModelRow.model_id.not_in(kept.scalar_subquery()) if keep else ModelRow.model_id.is_not(None),
+                    or_(ModelRow.notes.is_(None), ModelRow.notes.not_like(f"%{DELETED_MARK}")),
+                )
+            ).all()
+            for row in doomed:
+                target = artifact_dir(row.file_path)
+                if target in live_paths:  # shared with a live model: never delete
+                    continue
+                container.artifacts.delete(target)
+                row.notes = f"{row.notes + '; ' if row.notes else ''}{utcnow().isoformat()} {DELETED_MARK}"
+                deleted.append(target)
     if deleted:
         log.info("retention deleted %d old model artifact folder(s): %s", len(deleted), deleted)
     return deleted
