@@ -60,22 +60,26 @@ def status() -> None:
 
 
 @cli.command()
-def run() -> None:
-    """The main job on embedded defaults: create the database, store the policy, report."""
-    from app.status import system_status
+@click.option("--seed", default=7, show_default=True, help="Seeds the market, the training and the RL agents.")
+@click.option("--source", type=click.Choice(["synthetic", "files", "exchange"]), default="synthetic", show_default=True)
+@click.option("--files", multiple=True, help="CSV/Parquet candle files or folders (source files), e.g. tests/data/ohlcv.")
+@click.option("--symbols", default=None, help="Comma-separated symbols (default: 3 synthetic ones, or the files').")
+@click.option("--days", type=float, default=None, help="Days replayed as live (default 16).")
+@click.option("--report", "report_path", type=click.Path(), default=None, help="HTML report (var/reports/run-SEED.html).")
+@click.option("--quiet", is_flag=True, help="Only the final summary's last lines.")
+def run(
+    seed: int,
+    source: str,
+    files: tuple[str, ...],
+    symbols: str | None,
+    days: float | None,
+    report_path: str | None,
+    quiet: bool,
+) -> None:
+    """The main job: initial training, then candles replayed as live through the whole system."""
+    from app.simulation.cli import run_command
 
-    container = _container(migrate=True)
-    container.policy_store.ensure_default()
-    report = system_status(container)
-    click.echo("Quantum Trader CLM: embedded run")
-    click.echo(f"  database : {report['database']}")
-    click.echo(f"  broker   : {report['broker']}")
-    click.echo(f"  artifacts: {report['artifact_root']}")
-    click.echo(f"  policy   : v{report.get('policy_version')}")
-    click.echo(f"  models   : {report.get('models') or 'none registered yet'}")
-    click.echo(f"  jobs     : {report.get('jobs') or 'none yet'}")
-    if not report["database"]["ok"]:
-        sys.exit(1)
+    sys.exit(run_command(seed, source, list(files), symbols, days, report_path, quiet))
 
 
 @cli.group()

@@ -27,6 +27,11 @@ celery_app.conf.include = [
 ]
 app = celery_app  # `celery -A workers.celery_app` finds `app`
 
+# The main run's distributed replay shares its simulated clock with the workers (a file).
+from app.simulation.shared_clock import install_from_env as _install_simulated_clock  # noqa: E402
+
+_install_simulated_clock()
+
 log = logging.getLogger(__name__)
 
 

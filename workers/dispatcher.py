@@ -23,9 +23,12 @@ class CeleryDispatcher:
 
         celery_app.control.revoke(list(task_ids(job_id, model_types).values()))
 
-    def run_task(self, task_name: str, **kwargs: Any) -> None:
-        """Eager in the embedded mode (runs here), sent to the task's queue otherwise."""
+    def run_task(self, task_name: str, **kwargs: Any) -> Any:
+        """Eager in the embedded mode (runs here), sent to the task's queue otherwise.
+
+        Returns the task's result handle, so a driver (the main run's simulated beat) can wait.
+        """
         from workers.celery_app import celery_app
 
         celery_app.loader.import_default_modules()
-        celery_app.tasks[task_name].apply_async(kwargs=kwargs)
+        return celery_app.tasks[task_name].apply_async(kwargs=kwargs)

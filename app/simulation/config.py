@@ -1,0 +1,145 @@
+"""The main run's configuration: market, replay length, and the small, fast policy it runs under.
+
+Everything the run changes in the system goes through the policy (`policy_patch`, stored
+with `PolicyStore.update` at the start and printed): fewer trees and neural steps so that
+four trainings fit in a minute, and `auto_promote_threshold.min_samples` lowered so that a
+shadow test can reach a decision inside a few weeks of replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from app.settings import REPO_ROOT
+
+Source = Literal["synthetic", "files", "exchange"]
+SYNTHETIC_SYMBOLS = ("SYNA/USDT", "SYNB/USDT", "SYNC/USDT")
+DEFAULT_START = datetime(2025, 1, 6)  # a Monday; any fixed date keeps the run deterministic
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 7
+    source: Source = "synthetic"
+    symbols: tuple[str, ...] = SYNTHETIC_SYMBOLS
+    files: dict[str, str] = field(default_factory=dict)  # symbol -> CSV/Parquet path (source "files")
+    exchange: str = "binance"  # ccxt id (source "exchange")
+    timeframe: str = "1h"
+    start: datetime = DEFAULT_START  # first candle of the initial history (synthetic, exchange)
+    history_days: float = 40.0  # candles before the replay (the first training_days of them are trained on)
+    training_days: float = 30.0  # the policy's data.lookback_days: every training's window
+    replay_days: float = 16.0  # candles replayed as live
+    shift_after_days: float | None = 6.0  # into the replay: the synthetic market's shift (None: no shift)
+    drift_checks_after_days: float = 4.0  # a first clean period before the scheduled drift checks start
+    neural_every: int = 2  # the neural models are asked every n-th candle (their inference is the slow part)
+    min_shadow_samples: int = 40
+    balance_usd: float = 10_000.0
+    report_path: Path | None = None
+    quiet: bool = False
+    # Small, fast hyperparameters (the policy's knobs), and the schedule of the specification.
+    trees: int = 60
+    neural_steps: int = 10
+    schedule_interval_days: float = 10.0  # the weekly retraining, once inside the replay
+    retraining_cooldown_hours: float = 144.0  # one drift-triggered retraining, not one per check
+    drift_check_interval_hours: float = 6.0
+
+    def __post_init__(self) -> None:
+        if self.source not in ("synthetic", "files", "exchange"):
+            raise ValueError(f"source: {self.source!r} is not synthetic, files or exchange")
+        if not self.symbols:
+            raise ValueError("symbols: at least one symbol is needed")
+        if self.source == "files":
+            absent = [s for s in self.symbols if s not in self.files]
+            if absent:
+                raise ValueError(f"source 'files' needs a file for every symbol; none for {absent}")
+        if self.history_days <= 0 or self.replay_days <= 0:
+            raise ValueError("history_days and replay_days must be positive")
+        if self.shift_after_days is not None and not 0 < self.shift_after_days < self.replay_days:
+            raise ValueError(
+                f"shift_after_days: {self.shift_after_days} must fall inside the replay (0 < days < {self.replay_days})"
+            )
+        if self.neural_every < 1:
+            raise ValueError(f"neural_every: {self.neural_every} must be >= 1")
+
+    @property
+    def store_exchange(self) -> str:
+        """The candle store's exchange name for this run's series."""
+        return {"synthetic": "synthetic", "files": "files"}.get(self.source, self.exchange)
+
+    @property
+    def replay_start(self) -> datetime:
+        return self.start + timedelta(days=self.history_days)
+
+    @property
+    def shift_at(self) -> datetime | None:
+        if self.source != "synthetic" or self.shift_after_days is None:
+            return None
+        return self.replay_start + timedelta(days=self.shift_after_days)
+
+    @property
+    def report_file(self) -> Path:
+        return self.report_path or REPO_ROOT / "var" / "reports" / f"run-{self.seed}.html"
+
+    def policy_patch(self) -> dict[str, Any]:
+        """What the run sets in the policy (stored as one version, author `simulation`)."""
+        neural = {"max_steps": self.neural_steps, "val_check_steps": max(5, self.neural_steps // 3), "batch_size": 64}
+        return {
+            "data": {
+                "exchange": self.store_exchange,
+                "symbols": list(self.symbols),
+                "timeframe": self.timeframe,
+                "lookback_days": min(self.training_days, self.history_days),
+            },
+            "training": {
+                "seed": self.seed,
+                "cv_folds": 2,
+                "xgboost": {"n_estimators": self.trees, "max_depth": 4, "early_stopping_rounds": 10},
+                "lightgbm": {"n_estimators": self.trees, "num_leaves": 15, "early_stopping_rounds": 10},
+                "nhits": neural | {"input_size": 48},
+                "patchtst": neural | {"input_size": 48, "patch_len": 12, "stride": 6},
+            },
+            "clm_config": {
+                "enabled": True,
+                "schedule_interval_days": self.schedule_interval_days,
+                "retraining_cooldown_hours": self.retraining_cooldown_hours,
+                "auto_promote_threshold": {"min_samples": self.min_shadow_samples},
+                "drift_detection": {"check_interval_hours": self.drift_check_interval_hours},
+            },
+            "rl": {},
+        }
+
+
+def files_from_paths(paths: list[str], timeframe: str = "1h") -> dict[str, str]:
+    """Symbol -> path from file names like `binance_BTCUSDT_1h.csv` (BTC/USDT) or `ETH-USDT.parquet`.
+
+    A directory contributes its candle files whose name carries `_<timeframe>`.
+    """
+    out: dict[str, str] = {}
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            listed = [p for p in sorted(path.iterdir()) if _is_candle_file(p) and f"_{timeframe}" in p.name]
+            out |= files_from_paths([str(p) for p in listed], timeframe)
+            continue
+        if not path.exists():
+            raise FileNotFoundError(f"--files: {path} does not exist")
+        out.setdefault(symbol_of(path), str(path))
+    return out
+
+
+def _is_candle_file(path: Path) -> bool:
+    return path.suffix.lower() in (".csv", ".parquet") or path.name.endswith(".csv.gz")
+
+
+def symbol_of(path: Path) -> str:
+    stem = path.name.split(".")[0]
+    parts = stem.split("_")
+    name = parts[1] if len(parts) >= 2 else parts[0]
+    name = name.replace("-", "/").upper()
+    for quote in ("USDT", "USDC", "BUSD", "BTC", "USD"):
+        if "/" not in name and name.endswith(quote) and len(name) > len(quote):
+            return f"{name[: -len(quote)]}/{quote}"
+    return name

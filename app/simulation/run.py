@@ -1,0 +1,190 @@
+"""The main run: initial data and training, then the replay, then the report.
+
+`run_simulation(config)` builds its own embedded container (a fresh SQLite file and
+artifact folder under `var/runs/run-<seed>/`) unless one is given (the end-to-end test
+passes a distributed one), installs a simulated clock, stores the run's policy, and goes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.clock import Clock, SimulatedClock, use_clock
+from app.simulation.config import RunConfig
+from app.simulation.engine import EngineStats, TradingEngine
+from app.simulation.jobs import JobRunner
+from app.simulation.market import MarketFeed, from_ms, load_market
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+    from app.simulation.story import Story
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    container: Container
+    feed: MarketFeed
+    stats: EngineStats
+    stages: dict[str, float] = field(default_factory=dict)  # wall seconds by stage
+    initial_job_id: str | None = None
+    policy_version: int = 0
+    prediction_ms: dict[str, float] = field(default_factory=dict)  # mean latency per model type
+    report_path: Path | None = None
+    story: Story | None = None  # the milestones, read back from the database
+
+
+def embedded_container(config: RunConfig, root: Path | None = None) -> Container:
+    """A fresh embedded container for the run (its folder is emptied first: same seed, same run)."""
+    from app.bootstrap import bootstrap, set_container
+    from app.settings import REPO_ROOT, Mode, Settings
+    from workers.celery_app import configure
+    from workers.dispatcher import CeleryDispatcher
+
+    folder = root or REPO_ROOT / "var" / "runs" / f"run-{config.seed}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    settings = Settings(
+        CLM_MODE=Mode.EMBEDDED,
+        DATABASE_URL=f"sqlite:///{folder / 'clm.sqlite'}",
+        ARTIFACT_ROOT=str(folder / "artifacts"),
+    )
+    configure(settings)
+    container = bootstrap(settings, CeleryDispatcher(), migrate=True)
+    set_container(container)  # the tasks the beat runs eagerly use the process's container
+    return container
+
+
+def run_simulation(
+    config: RunConfig,
+    container: Container | None = None,
+    echo: Echo = print,
+    clock: SimulatedClock | None = None,
+) -> RunResult:
+    started = time.perf_counter()
+    stages: dict[str, float] = {}
+    container = container or embedded_container(config)
+    say = (lambda _: None) if config.quiet else echo
+    clock = clock or SimulatedClock(config.replay_start)
+    use_clock(clock)
+    try:
+        t0 = time.perf_counter()
+        feed = load_market(config, container if config.source == "exchange" else None)
+        replay_start = from_ms(int(feed.timestamps[feed.replay_index]))
+        clock.set(replay_start)
+        container.policy_store.ensure_default()
+        policy_version, _ = container.policy_store.update(
+            config.policy_patch(), author="simulation", comment=f"main run, seed {config.seed}: small and fast"
+        )
+        _store_history(container, config, feed)
+        stages["data"] = time.perf_counter() - t0
+        _announce(say, config, feed, policy_version)
+
+        runner = JobRunner(container)
+        t0 = time.perf_counter()
+        initial_job_id = _initial_training(container, runner, say)
+        stages["initial_training"] = time.perf_counter() - t0
+
+        engine = TradingEngine(container, config, feed, clock, runner, progress=_progress_printer(say, feed))
+        t0 = time.perf_counter()
+        stats = engine.run()
+        stages["simulation"] = time.perf_counter() - t0
+        for label, seconds in runner.seconds.items():
+            stages[f"job:{label}"] = seconds
+        result = RunResult(config, container, feed, stats, stages, initial_job_id, policy_version)
+        result.prediction_ms = {m: 1000.0 * stats.prediction_seconds[m] / n for m, n in stats.predictions.items() if n}
+        from app.simulation.report import write_report
+
+        t0 = time.perf_counter()
+        result.report_path = write_report(result, say)
+        stages["report"] = time.perf_counter() - t0
+        stages["total"] = time.perf_counter() - started
+        return result
+    finally:
+        use_clock(Clock())
+
+
+def _store_history(container: Container, config: RunConfig, feed: MarketFeed) -> None:
+    from app.data_pipeline import CandleStore
+
+    store = CandleStore(container)
+    policy = container.policy_store.get()
+    for symbol, frame in feed.history().items():
+        store.write(policy.data.exchange, symbol, policy.data.timeframe, frame, on_conflict="replace")
+
+
+def _initial_training(container: Container, runner: JobRunner, say: Echo) -> str:
+    """All four model types trained through the retraining canvas; the first of each type is ACTIVE."""
+    from app.retraining import RetrainingOrchestrator
+
+    say("initial training of every model type (the retraining canvas, reason 'initial') ...")
+    orchestrator = RetrainingOrchestrator(container)
+    job_id = orchestrator.start_full(reason="initial")
+    runner.wait_idle()
+    job = orchestrator.get_job(job_id)
+    for model_type, entry in sorted(job.models.items()):
+        say(
+            f"  {model_type:9s} {entry.get('status')}: {entry.get('registry_status', '?')} "
+            f"{entry.get('model_id', '')} in {entry.get('seconds', 0):.1f} s {entry.get('error') or ''}"
+        )
+    if job.status not in ("completed", "partial"):
+        raise RuntimeError(f"initial training {job_id} ended {job.status}: {job.error_message}")
+    return job_id
+
+
+def _announce(say: Echo, config: RunConfig, feed: MarketFeed, policy_version: int) -> None:
+    first = from_ms(int(feed.timestamps[0]))
+    start = from_ms(int(feed.timestamps[feed.replay_index]))
+    end = from_ms(int(feed.timestamps[-1])) + feed.step
+    say(f"Quantum Trader CLM: main run, seed {config.seed}, source {config.source}, {', '.join(feed.symbols)}")
+    say(f"  history {first:%Y-%m-%d} .. {start:%Y-%m-%d %H:%M} ({feed.replay_index} candles of {config.timeframe})")
+    say(f"  replay  {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} ({feed.steps} candles, simulated clock)")
+    if feed.info.get("shift_at_ms") is not None:
+        say(f"  injected market shift at {from_ms(feed.info['shift_at_ms']):%Y-%m-%d %H:%M}")
+    patch = config.policy_patch()
+    say(
+        f"  policy v{policy_version} (author 'simulation'): trees {config.trees}, neural max_steps "
+        f"{config.neural_steps}, cv_folds 2, shadow min_samples {config.min_shadow_samples} "
+        f"(the policy's auto_promote_threshold knob), drift checks every "
+        f"{patch['clm_config']['drift_detection']['check_interval_hours']:g} h from replay day "
+        f"{config.drift_checks_after_days:g}, full retraining every {config.schedule_interval_days:g} d, "
+        f"retraining cooldown {config.retraining_cooldown_hours:g} h, training window "
+        f"{patch['data']['lookback_days']:g} d; the neural models are asked every {config.neural_every} "
+        f"candle(s) (their inference is the slow part of a step)"
+    )
+
+
+def _progress_printer(say: Echo, feed: MarketFeed) -> Callable[[TradingEngine, int], None]:
+    per_day = max(1, int(timedelta(days=1) / feed.step))
+    wall = time.perf_counter()
+
+    def progress(engine: TradingEngine, offset: int) -> None:
+        if (offset + 1) % per_day and offset + 1 != feed.steps:
+            return
+        from app.model_registry import ModelRegistry
+
+        active = {m.model_type: m.version for m in ModelRegistry(engine.container).list_models(status="ACTIVE")}
+        shadow = {m.model_type: m.version for m in ModelRegistry(engine.container).list_models(status="SHADOW")}
+        runs = engine.runner.runs
+        say(
+            f"[{engine.clock.now():%Y-%m-%d %H:%M}] day {(offset + 1) // per_day:>2}/{feed.steps // per_day} "
+            f"trades {engine.stats.trades_closed:>3} (+{len(engine.open)} open) balance {engine.balance:9.2f} "
+            f"regime {engine.regime():8s} active {_versions(active)} shadow {_versions(shadow) or '-'} "
+            f"jobs drift {runs['drift-check']} retrain {runs['full-retraining']} "
+            f"shadow-eval {runs['shadow-evaluation']} ({time.perf_counter() - wall:.0f} s)"
+        )
+
+    return progress
+
+
+def _versions(versions: dict[str, Any]) -> str:
+    short = {"xgboost": "xgb", "lightgbm": "lgbm", "nhits": "nhits", "patchtst": "ptst"}
+    return " ".join(f"{short.get(m, m)}:{v}" for m, v in sorted(versions.items()))

@@ -1,0 +1,145 @@
+"""The story's milestones, checked from the database: did each step of scenarios 1 and 2 happen?
+
+Read from the `events`, `model_registry`, `retraining_jobs` and `rl_versions` tables only
+(never from printed text), so the end-to-end test asserts the same facts the report shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from app.db.models import Event, ModelRegistry, RetrainingJob, RLVersion
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+
+
+@dataclass
+class Story:
+    initial_active: dict[str, str]  # model type -> model id of its first ACTIVE version
+    first_drift_at: datetime | None
+    drift_after_shift_at: datetime | None
+    retraining_after_drift: dict[str, Any] | None  # the first job triggered by drift after the shift
+    shadow_tests_started: list[str]  # shadow model ids
+    promoted: list[str]  # model ids promoted from SHADOW
+    rejected: list[str]
+    regime_changes: list[dict[str, Any]]
+    rl_resets: list[dict[str, Any]]
+    archived_rl_versions: list[dict[str, Any]]
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+
+    def checks(self) -> list[tuple[str, bool, str]]:
+        """(step, happened, detail) for each step of the two scenarios."""
+        job = self.retraining_after_drift
+        trained = [m for m, e in (job or {}).get("models", {}).items() if e.get("status") == "trained"]
+        return [
+            (
+                "initial training: every model type has an ACTIVE first version",
+                len(self.initial_active) >= 4,
+                ", ".join(f"{m} {i}" for m, i in sorted(self.initial_active.items())),
+            ),
+            (
+                "drift found after the injected shift",
+                self.drift_after_shift_at is not None,
+                f"first at {self.drift_after_shift_at}" if self.drift_after_shift_at else "no drift.detected after it",
+            ),
+            (
+                "a retraining job started by the drift",
+                job is not None,
+                f"{job['job_id']} ({job['reason']}, {job['status']}; trained {', '.join(trained) or 'none'})"
+                if job
+                else "none",
+            ),
+            (
+                "new models shadow-tested",
+                bool(self.shadow_tests_started),
+                f"{len(self.shadow_tests_started)} shadow test(s)",
+            ),
+            (
+                "shadow decision by the policy (promoted or rejected)",
+                bool(self.promoted or self.rejected),
+                f"promoted {self.promoted or 'none'}, rejected {self.rejected or 'none'}",
+            ),
+            (
+                "regime change detected",
+                bool(self.regime_changes),
+                "; ".join(f"{r['at']:%m-%d %H:%M} {r['old']}->{r['new']}" for r in self.regime_changes) or "none",
+            ),
+            (
+                "RL agents reset with their old tables archived",
+                bool(self.rl_resets) and bool(self.archived_rl_versions),
+                f"{len(self.rl_resets)} reset event(s), {len(self.archived_rl_versions)} archived table(s)",
+            ),
+        ]
+
+
+def read_story(container: Container, shift_at: datetime | None) -> Story:
+    with container.session_factory() as session:
+        events = session.execute(
+            select(Event.topic, Event.created_at, Event.payload)
+            .where(Event.topic.in_(("drift.detected", "regime.changed", "rl.meta.reset", "rl.sizing.reset")))
+            .order_by(Event.id)
+        ).all()
+        models = session.scalars(select(ModelRegistry).order_by(ModelRegistry.created_at, ModelRegistry.model_id)).all()
+        jobs = session.scalars(select(RetrainingJob).order_by(RetrainingJob.started_at, RetrainingJob.job_id)).all()
+        archived = session.scalars(select(RLVersion).where(RLVersion.archived_at.is_not(None))).all()
+        shadow_started = session.scalars(
+            select(Event.payload).where(Event.topic == "shadow.testing.started").order_by(Event.id)
+        ).all()
+        history = _status_history(session)
+    drift_times = [at for topic, at, _ in events if topic == "drift.detected"]
+    after = [at for at in drift_times if shift_at is None or at >= shift_at]
+    job_rows = [_job_dict(j) for j in jobs if j.job_type != "rl_maintenance"]
+    drift_jobs = [
+        j for j in job_rows if str(j["reason"]).startswith("drift") and (not after or j["started_at"] >= after[0])
+    ]
+    initial: dict[str, str] = {}
+    for row in models:
+        if row.model_type not in initial and any(h == (row.model_id, "ACTIVE") for h in history):
+            initial[row.model_type] = row.model_id
+    return Story(
+        initial_active=initial,
+        first_drift_at=drift_times[0] if drift_times else None,
+        drift_after_shift_at=after[0] if after else None,
+        retraining_after_drift=drift_jobs[0] if drift_jobs else None,
+        shadow_tests_started=[str(p.get("shadow_model_id")) for p in shadow_started],
+        promoted=[m for m, s in history if s == "ACTIVE" and _was_shadow(history, m)],
+        rejected=[m for m, s in history if s == "REJECTED"],
+        regime_changes=[{"at": at, **(p or {})} for topic, at, p in events if topic == "regime.changed"],
+        rl_resets=[{"topic": topic, "at": at, **(p or {})} for topic, at, p in events if topic.startswith("rl.")],
+        archived_rl_versions=[
+            {"rl_type": v.rl_type, "version": v.version, "archived_at": v.archived_at, "file": v.q_table_file}
+            for v in archived
+        ],
+        jobs=job_rows,
+    )
+
+
+def _status_history(session: Any) -> list[tuple[str, str]]:
+    from app.db.models import ModelStatusHistory
+
+    rows = session.execute(
+        select(ModelStatusHistory.model_id, ModelStatusHistory.new_status).order_by(ModelStatusHistory.id)
+    ).all()
+    return [(m, s) for m, s in rows]
+
+
+def _was_shadow(history: list[tuple[str, str]], model_id: str) -> bool:
+    return (model_id, "SHADOW") in history
+
+
+def _job_dict(job: RetrainingJob) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "job_type": job.job_type,
+        "reason": job.trigger_reason,
+        "status": job.status,
+        "started_at": job.started_at,
+        "completed_at": job.completed_at,
+        "models": dict(job.models_trained or {}),
+        "error": job.error_message,
+    }

@@ -1,0 +1,83 @@
+"""The main run end to end, smaller: embedded (SQLite, eager Celery) and on the real stack
+(PostgreSQL, Redis, Celery workers on the cpu and gpu queues, the simulated beat sending
+through the broker). The story's milestones are asserted from the database, never from text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from app.db.models import Event, ModelRegistry, RetrainingJob
+from app.simulation.config import RunConfig
+from app.simulation.run import RunResult, embedded_container, run_simulation
+
+# Small and fast: two symbols, a short history, tiny models; the shift early in the replay.
+SMALL = RunConfig(
+    seed=11,
+    symbols=("SYNA/USDT", "SYNB/USDT"),
+    history_days=26.0,
+    training_days=18.0,
+    replay_days=9.0,
+    shift_after_days=3.0,
+    drift_checks_after_days=2.0,
+    neural_every=4,
+    min_shadow_samples=15,
+    trees=15,
+    neural_steps=3,
+    schedule_interval_days=30.0,
+    quiet=True,
+)
+MODEL_TYPES = {"xgboost", "lightgbm", "nhits", "patchtst"}
+
+
+def assert_story(result: RunResult) -> None:
+    story = result.story
+    assert story is not None
+    container = result.container
+    shift_at = result.config.shift_at
+    # 1. Initial training: every model type's first version went ACTIVE.
+    assert set(story.initial_active) == MODEL_TYPES, story.initial_active
+    # 2. The replay traded, and the trades reached the shadow tester, the RL agents and the supervisor.
+    assert result.stats.trades_closed > 0
+    with container.session_factory() as session:
+        closed = session.scalar(select(func.count()).select_from(Event).where(Event.topic == "execution.trade.closed"))
+        rl_updates = session.scalar(select(func.count()).select_from(Event).where(Event.topic == "rl.meta.updated"))
+        jobs = session.scalars(select(RetrainingJob).order_by(RetrainingJob.started_at)).all()
+        shadows = session.scalars(select(ModelRegistry).where(ModelRegistry.job_id != story.jobs[0]["job_id"])).all()
+    assert closed == result.stats.trades_closed
+    assert rl_updates and rl_updates <= closed
+    # 3. Drift after the shift started a retraining, whose models went into shadow tests.
+    assert story.drift_after_shift_at is not None and story.drift_after_shift_at >= shift_at
+    job = story.retraining_after_drift
+    assert job is not None and job["reason"].startswith("drift"), [j["reason"] for j in story.jobs]
+    assert job["status"] in ("completed", "partial"), job
+    assert any(j.job_type in ("full", "partial") and j.trigger_reason.startswith("drift") for j in jobs)
+    registered = {m.model_id for m in shadows if m.job_id == job["job_id"]}
+    assert registered and registered <= set(story.shadow_tests_started) | set(story.promoted) | set(story.rejected)
+    # Each such model is still being tested, or the policy decided: promoted or rejected.
+    for model in shadows:
+        if model.job_id == job["job_id"]:
+            assert model.status in ("SHADOW", "ACTIVE", "RETIRED", "REJECTED"), model.status
+    # 4. The regime change reset both RL agents, their old tables archived.
+    assert story.regime_changes, "no regime change detected"
+    assert {r["topic"] for r in story.rl_resets} == {"rl.meta.reset", "rl.sizing.reset"}
+    assert {v["rl_type"] for v in story.archived_rl_versions} == {"meta_strategy", "position_sizing"}
+
+
+def test_main_run_embedded(tmp_path: Path) -> None:
+    config = replace(SMALL, report_path=tmp_path / "report.html")
+    container = embedded_container(config, root=tmp_path / "run")
+    try:
+        result = run_simulation(config, container=container)
+    finally:
+        container.dispose()
+    assert_story(result)
+    html = (tmp_path / "report.html").read_text()
+    assert (
+        "<svg" in html
+        and "Timeline" in html
+        and "http" not in html.split("<body>")[1].replace("http://www.w3.org/2000/svg", "")
+    )
