@@ -42,48 +42,57 @@ def test_retraining_through_the_api_on_the_distributed_stack(pg_container, worke
         celery_worker(env, queues="default,cpu", name="e2e-cpu@%h", log_path=tmp_path / "cpu.log"),
         api_server(env, tmp_path / "api.log") as base,
     ):
-        status, health = http_json(f"{base}/health")
-        assert status == 200 and health["database"]["dialect"] == "postgresql" and health["broker"]["ok"]
-        unauthorised, _ = http_json(f"{base}/api/jobs/retraining", "POST", {"kind": "full"})
-        assert unauthorised == 401
+        try:
+            _drive(base)
+        except AssertionError as exc:  # the processes' logs say why
+            logs = "\n".join(f"--- {n} ---\n{(tmp_path / n).read_text()[-3000:]}" for n in ("api.log", "cpu.log"))
+            raise AssertionError(f"{exc}\n{logs}") from exc
 
-        job = _retrain(base)
-        assert job["status"] == "completed", job
-        assert job["models_trained"]["naive"]["model_id"] == "naive_v1"
-        _, listing = http_json(f"{base}/api/models?model_type=naive")
-        assert [(m["model_id"], m["status"]) for m in listing["models"]] == [("naive_v1", "ACTIVE")]
 
-        second = _retrain(base)
-        assert second["status"] == "completed"
-        _, shadow = http_json(f"{base}/api/models?model_type=naive&status=SHADOW")
-        assert [m["model_id"] for m in shadow["models"]] == ["naive_v2"]
+def _drive(base: str) -> None:
+    """Trigger, watch, see the models, predict, report the outcome, promote, check, read metrics and page."""
+    status, health = http_json(f"{base}/health")
+    assert status == 200 and health["database"]["dialect"] == "postgresql" and health["broker"]["ok"]
+    unauthorised, _ = http_json(f"{base}/api/jobs/retraining", "POST", {"kind": "full"})
+    assert unauthorised == 401
 
-        body = {"symbol": "BTC/USDT", "model_type": "naive", "candles": synthetic_candles()}
-        status, prediction = http_json(f"{base}/api/predictions", "POST", body, TOKEN_HEADER)
-        assert status == 200, prediction
-        assert prediction["model_id"] == "naive_v1" and prediction["shadow"]["model_id"] == "naive_v2"
-        outcome = {"trade_id": "E2E-1", "pnl_pct": 0.7, "duration_hours": 3, "side": "LONG", "symbol": "BTC/USDT"}
-        status, accepted = http_json(f"{base}/api/outcomes", "POST", outcome, TOKEN_HEADER)
-        assert status == 202 and accepted["topic"] == "execution.trade.closed"
-        status, evaluation = http_json(f"{base}/api/shadow/naive_v2")
-        assert status == 200 and evaluation["recommendation"] == "CONTINUE_TESTING"
+    job = _retrain(base)
+    assert job["status"] == "completed", job
+    assert job["models_trained"]["naive"]["model_id"] == "naive_v1"
+    _, listing = http_json(f"{base}/api/models?model_type=naive")
+    assert [(m["model_id"], m["status"]) for m in listing["models"]] == [("naive_v1", "ACTIVE")]
 
-        status, promoted = http_json(f"{base}/api/model-types/naive/promote", "POST", {}, TOKEN_HEADER)
-        assert status == 200 and promoted["model_id"] == "naive_v2" and promoted["status"] == "ACTIVE"
+    second = _retrain(base)
+    assert second["status"] == "completed"
+    _, shadow = http_json(f"{base}/api/models?model_type=naive&status=SHADOW")
+    assert [m["model_id"] for m in shadow["models"]] == ["naive_v2"]
 
-        status, sent = http_json(f"{base}/api/drift/check", "POST", None, TOKEN_HEADER)
-        assert status == 202 and sent["last_check"] is None
-        deadline, drift = time.monotonic() + 60, {}
-        while time.monotonic() < deadline and not drift.get("last_check"):
-            drift = http_json(f"{base}/api/clm/status")[1]["drift"]
-            time.sleep(0.5)
-        assert drift["last_check"], "the worker did not run the drift check"
+    body = {"symbol": "BTC/USDT", "model_type": "naive", "candles": synthetic_candles()}
+    status, prediction = http_json(f"{base}/api/predictions", "POST", body, TOKEN_HEADER)
+    assert status == 200, prediction
+    assert prediction["model_id"] == "naive_v1" and prediction["shadow"]["model_id"] == "naive_v2"
+    outcome = {"trade_id": "E2E-1", "pnl_pct": 0.7, "duration_hours": 3, "side": "LONG", "symbol": "BTC/USDT"}
+    status, accepted = http_json(f"{base}/api/outcomes", "POST", outcome, TOKEN_HEADER)
+    assert status == 202 and accepted["topic"] == "execution.trade.closed"
+    status, evaluation = http_json(f"{base}/api/shadow/naive_v2")
+    assert status == 200 and evaluation["recommendation"] == "CONTINUE_TESTING"
 
-        with urllib.request.urlopen(f"{base}/metrics", timeout=15) as response:
-            metrics = response.read().decode()
-        assert 'clm_retraining_jobs_total{job_type="partial",status="completed"} 2.0' in metrics
-        assert 'clm_models{model_type="naive",status="ACTIVE"} 1.0' in metrics
-        assert 'clm_prediction_latency_seconds_count{model_type="naive"} 2.0' in metrics  # active + shadow
-        with urllib.request.urlopen(f"{base}/", timeout=15) as response:
-            page = response.read().decode()
-        assert 'data-model-type="naive"' in page and "<b>v2</b>" in page
+    status, promoted = http_json(f"{base}/api/model-types/naive/promote", "POST", {}, TOKEN_HEADER)
+    assert status == 200 and promoted["model_id"] == "naive_v2" and promoted["status"] == "ACTIVE"
+
+    status, sent = http_json(f"{base}/api/drift/check", "POST", None, TOKEN_HEADER)
+    assert status == 202 and sent["last_check"] is None
+    deadline, drift = time.monotonic() + 60, {}
+    while time.monotonic() < deadline and not drift.get("last_check"):
+        drift = http_json(f"{base}/api/clm/status")[1]["drift"]
+        time.sleep(0.5)
+    assert drift["last_check"], "the worker did not run the drift check"
+
+    with urllib.request.urlopen(f"{base}/metrics", timeout=15) as response:
+        metrics = response.read().decode()
+    assert 'clm_retraining_jobs_total{job_type="partial",status="completed"} 2.0' in metrics
+    assert 'clm_models{model_type="naive",status="ACTIVE"} 1.0' in metrics
+    assert 'clm_prediction_latency_seconds_count{model_type="naive"} 2.0' in metrics  # active + shadow
+    with urllib.request.urlopen(f"{base}/", timeout=15) as response:
+        page = response.read().decode()
+    assert 'data-model-type="naive"' in page and "<b>v2</b>" in page
