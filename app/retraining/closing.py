@@ -56,7 +56,7 @@ def finalize_job(container: Container, job_id: str, missing_reason: str | None =
         else:
             status = jobs.PARTIAL if registered else jobs.FAILED
         message = _error_message(meta.get("dataset_error"), errors)
-        _close(container, session, row, status, message)
+        close(container, session, row, status, message)
         return {"job_id": job_id, "status": status, "errors": errors}
 
 
@@ -74,7 +74,7 @@ def cancel_job(
                 if entry.get("model_id") and registry.get_model(entry["model_id"]).status == TRAINING:
                     registry.reject_model(entry["model_id"], f"job {job_id} cancelled")
                     jobs.set_model_result(row, model_type, status="cancelled")
-            _close(container, session, row, status, reason)
+            close(container, session, row, status, reason)
         return jobs.JobRecord.from_row(row)
 
 
@@ -106,7 +106,8 @@ def _error_message(dataset_error: str | None, errors: dict[str, str]) -> str | N
     return "; ".join(parts)[:4000] or None
 
 
-def _close(container: Container, session: Any, row: RetrainingJob, status: str, message: str | None) -> None:
+def close(container: Container, session: Any, row: RetrainingJob, status: str, message: str | None) -> None:
+    """End a locked job row as `status` and publish `clm.retraining.completed` in the same transaction."""
     now = utcnow()
     row.status, row.error_message = status, message
     row.completed_at = now

@@ -94,7 +94,7 @@ class RetrainingOrchestrator:
         with self.container.session() as session:
             row = jobs.lock_job(session, job_id)
             jobs.set_metadata(row, report=report if isinstance(report, dict) else None)
-            closing._close(self.container, session, row, jobs.FAILED if error else jobs.COMPLETED, error)
+            closing.close(self.container, session, row, jobs.FAILED if error else jobs.COMPLETED, error)
         return job_id
 
     # ----------------------------------------------------------------- watch, cancel
