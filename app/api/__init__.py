@@ -7,10 +7,13 @@ from flask import Blueprint, Flask
 from app.api.errors import register_error_handlers
 from app.bootstrap import Container, get_container
 
+MAX_BODY_BYTES = 4 * 1024 * 1024  # 5,000 candles are about 0.5 MB
+
 
 def create_app(container: Container | None = None) -> Flask:
     app = Flask(__name__)
     app.config["JSON_SORT_KEYS"] = False
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # larger bodies: 413, as JSON
     app.extensions["clm_container"] = container  # None: the process-wide one, built lazily
     register_error_handlers(app)
 

@@ -285,3 +285,11 @@ def test_trading_halt_is_shown_and_lifted(client, sqlite_container) -> None:
     resumed = client.post("/api/clm/resume-trading", json={"reason": "checked"}, headers=TOKEN_HEADER)
     assert resumed.status_code == 200 and resumed.get_json()["trading_halted"]["halted"] is False
     assert "TRADING HALTED" not in client.get("/").get_data(as_text=True)
+
+
+def test_oversized_and_wrong_method_are_json_errors(client) -> None:
+    huge = {"trade_id": "T-1", "pnl_pct": 1.0, "duration_hours": 1.0, "meta_state": {"x": "y" * 5_000_000}}
+    too_big = client.post("/api/outcomes", json=huge, headers=TOKEN_HEADER)
+    assert too_big.status_code == 413 and too_big.is_json
+    wrong = client.delete("/api/jobs", headers=TOKEN_HEADER)
+    assert wrong.status_code == 405 and wrong.is_json and wrong.get_json()["status"] == 405
