@@ -18,13 +18,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from app.clock import utcnow
-from app.db.models import ModelRegistry as ModelRow
 from app.system import set_flag
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
-    from app.drift_detector.reference import ReferenceStats
-    from app.model_registry import ModelRecord
 
 log = logging.getLogger(__name__)
 
@@ -55,35 +52,9 @@ def current_features(container: Container, now: datetime) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def model_reference(container: Container, model: ModelRecord) -> ReferenceStats:
-    """The model's reference statistics: stored beside it, or built from its training rows once."""
-    from app.data_pipeline import load_dataset
-    from app.drift_detector.reference import build_reference, load_reference, save_reference
-
-    manifest = model.manifest or {}
-    stored = manifest.get("drift_reference")
-    if stored:
-        return load_reference(container, stored["path"], stored["sha256"])
-    frame, _ = load_dataset(container, manifest["dataset_id"])
-    features = list(manifest.get("feature_columns") or [])
-    train = (manifest.get("training_data_range") or {}).get("train") or {}
-    if train.get("start_ms") is not None and train.get("end_ms") is not None:
-        stamps = frame["timestamp"]
-        frame = frame.loc[(stamps >= int(train["start_ms"])) & (stamps <= int(train["end_ms"]))]
-    reference = build_reference(frame, features, {"model_id": model.model_id, "model_type": model.model_type})
-    artifact = save_reference(container, reference, model.file_path)
-    with container.session() as session:
-        row = session.get(ModelRow, model.model_id)
-        if row is not None:
-            row.manifest = {
-                **(row.manifest or {}),
-                "drift_reference": {"path": artifact.path, "sha256": artifact.sha256},
-            }
-    return reference
-
-
 def run_drift_check(container: Container, now: datetime | None = None) -> dict[str, Any]:
     """Run every drift check for every ACTIVE model; returns a summary per model type."""
+    from app.drift_detector.model_reference import reference_for_model
     from app.drift_detector.service import check_feature_drift, check_performance_drift, check_prediction_drift
     from app.model_registry import ModelRegistry
 
@@ -98,7 +69,7 @@ def run_drift_check(container: Container, now: datetime | None = None) -> dict[s
                 if current.empty:
                     entry["feature"] = {"checked": False, "reason": "no stored candles in the lookback window"}
                 else:
-                    reference = model_reference(container, model)
+                    reference = reference_for_model(container, model.model_id)
                     result = check_feature_drift(
                         container, reference, current, model_type=model.model_type, model_id=model.model_id
                     )
