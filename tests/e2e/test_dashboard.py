@@ -27,6 +27,7 @@ def test_dashboard_in_headless_chromium(pg_container, worker_env, tmp_path) -> N
     with api_server(env, tmp_path / "api.log") as base:
         dom = browser(f"{base}/", profile, "--virtual-time-budget=5000", "--dump-dom")
         taken = browser(f"{base}/", profile, "--window-size=1280,1400", f"--screenshot={shot}")
+        docs = browser(f"{base}/docs", profile, "--virtual-time-budget=5000", "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
     # The script ran (the body is marked and the SVG charts have their marks) ...
@@ -44,3 +45,8 @@ def test_dashboard_in_headless_chromium(pg_container, worker_env, tmp_path) -> N
     assert (width, height) == (1280, 1400)
     colours = {row[i : i + 3] for row in rows[::7] for i in range(0, len(row), 4 * 13)}
     assert len(colours) > 20, f"the screenshot looks blank ({len(colours)} colours)"
+    # The docs page rendered /openapi.json by its own script: every operation, with its auth mark.
+    assert docs.returncode == 0, docs.stderr[-2000:]
+    operations = re.findall(r'<span class="method (\w+)">\w+</span><code>([^<]+)</code>', docs.stdout)
+    assert ("post", "/api/jobs/retraining") in operations and ("patch", "/api/policy") in operations
+    assert len(operations) >= 20 and "[bearer token]" in docs.stdout
