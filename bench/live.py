@@ -88,11 +88,16 @@ def _setup(container) -> None:  # type: ignore[no-untyped-def]
 
 def _baselines(container) -> dict[str, float]:  # type: ignore[no-untyped-def]
     from app.data_pipeline import engineer_features
-    from app.prediction_service import PredictionService
+    from app.prediction_service import PredictionService, recent_candles
 
     service = PredictionService(container)
     policy = container.policy_store.get()
-    candles = service._candles(SYMBOL, None, policy)
+
+    def read_candles():  # type: ignore[no-untyped-def]
+        with container.session() as session:
+            return recent_candles(session, policy, SYMBOL)
+
+    candles = read_candles()
     pair = service.cache.pair("xgboost", *_live_ids(container))
     features = engineer_features(candles, policy.features).assign(symbol=SYMBOL)
     last, history = features.iloc[[-1]], features.iloc[:-1]
@@ -103,7 +108,7 @@ def _baselines(container) -> dict[str, float]:  # type: ignore[no-untyped-def]
         t1 = time.perf_counter()
         engineer_features(candles, policy.features)
         t2 = time.perf_counter()
-        service._candles(SYMBOL, None, policy)
+        read_candles()
         t3 = time.perf_counter()
         timings["model_predict_us"].append((t1 - t0) * 1e6)
         timings["features_ms"].append((t2 - t1) * 1e3)
@@ -233,11 +238,14 @@ def _evaluate(container, rows: int) -> dict[str, float]:  # type: ignore[no-unty
     realized = rng.normal(0, 0.01, rows)
     active_dir = rng.choice([-1, 0, 1], rows)
     shadow_dir = rng.choice([-1, 0, 1], rows)
+    # One pair a minute, as a live shadow test over about two years would have them.
+    stamps = np.datetime_as_string(np.datetime64("2024-01-01T00:00:00") + np.arange(rows).astype("timedelta64[m]"))
     buffer = io.StringIO()
     for i in range(rows):
+        stamp = stamps[i].replace("T", " ")
         buffer.write(
-            f'{shadow},{active},BTCUSDT,2026-01-01 00:00:00,"{{}}","{{}}",{active_dir[i]},{shadow_dir[i]},'
-            f"0.6,0.6,{float(realized[i])!r},2026-01-01 01:00:00,2026-01-01 00:00:00\n"
+            f'{shadow},{active},BTCUSDT,{stamp},"{{}}","{{}}",{active_dir[i]},{shadow_dir[i]},'
+            f"0.6,0.6,{float(realized[i])!r},{stamp},{stamp}\n"
         )
     buffer.seek(0)
     raw = container.engine.raw_connection()

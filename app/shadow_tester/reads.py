@@ -3,7 +3,8 @@
 On PostgreSQL the rows leave the server as one binary COPY whose every tuple has the same
 layout (NULLs are coalesced in the query: a flat call is 0, an unknown confidence NaN), so
 numpy reads the whole buffer with one structured dtype: no text formatting on the server,
-no parsing on the client. SQLite (the embedded mode) reads through SQLAlchemy.
+no parsing on the client. The server does not sort either (a plain scan); numpy puts the
+rows in (timestamp, id) order. SQLite (the embedded mode) reads through SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ EVAL_COLUMNS = ("active_direction", "shadow_direction", "realized_return", "acti
 
 _COPY_SQL = (
     "SELECT COALESCE(active_direction, 0::smallint), COALESCE(shadow_direction, 0::smallint), realized_return, "
-    "COALESCE(active_confidence, 'NaN'::float8), COALESCE(shadow_confidence, 'NaN'::float8) "
-    "FROM shadow_test_results WHERE shadow_model_id = %s AND realized_return IS NOT NULL ORDER BY timestamp, id"
+    "COALESCE(active_confidence, 'NaN'::float8), COALESCE(shadow_confidence, 'NaN'::float8), timestamp, id "
+    "FROM shadow_test_results WHERE shadow_model_id = %s AND realized_return IS NOT NULL"
 )
 # PostgreSQL's binary COPY: a 19-byte header, then per tuple a field count and per field a length and
 # the value (big-endian), then a 2-byte trailer.
@@ -35,6 +36,8 @@ _TUPLE = np.dtype(
         ("n3", ">i4"), ("realized_return", ">f8"),
         ("n4", ">i4"), ("active_confidence", ">f8"),
         ("n5", ">i4"), ("shadow_confidence", ">f8"),
+        ("n6", ">i4"), ("timestamp", ">i8"),  # microseconds since 2000-01-01
+        ("n7", ">i4"), ("id", ">i8"),
     ]
 )  # fmt: skip
 
@@ -78,4 +81,5 @@ def _closed_pairs_postgres(engine: Engine, shadow_model_id: str) -> dict[str, np
     if rest:
         raise RuntimeError(f"COPY BINARY body of {len(data)} bytes is not a whole number of tuples")
     tuples = np.frombuffer(data, dtype=_TUPLE, count=count, offset=_HEADER_BYTES)
-    return {name: tuples[name].astype(np.float64) for name in EVAL_COLUMNS}
+    order = np.lexsort((tuples["id"], tuples["timestamp"]))
+    return {name: tuples[name][order].astype(np.float64) for name in EVAL_COLUMNS}
