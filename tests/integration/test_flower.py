@@ -64,3 +64,8 @@ def test_flower_shows_live_workers_and_a_finished_task(pg_container, worker_env,
         assert task["state"] == "SUCCESS", task
         assert task["name"] == "tasks.maintenance.health_ping" and task["worker"] == name
         assert str(answer["pid"]) in task["result"]
+        # Prometheus scrapes Flower's /metrics (monitoring/prometheus.yml); the dashboard's Celery panels use these.
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
+        assert f'flower_worker_online{{worker="{name}"}} 1.0' in metrics
+        assert 'type="task-succeeded"' in metrics and "flower_task_runtime_seconds_bucket" in metrics
