@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from app.clock import utcnow
 from app.db.models import Candle, Event, ShadowTestResult
@@ -100,8 +100,11 @@ def test_worse_shadow_is_rejected(pg_container) -> None:
     assert tester.record_shadow_predictions(items) == 1200
     with pg_container.session() as session:
         ids = list(session.scalars(select(ShadowTestResult.id).order_by(ShadowTestResult.id)))
-    for test_id, r in zip(ids, realized, strict=True):
-        tester.record_outcome(test_id, {"realized_return": float(r)})
+    with pg_container.session() as session:  # closed at once: record_outcome is exercised above
+        session.execute(
+            update(ShadowTestResult),
+            [{"id": i, "realized_return": float(r), "actual_outcome": {}} for i, r in zip(ids, realized, strict=True)],
+        )
     assert tester.evaluate_shadow_model("shadow_2").recommendation == "REJECT"
     assert tester.promote_if_ready("shadow_2") is False
     assert ModelRegistry(pg_container).get_model("shadow_2").status == "REJECTED"
