@@ -143,6 +143,9 @@ def test_clm_status_reads_every_part(client) -> None:
     assert status["drift"]["worst_severity"] == "critical"
     names = {a["name"] for a in status["alerts"]}
     assert {"retraining_failed", "drift_critical", "drift_high"} <= names
+    alerts = client.get("/api/alerts").get_json()["alerts"]
+    assert [a["severity"] for a in alerts] == ["critical", "critical", "warning"]
+    assert alerts[0]["key"] and alerts[0]["message"] and alerts[0]["since"]
 
 
 def test_trigger_retraining_stores_the_job_and_starts_the_canvas(client, sqlite_container) -> None:
