@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from app.clock import utcnow
 from app.data_pipeline.timeframes import timeframe_ms
 from app.db.models import ModelRegistry as ModelRow
-from app.db.models import ShadowTestResult
+from app.db.models import PredictionLog, ShadowTestResult
 from app.policy import Policy
 from app.shadow_tester import outcomes
 from app.shadow_tester.reads import closed_pairs
@@ -118,7 +118,8 @@ class ShadowTester:
         """Close the pairs a closed trade settles; returns how many were closed.
 
         The pairs are named by `shadow_test_id` / `shadow_test_ids` in the event (the
-        prediction service returns the id); otherwise, for each shadow model, the latest open
+        prediction service returns the id), or found from the served `prediction_id` (the pair
+        recorded with that prediction); otherwise, for each shadow model, the latest open
         pair of the trade's symbol made at or before the trade opened (`opened_at`, ISO time,
         else `closed_at` or now minus `duration_hours`). A trade already applied is skipped.
         """
@@ -131,7 +132,7 @@ class ShadowTester:
                 ).first()
             ):
                 return 0
-            ids = _named_ids(payload) or self._match_by_time(session, payload)
+            ids = _named_ids(payload) or _pair_of_prediction(session, payload) or self._match_by_time(session, payload)
         closed = 0
         for test_id in ids:
             try:
@@ -302,12 +303,36 @@ def _named_ids(payload: Mapping[str, Any]) -> list[int]:
     return [int(i) for i in ids]
 
 
+def _pair_of_prediction(session: Session, payload: Mapping[str, Any]) -> list[int]:
+    """The open pair recorded with the served prediction `prediction_id` (same model, symbol, time)."""
+    if not payload.get("prediction_id"):
+        return []
+    served = session.get(PredictionLog, int(payload["prediction_id"]))
+    if served is None:
+        return []
+    pair_id = session.scalars(
+        select(ShadowTestResult.id)
+        .where(
+            ShadowTestResult.active_model_id == served.model_id,
+            ShadowTestResult.symbol == served.symbol,
+            ShadowTestResult.timestamp == served.timestamp,
+            ShadowTestResult.actual_outcome.is_(None),
+        )
+        .order_by(ShadowTestResult.id.desc())
+        .limit(1)
+    ).first()
+    return [pair_id] if pair_id is not None else []
+
+
+def _naive_utc(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
 def _opened_at(payload: Mapping[str, Any]) -> datetime:
     if payload.get("opened_at"):
-        return datetime.fromisoformat(str(payload["opened_at"])).replace(tzinfo=None)
-    closed = (
-        datetime.fromisoformat(str(payload["closed_at"])).replace(tzinfo=None) if payload.get("closed_at") else utcnow()
-    )
+        return _naive_utc(str(payload["opened_at"]))
+    closed = _naive_utc(str(payload["closed_at"])) if payload.get("closed_at") else utcnow()
     return closed - timedelta(hours=float(payload.get("duration_hours") or 0.0))
 
 

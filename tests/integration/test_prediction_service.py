@@ -56,6 +56,14 @@ def test_active_answers_and_shadow_is_recorded_beside_it(pg_container) -> None:
         assert all(log.latency_ms > 0 for log in logs)
         signal = session.scalars(select(Event).where(Event.topic == "ai.signal.generated")).one()
         assert signal.payload["prediction_id"] == result.prediction_id
+    # The trade that followed the prediction (as the API's outcome carries it) closes the pair and the log.
+    with pg_container.session() as session:
+        trade = {"trade_id": "t-1", "prediction_id": result.prediction_id, "pnl_pct": 1.2, "side": "LONG"}
+        pg_container.bus.publish(session, "execution.trade.closed", trade | {"duration_hours": 2.0})
+    pg_container.bus.deliver_pending()
+    with pg_container.session() as session:
+        assert session.get(ShadowTestResult, result.shadow_test_id).realized_return == pytest.approx(0.012)
+        assert session.get(PredictionLog, result.prediction_id).realized_return == pytest.approx(0.012)
 
 
 def test_clear_errors_for_missing_history_and_missing_models(pg_container) -> None:
