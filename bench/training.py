@@ -134,8 +134,10 @@ def bare_lightgbm(spec: ForecastSpec, train: pd.DataFrame, valid: pd.DataFrame) 
 def bare_neural(model_type: str) -> Callable[[ForecastSpec, pd.DataFrame, pd.DataFrame], None]:
     def run(spec: ForecastSpec, train: pd.DataFrame, valid: pd.DataFrame) -> None:
         import neuralforecast.models as nf_models
+        import torch
         from neuralforecast import NeuralForecast
 
+        torch.set_num_threads(spec.threads)  # as our fit does: same thread count for both
         p = spec.params
         exog = ["f0", "f1", "f2", "f3"] if model_type == "nhits" else []
         series = pd.concat([train, valid]).sort_values(["symbol", "timestamp"], kind="stable")
