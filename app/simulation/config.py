@@ -27,14 +27,15 @@ class RunConfig:
     symbols: tuple[str, ...] = SYNTHETIC_SYMBOLS
     files: dict[str, str] = field(default_factory=dict)  # symbol -> CSV/Parquet path (source "files")
     exchange: str = "binance"  # ccxt id (source "exchange")
-    timeframe: str = "1h"
+    timeframe: str = "15m"  # the drift checks need rows: 15m candles give them 4x as many as 1h
+    decision_every: int = 4  # candles between trading decisions (hourly on 15m candles)
     start: datetime = DEFAULT_START  # first candle of the initial history (synthetic, exchange)
-    history_days: float = 40.0  # candles before the replay (the first training_days of them are trained on)
-    training_days: float = 30.0  # the policy's data.lookback_days: every training's window
-    replay_days: float = 16.0  # candles replayed as live
-    shift_after_days: float | None = 6.0  # into the replay: the synthetic market's shift (None: no shift)
-    drift_checks_after_days: float = 4.0  # a first clean period before the scheduled drift checks start
-    neural_every: int = 2  # the neural models are asked every n-th candle (their inference is the slow part)
+    history_days: float = 20.0  # candles before the replay (the first training_days of them are trained on)
+    training_days: float = 14.0  # the policy's data.lookback_days: every training's window
+    replay_days: float = 10.0  # candles replayed as live
+    shift_after_days: float | None = 3.0  # into the replay: the synthetic market's shift (None: no shift)
+    drift_checks_after_days: float = 2.0  # a first clean period before the scheduled drift checks start
+    neural_every: int = 2  # the neural models are asked at every n-th decision (their inference is the slow part)
     min_shadow_samples: int = 40
     balance_usd: float = 10_000.0
     report_path: Path | None = None
@@ -42,9 +43,11 @@ class RunConfig:
     # Small, fast hyperparameters (the policy's knobs), and the schedule of the specification.
     trees: int = 60
     neural_steps: int = 10
-    schedule_interval_days: float = 10.0  # the weekly retraining, once inside the replay
-    retraining_cooldown_hours: float = 144.0  # one drift-triggered retraining, not one per check
+    schedule_interval_days: float = 7.0  # the specification's weekly retraining
+    retraining_cooldown_hours: float = 72.0  # one drift-triggered retraining, not one per 6-hour check
     drift_check_interval_hours: float = 6.0
+    drift_lookback_days: float = 3.0  # the current window of a feature drift check (288 candles per symbol)
+    drift_min_rows: int = 200
 
     def __post_init__(self) -> None:
         if self.source not in ("synthetic", "files", "exchange"):
@@ -61,8 +64,10 @@ class RunConfig:
             raise ValueError(
                 f"shift_after_days: {self.shift_after_days} must fall inside the replay (0 < days < {self.replay_days})"
             )
-        if self.neural_every < 1:
-            raise ValueError(f"neural_every: {self.neural_every} must be >= 1")
+        if self.neural_every < 1 or self.decision_every < 1:
+            raise ValueError(
+                f"neural_every ({self.neural_every}) and decision_every ({self.decision_every}) must be >= 1"
+            )
 
     @property
     def store_exchange(self) -> str:
@@ -106,7 +111,11 @@ class RunConfig:
                 "schedule_interval_days": self.schedule_interval_days,
                 "retraining_cooldown_hours": self.retraining_cooldown_hours,
                 "auto_promote_threshold": {"min_samples": self.min_shadow_samples},
-                "drift_detection": {"check_interval_hours": self.drift_check_interval_hours},
+                "drift_detection": {
+                    "check_interval_hours": self.drift_check_interval_hours,
+                    "lookback_days": self.drift_lookback_days,
+                    "min_rows": self.drift_min_rows,
+                },
             },
             "rl": {},
         }

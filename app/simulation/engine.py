@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from app.bootstrap import Container
 
 MARKET = "MARKET"  # the regime is detected on the equal-weight index of all symbols
-# A market regime on 1h candles: 4 days' window, and a new class must hold for a day.
-REGIME_THRESHOLDS = RegimeThresholds(window=96, persist_bars=24)
+# A market regime: a 2-day window, and a new class must hold for 12 hours (any timeframe).
+REGIME_WINDOW, REGIME_PERSIST = timedelta(days=2), timedelta(hours=12)
 
 
 @dataclass
@@ -78,7 +78,10 @@ class TradingEngine:
         # Seeded: the agents' exploration is part of the run's determinism.
         self.meta = RLMetaStrategy(container, rng=random.Random(config.seed * 1_000 + 1))
         self.sizing = RLPositionSizing(container, rng=random.Random(config.seed * 1_000 + 2))
-        self.regimes = RegimeService(container, REGIME_THRESHOLDS)
+        self.regime_thresholds = RegimeThresholds(
+            window=max(5, int(REGIME_WINDOW / feed.step)), persist_bars=max(1, int(REGIME_PERSIST / feed.step))
+        )
+        self.regimes = RegimeService(container, self.regime_thresholds)
         policy = container.policy_store.get()
         self.exchange, self.timeframe = policy.data.exchange, policy.data.timeframe
         self.horizon, self.fee_pct = policy.labels.horizon, policy.labels.fee_pct
@@ -103,7 +106,7 @@ class TradingEngine:
                 self.runner.enable_drift_checks()
             self.runner.tick(self.clock.now())
             self._detect_regime(index)
-            if not self._halted():
+            if offset % self.config.decision_every == 0 and not self._halted():
                 for symbol in self.feed.symbols:
                     if symbol not in self.open:
                         self._decide(symbol, index, offset)
@@ -120,7 +123,7 @@ class TradingEngine:
             return bool(flag and flag.enabled)
 
     def _detect_regime(self, index: int) -> None:
-        rows = 4 * REGIME_THRESHOLDS.window + 2  # the detector's long window, and one new bar
+        rows = 4 * self.regime_thresholds.window + 2  # the detector's long window, and one new bar
         self.regimes.update(MARKET, self.feed.market_index(index + 1, rows))
 
     def regime(self) -> str:
@@ -132,7 +135,8 @@ class TradingEngine:
     def _predict(self, symbol: str, offset: int) -> dict[str, Any]:
         out = {}
         for model_type in self.model_types:
-            if forecaster_class(model_type).NEEDS_GPU and offset % self.config.neural_every:
+            decision = offset // self.config.decision_every
+            if forecaster_class(model_type).NEEDS_GPU and decision % self.config.neural_every:
                 continue
             started = time.perf_counter()
             try:

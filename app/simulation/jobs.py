@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from app.clock import utcnow
 from app.db.models import Event, RetrainingJob
 from app.schedule import PeriodicJob, SimulatedBeat
 
@@ -31,6 +32,7 @@ class JobRunner:
         self.wait_timeout_s = wait_timeout_s
         self.seconds: dict[str, float] = defaultdict(float)
         self.runs: Counter[str] = Counter()
+        self.calls: list[tuple[str, float, datetime]] = []  # (job, wall seconds, simulated time)
         self.beat = SimulatedBeat(run=self.run_job, only=set(RUN_JOBS))
 
     @property
@@ -53,8 +55,10 @@ class JobRunner:
             if result is not None and hasattr(result, "get"):
                 result.get(timeout=self.wait_timeout_s, propagate=False)
             self.wait_idle()
-        self.seconds[label] += time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        self.seconds[label] += seconds
         self.runs[label] += 1
+        self.calls.append((label, seconds, utcnow()))
 
     def wait_idle(self) -> None:
         """Distributed: until no event is pending and no retraining job is running (no-op embedded)."""

@@ -11,7 +11,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ class RunResult:
     prediction_ms: dict[str, float] = field(default_factory=dict)  # mean latency per model type
     report_path: Path | None = None
     story: Story | None = None  # the milestones, read back from the database
+    runner_calls: list[tuple[str, float, datetime]] = field(default_factory=list)  # beat jobs run
 
 
 def embedded_container(config: RunConfig, root: Path | None = None) -> Container:
@@ -100,6 +101,7 @@ def run_simulation(
         for label, seconds in runner.seconds.items():
             stages[f"job:{label}"] = seconds
         result = RunResult(config, container, feed, stats, stages, initial_job_id, policy_version)
+        result.runner_calls = list(runner.calls)
         result.prediction_ms = {m: 1000.0 * stats.prediction_seconds[m] / n for m, n in stats.predictions.items() if n}
         from app.simulation.report import write_report
 
@@ -154,16 +156,17 @@ def _announce(say: Echo, config: RunConfig, feed: MarketFeed, policy_version: in
         f"  policy v{policy_version} (author 'simulation'): trees {config.trees}, neural max_steps "
         f"{config.neural_steps}, cv_folds 2, shadow min_samples {config.min_shadow_samples} "
         f"(the policy's auto_promote_threshold knob), drift checks every "
-        f"{patch['clm_config']['drift_detection']['check_interval_hours']:g} h from replay day "
+        f"{patch['clm_config']['drift_detection']['check_interval_hours']:g} h over the last "
+        f"{config.drift_lookback_days:g} d from replay day "
         f"{config.drift_checks_after_days:g}, full retraining every {config.schedule_interval_days:g} d, "
         f"retraining cooldown {config.retraining_cooldown_hours:g} h, training window "
-        f"{patch['data']['lookback_days']:g} d; the neural models are asked every {config.neural_every} "
-        f"candle(s) (their inference is the slow part of a step)"
+        f"{patch['data']['lookback_days']:g} d; a trading decision every {config.decision_every} candle(s), "
+        f"the neural models asked at every {config.neural_every} decision(s) (their inference is the slow part)"
     )
 
 
 def _progress_printer(say: Echo, feed: MarketFeed) -> Callable[[TradingEngine, int], None]:
-    per_day = max(1, int(timedelta(days=1) / feed.step))
+    per_day = max(1, int(timedelta(days=1) / feed.step))  # one progress line per simulated day
     wall = time.perf_counter()
 
     def progress(engine: TradingEngine, offset: int) -> None:

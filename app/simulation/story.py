@@ -35,7 +35,7 @@ class Story:
     def checks(self) -> list[tuple[str, bool, str]]:
         """(step, happened, detail) for each step of the two scenarios."""
         job = self.retraining_after_drift
-        trained = [m for m, e in (job or {}).get("models", {}).items() if e.get("status") == "trained"]
+        trained = [m for m, e in (job or {}).get("models", {}).items() if e.get("status") in ("trained", "registered")]
         return [
             (
                 "initial training: every model type has an ACTIVE first version",
@@ -67,7 +67,7 @@ class Story:
             (
                 "regime change detected",
                 bool(self.regime_changes),
-                "; ".join(f"{r['at']:%m-%d %H:%M} {r['old']}->{r['new']}" for r in self.regime_changes) or "none",
+                "; ".join(f"{r['time']:%m-%d %H:%M} {r['old']}->{r['new']}" for r in self.regime_changes) or "none",
             ),
             (
                 "RL agents reset with their old tables archived",
@@ -109,8 +109,8 @@ def read_story(container: Container, shift_at: datetime | None) -> Story:
         shadow_tests_started=[str(p.get("shadow_model_id")) for p in shadow_started],
         promoted=[m for m, s in history if s == "ACTIVE" and _was_shadow(history, m)],
         rejected=[m for m, s in history if s == "REJECTED"],
-        regime_changes=[{"at": at, **(p or {})} for topic, at, p in events if topic == "regime.changed"],
-        rl_resets=[{"topic": topic, "at": at, **(p or {})} for topic, at, p in events if topic.startswith("rl.")],
+        regime_changes=[{**(p or {}), "time": at} for topic, at, p in events if topic == "regime.changed"],
+        rl_resets=[{**(p or {}), "topic": topic, "time": at} for topic, at, p in events if topic.startswith("rl.")],
         archived_rl_versions=[
             {"rl_type": v.rl_type, "version": v.version, "archived_at": v.archived_at, "file": v.q_table_file}
             for v in archived

@@ -67,7 +67,8 @@ def market_view(candles: pd.DataFrame, horizon: int, week: int) -> MarketView:
     volume = candles["volume"].to_numpy(dtype=np.float64)
     median = float(np.median(volume[-week:])) or 1.0
     back = close[-horizon - 1] if len(close) > horizon else close[0]
-    return MarketView(float(close[-1]), 100.0 * atr / close[-1], float(math.log(close[-1] / back)), volume[-1] / median)
+    last = float(close[-1])
+    return MarketView(last, 100.0 * atr / last, math.log(last / float(back)), float(volume[-1]) / median)
 
 
 def volatility_level(atr_pct: float) -> str:

@@ -18,16 +18,17 @@ from app.simulation.run import RunResult, embedded_container, run_simulation
 SMALL = RunConfig(
     seed=11,
     symbols=("SYNA/USDT", "SYNB/USDT"),
-    history_days=26.0,
-    training_days=18.0,
-    replay_days=9.0,
-    shift_after_days=3.0,
-    drift_checks_after_days=2.0,
+    history_days=16.0,
+    training_days=12.0,
+    replay_days=8.0,
+    shift_after_days=2.5,
+    drift_checks_after_days=1.5,
     neural_every=4,
     min_shadow_samples=15,
     trees=15,
     neural_steps=3,
     schedule_interval_days=30.0,
+    retraining_cooldown_hours=60.0,
     quiet=True,
 )
 MODEL_TYPES = {"xgboost", "lightgbm", "nhits", "patchtst"}
@@ -81,3 +82,37 @@ def test_main_run_embedded(tmp_path: Path) -> None:
         and "Timeline" in html
         and "http" not in html.split("<body>")[1].replace("http://www.w3.org/2000/svg", "")
     )
+
+
+def test_main_run_on_the_real_stack(pg_container, pg_settings, worker_env, tmp_path: Path) -> None:
+    """The same run with PostgreSQL, Redis and real workers: the beat's tasks and the retraining
+    canvas go through the broker to the cpu and gpu queues; the driver waits for them before
+    moving the simulated clock, which the workers read from a shared file."""
+    from app.bootstrap import bootstrap, set_container
+    from app.simulation.shared_clock import ENV, SharedSimulatedClock
+    from tests.services import celery_worker
+    from workers.celery_app import configure
+    from workers.dispatcher import CeleryDispatcher
+
+    config = replace(SMALL, report_path=tmp_path / "report.html")
+    clock = SharedSimulatedClock(config.replay_start, tmp_path / "clock")
+    env = worker_env | {ENV: str(tmp_path / "clock"), "CLM_TRAIN_THREADS": "1"}
+    configure(pg_settings)
+    container = bootstrap(pg_settings, CeleryDispatcher())
+    set_container(container)
+    try:
+        with (
+            celery_worker(env, queues="default,cpu", name="main-run-cpu@%h", log_path=tmp_path / "cpu.log"),
+            celery_worker(env, queues="gpu", name="main-run-gpu@%h", log_path=tmp_path / "gpu.log"),
+        ):
+            result = run_simulation(config, container=container, clock=clock)
+        assert_story(result)
+        with container.session_factory() as session:
+            jobs = session.scalars(select(RetrainingJob).where(RetrainingJob.job_type == "full")).all()
+        queues = {entry.get("queue") for job in jobs for entry in (job.models_trained or {}).values()}
+        assert {"cpu", "gpu"} <= queues, queues  # trained on the workers, by queue
+        workers = {entry.get("worker") for job in jobs for entry in (job.models_trained or {}).values()}
+        assert all(str(w).startswith("main-run-") for w in workers), workers
+    finally:
+        set_container(pg_container)
+        container.dispose()
