@@ -35,7 +35,11 @@ def train_model(self: Any, job_id: str, model_type: str) -> dict[str, Any]:
         return {"job_id": job_id, "model_type": model_type, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
 
 
-@celery_app.task(name="tasks.retraining.finalize_job")
+# Idempotent, so retried on any error (a database hiccup): a lost callback would leave the
+# job running until the stale-job sweep.
+@celery_app.task(
+    name="tasks.retraining.finalize_job", autoretry_for=(Exception,), max_retries=5, retry_backoff=2, retry_jitter=True
+)
 def finalize_job(results: list[dict[str, Any]] | None, job_id: str) -> dict[str, Any]:
     """Chord callback: the header's results are only a summary; the job row is the truth."""
     return closing.finalize_job(get_container(), job_id)

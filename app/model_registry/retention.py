@@ -10,7 +10,7 @@ import logging
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Integer, cast, or_, select
+from sqlalchemy import Integer, cast, or_, select, text
 
 from app.clock import utcnow
 from app.db.models import ModelRegistry as ModelRow
@@ -44,6 +44,11 @@ def delete_old_artifacts(container: Container, keep: int, model_type: str | None
         }
         types = [model_type] if model_type else list(session.scalars(select(ModelRow.model_type).distinct()))
         for current_type in types:
+            if session.get_bind().dialect.name == "postgresql":
+                # The registry's per-type lock: two retention runs never delete the same folder.
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"registry:{current_type}"}
+                )
             not_live = select(ModelRow).where(ModelRow.model_type == current_type, ModelRow.status.in_(NOT_LIVE))
             kept = (
                 select(ModelRow.model_id)
@@ -62,7 +67,10 @@ def delete_old_artifacts(container: Container, keep: int, model_type: str | None
                 target = artifact_dir(row.file_path)
                 if target in live_paths:  # shared with a live model: never delete
                     continue
-                container.artifacts.delete(target)
+                try:
+                    container.artifacts.delete(target)
+                except FileNotFoundError:  # gone already (deleted by hand or by an older run)
+                    log.info("retention: %s was already gone", target)
                 row.notes = f"{row.notes + '; ' if row.notes else ''}{utcnow().isoformat()} {DELETED_MARK}"
                 deleted.append(target)
     if deleted:

@@ -191,9 +191,19 @@ class ModelRegistry:
             record = ModelRecord.from_row(target)
         return record
 
-    def apply_retention(self, model_type: str | None = None) -> list[str]:
-        """Delete artifacts of RETIRED/REJECTED versions beyond the newest N per type."""
-        return delete_old_artifacts(self.container, self.keep_retired, model_type)
+    def apply_retention(self, model_type: str | None = None, *, raise_errors: bool = False) -> list[str]:
+        """Delete artifacts of RETIRED/REJECTED versions beyond the newest N per type.
+
+        Housekeeping after a committed change: a failure is logged (the next run retries) and
+        never fails the registration or promotion that triggered it, unless `raise_errors`.
+        """
+        try:
+            return delete_old_artifacts(self.container, self.keep_retired, model_type)
+        except Exception:
+            if raise_errors:
+                raise
+            log.exception("retention of %s failed; it is retried on the next status change", model_type or "all types")
+            return []
 
     # ----------------------------------------------------------------- internals
 
