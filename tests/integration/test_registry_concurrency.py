@@ -90,3 +90,18 @@ def test_concurrent_job_starts_get_unique_sequential_ids(pg_container) -> None:
     assert sorted(int(j.rsplit("-", 1)[1]) for j in ids) == list(range(1, THREADS + 1))
     started = [job_id for job_id, _, _ in pg_container.dispatcher.started]
     assert sorted(started) == sorted(ids)
+
+
+def test_concurrent_retention_runs_delete_each_folder_once(pg_container) -> None:
+    keeping_all = ModelRegistry(pg_container, keep_retired=100)
+    keeping_all.register_model(_trained(pg_container, "xgboost"))
+    for _ in range(8):
+        keeping_all.register_model(_trained(pg_container, "xgboost"))
+        keeping_all.promote_shadow_to_active("xgboost")
+    strict = ModelRegistry(pg_container, keep_retired=2)
+    # A race here once failed a chord callback (two runs removing one folder): now serialised.
+    runs = _run_together(THREADS, lambda i: strict.apply_retention("xgboost", raise_errors=True))
+    deleted = [path for run in runs for path in run]
+    assert len(deleted) == len(set(deleted)) == 8 + 1 - 1 - 2  # 9 versions: 1 ACTIVE, 2 kept
+    assert all(not pg_container.artifacts.exists(path) for path in deleted)
+    assert pg_container.artifacts.exists(strict.get_active_model("xgboost").file_path)

@@ -142,3 +142,24 @@ def test_a_job_whose_worker_died_is_closed_by_the_stale_sweep(orchestrator, env,
     assert job.status == "partial"
     assert job.models["naive"]["status"] == "registered"
     assert "no heartbeat" in job.models["nhits"]["error"] and "worker lost" in job.error_message
+
+
+def test_cancel_marks_the_job_revokes_queued_tasks_and_keeps_nothing(orchestrator, env, tmp_path) -> None:
+    from app.model_registry import ModelRegistry
+
+    with celery_worker(env, queues="default,cpu", name="cpu-cancel@%h", log_path=tmp_path / "cpu.log"):
+        job_id = orchestrator.start_partial(["xgboost", "lightgbm"], reason="test", spec=SPEC)
+        wait_for_training(orchestrator, job_id, "xgboost", 1)  # lightgbm waits in the queue
+        cancelled = orchestrator.cancel(job_id, "operator stop")
+        assert cancelled.status == "cancelled" and cancelled.error_message == "operator stop"
+        deadline = time.monotonic() + 120
+        # Solo pool: the queued task is taken (and discarded) only after the running one ended.
+        while "discarding revoked task" not in (tmp_path / "cpu.log").read_text().lower():
+            assert time.monotonic() < deadline, "the queued training task was never revoked"
+            time.sleep(0.3)
+
+    job = orchestrator.get_job(job_id)
+    assert job.status == "cancelled"
+    assert "lightgbm" not in job.models  # revoked before it started
+    assert ModelRegistry(orchestrator.container).list_models() == []  # the running one kept nothing
+    assert not orchestrator.container.artifacts.list("models")
