@@ -58,7 +58,10 @@ class LightGBMForecaster(Forecaster):
     def _predict_return(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> np.ndarray:
         return np.asarray(
             self.booster.predict(
-                self._matrix(frame), num_iteration=self.booster.best_iteration or None, num_threads=self.spec.threads
+                self._matrix(frame),
+                num_iteration=self.booster.best_iteration or None,
+                # a few serving rows: one thread beats waking the pool
+                num_threads=1 if len(frame) < 2048 else self.spec.threads,
             )
         )
 

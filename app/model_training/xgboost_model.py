@@ -11,6 +11,7 @@ import pandas as pd
 from app.model_training.base import TARGET, Forecaster
 
 MODEL_FILE = "model.ubj"  # XGBoost's own binary JSON format
+SMALL_BATCH_ROWS = 2048
 
 
 def booster_params(params: dict[str, Any], seed: int, threads: int, device: str) -> dict[str, Any]:
@@ -58,10 +59,11 @@ class XGBoostForecaster(Forecaster):
         self.extra_state["best_iteration"] = int(self.booster.best_iteration)
 
     def _predict_return(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> np.ndarray:
-        import xgboost as xgb
-
         rounds = (0, self.extra_state["best_iteration"] + 1)
-        return np.asarray(self.booster.predict(xgb.DMatrix(self._matrix(frame)), iteration_range=rounds))
+        # Serving predicts a few rows at a time: one thread avoids the thread pool's start-up,
+        # which costs far more than the trees (measured: ~50 ms vs ~1 ms per row on 2 busy cores).
+        self.booster.set_param({"nthread": 1 if len(frame) < SMALL_BATCH_ROWS else self.spec.threads})
+        return np.asarray(self.booster.inplace_predict(self._matrix(frame), iteration_range=rounds))
 
     def _save(self, directory: Path) -> None:
         self.booster.save_model(str(directory / MODEL_FILE))
