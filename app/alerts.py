@@ -155,6 +155,41 @@ def _shadow_stall_alerts(session: Session, now: datetime) -> list[Alert]:
     return alerts
 
 
+def _feed_stall_alerts(session: Session, now: datetime) -> list[Alert]:
+    """A symbol of the policy whose newest stored candle is `stalled_feed_intervals` old."""
+    from sqlalchemy import func
+
+    from app.data_pipeline.timeframes import timeframe_ms
+    from app.db.models import Candle
+    from app.policy import load_policy
+
+    data = load_policy(session).data
+    step = timedelta(milliseconds=timeframe_ms(data.timeframe))
+    alerts = []
+    for symbol in data.symbols:
+        newest = session.scalar(
+            select(func.max(Candle.open_time)).where(
+                Candle.exchange == data.exchange, Candle.symbol == symbol, Candle.timeframe == data.timeframe
+            )
+        )
+        if newest is None:
+            continue  # nothing stored yet: no feed to call stalled
+        last_open = datetime(1970, 1, 1) + timedelta(milliseconds=int(newest))
+        # The newest closed candle opened one interval ago; more than N intervals beyond that is a stall.
+        if now - last_open > step * (data.stalled_feed_intervals + 1):
+            alerts.append(
+                Alert(
+                    key=f"feed_stalled:{data.exchange}:{symbol}:{newest}",
+                    name="feed_stalled",
+                    severity="critical",
+                    message=f"no new {data.timeframe} candle of {symbol} on {data.exchange} since "
+                    f"{last_open:%Y-%m-%d %H:%M} UTC",
+                    since=last_open,
+                )
+            )
+    return alerts
+
+
 def _event_alerts(session: Session, since: datetime) -> list[Alert]:
     alerts = []
     for event in _recent_events(session, (*RL_RESET_TOPICS, RECOMMENDED_TOPIC), since):
@@ -180,6 +215,7 @@ def current_alerts(session: Session, now: datetime | None = None) -> list[Alert]
         + _drift_alerts(session, since)
         + _degradation_alerts(session, since)
         + _shadow_stall_alerts(session, now)
+        + _feed_stall_alerts(session, now)
         + _event_alerts(session, since)
     )
     return sorted(alerts, key=lambda a: (a.severity != "critical", -(a.since or now).timestamp()))

@@ -248,6 +248,12 @@ def validate_policy(document: dict[str, Any]) -> Policy:
         raise PolicyValidationError(errors) from None
 
 
+def load_policy(session: Session) -> Policy:
+    """The latest stored policy, read in the caller's session (defaults when none is stored)."""
+    row = session.scalars(select(PolicyVersion).order_by(PolicyVersion.version.desc()).limit(1)).first()
+    return Policy() if row is None else Policy.model_validate(row.document)
+
+
 class PolicyStore:
     """Reads and writes the versioned policy. `get` returns the latest valid version."""
 
@@ -261,8 +267,7 @@ class PolicyStore:
             return self._get(own)
 
     def _get(self, session: Session) -> Policy:
-        row = session.scalars(select(PolicyVersion).order_by(PolicyVersion.version.desc()).limit(1)).first()
-        return Policy() if row is None else Policy.model_validate(row.document)
+        return load_policy(session)
 
     def current_version(self) -> int:
         with self._session_factory() as session:
