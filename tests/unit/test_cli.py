@@ -15,19 +15,20 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=REPO, env=env, capture_output=True, text=True)
 
 
-def test_run_creates_the_embedded_database_and_reports(tmp_path: Path) -> None:
-    result = _cli(tmp_path, "run")
+def test_upgrade_creates_the_embedded_database_and_status_reports(tmp_path: Path) -> None:
+    result = _cli(tmp_path, "db", "upgrade")
     assert result.returncode == 0, result.stderr
-    assert "policy   : v1" in result.stdout
     assert (tmp_path / "cli.sqlite").exists()
     status = json.loads(_cli(tmp_path, "status").stdout)
-    assert status["database"]["ok"] is True and status["policy_version"] == 1
+    assert status["database"]["ok"] is True and status["policy_version"] == 0
+    assert _cli(tmp_path, "policy", "set", "clm_config.schedule_interval_days", "3").returncode == 0
+    assert json.loads(_cli(tmp_path, "status").stdout)["policy_version"] == 1
 
 
 def test_policy_set_refuses_bad_values_with_the_field(tmp_path: Path) -> None:
-    assert _cli(tmp_path, "run").returncode == 0
+    assert _cli(tmp_path, "db", "upgrade").returncode == 0
     bad = _cli(tmp_path, "policy", "set", "--", "clm_config.drift_detection.check_interval_hours", "-1")
     assert bad.returncode == 2
     assert "clm_config.drift_detection.check_interval_hours" in bad.stderr
     good = _cli(tmp_path, "policy", "set", "clm_config.drift_detection.check_interval_hours", "12")
-    assert good.returncode == 0 and "v2" in good.stdout
+    assert good.returncode == 0 and "v1" in good.stdout
