@@ -1,6 +1,8 @@
 """data_pipeline: candles (exchange, files, synthetic), validation, the candle store,
 features, labels and datasets. The public API is re-exported here."""
 
+from typing import Any
+
 from app.data_pipeline.candle_store import CandleConflictError, CandleStore, WriteResult
 from app.data_pipeline.dataset import DatasetInfo, DatasetSpec, build_dataset, load_dataset
 from app.data_pipeline.features import (
@@ -10,19 +12,31 @@ from app.data_pipeline.features import (
     feature_set_id,
     warmup_rows,
 )
-from app.data_pipeline.fetcher import (
-    ExchangeDataError,
-    FetchResult,
-    HistoricalDataFetcher,
-    afetch_historical_data,
-    fetch_historical_data,
-)
 from app.data_pipeline.files import import_candle_file, read_candle_file
 from app.data_pipeline.labels import LABEL_COLUMNS, REGIMES, dead_zone, generate_labels
 from app.data_pipeline.synthetic import synthetic_market
 from app.data_pipeline.timeframes import timeframe_ms
 from app.data_pipeline.validation import CandleValidationError, Gap, ValidationReport, validate_candles
 from app.policy import FeatureConfig, LabelConfig
+
+# The exchange client (ccxt, about a second to import) loads on first use, so the API,
+# beat and the CLI start without it.
+_FETCHER_NAMES = (
+    "ExchangeDataError",
+    "FetchResult",
+    "HistoricalDataFetcher",
+    "afetch_historical_data",
+    "fetch_historical_data",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FETCHER_NAMES:
+        from app.data_pipeline import fetcher
+
+        return getattr(fetcher, name)
+    raise AttributeError(f"module 'app.data_pipeline' has no attribute {name!r}")
+
 
 __all__ = [
     "FEATURE_CODE_VERSION",
