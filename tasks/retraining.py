@@ -47,12 +47,10 @@ def finalize_job(results: list[dict[str, Any]] | None, job_id: str) -> dict[str,
 
 @celery_app.task(name="tasks.retraining.scheduled_full_retraining")
 def scheduled_full_retraining() -> dict[str, Any]:
-    """Beat's weekly full retraining; skipped while another full retraining is still running."""
-    orchestrator = RetrainingOrchestrator(get_container())
-    running = orchestrator.list_jobs(limit=1, status="running", job_type="full")
-    if running:
-        return {"skipped": f"full retraining {running[0].job_id} is still running"}
-    return {"job_id": orchestrator.start_full(reason="scheduled")}
+    """Beat's weekly full retraining, through the CLM's storm guard (running jobs and cooldown)."""
+    from app.clm.guard import request_retraining
+
+    return request_retraining(get_container(), None, "scheduled").to_dict()
 
 
 @celery_app.task(name="tasks.retraining.close_stale_jobs")

@@ -66,4 +66,6 @@ def test_beat_schedules_weekly_retraining_and_the_stale_sweep(sqlite_container) 
 
     started = scheduled_full_retraining()  # inline dispatcher: the job stays running
     assert started["job_id"].startswith("RTN-")
-    assert scheduled_full_retraining() == {"skipped": f"full retraining {started['job_id']} is still running"}
+    again = scheduled_full_retraining()  # the storm guard: the running job blocks every type
+    assert again["started"] is False and again["job_id"] is None
+    assert set(again["blocked_by"].values()) == {started["job_id"]}
