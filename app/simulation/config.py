@@ -16,7 +16,7 @@ from typing import Any, Literal
 from app.settings import REPO_ROOT
 
 Source = Literal["synthetic", "files", "exchange"]
-SYNTHETIC_SYMBOLS = ("SYNA/USDT", "SYNB/USDT", "SYNC/USDT")
+SYNTHETIC_SYMBOLS = ("SYNA/USDT", "SYNB/USDT")
 DEFAULT_START = datetime(2025, 1, 6)  # a Monday; any fixed date keeps the run deterministic
 
 
@@ -30,8 +30,8 @@ class RunConfig:
     timeframe: str = "15m"  # the drift checks need rows: 15m candles give them 4x as many as 1h
     decision_every: int = 4  # candles between trading decisions (hourly on 15m candles)
     start: datetime = DEFAULT_START  # first candle of the initial history (synthetic, exchange)
-    history_days: float = 20.0  # candles before the replay (the first training_days of them are trained on)
-    training_days: float = 14.0  # the policy's data.lookback_days: every training's window
+    history_days: float = 16.0  # candles before the replay (the first training_days of them are trained on)
+    training_days: float = 12.0  # the policy's data.lookback_days: every training's window
     replay_days: float = 10.0  # candles replayed as live
     shift_after_days: float | None = 3.0  # into the replay: the synthetic market's shift (None: no shift)
     drift_checks_after_days: float = 2.0  # a first clean period before the scheduled drift checks start
@@ -41,10 +41,10 @@ class RunConfig:
     report_path: Path | None = None
     quiet: bool = False
     # Small, fast hyperparameters (the policy's knobs), and the schedule of the specification.
-    trees: int = 60
-    neural_steps: int = 10
+    trees: int = 40
+    neural_steps: int = 6
     schedule_interval_days: float = 7.0  # the specification's weekly retraining
-    retraining_cooldown_hours: float = 72.0  # one drift-triggered retraining, not one per 6-hour check
+    retraining_cooldown_hours: float = 96.0  # one drift-triggered retraining, not one per 6-hour check
     drift_check_interval_hours: float = 6.0
     drift_lookback_days: float = 3.0  # the current window of a feature drift check (288 candles per symbol)
     drift_min_rows: int = 200

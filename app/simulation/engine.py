@@ -110,11 +110,13 @@ class TradingEngine:
                 for symbol in self.feed.symbols:
                     if symbol not in self.open:
                         self._decide(symbol, index, offset)
-            self.runner.wait_idle()
+            # Events of this step (trades, predictions) are delivered asynchronously, as in
+            # production; the beat's jobs and the work they start are waited for (JobRunner).
             self.stats.steps += 1
             self.stats.balance_curve.append((close_ms, self.balance))
             if self.progress is not None:
                 self.progress(self, offset)
+        self.runner.wait_idle()
         return self.stats
 
     def _halted(self) -> bool:

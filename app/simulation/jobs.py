@@ -21,8 +21,9 @@ from app.schedule import PeriodicJob, SimulatedBeat
 if TYPE_CHECKING:
     from app.bootstrap import Container
 
-# The replay feeds the candle store itself: the exchange refresh is not part of the run.
-RUN_JOBS = {"full-retraining", "health-check", "shadow-evaluation", "rl-maintenance", "stale-job-sweep"}
+# The replay feeds the candle store itself, so the exchange refresh is not part of the run; and
+# no job can go stale while the driver waits for it, so the 5-minute stale-job sweep is left out.
+RUN_JOBS = {"full-retraining", "health-check", "shadow-evaluation", "rl-maintenance"}
 DRIFT_JOB = "drift-check"
 
 
@@ -75,5 +76,5 @@ class JobRunner:
                 return
             if pending:
                 self.container.dispatcher.deliver_events()
-            time.sleep(0.2)
+            time.sleep(0.05)
         raise TimeoutError(f"the workers did not become idle within {self.wait_timeout_s:.0f} s")

@@ -7,6 +7,7 @@ passes a distributed one), installs a simulated clock, stores the run's policy, 
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -53,10 +54,14 @@ def embedded_container(config: RunConfig, root: Path | None = None) -> Container
     folder = root or REPO_ROOT / "var" / "runs" / f"run-{config.seed}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    # One training thread unless told otherwise: OpenMP threads that spin on a busy (shared)
+    # machine made LightGBM minutes slower than one thread; CLM_TRAIN_THREADS overrides.
+    threads = int(os.environ.get("CLM_TRAIN_THREADS", "1"))
     settings = Settings(
         CLM_MODE=Mode.EMBEDDED,
         DATABASE_URL=f"sqlite:///{folder / 'clm.sqlite'}",
         ARTIFACT_ROOT=str(folder / "artifacts"),
+        CLM_TRAIN_THREADS=threads,
     )
     configure(settings)
     container = bootstrap(settings, CeleryDispatcher(), migrate=True)
