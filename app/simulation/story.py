@@ -7,7 +7,7 @@ Read from the `events`, `model_registry`, `retraining_jobs` and `rl_versions` ta
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -17,11 +17,14 @@ from app.db.models import Event, ModelRegistry, RetrainingJob, RLVersion
 if TYPE_CHECKING:
     from app.bootstrap import Container
 
+SHIFT_SEEN = timedelta(days=1)
+
 
 @dataclass
 class Story:
     initial_active: dict[str, str]  # model type -> model id of its first ACTIVE version
     first_drift_at: datetime | None
+    drift_before_shift: list[dict[str, Any]]  # (time, worst severity) of checks with findings before it
     drift_after_shift_at: datetime | None
     retraining_after_drift: dict[str, Any] | None  # the first job triggered by drift after the shift
     shadow_tests_started: list[str]  # shadow model ids
@@ -43,9 +46,15 @@ class Story:
                 ", ".join(f"{m} {i}" for m, i in sorted(self.initial_active.items())),
             ),
             (
-                "drift found after the injected shift",
+                "drift found after the injected shift (a day or more of shifted candles in the window)",
                 self.drift_after_shift_at is not None,
-                f"first at {self.drift_after_shift_at}" if self.drift_after_shift_at else "no drift.detected after it",
+                (f"first at {self.drift_after_shift_at}" if self.drift_after_shift_at else "none")
+                + f"; before the shift {len(self.drift_before_shift)} check(s) found drift"
+                + (
+                    f" (worst {max((d['severity'] for d in self.drift_before_shift), key=_severity_rank)})"
+                    if self.drift_before_shift
+                    else ""
+                ),
             ),
             (
                 "a retraining job started by the drift",
@@ -92,7 +101,13 @@ def read_story(container: Container, shift_at: datetime | None) -> Story:
         ).all()
         history = _status_history(session)
     drift_times = [at for topic, at, _ in events if topic == "drift.detected"]
-    after = [at for at in drift_times if shift_at is None or at >= shift_at]
+    # A check right after the shift sees almost none of it: count the ones with a day of it.
+    after = [at for at in drift_times if shift_at is None or at >= shift_at + SHIFT_SEEN]
+    before: dict[datetime, str] = {}
+    for topic, at, payload in events:
+        if topic == "drift.detected" and shift_at is not None and at < shift_at:
+            severity = str((payload or {}).get("severity", "LOW")).upper()
+            before[at] = max(before.get(at, "LOW"), severity, key=_severity_rank)
     job_rows = [_job_dict(j) for j in jobs if j.job_type != "rl_maintenance"]
     drift_jobs = [
         j for j in job_rows if str(j["reason"]).startswith("drift") and (not after or j["started_at"] >= after[0])
@@ -104,6 +119,7 @@ def read_story(container: Container, shift_at: datetime | None) -> Story:
     return Story(
         initial_active=initial,
         first_drift_at=drift_times[0] if drift_times else None,
+        drift_before_shift=[{"at": at, "severity": sev} for at, sev in sorted(before.items())],
         drift_after_shift_at=after[0] if after else None,
         retraining_after_drift=drift_jobs[0] if drift_jobs else None,
         shadow_tests_started=[str(p.get("shadow_model_id")) for p in shadow_started],
@@ -117,6 +133,11 @@ def read_story(container: Container, shift_at: datetime | None) -> Story:
         ],
         jobs=job_rows,
     )
+
+
+def _severity_rank(severity: str) -> int:
+    order = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+    return order.index(severity) if severity in order else -1
 
 
 def _status_history(session: Any) -> list[tuple[str, str]]:
