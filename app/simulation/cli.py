@@ -16,6 +16,12 @@ def build_config(
     seed: int, source: str, files: list[str], symbols: str | None, days: float | None, report: str | None, quiet: bool
 ) -> RunConfig:
     config = RunConfig(seed=seed, quiet=quiet, report_path=Path(report) if report else None)
+    if source != "synthetic":
+        # Real candles come as 1h files (tests/data/ohlcv, ../shared/data/ohlcv) or from ccxt:
+        # a decision every candle, and a week's window for the drift checks.
+        config = replace(
+            config, timeframe="1h", decision_every=1, drift_lookback_days=7.0, history_days=40.0, training_days=30.0
+        )
     chosen = tuple(s.strip() for s in symbols.split(",") if s.strip()) if symbols else None
     if source == "files":
         if not files:
