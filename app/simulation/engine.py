@@ -106,7 +106,7 @@ class TradingEngine:
                 self.runner.enable_drift_checks()
             self.runner.tick(self.clock.now())
             self._detect_regime(index)
-            if offset % self.config.decision_every == 0 and not self._halted():
+            if offset % self.config.decision_every == 0 and not self.halted():
                 for symbol in self.feed.symbols:
                     if symbol not in self.open:
                         self._decide(symbol, index, offset)
@@ -119,7 +119,7 @@ class TradingEngine:
         self.runner.wait_idle()
         return self.stats
 
-    def _halted(self) -> bool:
+    def halted(self) -> bool:
         with self.container.session_factory() as session:
             flag = get_flag(session, "trading_halted")
             return bool(flag and flag.enabled)

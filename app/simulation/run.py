@@ -187,7 +187,8 @@ def _progress_printer(say: Echo, feed: MarketFeed) -> Callable[[TradingEngine, i
             f"trades {engine.stats.trades_closed:>3} (+{len(engine.open)} open) balance {engine.balance:9.2f} "
             f"regime {engine.regime():8s} active {_versions(active)} shadow {_versions(shadow) or '-'} "
             f"jobs drift {runs['drift-check']} retrain {runs['full-retraining']} "
-            f"shadow-eval {runs['shadow-evaluation']} ({time.perf_counter() - wall:.0f} s)"
+            f"shadow-eval {runs['shadow-evaluation']}{' TRADING HALTED' if engine.halted() else ''} "
+            f"({time.perf_counter() - wall:.0f} s)"
         )
 
     return progress

@@ -44,13 +44,18 @@ def story_events(container: Container) -> list[dict[str, Any]]:
         return [{"id": i, "topic": t, "at": at, "payload": p or {}} for i, t, at, p in session.execute(query)]
 
 
+# Topics that repeat every check while a condition lasts: a run of them between two other
+# milestones becomes one line ("x N, until ...").
+REPEATING = ("drift.detected", "clm.retraining.suppressed", "model.performance.degraded", "clm.trading.halted")
+
+
 def milestones(events: list[dict[str, Any]]) -> list[Milestone]:
-    out: list[Milestone] = []
+    lines: list[Milestone] = []
     drift: list[dict[str, Any]] = []
 
     def flush() -> None:
         if drift:
-            out.append(_drift_line(drift))
+            lines.append(_drift_line(drift))
             drift.clear()
 
     for event in events:
@@ -60,7 +65,33 @@ def milestones(events: list[dict[str, Any]]) -> list[Milestone]:
             drift.append(event)
             continue
         flush()
-        out.append(Milestone(event["at"], event["topic"], describe(event["topic"], event["payload"]), event["payload"]))
+        lines.append(
+            Milestone(event["at"], event["topic"], describe(event["topic"], event["payload"]), event["payload"])
+        )
+    flush()
+    return _collapse(lines)
+
+
+def _collapse(lines: list[Milestone]) -> list[Milestone]:
+    out: list[Milestone] = []
+    runs: dict[str, list[Milestone]] = {}
+
+    def flush() -> None:
+        for run in sorted(runs.values(), key=lambda r: r[0].at):
+            first, last = run[0], run[-1]
+            if len(run) == 1:
+                out.append(first)
+                continue
+            text = f"{first.text}  [x{len(run)} until {last.at:%m-%d %H:%M}; last: {last.text}]"
+            out.append(Milestone(first.at, first.topic, text, first.payload | {"repeats": len(run)}))
+        runs.clear()
+
+    for line in lines:
+        if line.topic in REPEATING:
+            runs.setdefault(line.topic, []).append(line)
+            continue
+        flush()
+        out.append(line)
     flush()
     return out
 
