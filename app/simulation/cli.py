@@ -60,6 +60,9 @@ def run_command(
     warnings.filterwarnings("ignore")
     for name in ("lightning", "pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # Every alert is still raised and delivered (events, webhook); on the console it would repeat
+    # hundreds of times per simulated day, and the timeline at the end shows them collapsed.
+    logging.getLogger("app.alerts").setLevel(logging.ERROR)
     result = run_simulation(config, echo=click.echo)
     checks = result.story.checks() if result.story else []
     happened = sum(1 for _, ok, _ in checks if ok)
