@@ -63,4 +63,12 @@ def configure(settings: Any) -> Celery:
         result_backend=settings.result_backend,
         task_always_eager=settings.embedded,
     )
+    # Celery caches its connection pool, producer pool and result backend on first use;
+    # drop them so the next send and the next result read use the new URLs.
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._after_fork()
+    celery_app._backend_cache = None
+    if hasattr(celery_app._local, "backend"):
+        del celery_app._local.backend
     return celery_app

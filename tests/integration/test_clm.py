@@ -30,8 +30,10 @@ def simulated_clock():
 
 def _eager(container) -> None:
     """Run canvases in-process (embedded mode: Celery's eager execution)."""
+    from workers.celery_app import configure
     from workers.dispatcher import CeleryDispatcher
 
+    configure(container.settings)  # eager: the settings are embedded
     container.dispatcher = CeleryDispatcher()
     container.bus.scheduler = container.dispatcher
 

@@ -50,10 +50,10 @@ def test_worker_delivers_a_committed_event(pg_container, worker_env, tmp_path) -
 def test_event_abandoned_mid_delivery_is_delivered_again(pg_container) -> None:
     """A worker that claimed an event and died: once its lease runs out, the event goes out."""
     seen: list[dict[str, Any]] = []
-    pg_container.bus.subscribe("model.*", seen.append, name="test-seen")
+    pg_container.bus.subscribe("test.*", seen.append, name="test-seen")
     pg_container.bus.inline_delivery = False  # publish without delivering, like a crash
     with pg_container.session() as session:
-        pg_container.bus.publish(session, "model.promoted", {"model_id": "m1"})
+        pg_container.bus.publish(session, "test.promoted", {"model_id": "m1"})
     claimed = pg_container.bus._claim(10, force=False)  # the "dead worker" takes it
     assert len(claimed) == 1
     assert pg_container.bus.deliver_pending().delivered == 0  # leased: not delivered twice
