@@ -132,14 +132,11 @@ class ContinuousLearningManager:
         if shadow is None or shadow.model_id != payload.get("shadow_model_id"):
             return False
         try:
-            promoted = registry.promote_shadow_to_active(shadow.model_type, "shadow promotion recommended")
+            # The registry's model.promoted event becomes clm.model.promoted (on_model_promoted).
+            registry.promote_shadow_to_active(shadow.model_type, "shadow promotion recommended")
         except RegistryError as exc:
             log.warning("recommended promotion of %s refused: %s", shadow.model_id, exc)
             return False
-        with self.container.session() as session:
-            self.container.bus.publish(
-                session, "clm.model.promoted", {"model_id": promoted.model_id, "model_type": promoted.model_type}
-            )
         return True
 
     def on_model_promoted(self, event: dict[str, Any]) -> None:
