@@ -64,9 +64,8 @@ def configure(settings: Any) -> Celery:
         task_always_eager=settings.embedded,
     )
     # Celery caches its connection pool, producer pool and result backend on first use;
-    # drop them so the next send and the next result read use the new URLs.
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    # drop the references so the next send and result read look them up for the new URLs
+    # (kombu keeps its pools per URL, so an unchanged URL gets its open pool back).
     celery_app._after_fork()
     celery_app._backend_cache = None
     if hasattr(celery_app._local, "backend"):
