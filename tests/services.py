@@ -115,14 +115,19 @@ def celery_worker(
         _wait_for_worker(env, proc, node, wait_seconds, log_path)
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         log_file.close()
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace_seconds: float = 20.0) -> None:
+    """Terminate a child process, killing it if it does not stop within the grace period."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _wait_for_worker(

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.services import REPO
+from tests.services import REPO, stop_process
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -79,13 +79,7 @@ def background(
         wait_http(ready_url, proc, log_path)
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         log_file.close()
 
 
