@@ -123,3 +123,15 @@ def _default_dispatcher() -> Dispatcher:
         return InlineDispatcher()
     dispatcher: Dispatcher = module.CeleryDispatcher()
     return dispatcher
+
+
+def celery_dispatcher_for(settings: Settings) -> Dispatcher:
+    """Point this process's Celery client at `settings` (eager when embedded) and return its dispatcher.
+
+    The one place where app/ reaches the Celery side, by name, for composition roots
+    (the main run) that build their own container.
+    """
+    import importlib
+
+    importlib.import_module("workers.celery_app").configure(settings)
+    return _default_dispatcher()

@@ -46,10 +46,8 @@ class RunResult:
 
 def embedded_container(config: RunConfig, root: Path | None = None) -> Container:
     """A fresh embedded container for the run (its folder is emptied first: same seed, same run)."""
-    from app.bootstrap import bootstrap, set_container
+    from app.bootstrap import bootstrap, celery_dispatcher_for, set_container
     from app.settings import REPO_ROOT, Mode, Settings
-    from workers.celery_app import configure
-    from workers.dispatcher import CeleryDispatcher
 
     folder = root or REPO_ROOT / "var" / "runs" / f"run-{config.seed}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -63,8 +61,7 @@ def embedded_container(config: RunConfig, root: Path | None = None) -> Container
         ARTIFACT_ROOT=str(folder / "artifacts"),
         CLM_TRAIN_THREADS=threads,
     )
-    configure(settings)
-    container = bootstrap(settings, CeleryDispatcher(), migrate=True)
+    container = bootstrap(settings, celery_dispatcher_for(settings), migrate=True)
     set_container(container)  # the tasks the beat runs eagerly use the process's container
     return container
 
