@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from app.clock import utcnow
+from app.data_pipeline.timeframes import to_ms
 from app.system import set_flag
 
 if TYPE_CHECKING:
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WARMUP_CANDLES = 300  # enough history for the longest indicator window before the current window
-
-
-def _ms(moment: datetime) -> int:
-    return int(pd.Timestamp(moment).value // 1_000_000)
 
 
 def current_features(container: Container, now: datetime) -> pd.DataFrame:
@@ -43,12 +40,12 @@ def current_features(container: Container, now: datetime) -> pd.DataFrame:
     frames = []
     for symbol in policy.data.symbols:
         candles = store.read(
-            policy.data.exchange, symbol, policy.data.timeframe, _ms(start) - WARMUP_CANDLES * step, _ms(now)
+            policy.data.exchange, symbol, policy.data.timeframe, to_ms(start) - WARMUP_CANDLES * step, to_ms(now)
         )
         if len(candles) <= WARMUP_CANDLES:
             continue
         features = engineer_features(candles, policy.features)
-        frames.append(features.loc[features["timestamp"] >= _ms(start)])
+        frames.append(features.loc[features["timestamp"] >= to_ms(start)])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

@@ -32,7 +32,7 @@ from app.data_pipeline.features import engineer_features, feature_columns, featu
 from app.data_pipeline.files import read_candle_file
 from app.data_pipeline.labels import LABEL_COLUMNS, REGIMES, dead_zone, generate_labels
 from app.data_pipeline.synthetic import synthetic_market
-from app.data_pipeline.timeframes import ceil_to_grid, timeframe_ms
+from app.data_pipeline.timeframes import ceil_to_grid, timeframe_ms, to_ms
 from app.data_pipeline.validation import validate_candles
 from app.db.models import Dataset
 from app.policy import FeatureConfig, LabelConfig, Policy
@@ -109,22 +109,14 @@ class DatasetInfo:
     reused: bool = False
 
 
-def _ms(moment: datetime) -> int:
-    """Milliseconds since the epoch; a naive datetime is taken as UTC."""
-    stamp = pd.Timestamp(moment)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return int(stamp.value // 1_000_000)
-
-
 def _candles(container: Container, spec: DatasetSpec) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    start_ms, end_ms = _ms(spec.start), _ms(spec.end)
+    start_ms, end_ms = to_ms(spec.start), to_ms(spec.end)
     step = timeframe_ms(spec.timeframe)
     if spec.source == "synthetic":
-        origin_ms = _ms(spec.synthetic_origin or spec.start)
+        origin_ms = to_ms(spec.synthetic_origin or spec.start)
         first = ceil_to_grid(origin_ms, spec.timeframe)
         periods = (end_ms - first + step - 1) // step
-        shift = None if spec.shift_at is None else _ms(spec.shift_at)
+        shift = None if spec.shift_at is None else to_ms(spec.shift_at)
         candles, info = synthetic_market(list(spec.symbols), first, periods, spec.timeframe, spec.seed, shift)
         for symbol, frame in candles.items():
             in_window = frame.loc[frame["timestamp"] >= start_ms].reset_index(drop=True)
@@ -209,8 +201,8 @@ def build_dataset(container: Container, spec: DatasetSpec) -> DatasetInfo:
         "spec": spec.model_dump(mode="json"),
         "symbols": list(spec.symbols),
         "timeframe": spec.timeframe,
-        "start_ms": _ms(spec.start),
-        "end_ms": _ms(spec.end),
+        "start_ms": to_ms(spec.start),
+        "end_ms": to_ms(spec.end),
         "rows": len(frame),
         "per_symbol": per_symbol,
         "feature_set_id": feature_set_id(spec.features),

@@ -25,7 +25,7 @@ import ccxt.async_support as ccxt_async
 import pandas as pd
 
 from app.data_pipeline.candle_store import CandleStore, Range
-from app.data_pipeline.timeframes import ceil_to_grid, floor_to_grid, timeframe_ms
+from app.data_pipeline.timeframes import ceil_to_grid, floor_to_grid, timeframe_ms, to_ms
 from app.data_pipeline.validation import CANDLE_COLUMNS
 
 if TYPE_CHECKING:
@@ -58,15 +58,6 @@ class FetchResult:
     ranges_fetched: dict[str, list[Range]] = field(default_factory=dict)
 
 
-def _ms(moment: datetime | pd.Timestamp | int) -> int:
-    if isinstance(moment, int):
-        return moment
-    stamp = pd.Timestamp(moment)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return int(stamp.value // 1_000_000)
-
-
 class HistoricalDataFetcher:
     def __init__(
         self,
@@ -88,9 +79,9 @@ class HistoricalDataFetcher:
         self, symbols: list[str], start: datetime | int, end: datetime | int, timeframe: str = "5m"
     ) -> FetchResult:
         """Make sure [start, end) is stored for every symbol; return the stored candles."""
-        start_ms = ceil_to_grid(_ms(start), timeframe)
+        start_ms = ceil_to_grid(to_ms(start), timeframe)
         closed_end = floor_to_grid(int(time.time() * 1000), timeframe)  # the still-open candle's open time
-        end_ms = min(_ms(end), closed_end)
+        end_ms = min(to_ms(end), closed_end)
         if end_ms <= start_ms:
             raise ExchangeDataError(f"empty range: start {start} is not before end {end} (or the last closed candle)")
         missing = {s: self.store.missing_ranges(self.exchange_id, s, timeframe, start_ms, end_ms) for s in symbols}

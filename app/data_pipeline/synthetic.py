@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.data_pipeline.timeframes import ceil_to_grid, timeframe_ms
+from app.data_pipeline.timeframes import ceil_to_grid, timeframe_ms, to_ms
 
 BASE_VOL_5M = 0.002  # one 5-minute candle's return std, of the order of BTC's
 MEAN_REGIME_HOURS = 12.0
@@ -59,15 +59,6 @@ _N_REGIMES = len(REGIMES)
 
 def _rng(seed: int, key: str, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(key.encode()), stream])
-
-
-def _to_ms(value: datetime | pd.Timestamp | int) -> int:
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return int(stamp.value // 1_000_000)
 
 
 def _regime_path(seed: int, periods: int, step_ms: int, shift_index: int | None) -> np.ndarray:
@@ -175,14 +166,14 @@ def synthetic_market(
     if not symbols:
         raise ValueError("synthetic_market: at least one symbol is needed")
     step_ms = timeframe_ms(timeframe)
-    start_ms = ceil_to_grid(_to_ms(start), timeframe)
+    start_ms = ceil_to_grid(to_ms(start), timeframe)
     timestamps = start_ms + step_ms * np.arange(periods, dtype=np.int64)
     shift_index: int | None = None
     if shift_at is not None:
         if isinstance(shift_at, (int, np.integer)) and 0 <= int(shift_at) < periods:
             shift_index = int(shift_at)
         else:
-            shift_index = int(np.searchsorted(timestamps, _to_ms(shift_at)))
+            shift_index = int(np.searchsorted(timestamps, to_ms(shift_at)))
         if not 0 < shift_index < periods:
             raise ValueError(f"synthetic_market: shift_at {shift_at!r} is outside the series (rows 1..{periods - 1})")
     # The market's dynamics (drift persistence, GARCH clustering) are defined per 5-minute

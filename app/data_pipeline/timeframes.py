@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
 
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _PATTERN = re.compile(r"^(\d+)([smhdw])$")
@@ -38,3 +42,13 @@ def ceil_to_grid(timestamp_ms: int, timeframe: str) -> int:
 def floor_to_grid(timestamp_ms: int, timeframe: str) -> int:
     """The last open time at or before `timestamp_ms`."""
     return ceil_to_grid(timestamp_ms - timeframe_ms(timeframe) + 1, timeframe)
+
+
+def to_ms(moment: datetime | pd.Timestamp | int) -> int:
+    """Milliseconds since the epoch (candle open times); a naive datetime is taken as UTC."""
+    if isinstance(moment, int | np.integer):
+        return int(moment)
+    stamp = pd.Timestamp(moment)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return int(stamp.value // 1_000_000)

@@ -27,16 +27,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
+from app.data_pipeline.timeframes import to_ms
 from app.db.models import Candle
 from app.shadow_tester.records import InvalidPredictionError
 
 EXPIRE_AFTER = timedelta(days=3)
 _SIDES = {"LONG": 1, "BUY": 1, "SHORT": -1, "SELL": -1}
-_EPOCH = datetime(1970, 1, 1)
-
-
-def to_ms(when: datetime) -> int:
-    return int((when - _EPOCH) / timedelta(milliseconds=1))
 
 
 def realized_return_from_trade(outcome: Mapping[str, Any], default_side: int | None, where: str = "outcome") -> float:

@@ -22,10 +22,6 @@ if TYPE_CHECKING:
 EPOCH = datetime(1970, 1, 1)
 
 
-def to_ms(moment: datetime) -> int:
-    return int((moment - EPOCH) / timedelta(milliseconds=1))
-
-
 def from_ms(ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=int(ms))
 
