@@ -266,6 +266,11 @@ class ClmCollector(Collector):
         baseline = GaugeMetricFamily(
             "clm_rl_random_baseline_winrate", "winrate a random policy reaches on the same trades", labels=["rl_type"]
         )
+        version_winrate = GaugeMetricFamily(
+            "clm_rl_version_winrate",
+            "agent's winrate on the trades its newest saved version learned from (clm_rl_random_baseline_winrate's)",
+            labels=["rl_type"],
+        )
         for agent in session.scalars(select(RLAgentState)):
             n_states = session.scalar(
                 select(func.count(func.distinct(RLQValue.state_key))).where(
@@ -283,13 +288,18 @@ class ClmCollector(Collector):
             ).one()
             if total:
                 winrate.add_metric([agent.rl_type], float(wins or 0) / total)
-            latest = session.scalars(
-                select(RLVersion).where(RLVersion.rl_type == agent.rl_type).order_by(RLVersion.version.desc()).limit(1)
-            ).first()
-            recorded = (latest.metadata_ or {}).get("random_baseline_winrate") if latest is not None else None
-            if isinstance(recorded, int | float):  # recorded by the agent's evaluation, never assumed
-                baseline.add_metric([agent.rl_type], float(recorded))
-        yield from (states, updates, epsilon, version, winrate, baseline)
+            # Recorded by app.rl.store when a version is saved (app.rl.baseline), never assumed here; a version
+            # saved with no trade behind it records none, so the newest of the last few that has one counts.
+            for saved in session.scalars(
+                select(RLVersion).where(RLVersion.rl_type == agent.rl_type).order_by(RLVersion.version.desc()).limit(5)
+            ):
+                recorded = saved.metadata_ or {}
+                agent_rate, random_rate = recorded.get("winrate"), recorded.get("random_baseline_winrate")
+                if isinstance(agent_rate, int | float) and isinstance(random_rate, int | float):
+                    version_winrate.add_metric([agent.rl_type], float(agent_rate))
+                    baseline.add_metric([agent.rl_type], float(random_rate))
+                    break
+        yield from (states, updates, epsilon, version, winrate, baseline, version_winrate)
 
     # ----------------------------------------------------------------- drift
 

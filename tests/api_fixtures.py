@@ -166,3 +166,27 @@ def synthetic_candles(periods: int = 300, seed: int = 11) -> list[dict[str, floa
     frame = frames["BTC/USDT"]
     columns = ["timestamp", "open", "high", "low", "close", "volume"]
     return [{c: (int(r[c]) if c == "timestamp" else float(r[c])) for c in columns} for r in frame.to_dict("records")]
+
+
+# In each market state one strategy wins and every other loses: an agent that learns beats random.
+WINNING_STRATEGY = {
+    ("TRENDING", "HIGH", "MEDIUM", "GOOD"): "breakout",
+    ("RANGING", "LOW", "HIGH", "NEUTRAL"): "mean_reversion",
+}
+
+
+def train_meta_agent(container: Container, trades: int = 200, seed: int = 5) -> int:
+    """A real meta-strategy agent trades `trades` times in that market, learns, and saves a version (returned)."""
+    import random
+
+    from app.rl.meta_space import MetaStrategyState
+    from app.rl_meta_strategy import RLMetaStrategy
+
+    market = random.Random(seed)
+    agent = RLMetaStrategy(container, rng=random.Random(seed + 1))
+    states = [(MetaStrategyState(*levels), winner) for levels, winner in WINNING_STRATEGY.items()]
+    for i in range(trades):
+        state, winner = market.choice(states)
+        strategy = agent.select_strategy(state)
+        agent.update_q_table(state, strategy, 1.0 if strategy.value == winner else -1.0, trade_id=f"meta-{seed}-{i}")
+    return agent.save_version(reason="trained")

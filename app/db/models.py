@@ -216,6 +216,11 @@ class RLAppliedUpdate(Base):
     trade_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     applied_at: Mapped[datetime] = mapped_column(DateTime)
     reward: Mapped[float | None] = mapped_column(Float)
+    # The experience itself (NULL on rows older than schema 0003): the live version the trade was
+    # applied to, and the state and action it rewarded; saved versions compare with a random policy.
+    version: Mapped[int | None] = mapped_column(Integer)
+    state_key: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str | None] = mapped_column(String(100))
 
 
 # --------------------------------------------------------------------------- drift & health

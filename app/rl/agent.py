@@ -54,7 +54,7 @@ class TabularAgent:
     def __init__(self, container: Container, rng: random.Random | None = None) -> None:
         self.container = container
         self.rng = rng or random.Random()
-        self.store = QTableStore(container, self.rl_type, self.file_prefix)
+        self.store = QTableStore(container, self.rl_type, self.file_prefix, self.actions)
 
     # ------------------------------------------------------------------ select / update
 

@@ -5,7 +5,9 @@ change is one transaction that first locks the agent's `rl_agent_state` row (SEL
 FOR UPDATE on PostgreSQL; on SQLite the opening INSERT takes the database's write lock),
 so updates from several worker processes serialise and none is lost. A trade is recorded
 in `rl_applied_updates` (primary key rl_type + trade_id) in the same transaction: a trade
-that arrives again finds its row and changes nothing.
+that arrives again finds its row and changes nothing. The row also keeps the experience
+(version, state, action, reward), from which every saved version records the agent's winrate
+and a random policy's on the same trades (`app.rl.baseline`).
 
 Versions: the live table is version V until it is snapshotted; the snapshot freezes it as
 V (a JSON file and an `rl_versions` row) and the live table goes on as V + 1. So the live
@@ -15,6 +17,7 @@ and starts V + 1 empty.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.db.models import RLAgentState, RLAppliedUpdate, RLQValue, RLVersion
+from app.rl.baseline import Experience, WinrateComparison, compare_with_random
 from app.rl.qlearning import QParams, decay_epsilon, q_update, stale_states, td_target
 from app.rl.snapshot import encode_snapshot, parse_snapshot, snapshot_document
 
@@ -48,10 +52,11 @@ class AppliedUpdate:
 class QTableStore:
     """One agent's tables. Callers pass the open session, so events join the same transaction."""
 
-    def __init__(self, container: Container, rl_type: str, file_prefix: str) -> None:
+    def __init__(self, container: Container, rl_type: str, file_prefix: str, actions: Sequence[str] = ()) -> None:
         self.container = container
         self.rl_type = rl_type
         self.file_prefix = file_prefix
+        self.actions = tuple(actions)  # the agent's action set: a random policy draws from all of it
 
     # ------------------------------------------------------------------ agent row
 
@@ -141,7 +146,17 @@ class QTableStore:
         """One trade's Q update on the locked `agent`; None when the trade was applied before."""
         if session.get(RLAppliedUpdate, (self.rl_type, trade_id)) is not None:
             return None
-        session.add(RLAppliedUpdate(rl_type=self.rl_type, trade_id=trade_id, applied_at=utcnow(), reward=reward))
+        session.add(
+            RLAppliedUpdate(
+                rl_type=self.rl_type,
+                trade_id=trade_id,
+                applied_at=utcnow(),
+                reward=reward,
+                version=agent.version,
+                state_key=state_key,
+                action=action,
+            )
+        )
         next_row = None if next_state_key is None else self.q_row(session, agent.version, next_state_key)
         row = session.get(RLQValue, (self.rl_type, agent.version, state_key, action))
         if row is None:
@@ -196,6 +211,9 @@ class QTableStore:
             learning_rate=learning_rate,
             metadata_={"reason": reason, "size_bytes": stored.size_bytes, "q_values": sum(map(len, q_table.values()))},
         )
+        comparison = self.winrate_against_random(session, version)
+        if comparison is not None:
+            record.metadata_ = {**(record.metadata_ or {}), **comparison.to_metadata()}
         session.add(record)
         if not archived:
             session.execute(
@@ -208,6 +226,38 @@ class QTableStore:
         agent.updated_at = now
         session.flush()
         return record
+
+    def winrate_against_random(self, session: Session, version: int) -> WinrateComparison | None:
+        """The agent's winrate and a random policy's (`app.rl.baseline`) on the trades `version` learned from.
+
+        Those are the trades applied since the table last started empty: after the newest
+        archived (reset) version below `version`, up to `version` itself.
+        """
+        if not self.actions:
+            return None
+        started_after = session.scalar(
+            select(func.coalesce(func.max(RLVersion.version), 0)).where(
+                RLVersion.rl_type == self.rl_type, RLVersion.archived_at.is_not(None), RLVersion.version < version
+            )
+        )
+        rows = session.execute(
+            select(RLAppliedUpdate.state_key, RLAppliedUpdate.action, RLAppliedUpdate.reward).where(
+                RLAppliedUpdate.rl_type == self.rl_type,
+                RLAppliedUpdate.version > (started_after or 0),
+                RLAppliedUpdate.version <= version,
+                RLAppliedUpdate.state_key.is_not(None),
+                RLAppliedUpdate.action.is_not(None),
+                RLAppliedUpdate.reward.is_not(None),
+            )
+        )
+        return compare_with_random(
+            (
+                Experience(state, action, reward)
+                for state, action, reward in rows
+                if state and action and reward is not None
+            ),
+            self.actions,
+        )
 
     def reset(self, session: Session, agent: RLAgentState, learning_rate: float, epsilon: float, reason: str) -> int:
         """Archive the live table and start the next version empty; returns the archived version."""
