@@ -118,12 +118,28 @@ class EventBus:
         with self._lock:
             return list(self._subscriptions)
 
-    def publish(self, session: Session, topic: str, payload: dict[str, Any]) -> Event:
-        """Add the event to `session`'s transaction; it is delivered after that commits."""
-        row = Event(topic=topic, payload=payload, created_at=utcnow(), status="pending", attempts=0)
+    def publish(self, session: Session, topic: str, payload: dict[str, Any], record_only: bool = False) -> Event:
+        """Add the event to `session`'s transaction; it is delivered after that commits.
+
+        `record_only`: a signal published for the record and for outside readers (the
+        prediction service's `ai.signal.generated`, 200 a second): when no handler is
+        subscribed to its topic it is stored as delivered, and no delivery is scheduled.
+        """
+        row = Event(**self.event_values(session, topic, payload, record_only))
         session.add(row)
-        session.info["clm_events_published"] = True
         return row
+
+    def event_values(
+        self, session: Session, topic: str, payload: dict[str, Any], record_only: bool = False
+    ) -> dict[str, Any]:
+        """The `events` row `publish` would add, for a caller that inserts it itself in `session`'s
+        transaction (one statement with its other rows); delivery follows the commit all the same."""
+        now = utcnow()
+        if record_only and not any(sub.matches(topic) for sub in self.subscriptions()):
+            return {"topic": topic, "payload": payload, "created_at": now, "status": "delivered", "attempts": 0,
+                    "delivered_at": now}  # fmt: skip
+        session.info["clm_events_published"] = True
+        return {"topic": topic, "payload": payload, "created_at": now, "status": "pending", "attempts": 0}
 
     # ----------------------------------------------------------------- after commit
 

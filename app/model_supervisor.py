@@ -150,25 +150,32 @@ def classify(metrics: Mapping[str, Any], limits: SupervisorConfig) -> tuple[str,
     return status, [reason for _, reason in found]
 
 
-def prediction_log_row(
+def prediction_log_values(
     model_id: str, prediction: Mapping[str, Any], latency_ms: float, *, symbol: str, timestamp: datetime | None = None
-) -> PredictionLog:
-    """A validated, unsaved `prediction_logs` row (callers batch several into one flush)."""
+) -> dict[str, Any]:
+    """The validated column values of a `prediction_logs` row (callers batch several into one INSERT)."""
     direction, confidence = prediction_fields(prediction, "prediction")
     if not (isinstance(latency_ms, int | float) and math.isfinite(latency_ms) and latency_ms >= 0):
         raise ValueError(f"latency_ms: {latency_ms!r} is not a non-negative number")
     predicted = prediction.get("predicted_return")
     now = utcnow()
-    return PredictionLog(
-        model_id=model_id,
-        symbol=symbol,
-        timestamp=timestamp or now,
-        predicted_return=float(predicted) if predicted is not None else None,
-        direction=direction,
-        confidence=confidence,
-        latency_ms=float(latency_ms),
-        created_at=now,
-    )
+    return {
+        "model_id": model_id,
+        "symbol": symbol,
+        "timestamp": timestamp or now,
+        "predicted_return": float(predicted) if predicted is not None else None,
+        "direction": direction,
+        "confidence": confidence,
+        "latency_ms": float(latency_ms),
+        "created_at": now,
+    }
+
+
+def prediction_log_row(
+    model_id: str, prediction: Mapping[str, Any], latency_ms: float, *, symbol: str, timestamp: datetime | None = None
+) -> PredictionLog:
+    """A validated, unsaved `prediction_logs` row."""
+    return PredictionLog(**prediction_log_values(model_id, prediction, latency_ms, symbol=symbol, timestamp=timestamp))
 
 
 class ModelSupervisor:

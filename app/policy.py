@@ -269,6 +269,15 @@ class PolicyStore:
     def _get(self, session: Session) -> Policy:
         return load_policy(session)
 
+    def at_version(self, session: Session, version: int) -> Policy:
+        """The stored policy of `version` (the defaults for 0: nothing stored yet)."""
+        if version == 0:
+            return Policy()
+        row = session.get(PolicyVersion, version)
+        if row is None:
+            raise LookupError(f"no policy version {version}")
+        return Policy.model_validate(row.document)
+
     def current_version(self) -> int:
         with self._session_factory() as session:
             return session.scalar(select(func.max(PolicyVersion.version))) or 0

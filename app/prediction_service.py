@@ -1,43 +1,58 @@
 """Predictions for the AI Trading Engine: the ACTIVE model answers, the SHADOW model is recorded beside it.
 
 `PredictionService(container).predict(symbol, candles=None)` engineers the features of the
-recent candles (given, or read from the candle store), asks the ACTIVE model of the type
-(default: the first of the policy's `training.model_types` that has an ACTIVE model), and
-in one transaction logs the prediction with its latency (`prediction_logs`, both models),
-records the SHADOW model's prediction beside it (`shadow_test_results`) and publishes
-`ai.signal.generated`.
+recent closed candles (given, or read from the candle store), asks the ACTIVE model of the
+type (default: the first of the policy's `training.model_types` that has an ACTIVE model),
+and in one transaction logs the prediction with its latency (`prediction_logs`, both
+models), records the SHADOW model's prediction beside it (`shadow_test_results`) and
+publishes `ai.signal.generated`.
 
-Models are loaded once per process (`ModelCache` in `container.extras`) and swapped without
-a restart: each request reads which models are ACTIVE and SHADOW (one indexed query in the
-request's transaction) and the cache loads what changed, reusing a promoted shadow's loaded
-model; `model.promoted` also refreshes the cache ahead of the next request where the event
-is delivered in this process. A swap replaces one immutable pair under a lock, so requests
-in flight finish on the pair they started with and none fails.
+What a request costs: one query reads the policy version, the live models of every type and
+the freshness of the symbol's candle window (its last open time and count); the three
+inserts and the commit follow. Everything else is cached per process and keyed by what it
+depends on, so nothing stale is served:
+
+- the policy per version (versions are immutable rows);
+- the loaded models per (ACTIVE id, SHADOW id) (`ModelCache`): a promotion changes the ids
+  the next request reads, the cache loads what changed, reusing a promoted shadow's loaded
+  model, and `model.promoted` refreshes it ahead of the next request where the event is
+  delivered in this process. A swap replaces one immutable pair under a lock, so requests in
+  flight finish on the pair they started with and none fails;
+- a symbol's window (candles, features, each model's prediction) per (policy version, last
+  closed candle, candle count), or per content hash for candles sent with the request. The
+  features change once per candle, so at 200 requests/s nearly every request reuses them;
+  a new candle, a filled gap or a new policy is a new key.
+
+The window is aligned to the candle grid: the closed candles of the last
+`warmup + history + 2` intervals, so requests within one interval see the same rows.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.data_pipeline import engineer_features, timeframe_ms, warmup_rows
-from app.db.models import Candle, ShadowTestResult
+from app.db.models import Candle, Event, PolicyVersion, PredictionLog, ShadowTestResult
 from app.db.models import ModelRegistry as ModelRow
 from app.model_registry import ModelRecord
-from app.model_supervisor import prediction_log_row
+from app.model_supervisor import prediction_log_values
 from app.policy import Policy
-from app.shadow_tester.records import ShadowPrediction, shadow_row, telemetry_commit
+from app.shadow_tester.records import ShadowPrediction, shadow_row
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -47,6 +62,8 @@ log = logging.getLogger(__name__)
 
 CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 _CACHE_KEY = "prediction_models"
+_EPOCH = datetime(1970, 1, 1)
+MAX_WINDOWS = 1024  # symbols (or distinct request candle sets) whose window a process keeps
 
 
 class InsufficientHistoryError(ValueError):
@@ -65,11 +82,11 @@ class LoadedModel:
 
     def predict(self, frame: pd.DataFrame, history: pd.DataFrame) -> dict[str, Any]:
         with self.lock:
-            row = self.forecaster.predict(frame, history).iloc[-1]
+            predicted, direction, confidence = self.forecaster.predict_arrays(frame, history)
         return {
-            "predicted_return": float(row["predicted_return"]),
-            "direction": int(row["direction"]),
-            "confidence": float(row["confidence"]),
+            "predicted_return": float(predicted[-1]),
+            "direction": int(direction[-1]),
+            "confidence": float(confidence[-1]),
         }
 
 
@@ -83,13 +100,39 @@ class ModelPair:
         return self.active.record.model_id, self.shadow.record.model_id if self.shadow else None
 
 
+@dataclass
+class Window:
+    """One symbol's closed candles, their features and each model's prediction of the last row."""
+
+    frame: pd.DataFrame
+    last: pd.DataFrame
+    history: pd.DataFrame
+    at: datetime  # close time of the last candle
+    predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def prediction(self, model: LoadedModel) -> dict[str, Any]:
+        """The model's prediction of the last row: computed once per window and model."""
+        model_id = model.record.model_id
+        cached = self.predictions.get(model_id)
+        if cached is None:
+            with self.lock:
+                cached = self.predictions.get(model_id)
+                if cached is None:
+                    cached = self.predictions[model_id] = model.predict(self.last, self.history)
+        return dict(cached)
+
+
 class ModelCache:
-    """The process's loaded models per type; thread-safe, swapped whole."""
+    """The process's live state: loaded models per type, the policy, symbol windows. Thread-safe."""
 
     def __init__(self, container: Container) -> None:
         self.container = container
         self._pairs: dict[str, ModelPair] = {}
         self._lock = threading.Lock()
+        self.policy: tuple[int, Policy] | None = None
+        self._windows: OrderedDict[tuple[Any, ...], Window] = OrderedDict()
+        self._windows_lock = threading.Lock()
 
     def pair(self, model_type: str, active_id: str, shadow_id: str | None) -> ModelPair:
         """The loaded pair for these ids, loading (once, under the lock) what is not loaded yet."""
@@ -122,6 +165,30 @@ class ModelCache:
             ids = live_model_ids(session, model_type)
         if ids[0] is not None:
             self.pair(model_type, ids[0], ids[1])
+
+    def window(self, key: tuple[Any, ...]) -> Window | None:
+        with self._windows_lock:
+            found = self._windows.get(key)
+            if found is not None:
+                self._windows.move_to_end(key)
+            return found
+
+    def clear_windows(self) -> None:
+        """Forget every cached window (the benchmark's cold path; tests)."""
+        with self._windows_lock:
+            self._windows.clear()
+
+    def keep_window(self, key: tuple[Any, ...], window: Window) -> Window:
+        """Store `window` under `key` (or return the one another thread stored first)."""
+        with self._windows_lock:
+            kept = self._windows.setdefault(key, window)
+            self._windows.move_to_end(key)
+            # One window per symbol: a newer key of the same symbol replaces the older one.
+            for old in [k for k in self._windows if k[:2] == key[:2] and k != key]:
+                del self._windows[old]
+            while len(self._windows) > MAX_WINDOWS:
+                self._windows.popitem(last=False)
+            return kept
 
 
 def model_cache(container: Container) -> ModelCache:
@@ -163,6 +230,134 @@ class Prediction:
         return out
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What one request reads: the policy version, live models per type, the candle window's key."""
+
+    policy_version: int
+    live: dict[str, tuple[str | None, str | None]]  # model type -> (ACTIVE id, SHADOW id)
+    last_open: int | None  # open time (ms) of the newest closed candle in the window
+    candles: int
+    drawn_ids: tuple[int, int, int] | None = None  # PostgreSQL: two prediction log ids, one shadow pair id
+
+
+def candle_window(policy: Policy, now: datetime) -> tuple[int, int]:
+    """(first, last) open time (ms) of the closed candles the features need, on the candle grid."""
+    step = timeframe_ms(policy.data.timeframe)
+    now_ms = int((now - _EPOCH) / timedelta(milliseconds=1))
+    last = (now_ms // step - 1) * step  # the newest candle that has closed
+    wanted = warmup_rows(policy.features) + history_rows(policy) + 2
+    return last - (wanted - 1) * step, last
+
+
+def _window_filter(policy: Policy, symbol: str, bounds: tuple[int, int]) -> tuple[Any, ...]:
+    return (
+        Candle.exchange == policy.data.exchange,
+        Candle.symbol == symbol,
+        Candle.timeframe == policy.data.timeframe,
+        Candle.open_time >= bounds[0],
+        Candle.open_time <= bounds[1],
+    )
+
+
+def read_snapshot(session: Session, policy: Policy, symbol: str, bounds: tuple[int, int]) -> Snapshot:
+    """One round trip: policy version, every ACTIVE/SHADOW model, the window's newest candle and count.
+
+    On PostgreSQL the same statement turns off the synchronous commit of this transaction
+    (`set_config(..., is_local)`): prediction logs, shadow rows and signals are telemetry; a
+    crash may lose the last fraction of a second of them (never half a transaction), and a
+    request does not wait for the disk.
+    """
+    where = _window_filter(policy, symbol, bounds)
+    columns: list[Any] = [
+        select(func.max(PolicyVersion.version)).scalar_subquery().label("policy_version"),
+        select(func.max(Candle.open_time)).where(*where).scalar_subquery().label("last_open"),
+        select(func.count()).select_from(Candle).where(*where).scalar_subquery().label("candles"),
+    ]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        columns.append(func.set_config("synchronous_commit", "off", True).label("async_commit"))
+        # Ids for the rows this request will write, so the signal can carry them and the
+        # writes go in one statement (an id left unused is a gap in the sequence, nothing more).
+        columns.append(func.nextval("prediction_logs_id_seq").label("log_id_1"))
+        columns.append(func.nextval("prediction_logs_id_seq").label("log_id_2"))
+        columns.append(func.nextval("shadow_test_results_id_seq").label("pair_id"))
+    head = select(*columns).subquery()
+    rows = session.execute(
+        select(head, ModelRow.model_type, ModelRow.model_id, ModelRow.status).select_from(
+            # Two comparisons, not IN: an IN list is expanded again on every execution.
+            head.outerjoin(ModelRow, or_(ModelRow.status == "ACTIVE", ModelRow.status == "SHADOW"))
+        )
+    ).all()
+    live: dict[str, tuple[str | None, str | None]] = {}
+    for row in rows:
+        if row.model_type is not None:
+            active, shadow = live.get(row.model_type, (None, None))
+            live[row.model_type] = (row.model_id, shadow) if row.status == "ACTIVE" else (active, row.model_id)
+    first = rows[0]
+    drawn = (int(first.log_id_1), int(first.log_id_2), int(first.pair_id)) if postgres else None
+    return Snapshot(int(first.policy_version or 0), live, first.last_open, int(first.candles or 0), drawn)
+
+
+def write_prediction(
+    container: Container,
+    session: Session,
+    logs: list[dict[str, Any]],
+    pair_row: dict[str, Any] | None,
+    result: Prediction,
+    drawn_ids: tuple[int, int, int] | None = None,
+) -> tuple[int, int | None]:
+    """Insert the prediction logs (ACTIVE first), the shadow pair and the `ai.signal.generated`
+    event in `session`'s transaction; returns (ACTIVE prediction id, shadow pair id).
+
+    With `drawn_ids` (PostgreSQL, drawn by `read_snapshot`): one statement of data-modifying
+    CTEs. Otherwise one INSERT per table.
+    """
+    if drawn_ids is None:
+        ids = session.scalars(insert(PredictionLog).returning(PredictionLog.id, sort_by_parameter_order=True), logs)
+        prediction_id = int(ids.all()[0])
+        shadow_test_id = None
+        if pair_row is not None:
+            shadow_test_id = int(session.scalar(insert(ShadowTestResult).returning(ShadowTestResult.id), [pair_row]))
+        payload = replace(result, prediction_id=prediction_id, shadow_test_id=shadow_test_id).to_dict()
+        container.bus.publish(session, "ai.signal.generated", payload, record_only=True)
+        return prediction_id, shadow_test_id
+    log_ids = list(drawn_ids[: len(logs)])
+    shadow_test_id = drawn_ids[2] if pair_row is not None else None
+    payload = replace(result, prediction_id=log_ids[0], shadow_test_id=shadow_test_id).to_dict()
+    params: dict[str, Any] = {}
+    for n, (row, log_id) in enumerate(zip(logs, log_ids, strict=True)):
+        params |= {f"l{n}_{key}": value for key, value in (row | {"id": log_id}).items()}
+    if pair_row is not None:
+        params |= {f"s_{key}": value for key, value in (pair_row | {"id": shadow_test_id}).items()}
+    event = container.bus.event_values(session, "ai.signal.generated", payload, record_only=True)
+    params |= {f"e_{key}": value for key, value in event.items()}
+    session.execute(_write_statement(len(logs), tuple(logs[0]), tuple(pair_row or ()), tuple(event)), params)
+    return log_ids[0], shadow_test_id
+
+
+@functools.cache
+def _write_statement(
+    logs: int, log_keys: tuple[str, ...], pair_keys: tuple[str, ...], event_keys: tuple[str, ...]
+) -> Any:
+    """One statement inserting `logs` prediction logs, the shadow pair (if `pair_keys`) and the
+    event, with bound parameters (`l0_model_id`, `s_symbol`, `e_topic`...): built once per shape,
+    so SQLAlchemy compiles it once."""
+
+    def values(table: Any, prefix: str, keys: tuple[str, ...]) -> dict[str, Any]:
+        return {key: bindparam(f"{prefix}{key}", type_=table.c[key].type) for key in (*keys, "id")}
+
+    log_table, pair_table, event_table = PredictionLog.__table__, ShadowTestResult.__table__, Event.__table__
+    # Single-row INSERTs: SQLAlchemy caches their compiled form (a multi-row VALUES it does not).
+    statements = [insert(log_table).values(values(log_table, f"l{n}_", log_keys)) for n in range(logs)]
+    if pair_keys:
+        statements.append(insert(pair_table).values(values(pair_table, "s_", pair_keys)))
+    event_values = {key: bindparam(f"e_{key}", type_=event_table.c[key].type) for key in event_keys}
+    statements.append(insert(event_table).values(event_values))
+    ctes = [statement.returning(literal(1)).cte(f"w{n}") for n, statement in enumerate(statements)]
+    return select(*[select(func.count()).select_from(cte).scalar_subquery() for cte in ctes])
+
+
 class PredictionService:
     def __init__(self, container: Container, model_type: str | None = None) -> None:
         self.container = container
@@ -174,100 +369,122 @@ class PredictionService:
         if not isinstance(symbol, str) or not symbol or len(symbol) > 20:
             raise ValueError(f"symbol: {symbol!r} must be a non-empty string of at most 20 characters")
         with self.container.session() as session:
-            telemetry_commit(session)
-            policy = self.container.policy_store.get(session)
-            frame = self._candles(session, symbol, candles, policy)
-            model_type, active_id, shadow_id = self._live_ids(session, policy)
+            policy, snapshot, bounds = self._snapshot(session, symbol)
+            model_type, active_id, shadow_id = self._live_ids(snapshot, policy)
             pair = self.cache.pair(model_type, active_id, shadow_id)
-            features = engineer_features(frame, policy.features)
-            if features.empty:
-                need = warmup_rows(policy.features) + 1
-                raise InsufficientHistoryError(
-                    f"{symbol}: {len(frame)} candles are too few for the features; at least {need} are needed"
-                )
-            if "symbol" not in features.columns:
-                features.insert(0, "symbol", symbol)
-            last, history = features.iloc[[-1]], features.iloc[:-1]
-            active = pair.active.predict(last, history)
-            shadow = self._shadow_prediction(pair, last, history)
+            window = self._window(session, symbol, candles, policy, snapshot, bounds)
+            active = window.prediction(pair.active)
+            shadow = self._shadow_prediction(window, pair)
             latency_ms = (time.perf_counter() - started) * 1000.0
-            step = timedelta(milliseconds=timeframe_ms(policy.data.timeframe))
-            at = datetime(1970, 1, 1) + timedelta(milliseconds=int(last["timestamp"].iloc[0])) + step
-            # All rows in one flush: one INSERT per table, not one round trip per row.
-            logs = [prediction_log_row(active_id, active, latency_ms, symbol=symbol, timestamp=at)]
+            at = window.at
+            horizon = timedelta(milliseconds=timeframe_ms(policy.data.timeframe)) * policy.labels.horizon
+            logs = [prediction_log_values(active_id, active, latency_ms, symbol=symbol, timestamp=at)]
             pair_row = None
             if shadow is not None and shadow_id is not None:
-                logs.append(prediction_log_row(shadow_id, shadow, latency_ms, symbol=symbol, timestamp=at))
+                logs.append(prediction_log_values(shadow_id, shadow, latency_ms, symbol=symbol, timestamp=at))
                 item = ShadowPrediction(shadow_id, active_id, symbol, active, shadow, at)
-                pair_row = ShadowTestResult(**shadow_row(item, step * policy.labels.horizon, utcnow()))
+                pair_row = shadow_row(item, horizon, utcnow())
                 shadow = {"model_id": shadow_id} | shadow
-            session.add_all([*logs, *([pair_row] if pair_row is not None else [])])
-            session.flush()
-            prediction_id, shadow_test_id = int(logs[0].id), (int(pair_row.id) if pair_row is not None else None)
             result = Prediction(
                 symbol=symbol,
                 model_id=active_id,
                 model_type=model_type,
                 timestamp=at,
-                horizon_end=at + step * policy.labels.horizon,
+                horizon_end=at + horizon,
                 latency_ms=latency_ms,
-                prediction_id=prediction_id,
+                prediction_id=0,  # known once written
                 shadow=shadow,
-                shadow_test_id=shadow_test_id,
                 **active,
             )
-            self.container.bus.publish(session, "ai.signal.generated", result.to_dict())
+            prediction_id, shadow_test_id = write_prediction(
+                self.container, session, logs, pair_row, result, snapshot.drawn_ids
+            )
+            result = replace(result, prediction_id=prediction_id, shadow_test_id=shadow_test_id)
         return result
 
-    def _live_ids(self, session: Session, policy: Policy) -> tuple[str, str, str | None]:
+    def _snapshot(self, session: Session, symbol: str) -> tuple[Policy, Snapshot, tuple[int, int]]:
+        """The request's snapshot, read with the policy it names (the cached one, unless it changed)."""
+        cached = self.cache.policy
+        policy = cached[1] if cached is not None else self.container.policy_store.get(session)
+        for _ in range(3):
+            bounds = candle_window(policy, utcnow())
+            snapshot = read_snapshot(session, policy, symbol, bounds)
+            if cached is not None and cached[0] == snapshot.policy_version:
+                return policy, snapshot, bounds
+            policy = self.container.policy_store.at_version(session, snapshot.policy_version)
+            cached = self.cache.policy = (snapshot.policy_version, policy)
+        raise RuntimeError("the policy changed three times while one request read it")
+
+    def _live_ids(self, snapshot: Snapshot, policy: Policy) -> tuple[str, str, str | None]:
         types = [self.model_type] if self.model_type else list(policy.training.model_types)
         for model_type in types:
-            active_id, shadow_id = live_model_ids(session, model_type)
+            active_id, shadow_id = snapshot.live.get(model_type, (None, None))
             if active_id is not None:
                 return model_type, active_id, shadow_id
         raise NoActiveModelError(f"no ACTIVE model of type {' or '.join(types)} to predict with")
 
-    def _shadow_prediction(self, pair: ModelPair, last: pd.DataFrame, history: pd.DataFrame) -> dict[str, Any] | None:
+    def _shadow_prediction(self, window: Window, pair: ModelPair) -> dict[str, Any] | None:
         if pair.shadow is None:
             return None
         try:
-            return pair.shadow.predict(last, history)
+            return window.prediction(pair.shadow)
         except Exception:  # a failing shadow must never fail the live answer
             log.exception("shadow model %s failed to predict", pair.shadow.record.model_id)
             return None
 
-    def _candles(
+    def _window(
         self,
         session: Session,
         symbol: str,
         candles: pd.DataFrame | Sequence[Mapping[str, Any]] | None,
         policy: Policy,
-    ) -> pd.DataFrame:
+        snapshot: Snapshot,
+        bounds: tuple[int, int],
+    ) -> Window:
+        """The symbol's window: from the cache when its key is unchanged, otherwise computed now."""
+        frame = None
         if candles is None:
-            frame = recent_candles(session, policy, symbol)
+            key: tuple[Any, ...] = ("store", symbol, snapshot.policy_version, snapshot.last_open, snapshot.candles)
         else:
-            frame = candles if isinstance(candles, pd.DataFrame) else pd.DataFrame(list(candles))
-        missing = [c for c in CANDLE_COLUMNS if c not in frame.columns]
-        if missing:
-            raise ValueError(f"candles for {symbol}: missing columns {missing}")
-        return frame.reset_index(drop=True)
+            frame = _candle_frame(symbol, candles)
+            key = ("request", symbol, snapshot.policy_version, _content_hash(frame))
+        found = self.cache.window(key)
+        if found is not None:
+            return found
+        if frame is None:
+            frame = _candle_frame(symbol, read_candles(session, policy, symbol, bounds))
+        features = engineer_features(frame, policy.features)
+        if features.empty:
+            need = warmup_rows(policy.features) + 1
+            raise InsufficientHistoryError(
+                f"{symbol}: {len(frame)} candles are too few for the features; at least {need} are needed"
+            )
+        if "symbol" not in features.columns:
+            features.insert(0, "symbol", symbol)
+        step = timedelta(milliseconds=timeframe_ms(policy.data.timeframe))
+        at = _EPOCH + timedelta(milliseconds=int(features["timestamp"].iloc[-1])) + step
+        return self.cache.keep_window(key, Window(frame, features.iloc[[-1]], features.iloc[:-1], at))
 
 
-def recent_candles(session: Session, policy: Policy, symbol: str) -> pd.DataFrame:
-    """The closed candles the features need, from the candle store's table, read in `session`
-    (the request's transaction: no second connection). The candle still forming is not used."""
-    step = timeframe_ms(policy.data.timeframe)
-    wanted = warmup_rows(policy.features) + history_rows(policy) + 2
-    now_ms = int((utcnow() - datetime(1970, 1, 1)) / timedelta(milliseconds=1))
+def _candle_frame(symbol: str, candles: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    frame = candles if isinstance(candles, pd.DataFrame) else pd.DataFrame(list(candles))
+    missing = [c for c in CANDLE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"candles for {symbol}: missing columns {missing}")
+    return frame.reset_index(drop=True)
+
+
+def _content_hash(frame: pd.DataFrame) -> str:
+    """A digest of the candle values (request candles are keyed by what they contain)."""
+    values = np.ascontiguousarray(frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64))
+    return hashlib.blake2b(values.tobytes(), digest_size=16).hexdigest()
+
+
+def read_candles(session: Session, policy: Policy, symbol: str, bounds: tuple[int, int]) -> pd.DataFrame:
+    """The closed candles of the window `bounds` from the candle store's table, read in `session`."""
     rows = session.execute(
         select(Candle.open_time, Candle.open, Candle.high, Candle.low, Candle.close, Candle.volume)
-        .where(
-            Candle.exchange == policy.data.exchange,
-            Candle.symbol == symbol,
-            Candle.timeframe == policy.data.timeframe,
-            Candle.open_time >= now_ms - wanted * step,
-            Candle.open_time <= now_ms - step,
-        )
+        .where(*_window_filter(policy, symbol, bounds))
         .order_by(Candle.open_time)
     ).all()
     frame = pd.DataFrame(
@@ -275,6 +492,11 @@ def recent_candles(session: Session, policy: Policy, symbol: str) -> pd.DataFram
     )
     frame["timestamp"] = frame["timestamp"].astype(np.int64)
     return frame
+
+
+def recent_candles(session: Session, policy: Policy, symbol: str) -> pd.DataFrame:
+    """The closed candles the features need now (the candle still forming is not used)."""
+    return read_candles(session, policy, symbol, candle_window(policy, utcnow()))
 
 
 def history_rows(policy: Policy) -> int:

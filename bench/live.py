@@ -1,9 +1,12 @@
 """Benchmark: the live path on PostgreSQL with ACTIVE + SHADOW XGBoost models (300 trees, depth 6).
 
-- prediction latency in-process (`PredictionService.predict(symbol)`: candle-store read,
-  features, both models, prediction logs, shadow row and event in one transaction) and over
-  HTTP (a minimal Flask route served by gunicorn gthread in its own process, one keep-alive
-  client pacing requests at `--rate` per second);
+- prediction latency in-process (`PredictionService.predict(symbol)`: the snapshot query,
+  both models, prediction logs, shadow row and event in one transaction) and over HTTP (the
+  real API, `POST /api/predictions` with its bearer token and request validation, served by
+  gunicorn gthread in its own process, one keep-alive client pacing requests at `--rate` per
+  second). Features and model outputs change once per candle and are cached per candle, so
+  these are the steady-state figures; `inproc_cold_*` is the same call with the cache
+  emptied before each request (a new candle every time: candle read, features, both models);
 - shadow rows recorded per second, batched (COPY) and one per call;
 - time to evaluate a shadow test of 1,000,000 closed pairs: read from PostgreSQL and compared.
 
@@ -55,23 +58,6 @@ def _container(database_url: str, artifact_root: str):  # type: ignore[no-untype
     return bootstrap(settings, InlineDispatcher())
 
 
-def wsgi_app():  # type: ignore[no-untyped-def]
-    """gunicorn entry: POST /predict {"symbol": ...} -> the prediction as JSON."""
-    from flask import Flask, jsonify, request
-
-    from app.prediction_service import PredictionService
-
-    container = _container(os.environ["DATABASE_URL"], os.environ["ARTIFACT_ROOT"])
-    service = PredictionService(container)
-    app = Flask("bench-live")
-
-    @app.post("/predict")
-    def predict():  # type: ignore[no-untyped-def]
-        return jsonify(service.predict(request.get_json()["symbol"]).to_dict())
-
-    return app
-
-
 def _setup(container) -> None:  # type: ignore[no-untyped-def]
     from app.clock import utcnow
     from app.data_pipeline import synthetic_market
@@ -101,8 +87,17 @@ def _baselines(container) -> dict[str, float]:  # type: ignore[no-untyped-def]
     pair = service.cache.pair("xgboost", *_live_ids(container))
     features = engineer_features(candles, policy.features).assign(symbol=SYMBOL)
     last, history = features.iloc[[-1]], features.iloc[:-1]
-    timings: dict[str, list[float]] = {"model_predict_us": [], "features_ms": [], "candle_read_ms": []}
+    timings: dict[str, list[float]] = {
+        "model_predict_us": [],
+        "xgboost_inplace_predict_us": [],
+        "features_ms": [],
+        "candle_read_ms": [],
+    }
+    booster, row = pair.active.forecaster.booster, last[pair.active.forecaster.spec.feature_columns].to_numpy("float32")
     for _ in range(300):
+        t = time.perf_counter()
+        booster.inplace_predict(row, validate_features=False)  # the library alone, on a ready row
+        timings["xgboost_inplace_predict_us"].append((time.perf_counter() - t) * 1e6)
         t0 = time.perf_counter()
         pair.active.predict(last, history)
         t1 = time.perf_counter()
@@ -150,10 +145,12 @@ def _http(database_url: str, artifact_root: str, rate: float, seconds: float) ->
         port = probe.getsockname()[1]
     env = dict(os.environ, DATABASE_URL=database_url, ARTIFACT_ROOT=artifact_root, PYTHONPATH=str(REPO))
     cmd = [sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", "4"]
-    cmd += ["-b", f"127.0.0.1:{port}", "--log-level", "warning", "bench.live:wsgi_app()"]
+    cmd += ["-b", f"127.0.0.1:{port}", "--log-level", "warning", "app.api:create_app()"]
+    env |= {"CLM_MODE": "distributed", "CLM_API_TOKEN": "bench-token"}
     server = subprocess.Popen(cmd, cwd=REPO, env=env)
-    url = f"http://127.0.0.1:{port}/predict"
+    url = f"http://127.0.0.1:{port}/api/predictions"
     session = requests.Session()
+    session.headers["Authorization"] = "Bearer bench-token"
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -295,6 +292,15 @@ def main() -> None:
             service.predict(SYMBOL)
         inproc = _percentiles(_paced(lambda: service.predict(SYMBOL), args.rate, args.seconds))
         out |= {"inproc_p50_ms": inproc["p50"], "inproc_p99_ms": inproc["p99"]}
+
+        def cold() -> None:
+            service.cache.clear_windows()
+            service.predict(SYMBOL)
+
+        cold_rate = min(args.rate, 50.0)
+        inproc_cold = _percentiles(_paced(cold, cold_rate, args.seconds / 2))
+        out |= {"inproc_cold_p50_ms": inproc_cold["p50"], "inproc_cold_p99_ms": inproc_cold["p99"]}
+        out |= {"inproc_cold_rate_rps": cold_rate}
         print(json.dumps(out), flush=True)
         http = _http(database_url, artifact_root, args.rate, args.seconds)
         out |= {"http_p50_ms": http["p50"], "http_p99_ms": http["p99"], "rate_rps": args.rate}

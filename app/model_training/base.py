@@ -139,12 +139,18 @@ class Forecaster(ABC):
         `history` (earlier rows of the same symbols) gives sequence models their context;
         the tree models look at each row alone and ignore it.
         """
+        predicted, direction, confidence = self.predict_arrays(frame, history)
+        return pd.DataFrame(
+            {"predicted_return": predicted, "direction": direction, "confidence": confidence}, index=frame.index
+        )
+
+    def predict_arrays(
+        self, frame: pd.DataFrame, history: pd.DataFrame | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`predict` as three arrays (predicted return, direction, confidence): no frame built."""
         predicted = self.predict_return(frame, history)
         direction = np.where(predicted > self.spec.dead_zone, 1, np.where(predicted < -self.spec.dead_zone, -1, 0))
-        return pd.DataFrame(
-            {"predicted_return": predicted, "direction": direction, "confidence": self.calibrator(predicted)},
-            index=frame.index,
-        )
+        return predicted, direction, self.calibrator(predicted)
 
     def save(self, directory: str | Path) -> list[str]:
         """Write the model in its library's format plus `forecaster.json`; return file names."""

@@ -141,3 +141,57 @@ def test_model_promoted_event_swaps_the_cache_ahead_of_requests(sqlite_container
     ModelRegistry(sqlite_container).promote_shadow_to_active("lightgbm")  # embedded: delivered at once
     pair = model_cache(sqlite_container)._pairs["lightgbm"]
     assert pair.ids == (shadow_id, None)
+
+
+def test_cached_window_follows_new_candles_and_policy_versions(pg_container) -> None:
+    """Features and model outputs are cached per candle; a new candle or a new policy is a new answer."""
+    from app.data_pipeline.candle_store import CandleStore
+
+    pg_container.policy_store.update({"data": {"timeframe": "1h"}})
+    policy = pg_container.policy_store.get()
+    active_id = register_model(pg_container, "xgboost")
+    candles = recent_candles(301)
+    store = CandleStore(pg_container)
+    store.write(policy.data.exchange, "BTCUSDT", "1h", candles.iloc[:-1])
+    last_open = datetime(1970, 1, 1) + timedelta(milliseconds=int(candles["timestamp"].iloc[-1]))
+    service = PredictionService(pg_container)
+    model = load_forecaster(pg_container, ModelRegistry(pg_container).get_model(active_id))
+
+    def expected(frame) -> float:  # computed from scratch, no cache
+        from app.data_pipeline import engineer_features
+
+        features = engineer_features(frame, pg_container.policy_store.get().features).assign(symbol="BTCUSDT")
+        return float(model.predict(features)["predicted_return"].iloc[-1])
+
+    use_clock(SimulatedClock(last_open + timedelta(minutes=30)))  # the last stored candle closed 30 min ago
+    try:
+        first = service.predict("BTCUSDT")
+        again = service.predict("BTCUSDT")
+        assert first.timestamp == again.timestamp == last_open
+        assert first.predicted_return == again.predicted_return
+        assert first.prediction_id != again.prediction_id  # every request is logged
+        assert first.predicted_return == pytest.approx(expected(candles.iloc[:-1].tail(first_window_rows(service))))
+        # The next candle arrives and closes: the next request is based on it.
+        store.write(policy.data.exchange, "BTCUSDT", "1h", candles.iloc[[-1]])
+        use_clock(SimulatedClock(last_open + timedelta(minutes=90)))
+        newer = service.predict("BTCUSDT")
+        assert newer.timestamp == last_open + timedelta(hours=1)
+        assert newer.predicted_return == pytest.approx(expected(candles.tail(first_window_rows(service))))
+        # A new policy (another feature configuration) is a new window, not the cached one.
+        pg_container.policy_store.update({"features": {"rsi_periods": [7, 14]}})
+        with pytest.raises(Exception, match=r"lacks columns \[.rsi_21.\]"):  # trained on other features
+            service.predict("BTCUSDT")
+    finally:
+        use_clock(Clock())
+    with pg_container.session() as session:
+        signals = session.scalars(select(Event).where(Event.topic == "ai.signal.generated")).all()
+        # No handler listens to the signal: stored for the record, as delivered, nothing scheduled.
+        assert len(signals) == 3 and {s.status for s in signals} == {"delivered"}
+
+
+def first_window_rows(service: PredictionService) -> int:
+    from app.prediction_service import candle_window
+
+    policy = service.container.policy_store.get()
+    first, last = candle_window(policy, datetime(2030, 1, 1))
+    return (last - first) // (3600 * 1000) + 1
