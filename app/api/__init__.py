@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 
 from app.api.errors import register_error_handlers
+from app.api.request_metrics import install as install_request_metrics
 from app.bootstrap import Container, get_container
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # 5,000 candles are about 0.5 MB
@@ -16,6 +17,7 @@ def create_app(container: Container | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # larger bodies: 413, as JSON
     app.extensions["clm_container"] = container  # None: the process-wide one, built lazily
     register_error_handlers(app)
+    install_request_metrics(app)  # per-endpoint durations and counts, on /metrics
 
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template
 
 from app.api.common import container
+from app.api.request_metrics import render_request_metrics
 from app.metrics import render_metrics
 
 bp = Blueprint("monitoring", __name__)
@@ -16,7 +17,9 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(render_metrics(container()), mimetype=None, content_type=PROMETHEUS_CONTENT_TYPE)
+    # The CLM's state (from the database) and this API's own requests (app.api.request_metrics).
+    body = render_metrics(container()) + render_request_metrics(current_app)
+    return Response(body, mimetype=None, content_type=PROMETHEUS_CONTENT_TYPE)
 
 
 @bp.get("/openapi.json")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -12,11 +11,16 @@ import urllib.request
 import pytest
 
 from tests.e2e.processes import background, free_port
-from tests.services import celery_worker
+from tests.services import REPO, celery_worker
 
 pytestmark = pytest.mark.integration
 
-FLOWER_AUTH = "operator:flower-test-password"  # test-only credentials (compose reads FLOWER_BASIC_AUTH)
+FLOWER_AUTH = "operator:flower-test-password"  # test-only credentials (Procfile and compose read FLOWER_BASIC_AUTH)
+
+
+def procfile_command(name: str) -> str:
+    lines = (REPO / "Procfile").read_text().splitlines()
+    return next(line.split(":", 1)[1].strip() for line in lines if line.startswith(f"{name}:"))
 
 
 def _get(url: str) -> object:
@@ -33,13 +37,12 @@ def test_flower_shows_live_workers_and_a_finished_task(pg_container, worker_env,
     configure(pg_container.settings)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [
-        sys.executable, "-m", "celery", "-A", "workers.celery_app", "flower", f"--port={port}", "--address=127.0.0.1",
-        f"--basic-auth={FLOWER_AUTH}", "--persistent=False", "--inspect_timeout=3000",
-    ]  # fmt: skip
+    # `make stack`'s own command (the Procfile's flower line), with test-friendly extras appended.
+    cmd = ["sh", "-c", f"exec {procfile_command('flower')} --persistent=False --inspect_timeout=3000"]
+    flower_env = worker_env | {"FLOWER_BASIC_AUTH": FLOWER_AUTH, "CLM_FLOWER_PORT": str(port)}
     with (
         celery_worker(worker_env, queues="default,cpu", name="flower-test@%h", log_path=tmp_path / "worker.log"),
-        background(cmd, worker_env, tmp_path / "flower.log", f"{base}/healthcheck"),
+        background(cmd, flower_env, tmp_path / "flower.log", f"{base}/healthcheck"),
     ):
         # Unauthenticated API calls are refused.
         with pytest.raises(urllib.error.HTTPError) as refused:

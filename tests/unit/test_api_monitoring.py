@@ -22,7 +22,9 @@ SUFFIXES = ("_bucket", "_count", "_sum", "_total")
 def _exported(sqlite_container) -> set[str]:
     seed_clm_state(sqlite_container)
     train_meta_agent(sqlite_container, trades=40)  # its saved version records the random baseline
-    text = create_app(sqlite_container).test_client().get("/metrics").get_data(as_text=True)
+    client = create_app(sqlite_container).test_client()
+    client.get("/metrics")  # the API's request metrics have samples once a request was served
+    text = client.get("/metrics").get_data(as_text=True)
     names = set()
     for family in text_string_to_metric_families(text):
         names.add(family.name)
@@ -90,3 +92,14 @@ def test_grafana_dashboard_panels_use_exported_metrics(sqlite_container) -> None
     titles = " ".join(p["title"] for p in panels).lower()
     for topic in ("duration", "winrate", "calibration", "latency", "promotion", "q-table", "epsilon", "p-value"):
         assert topic in titles
+
+
+def test_procfile_flower_refuses_to_run_without_basic_auth() -> None:
+    """`make stack` as compose: Flower with FLOWER_BASIC_AUTH or not at all (test_flower.py runs it with)."""
+    line = next(x for x in (REPO / "Procfile").read_text().splitlines() if x.startswith("flower:"))
+    command = line.split(":", 1)[1]
+    assert '--basic-auth="${FLOWER_BASIC_AUTH:?' in command and "--address=127.0.0.1" in command
+    unset = {k: v for k, v in os.environ.items() if k != "FLOWER_BASIC_AUTH"}
+    for env in (unset, unset | {"FLOWER_BASIC_AUTH": ""}):
+        refused = subprocess.run(["sh", "-c", command], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0 and "FLOWER_BASIC_AUTH" in refused.stderr, refused.stderr

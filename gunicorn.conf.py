@@ -1,0 +1,26 @@
+"""gunicorn settings read from the working directory (the Procfile's `api`, docker-compose's `api`).
+
+With PROMETHEUS_MULTIPROC_DIR set, the API's request metrics (app/api/request_metrics.py) are
+written by every worker into that directory: it is created and emptied once, before the
+workers fork, so counters do not carry over from an earlier run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+
+def on_starting(server: Any) -> None:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory, exist_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
