@@ -318,7 +318,8 @@ def write_prediction(
         prediction_id = int(ids.all()[0])
         shadow_test_id = None
         if pair_row is not None:
-            shadow_test_id = int(session.scalar(insert(ShadowTestResult).returning(ShadowTestResult.id), [pair_row]))
+            inserted = session.execute(insert(ShadowTestResult).returning(ShadowTestResult.id), pair_row)
+            shadow_test_id = int(inserted.scalar_one())
         payload = replace(result, prediction_id=prediction_id, shadow_test_id=shadow_test_id).to_dict()
         container.bus.publish(session, "ai.signal.generated", payload, record_only=True)
         return prediction_id, shadow_test_id
@@ -344,16 +345,14 @@ def _write_statement(
     event, with bound parameters (`l0_model_id`, `s_symbol`, `e_topic`...): built once per shape,
     so SQLAlchemy compiles it once."""
 
-    def values(table: Any, prefix: str, keys: tuple[str, ...]) -> dict[str, Any]:
-        return {key: bindparam(f"{prefix}{key}", type_=table.c[key].type) for key in (*keys, "id")}
+    def values(model: Any, prefix: str, keys: tuple[str, ...]) -> dict[str, Any]:
+        return {key: bindparam(f"{prefix}{key}", type_=model.__table__.c[key].type) for key in keys}
 
-    log_table, pair_table, event_table = PredictionLog.__table__, ShadowTestResult.__table__, Event.__table__
     # Single-row INSERTs: SQLAlchemy caches their compiled form (a multi-row VALUES it does not).
-    statements = [insert(log_table).values(values(log_table, f"l{n}_", log_keys)) for n in range(logs)]
+    statements = [insert(PredictionLog).values(values(PredictionLog, f"l{n}_", (*log_keys, "id"))) for n in range(logs)]
     if pair_keys:
-        statements.append(insert(pair_table).values(values(pair_table, "s_", pair_keys)))
-    event_values = {key: bindparam(f"e_{key}", type_=event_table.c[key].type) for key in event_keys}
-    statements.append(insert(event_table).values(event_values))
+        statements.append(insert(ShadowTestResult).values(values(ShadowTestResult, "s_", (*pair_keys, "id"))))
+    statements.append(insert(Event).values(values(Event, "e_", event_keys)))
     ctes = [statement.returning(literal(1)).cte(f"w{n}") for n, statement in enumerate(statements)]
     return select(*[select(func.count()).select_from(cte).scalar_subquery() for cte in ctes])
 
