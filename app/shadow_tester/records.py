@@ -11,20 +11,18 @@ executemany.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert, text
+import orjson
+from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
-from app.db.models import ShadowTestResult
+from app.db.models import ModelRegistry, ShadowTestResult
 
 _ACTIONS = {"BUY": 1, "LONG": 1, "SELL": -1, "SHORT": -1, "HOLD": 0, "FLAT": 0}
 
@@ -35,6 +33,11 @@ class InvalidPredictionError(ValueError):
 
 def prediction_fields(prediction: Mapping[str, Any], where: str) -> tuple[int, float | None]:
     """(direction, confidence) of a prediction dict; `where` names it in errors."""
+    if type(prediction) is dict:  # the common, already clean case: no conversions
+        direction, confidence = prediction.get("direction"), prediction.get("confidence")
+        clean_confidence = confidence is None or (type(confidence) is float and 0.0 <= confidence <= 1.0)
+        if type(direction) is int and -1 <= direction <= 1 and clean_confidence:
+            return direction, confidence
     if not isinstance(prediction, Mapping):
         raise InvalidPredictionError(f"{where}: expected an object, got {type(prediction).__name__}")
     if prediction.get("direction") is not None:
@@ -77,15 +80,27 @@ class ShadowPrediction:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def shadow_row(item: ShadowPrediction, horizon: timedelta, now: datetime, index: int | None = None) -> dict[str, Any]:
-    """The column values of one shadow row, validated."""
+def shadow_row(
+    item: ShadowPrediction,
+    horizon: timedelta,
+    now: datetime,
+    index: int | None = None,
+    json_ready: bool = True,
+    checked: set[tuple[str, str, str]] | None = None,
+) -> dict[str, Any]:
+    """The column values of one shadow row, validated.
+
+    `json_ready=False` keeps the two prediction dicts as given (the COPY path encodes them
+    with orjson, which writes NaN as null and numpy scalars as numbers); `checked` remembers
+    the (shadow, active, symbol) triples already validated in a batch.
+    """
     where = "prediction" if index is None else f"predictions[{index}]"
-    for name in ("shadow_model_id", "active_model_id", "symbol"):
-        value = getattr(item, name)
-        if not isinstance(value, str) or not value:
-            raise InvalidPredictionError(f"{where}.{name}: must be a non-empty string, got {value!r}")
-    if len(item.symbol) > 20:
-        raise InvalidPredictionError(f"{where}.symbol: {item.symbol!r} is longer than 20 characters")
+    names = (item.shadow_model_id, item.active_model_id, item.symbol)
+    plain = type(names[0]) is str and type(names[1]) is str and type(names[2]) is str
+    if checked is None or not plain or names not in checked:
+        _check_names(item, where)
+        if checked is not None:
+            checked.add(names)
     active_direction, active_confidence = prediction_fields(item.active_pred, f"{where}.active_pred")
     shadow_direction, shadow_confidence = prediction_fields(item.shadow_pred, f"{where}.shadow_pred")
     timestamp = item.timestamp or now
@@ -94,8 +109,8 @@ def shadow_row(item: ShadowPrediction, horizon: timedelta, now: datetime, index:
         "active_model_id": item.active_model_id,
         "symbol": item.symbol,
         "timestamp": timestamp,
-        "active_prediction": _json_ready(item.active_pred),
-        "shadow_prediction": _json_ready(item.shadow_pred),
+        "active_prediction": _json_ready(item.active_pred) if json_ready else item.active_pred,
+        "shadow_prediction": _json_ready(item.shadow_pred) if json_ready else item.shadow_pred,
         "active_direction": active_direction,
         "shadow_direction": shadow_direction,
         "active_confidence": active_confidence,
@@ -104,6 +119,15 @@ def shadow_row(item: ShadowPrediction, horizon: timedelta, now: datetime, index:
         "trade_id": item.trade_id,
         "created_at": now,
     }
+
+
+def _check_names(item: ShadowPrediction, where: str) -> None:
+    for name in ("shadow_model_id", "active_model_id", "symbol"):
+        value = getattr(item, name)
+        if not isinstance(value, str) or not value:
+            raise InvalidPredictionError(f"{where}.{name}: must be a non-empty string, got {value!r}")
+    if len(item.symbol) > 20:
+        raise InvalidPredictionError(f"{where}.symbol: {item.symbol!r} is longer than 20 characters")
 
 
 def _json_ready(prediction: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,75 +158,180 @@ _COPY_COLUMNS = (
 )
 
 
-def _copy_tuples(rows: list[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
-    """Rows in `_COPY_COLUMNS` order as CSV-ready values (the hot loop of a batch: no per-column checks)."""
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
-    stamps: dict[datetime, str] = {}  # a batch shares few distinct times (created_at: one)
+class _StreamedLines:
+    """A file-like view of generated COPY lines: psycopg2 pulls chunks while PostgreSQL parses
+    the previous ones, so encoding here and inserting there overlap (two cores, both busy).
+    An exception raised while generating is kept, so the caller re-raises it as it was."""
 
-    def stamp(moment: datetime) -> str:
-        text = stamps.get(moment)
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self._pending = ""
+        self.error: BaseException | None = None
+
+    def read(self, size: int = -1) -> str:
+        parts, length = [self._pending], len(self._pending)
+        try:
+            for line in self._lines:
+                parts.append(line)
+                length += len(line)
+                if 0 <= size <= length:
+                    break
+        except BaseException as exc:
+            self.error = exc
+            raise
+        data = "".join(parts)
+        if size < 0:
+            self._pending = ""
+            return data
+        self._pending = data[size:]
+        return data[:size]
+
+
+def _escaped(value: str) -> str:
+    """A value in COPY's text format (backslash, tab, newline and carriage return escaped)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return value
+
+
+class _CopyEncoder:
+    """Shadow rows as lines of COPY's text format, in `_COPY_COLUMNS` order.
+
+    The prediction documents are encoded by orjson: NaN and infinities become null (JSONB
+    refuses them), numpy scalars become numbers. Names and times repeat within a batch and
+    are encoded once."""
+
+    _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+    def __init__(self) -> None:
+        self._stamps: dict[datetime, str] = {}
+        self._names: dict[tuple[str, str, str], str] = {}
+
+    def _stamp(self, moment: datetime) -> str:
+        text = self._stamps.get(moment)
         if text is None:
-            text = stamps[moment] = moment.isoformat(sep=" ")
+            text = self._stamps[moment] = moment.isoformat(sep=" ")
         return text
 
-    for row in rows:
-        yield (
-            row["shadow_model_id"],
-            row["active_model_id"],
-            row["symbol"],
-            stamp(row["timestamp"]),
-            dumps(row["active_prediction"]),
-            dumps(row["shadow_prediction"]),
-            row["active_direction"],
-            row["shadow_direction"],
-            row["active_confidence"],
-            row["shadow_confidence"],
-            stamp(row["horizon_end"]),
-            row["trade_id"],
-            stamp(row["created_at"]),
+    def _document(self, value: Any, index: int) -> str:
+        try:
+            encoded = orjson.dumps(value, option=self._OPTIONS).decode()
+        except TypeError as exc:
+            raise InvalidPredictionError(
+                f"predictions[{index}]: a prediction is not JSON-serialisable: {exc}"
+            ) from None
+        return encoded.replace("\\", "\\\\") if "\\" in encoded else encoded
+
+    def line(self, row: Mapping[str, Any], index: int) -> str:
+        key = (row["shadow_model_id"], row["active_model_id"], row["symbol"])
+        names = self._names.get(key)
+        if names is None:
+            names = self._names[key] = "\t".join(_escaped(v) for v in key)
+        confidences = [row["active_confidence"], row["shadow_confidence"]]
+        active_confidence, shadow_confidence = ("\\N" if c is None else repr(float(c)) for c in confidences)
+        trade_id = "\\N" if row["trade_id"] is None else _escaped(str(row["trade_id"]))
+        return (
+            f"{names}\t{self._stamp(row['timestamp'])}\t{self._document(row['active_prediction'], index)}\t"
+            f"{self._document(row['shadow_prediction'], index)}\t{row['active_direction']}\t"
+            f"{row['shadow_direction']}\t{active_confidence}\t{shadow_confidence}\t"
+            f"{self._stamp(row['horizon_end'])}\t{trade_id}\t{self._stamp(row['created_at'])}\n"
         )
 
 
+def _copy(engine: Engine, lines: Iterator[str], model_ids: Callable[[], set[str]]) -> None:
+    """COPY the lines into shadow_test_results and check the model ids, in one transaction."""
+    reader = _StreamedLines(lines)
+    raw = engine.raw_connection()
+    try:
+        cursor: Any = raw.cursor()  # psycopg2's cursor: copy_expert
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")  # telemetry (see telemetry_commit)
+        try:
+            cursor.copy_expert(f"COPY shadow_test_results ({', '.join(_COPY_COLUMNS)}) FROM STDIN", reader)
+        except Exception:
+            if reader.error is not None:
+                raise reader.error from None  # a bad item: its own error, not the aborted COPY's
+            raise
+        wanted = sorted(model_ids())
+        cursor.execute("SELECT model_id FROM model_registry WHERE model_id = ANY(%s)", (wanted,))
+        unknown = sorted(set(wanted) - {row[0] for row in cursor.fetchall()})
+        if unknown:
+            raise InvalidPredictionError(_unknown_ids(unknown))
+        cursor.close()
+        raw.commit()
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+
+
 def insert_rows(engine: Engine, rows: list[dict[str, Any]]) -> int:
-    """Insert validated shadow rows in one transaction (COPY on PostgreSQL)."""
+    """Insert validated shadow rows in one transaction (COPY on PostgreSQL).
+
+    Rows for SQLite must have been built JSON-ready (`build_rows(..., json_ready=True)`)."""
     if not rows:
         return 0
     if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
             conn.execute(insert(ShadowTestResult), rows)
         return len(rows)
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(_copy_tuples(rows))
-    buffer.seek(0)
-    raw = engine.raw_connection()
-    try:
-        cursor: Any = raw.cursor()  # psycopg2's cursor: copy_expert
-        # csv.writer writes None as an empty unquoted field, which COPY reads as NULL.
-        cursor.copy_expert(
-            f"COPY shadow_test_results ({', '.join(_COPY_COLUMNS)}) FROM STDIN WITH (FORMAT csv)", buffer
-        )
-        cursor.close()
-        raw.commit()
-    except Exception:
-        raw.rollback()
-        raise
-    finally:
-        raw.close()
+    encoder = _CopyEncoder()
+    ids = {row["shadow_model_id"] for row in rows} | {row["active_model_id"] for row in rows}
+    _copy(engine, (encoder.line(row, index) for index, row in enumerate(rows)), lambda: ids)
     return len(rows)
 
 
-def build_rows(items: Iterable[ShadowPrediction | Mapping[str, Any]], horizon: timedelta) -> list[dict[str, Any]]:
-    """Validate every item first: one bad item refuses the batch, naming its index."""
+def copy_predictions(engine: Engine, items: Iterable[ShadowPrediction | Mapping[str, Any]], horizon: timedelta) -> int:
+    """Validate, encode and COPY a batch in one pass (PostgreSQL): PostgreSQL inserts while
+    the next rows are encoded. One bad item or unknown model id refuses the whole batch."""
+    now, checked, count = utcnow(), set[tuple[str, str, str]](), 0
+    encoder = _CopyEncoder()
+
+    def lines() -> Iterator[str]:
+        nonlocal count
+        for index, item in enumerate(items):
+            row = shadow_row(_item(item, index), horizon, now, index, json_ready=False, checked=checked)
+            count += 1
+            yield encoder.line(row, index)
+
+    _copy(engine, lines(), lambda: {name for names in checked for name in names[:2]})
+    return count
+
+
+def _item(item: ShadowPrediction | Mapping[str, Any], index: int) -> ShadowPrediction:
+    if isinstance(item, ShadowPrediction):
+        return item
+    try:
+        return ShadowPrediction(**item)
+    except TypeError as exc:
+        raise InvalidPredictionError(f"predictions[{index}]: {exc}") from None
+
+
+def _unknown_ids(unknown: list[str]) -> str:
+    return f"unknown model ids {unknown}: no such model in the registry; nothing recorded"
+
+
+def build_rows(
+    items: Iterable[ShadowPrediction | Mapping[str, Any]], horizon: timedelta, json_ready: bool = True
+) -> list[dict[str, Any]]:
+    """Validate every item first: one bad item refuses the batch, naming its index.
+
+    `json_ready=False` for rows bound for `insert_rows` on PostgreSQL (encoded there)."""
     now = utcnow()
     rows = []
+    checked: set[tuple[str, str, str]] = set()
     for index, item in enumerate(items):
-        if isinstance(item, Mapping):
-            try:
-                item = ShadowPrediction(**item)
-            except TypeError as exc:
-                raise InvalidPredictionError(f"predictions[{index}]: {exc}") from None
-        rows.append(shadow_row(item, horizon, now, index))
+        rows.append(shadow_row(_item(item, index), horizon, now, index, json_ready, checked))
     return rows
+
+
+def check_model_ids(session: Session, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Refuse rows naming a model the registry does not know (one query for the whole batch)."""
+    wanted = {row["shadow_model_id"] for row in rows} | {row["active_model_id"] for row in rows}
+    known = set(session.scalars(select(ModelRegistry.model_id).where(ModelRegistry.model_id.in_(sorted(wanted)))))
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise InvalidPredictionError(_unknown_ids(unknown))
 
 
 def telemetry_commit(session: Session) -> None:

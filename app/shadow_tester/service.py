@@ -24,7 +24,15 @@ from app.db.models import PredictionLog, ShadowTestResult
 from app.policy import Policy
 from app.shadow_tester import outcomes
 from app.shadow_tester.reads import closed_pairs
-from app.shadow_tester.records import ShadowPrediction, build_rows, insert_rows, shadow_row, telemetry_commit
+from app.shadow_tester.records import (
+    ShadowPrediction,
+    build_rows,
+    check_model_ids,
+    copy_predictions,
+    insert_rows,
+    shadow_row,
+    telemetry_commit,
+)
 from app.shadow_tester.stats import ShadowEvaluationResult, Thresholds, evaluate_pairs, round_trip_fee
 
 if TYPE_CHECKING:
@@ -87,15 +95,22 @@ class ShadowTester:
             return self._add_pair(own, item)
 
     def _add_pair(self, session: Session, item: ShadowPrediction) -> int:
-        row = ShadowTestResult(**shadow_row(item, horizon_of(self.container.policy_store.get(session)), utcnow()))
+        values = shadow_row(item, horizon_of(self.container.policy_store.get(session)), utcnow())
+        check_model_ids(session, [values])
+        row = ShadowTestResult(**values)
         session.add(row)
         session.flush()
         return int(row.id)
 
     def record_shadow_predictions(self, items: Iterable[ShadowPrediction | Mapping[str, Any]]) -> int:
         """Record many pairs in one transaction (COPY on PostgreSQL); all valid or none written."""
-        rows = build_rows(items, horizon_of(self.container.policy_store.get()))
-        return insert_rows(self.container.engine, rows)
+        engine, horizon = self.container.engine, horizon_of(self.container.policy_store.get())
+        if engine.dialect.name == "postgresql":
+            return copy_predictions(engine, items, horizon)
+        rows = build_rows(items, horizon)
+        with self.container.session() as session:
+            check_model_ids(session, rows)
+        return insert_rows(engine, rows)
 
     # ----------------------------------------------------------------- outcomes
 

@@ -127,6 +127,42 @@ def test_batch_with_a_bad_item_writes_nothing_and_names_it(pg_container) -> None
         assert session.scalar(select(func.count()).select_from(ShadowTestResult)) == 0
 
 
+def test_batch_naming_an_unknown_model_writes_nothing(pg_container) -> None:
+    add_model(pg_container, "active_1", "ACTIVE")
+    add_model(pg_container, "shadow_1", "SHADOW")
+    pred = {"direction": 1, "confidence": 0.6}
+    good = {"shadow_model_id": "shadow_1", "active_model_id": "active_1", "symbol": "BTCUSDT"}
+    items = [good | {"active_pred": pred, "shadow_pred": pred}] * 3 + [
+        good | {"shadow_model_id": "shadow_9", "active_pred": pred, "shadow_pred": pred}
+    ]
+    with pytest.raises(InvalidPredictionError, match=r"unknown model ids \['shadow_9'\]"):
+        ShadowTester(pg_container).record_shadow_predictions(items)
+    with pytest.raises(InvalidPredictionError, match=r"unknown model ids \['active_9'\]"):
+        ShadowTester(pg_container).record_shadow_prediction("shadow_1", "active_9", "BTCUSDT", pred, pred)
+    with pg_container.session() as session:
+        assert session.scalar(select(func.count()).select_from(ShadowTestResult)) == 0
+
+
+def test_batch_documents_keep_their_values_nan_as_null(pg_container) -> None:
+    """The COPY path encodes the prediction documents itself: numbers, numpy scalars, NaN, nesting."""
+    add_model(pg_container, "active_1", "ACTIVE")
+    add_model(pg_container, "shadow_1", "SHADOW")
+    active = {"direction": 1, "confidence": 0.6, "predicted_return": np.float32(0.25), "note": 'say "hi",\n ok'}
+    shadow = {"action": "SELL", "predicted_return": float("nan"), "extra": {"k": [1, 2]}}
+    item = {"shadow_model_id": "shadow_1", "active_model_id": "active_1", "symbol": "BTCUSDT"}
+    assert ShadowTester(pg_container).record_shadow_predictions([item | {"active_pred": active, "shadow_pred": shadow}])
+    with pg_container.session() as session:
+        row = session.scalars(select(ShadowTestResult)).one()
+    assert row.active_prediction == {
+        "direction": 1,
+        "confidence": 0.6,
+        "predicted_return": 0.25,
+        "note": 'say "hi",\n ok',
+    }
+    assert row.shadow_prediction == {"action": "SELL", "predicted_return": None, "extra": {"k": [1, 2]}}
+    assert (row.active_direction, row.shadow_direction, row.shadow_confidence) == (1, -1, None)
+
+
 def test_closed_trades_close_their_pairs_once(pg_container) -> None:
     add_model(pg_container, "active_1", "ACTIVE")
     add_model(pg_container, "shadow_1", "SHADOW")
