@@ -127,6 +127,24 @@ def test_batch_with_a_bad_item_writes_nothing_and_names_it(pg_container) -> None
         assert session.scalar(select(func.count()).select_from(ShadowTestResult)) == 0
 
 
+def test_bad_item_late_in_a_streamed_batch_writes_nothing(pg_container) -> None:
+    """COPY streams while rows are encoded: rows already sent are rolled back with the batch."""
+    add_model(pg_container, "active_1", "ACTIVE")
+    add_model(pg_container, "shadow_1", "SHADOW")
+    pred = {"direction": 1, "confidence": 0.6, "predicted_return": 0.001}
+    good = {"shadow_model_id": "shadow_1", "active_model_id": "active_1", "symbol": "BTCUSDT"}
+    items = [good | {"active_pred": pred, "shadow_pred": pred} for _ in range(6000)]
+    items[5000] = good | {"active_pred": pred, "shadow_pred": {"direction": "up"}}
+    with pytest.raises(InvalidPredictionError, match=r"predictions\[5000\]\.shadow_pred\.direction"):
+        ShadowTester(pg_container).record_shadow_predictions(items)
+    with pg_container.session() as session:
+        assert session.scalar(select(func.count()).select_from(ShadowTestResult)) == 0
+    del items[5000]
+    assert ShadowTester(pg_container).record_shadow_predictions(iter(items)) == 5999  # any iterable
+    with pg_container.session() as session:
+        assert session.scalar(select(func.count()).select_from(ShadowTestResult)) == 5999
+
+
 def test_batch_naming_an_unknown_model_writes_nothing(pg_container) -> None:
     add_model(pg_container, "active_1", "ACTIVE")
     add_model(pg_container, "shadow_1", "SHADOW")
