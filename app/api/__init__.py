@@ -6,6 +6,7 @@ from flask import Blueprint, Flask
 
 from app.api.errors import register_error_handlers
 from app.api.request_metrics import install as install_request_metrics
+from app.api.text_guard import register_text_guard
 from app.bootstrap import Container, get_container
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # 5,000 candles are about 0.5 MB
@@ -18,6 +19,7 @@ def create_app(container: Container | None = None) -> Flask:
     app.extensions["clm_container"] = container  # None: the process-wide one, built lazily
     register_error_handlers(app)
     install_request_metrics(app)  # per-endpoint durations and counts, on /metrics
+    register_text_guard(app)  # a NUL in a path, query or body string: 422, not a database error
 
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)
