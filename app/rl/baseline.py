@@ -79,13 +79,17 @@ def compare_with_random(
         tried_in[(t.state_key, t.action)] += 1
         won_in[(t.state_key, t.action)] += win
     by_action = {a: (won[a] + prior_trades * overall) / (tried[a] + prior_trades) for a in actions}
+    # An action never tried in a state is worth its pooled rate there, so each state starts from the
+    # sum of those and corrects only for the actions it saw: O(pairs seen), not O(states x actions).
+    pooled_sum = sum(by_action.values())
+    correction: dict[str, float] = {}
+    for (state, a), n in tried_in.items():
+        if a in by_action:
+            shrunk = (won_in[(state, a)] + prior_trades * by_action[a]) / (n + prior_trades)
+            correction[state] = correction.get(state, 0.0) + shrunk - by_action[a]
 
     def random_winrate(state_key: str) -> float:
-        total = 0.0
-        for a in actions:
-            n, w = tried_in[(state_key, a)], won_in[(state_key, a)]
-            total += (w + prior_trades * by_action[a]) / (n + prior_trades)
-        return total / len(actions)
+        return (pooled_sum + correction.get(state_key, 0.0)) / len(actions)
 
     trades_in = Counter(t.state_key for t in trades)
     baseline = sum(n * random_winrate(state) for state, n in trades_in.items()) / len(trades)
