@@ -28,8 +28,16 @@ class AutoPromoteThreshold(_Strict):
     min_samples: int = Field(1000, ge=10)
     min_improvement_pct: float = Field(5.0, ge=0)
     max_drawdown_pct: float = Field(3.0, gt=0)
-    significance_level: float = Field(0.05, gt=0, lt=0.5)  # paired test on per-sample PnL
+    significance_level: float = Field(0.05, gt=0, lt=0.5)  # paired test on per-sample PnL, over all looks
+    # The last look of a shadow test (looks at min_samples x 2^k): no promotion by then is REJECTED.
+    max_samples: int = Field(8000, ge=10)
     auto_promote: bool = True
+
+    @model_validator(mode="after")
+    def _looks(self) -> AutoPromoteThreshold:
+        if self.max_samples < self.min_samples:
+            raise ValueError(f"max_samples ({self.max_samples}) must be at least min_samples ({self.min_samples})")
+        return self
 
 
 class DriftDetection(_Strict):

@@ -277,6 +277,9 @@ class ShadowEvaluation(BaseModel):
     p_value_worse: float | None
     recommendation: str
     reasons: list[str]
+    decision_samples: int = Field(description="pairs of the latest look, which the metrics describe")
+    next_look_samples: int | None = Field(description="resolved pairs at which the next decision is due")
+    significance_level: float | None = Field(description="the latest look's significance level")
 
 
 # --------------------------------------------------------------------------- predictions

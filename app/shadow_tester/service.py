@@ -211,6 +211,7 @@ class ShadowTester:
             min_improvement_pct=limits.min_improvement_pct,
             max_drawdown_pct=limits.max_drawdown_pct,
             significance_level=limits.significance_level,
+            max_samples=max(limits.max_samples, limits.min_samples if min_samples is None else min_samples),
         )
         columns = closed_pairs(self.container.engine, shadow_model_id)
         with self.container.session() as session:

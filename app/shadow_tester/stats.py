@@ -10,18 +10,30 @@ market's log return over the prediction's horizon (as a fraction, 0.01 = 1 %);
 at full size, so the equity curve is exp(cumsum(pnl)).
 
 Recommendation (policy `clm_config.auto_promote_threshold`)
-- CONTINUE_TESTING while fewer than `min_samples` resolved pairs exist.
-- PROMOTE when all hold: the shadow's hit rate beats the active's by at least
+- The decision is taken at fixed looks, not at every evaluation: after `min_samples`
+  resolved pairs, then 2x, 4x ... up to `max_samples` (1000, 2000, 4000, 8000 by
+  default), each on the first n_k pairs in time order. A test re-run on every new
+  sample until it says "better" promotes noise sooner or later (optional stopping);
+  with fixed looks and the significance level split over them, the chance that an
+  equally good shadow is ever promoted stays below `significance_level`. The split
+  (Bonferroni, so it holds whatever the looks' correlation): half at the first look,
+  where most real improvements show, the other half shared by the later looks.
+- CONTINUE_TESTING before the first look.
+- At a look, PROMOTE when all hold: the shadow's hit rate beats the active's by at least
   `min_improvement_pct` percent (relative); its mean per-sample PnL is higher and a
   one-sided paired t-test on the per-sample difference (shadow - active) gives
-  p < `significance_level` (so noise alone does not promote); and its max drawdown is
-  at most `max_drawdown_pct` percentage points worse than the active's on the same
-  samples. The drawdown limit is relative because an absolute cap on a curve of
-  un-sized returns depends on the sample count and the market's volatility, not on
-  the model; compared on the same samples, it says "no riskier than what runs now".
-- REJECT when the active is significantly better (one-sided paired t-test the other
-  way, p < `significance_level`).
-- CONTINUE_TESTING otherwise.
+  p below the look's level; and its max drawdown is at most `max_drawdown_pct`
+  percentage points worse than the active's on the same samples. The drawdown limit is
+  relative because an absolute cap on a curve of un-sized returns depends on the sample
+  count and the market's volatility, not on the model; compared on the same samples, it
+  says "no riskier than what runs now".
+- REJECT when the active is significantly better at a look (the same test the other
+  way), or when the last look (`max_samples`) has passed without a promotion: a shadow
+  test ends.
+- CONTINUE_TESTING otherwise, until the next look.
+
+The metrics and p-values reported are those of the latest look (`decision_samples`
+pairs); `total_samples` counts every resolved pair.
 """
 
 from __future__ import annotations
@@ -55,6 +67,23 @@ class Thresholds:
     min_improvement_pct: float = 5.0
     max_drawdown_pct: float = 3.0
     significance_level: float = 0.05
+    max_samples: int | None = None  # the last look; None: 8 x min_samples
+
+    def looks(self) -> list[int]:
+        """Sample counts at which a decision is taken: min_samples x 2^k up to max_samples."""
+        last = self.max_samples if self.max_samples is not None else 8 * self.min_samples
+        looks = [self.min_samples]
+        while looks[-1] * 2 <= last:
+            looks.append(looks[-1] * 2)
+        return looks
+
+    def level(self, look: int) -> float:
+        """The significance level of look `look` (0-based): half the level at the first, the
+        other half split over the rest (their sum is `significance_level`)."""
+        later = len(self.looks()) - 1
+        if later == 0:
+            return self.significance_level
+        return self.significance_level / 2 if look == 0 else self.significance_level / 2 / later
 
 
 @dataclass(frozen=True)
@@ -70,6 +99,9 @@ class ShadowEvaluationResult:
     p_value_worse: float  # one-sided paired t-test: shadow worse
     recommendation: Recommendation
     reasons: list[str] = field(default_factory=list)
+    decision_samples: int = 0  # pairs of the latest look, which the metrics describe
+    next_look_samples: int | None = None  # when the next decision is due (None: test over)
+    significance_level: float | None = None  # the latest look's level
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (non-finite floats become None)."""
@@ -173,18 +205,32 @@ def evaluate_pairs(
     def _conf(values: ArrayLike | None) -> NDArray[Any] | None:
         return None if values is None else np.asarray(values, dtype=np.float64)
 
-    active = model_metrics(a_dir, ret, fee, _conf(active_confidence))
-    shadow = model_metrics(s_dir, ret, fee, _conf(shadow_confidence))
-    difference = per_sample_pnl(s_dir, ret, fee) - per_sample_pnl(a_dir, ret, fee)
+    looks = thresholds.looks()
+    passed = [k for k, n in enumerate(looks) if n <= ret.size]
+    look = passed[-1] if passed else None
+    m = looks[look] if look is not None else ret.size  # the latest look's pairs, in time order
+    a_conf, s_conf = _conf(active_confidence), _conf(shadow_confidence)
+    active = model_metrics(a_dir[:m], ret[:m], fee, a_conf[:m] if a_conf is not None else None)
+    shadow = model_metrics(s_dir[:m], ret[:m], fee, s_conf[:m] if s_conf is not None else None)
+    difference = per_sample_pnl(s_dir[:m], ret[:m], fee) - per_sample_pnl(a_dir[:m], ret[:m], fee)
     p_better, p_worse = paired_t_pvalues(difference)
     if active.hit_rate > 0:
         improvement = (shadow.hit_rate / active.hit_rate - 1.0) * 100.0
     else:
         improvement = math.inf if shadow.hit_rate > 0 else 0.0
-    recommendation, reasons = _recommend(active, shadow, improvement, p_better, p_worse, thresholds)
+    level = thresholds.level(look) if look is not None else None
+    recommendation, reasons = _recommend(active, shadow, improvement, p_better, p_worse, thresholds, level)
+    last_look = look == len(looks) - 1
+    if recommendation == "CONTINUE_TESTING" and last_look:
+        recommendation = "REJECT"
+        reasons = [f"no promotion by the last look ({looks[-1]} pairs, the policy's max_samples)", *reasons]
+    upcoming = [n for n in looks if n > ret.size]
     return ShadowEvaluationResult(
         shadow_model_id=shadow_model_id,
         active_model_id=active_model_id,
+        decision_samples=int(m),
+        next_look_samples=upcoming[0] if upcoming and recommendation == "CONTINUE_TESTING" else None,
+        significance_level=level,
         total_samples=int(ret.size),
         active_metrics=active,
         shadow_metrics=shadow,
@@ -204,17 +250,20 @@ def _recommend(
     p_better: float,
     p_worse: float,
     limits: Thresholds,
+    level: float | None,
 ) -> tuple[Recommendation, list[str]]:
     n = shadow.samples
-    if n < limits.min_samples:
+    if level is None:
         return "CONTINUE_TESTING", [f"{n} resolved samples, {limits.min_samples} needed"]
-    if p_worse < limits.significance_level:
-        return "REJECT", [f"shadow PnL significantly worse than active (one-sided p={p_worse:.3g})"]
+    if p_worse < level:
+        return "REJECT", [f"shadow PnL significantly worse than active (one-sided p={p_worse:.3g} < {level:.3g})"]
     reasons: list[str] = []
     if improvement_pct < limits.min_improvement_pct:
         reasons.append(f"hit-rate improvement {improvement_pct:.2f}% < {limits.min_improvement_pct}%")
-    if shadow.avg_pnl <= active.avg_pnl or p_better >= limits.significance_level:
-        reasons.append(f"PnL improvement not significant (one-sided p={p_better:.3g})")
+    if shadow.avg_pnl <= active.avg_pnl or p_better >= level:
+        reasons.append(
+            f"PnL improvement not significant at {n} pairs (one-sided p={p_better:.3g}, needs < {level:.3g})"
+        )
     drawdown_excess = shadow.max_drawdown_pct - active.max_drawdown_pct
     if drawdown_excess > limits.max_drawdown_pct:
         reasons.append(
@@ -223,6 +272,6 @@ def _recommend(
     if reasons:
         return "CONTINUE_TESTING", reasons
     return "PROMOTE", [
-        f"hit rate +{improvement_pct:.2f}%, PnL better with one-sided p={p_better:.3g}, "
+        f"hit rate +{improvement_pct:.2f}%, PnL better with one-sided p={p_better:.3g} at {n} pairs, "
         f"drawdown {shadow.max_drawdown_pct:.2f}% vs {active.max_drawdown_pct:.2f}%"
     ]

@@ -11,6 +11,7 @@ from app.shadow_tester.stats import (
     Thresholds,
     evaluate_pairs,
     max_drawdown_pct,
+    paired_t_pvalues,
     per_sample_pnl,
     round_trip_fee,
 )
@@ -41,15 +42,49 @@ def test_specification_simulation_promotes_the_better_shadow() -> None:
     assert result.p_value_better < 0.05
 
 
-def test_the_test_has_power_at_1000_samples() -> None:
-    # 0.55 vs 0.62 over 1000 samples is detected most of the time (about 83 % here), not by luck.
-    promoted = sum(evaluate(*simulate(seed, 0.55, 0.62)).recommendation == "PROMOTE" for seed in range(100))
-    assert promoted >= 70
+def test_the_test_has_power() -> None:
+    # 0.55 vs 0.62 is detected most of the time at the first look (1000 pairs, level 0.025: about
+    # 70 % here), and nearly always by the second (2000 pairs), not by luck.
+    first = sum(evaluate(*simulate(seed, 0.55, 0.62)).recommendation == "PROMOTE" for seed in range(100))
+    assert first >= 60
+    by_second = sum(
+        any(evaluate(*simulate(seed, 0.55, 0.62, n=n)).recommendation == "PROMOTE" for n in (1000, 2000))
+        for seed in range(100)
+    )
+    assert by_second >= 90
 
 
 def test_equally_good_models_are_promoted_in_at_most_5_of_100_runs() -> None:
     promoted = sum(evaluate(*simulate(seed, 0.55, 0.55)).recommendation == "PROMOTE" for seed in range(100))
     assert promoted <= 5
+
+
+def test_evaluating_after_every_sample_does_not_promote_noise() -> None:
+    """Optional stopping: a test re-run as samples arrive, stopped at its first "better", promotes
+    equally good models far more often than its level. Decisions at fixed looks do not."""
+    runs, naive, looked = 100, 0, 0
+    for seed in range(runs):
+        active, shadow, realized = simulate(seed, 0.55, 0.55, n=8000)
+        # Every 100 new pairs from 1000 on, as an hourly evaluation would see them.
+        checks = range(1000, 8001, 100)
+        difference = per_sample_pnl(shadow, realized, FEE) - per_sample_pnl(active, realized, FEE)
+        naive += any(paired_t_pvalues(difference[:n])[0] < 0.05 for n in checks)
+        looked += any(evaluate(active[:n], shadow[:n], realized[:n]).recommendation == "PROMOTE" for n in checks)
+    assert naive > 10  # what a test at every evaluation would do
+    assert looked <= 5
+
+
+def test_looks_levels_and_the_end_of_a_test() -> None:
+    limits = Thresholds(min_samples=1000, max_samples=8000, significance_level=0.05)
+    assert limits.looks() == [1000, 2000, 4000, 8000]
+    assert [limits.level(k) for k in range(4)] == pytest.approx([0.025, 0.05 / 6, 0.05 / 6, 0.05 / 6])
+    active, shadow, realized = simulate(5, 0.55, 0.55, n=9000)
+    between = evaluate(active[:3000], shadow[:3000], realized[:3000])
+    assert (between.decision_samples, between.next_look_samples) == (2000, 4000)
+    assert between.active_metrics.samples == 2000 and between.total_samples == 3000
+    over = evaluate(active, shadow, realized)  # past the last look without a promotion
+    assert over.recommendation == "REJECT" and over.next_look_samples is None
+    assert "last look (8000 pairs" in over.reasons[0]
 
 
 def test_worse_shadow_is_rejected() -> None:
@@ -64,10 +99,13 @@ def test_too_few_samples_continue_testing() -> None:
 
 
 def test_improvement_below_the_margin_is_not_promoted() -> None:
-    active, shadow, realized = simulate(11, 0.55, 0.62, n=20000)
-    result = evaluate(active, shadow, realized, min_improvement_pct=30.0)
+    active, shadow, realized = simulate(11, 0.55, 0.62, n=8000)
+    result = evaluate(active[:4000], shadow[:4000], realized[:4000], min_improvement_pct=30.0)
     assert result.recommendation == "CONTINUE_TESTING"
     assert any("hit-rate improvement" in r for r in result.reasons)
+    assert result.p_value_better < 1e-6  # significant, but not by the margin asked for
+    ended = evaluate(active, shadow, realized, min_improvement_pct=30.0)
+    assert ended.recommendation == "REJECT" and any("hit-rate improvement" in r for r in ended.reasons)
 
 
 def test_drawdown_limit_blocks_a_riskier_shadow() -> None:
