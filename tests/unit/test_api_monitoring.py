@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -39,6 +41,8 @@ def _metric_names(expr: str) -> set[str]:
 
 def test_compose_file_is_valid_and_complete() -> None:
     env = dict(os.environ, CLM_API_TOKEN="x", FLOWER_BASIC_AUTH="u:p", GRAFANA_ADMIN_PASSWORD="p")
+    if shutil.which("docker-compose") is None:
+        pytest.fail("docker-compose is not installed: `apt-get install docker-compose` (.ci/run does it)")
     result = subprocess.run(["docker-compose", "config", "-q"], cwd=REPO, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
