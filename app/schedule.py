@@ -44,6 +44,8 @@ def periodic_jobs(policy: Policy) -> list[PeriodicJob]:
         ),
         PeriodicJob("stale-job-sweep", "tasks.retraining.close_stale_jobs", timedelta(minutes=5)),
         PeriodicJob("candle-refresh", "tasks.data.refresh_candles", timedelta(minutes=5)),
+        # close shadow pairs and prediction logs whose horizon has passed, so progress shows between evaluations
+        PeriodicJob("outcome-resolution", "tasks.shadow.resolve_outcomes", timedelta(minutes=15)),
         # alerts no event announces (a shadow test without samples for 24 h): app/alerts.py
         PeriodicJob("alert-check", "tasks.alerts.check_alerts", timedelta(minutes=15)),
     ]

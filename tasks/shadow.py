@@ -17,5 +17,9 @@ def evaluate_all_shadows() -> dict[str, Any]:
 
 @celery_app.task(name="tasks.shadow.resolve_outcomes")
 def resolve_outcomes() -> dict[str, Any]:
-    """Close the open pairs whose horizon has passed from the candles."""
-    return ShadowTester(get_container()).resolve_outcomes()
+    """Close, from the candles, the open shadow pairs and prediction logs whose horizon has passed."""
+    from app.model_supervisor import ModelSupervisor
+
+    container = get_container()
+    pairs = ShadowTester(container).resolve_outcomes()
+    return pairs | {"prediction_logs_resolved": ModelSupervisor(container).resolve_outcomes()}
