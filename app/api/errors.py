@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, jsonify
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,14 @@ def register_error_handlers(app: Flask) -> None:
     def _http(exc: HTTPException) -> Any:
         status = exc.code or 500
         return jsonify({"error": exc.description or exc.name, "status": status}), status
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(exc: OperationalError) -> Any:
+        # The database refused or lost the connection (down, restarting, too many clients) or
+        # cancelled the statement: the request may succeed later, nothing is wrong with it.
+        log.warning("database unavailable: %s", str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
+        body = {"error": "database unavailable, try again shortly", "status": 503, "kind": type(exc.orig).__name__}
+        return jsonify(body), 503, {"Retry-After": "5"}
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

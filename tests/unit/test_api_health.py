@@ -36,3 +36,22 @@ def test_errors_are_json_without_tracebacks(sqlite_container) -> None:
     assert response.status_code == 404
     assert response.is_json and response.get_json()["status"] == 404
     assert b"Traceback" not in response.data
+
+
+def test_an_unreachable_database_is_a_503_not_a_500(tmp_path) -> None:
+    """PostgreSQL down, restarting or out of connections: 503 with Retry-After, JSON, no trace."""
+    settings = Settings(
+        CLM_MODE=Mode.DISTRIBUTED,
+        DATABASE_URL="postgresql+psycopg2://postgres@127.0.0.1:1/nothing",  # nothing listens on port 1
+        CELERY_BROKER_URL="redis://127.0.0.1:1/0",
+        ARTIFACT_ROOT=str(tmp_path / "a"),
+    )
+    container = bootstrap(settings, InlineDispatcher())
+    client = create_app(container).test_client()
+    response = client.get("/api/models")
+    assert response.status_code == 503, response.get_json()
+    assert response.headers["Retry-After"] == "5"
+    body = response.get_json()
+    assert body["error"].startswith("database unavailable") and body["kind"] == "OperationalError"
+    assert b"Traceback" not in response.data and b"127.0.0.1:1" not in response.data
+    container.dispose()
