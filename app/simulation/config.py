@@ -2,8 +2,9 @@
 
 Everything the run changes in the system goes through the policy (`policy_patch`, stored
 with `PolicyStore.update` at the start and printed): fewer trees and neural steps so that
-four trainings fit in a minute, and `auto_promote_threshold.min_samples` lowered so that a
-shadow test can reach a decision inside a few weeks of replay.
+four trainings fit in a minute, and `auto_promote_threshold.min_samples` and `max_samples`
+lowered so that a shadow test reaches its decision (looks at 40 and 80 pairs) inside the
+days of replay it has.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class RunConfig:
     drift_checks_after_days: float = 2.0  # a first clean period before the scheduled drift checks start
     neural_every: int = 2  # the neural models are asked at every n-th decision (their inference is the slow part)
     min_shadow_samples: int = 40
+    max_shadow_samples: int = 80  # the last look: promoted or rejected by then
     balance_usd: float = 10_000.0
     report_path: Path | None = None
     quiet: bool = False
@@ -110,7 +112,10 @@ class RunConfig:
                 "enabled": True,
                 "schedule_interval_days": self.schedule_interval_days,
                 "retraining_cooldown_hours": self.retraining_cooldown_hours,
-                "auto_promote_threshold": {"min_samples": self.min_shadow_samples},
+                "auto_promote_threshold": {
+                    "min_samples": self.min_shadow_samples,
+                    "max_samples": self.max_shadow_samples,
+                },
                 "drift_detection": {
                     "check_interval_hours": self.drift_check_interval_hours,
                     "lookback_days": self.drift_lookback_days,

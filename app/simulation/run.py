@@ -157,6 +157,7 @@ def _announce(say: Echo, config: RunConfig, feed: MarketFeed, policy_version: in
     say(
         f"  policy v{policy_version} (author 'simulation'): trees {config.trees}, neural max_steps "
         f"{config.neural_steps}, cv_folds 2, shadow min_samples {config.min_shadow_samples} "
+        f"max_samples {config.max_shadow_samples} "
         f"(the policy's auto_promote_threshold knob), drift checks every "
         f"{patch['clm_config']['drift_detection']['check_interval_hours']:g} h over the last "
         f"{config.drift_lookback_days:g} d from replay day "
