@@ -1,4 +1,5 @@
-"""gunicorn settings read from the working directory (the Procfile's `api`, docker-compose's `api`).
+"""gunicorn settings read from the working directory (the Procfile's `api`, docker-compose's `api`,
+bench/live.py).
 
 With PROMETHEUS_MULTIPROC_DIR set, the API's request metrics (app/api/request_metrics.py) are
 written by every worker into that directory: it is created and emptied once, before the
@@ -10,6 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 from typing import Any
+
+# Threads per worker, with keep-alive: the trading engine keeps one connection open and asks
+# many times a second (a new TCP connection per request, as the sync worker does, costs more
+# than the prediction). Workers: `--workers` on the command line (2 in the Procfile and compose).
+worker_class = "gthread"
+threads = 4
+keepalive = 30
 
 
 def on_starting(server: Any) -> None:

@@ -44,6 +44,9 @@ class Container:
             yield session
 
     def dispose(self) -> None:
+        for extra in self.extras.values():  # per-process caches that hold connections of their own
+            if callable(getattr(extra, "dispose", None)):
+                extra.dispose()
         self.engine.dispose()
 
 

@@ -125,20 +125,19 @@ class EventBus:
         prediction service's `ai.signal.generated`, 200 a second): when no handler is
         subscribed to its topic it is stored as delivered, and no delivery is scheduled.
         """
-        row = Event(**self.event_values(session, topic, payload, record_only))
+        row = Event(**self.event_values(topic, payload, record_only))
         session.add(row)
+        if row.status == "pending":
+            session.info["clm_events_published"] = True
         return row
 
-    def event_values(
-        self, session: Session, topic: str, payload: dict[str, Any], record_only: bool = False
-    ) -> dict[str, Any]:
-        """The `events` row `publish` would add, for a caller that inserts it itself in `session`'s
-        transaction (one statement with its other rows); delivery follows the commit all the same."""
+    def event_values(self, topic: str, payload: dict[str, Any], record_only: bool = False) -> dict[str, Any]:
+        """The `events` row `publish` adds, for a caller that inserts it with Core in its own
+        transaction; when its status is "pending", that caller calls `notify()` after the commit."""
         now = utcnow()
         if record_only and not any(sub.matches(topic) for sub in self.subscriptions()):
             return {"topic": topic, "payload": payload, "created_at": now, "status": "delivered", "attempts": 0,
                     "delivered_at": now}  # fmt: skip
-        session.info["clm_events_published"] = True
         return {"topic": topic, "payload": payload, "created_at": now, "status": "pending", "attempts": 0}
 
     # ----------------------------------------------------------------- after commit

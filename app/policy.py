@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import utcnow
@@ -277,14 +277,14 @@ class PolicyStore:
     def _get(self, session: Session) -> Policy:
         return load_policy(session)
 
-    def at_version(self, session: Session, version: int) -> Policy:
-        """The stored policy of `version` (the defaults for 0: nothing stored yet)."""
+    def at_version(self, db: Session | Connection, version: int) -> Policy:
+        """The stored policy of `version` (the defaults for 0: nothing stored yet), read in `db`."""
         if version == 0:
             return Policy()
-        row = session.get(PolicyVersion, version)
-        if row is None:
+        document = db.execute(select(PolicyVersion.document).where(PolicyVersion.version == version)).scalar()
+        if document is None:
             raise LookupError(f"no policy version {version}")
-        return Policy.model_validate(row.document)
+        return Policy.model_validate(document)
 
     def current_version(self) -> int:
         with self._session_factory() as session:

@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import bindparam, func, insert, literal, or_, select
+from sqlalchemy import Connection, Engine, bindparam, func, insert, literal, or_, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
@@ -65,6 +66,11 @@ CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 _CACHE_KEY = "prediction_models"
 _EPOCH = datetime(1970, 1, 1)
 MAX_WINDOWS = 1024  # symbols (or distinct request candle sets) whose window a process keeps
+Db = Session | Connection  # the reads and writes here are Core statements: either runs them
+
+
+def _dialect(db: Db) -> str:
+    return db.dialect.name if isinstance(db, Connection) else db.get_bind().dialect.name
 
 
 class InsufficientHistoryError(ValueError):
@@ -134,6 +140,26 @@ class ModelCache:
         self.policy: tuple[int, Policy] | None = None
         self._windows: OrderedDict[tuple[Any, ...], Window] = OrderedDict()
         self._windows_lock = threading.Lock()
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The live path's own pool (PostgreSQL): no pre-ping round trip on every checkout; a
+        connection found dead is retried once by `PredictionService.predict` instead."""
+        if self._engine is None:
+            main = self.container.engine
+            if main.dialect.name != "postgresql":
+                return main
+            from app.db.session import make_engine
+
+            with self._lock:
+                if self._engine is None:
+                    self._engine = make_engine(self.container.settings.database_url, pool_pre_ping=False)
+        return self._engine
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
 
     def pair(self, model_type: str, active_id: str, shadow_id: str | None) -> ModelPair:
         """The loaded pair for these ids, loading (once, under the lock) what is not loaded yet."""
@@ -265,21 +291,26 @@ def _window_filter(policy: Policy, symbol: str, bounds: tuple[int, int]) -> tupl
     )
 
 
-def read_snapshot(session: Session, policy: Policy, symbol: str, bounds: tuple[int, int]) -> Snapshot:
-    """One round trip: policy version, every ACTIVE/SHADOW model, the window's newest candle and count.
-
-    On PostgreSQL the same statement turns off the synchronous commit of this transaction
-    (`set_config(..., is_local)`): prediction logs, shadow rows and signals are telemetry; a
-    crash may lose the last fraction of a second of them (never half a transaction), and a
-    request does not wait for the disk.
-    """
-    where = _window_filter(policy, symbol, bounds)
+@functools.cache
+def _snapshot_statement(postgres: bool) -> Any:
+    """`read_snapshot`'s statement, built once (bound parameters: exchange, symbol, timeframe,
+    first, last), so a request neither rebuilds nor recompiles it."""
+    window = (
+        select(func.max(Candle.open_time).label("last_open"), func.count().label("candles"))
+        .where(
+            Candle.exchange == bindparam("exchange"),
+            Candle.symbol == bindparam("symbol"),
+            Candle.timeframe == bindparam("timeframe"),
+            Candle.open_time >= bindparam("first"),
+            Candle.open_time <= bindparam("last"),
+        )
+        .subquery()
+    )  # one scan of the window's index entries for both values
     columns: list[Any] = [
         select(func.max(PolicyVersion.version)).scalar_subquery().label("policy_version"),
-        select(func.max(Candle.open_time)).where(*where).scalar_subquery().label("last_open"),
-        select(func.count()).select_from(Candle).where(*where).scalar_subquery().label("candles"),
+        window.c.last_open,
+        window.c.candles,
     ]
-    postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         columns.append(func.set_config("synchronous_commit", "off", True).label("async_commit"))
         # Ids for the rows this request will write, so the signal can carry them and the
@@ -287,13 +318,24 @@ def read_snapshot(session: Session, policy: Policy, symbol: str, bounds: tuple[i
         columns.append(func.nextval("prediction_logs_id_seq").label("log_id_1"))
         columns.append(func.nextval("prediction_logs_id_seq").label("log_id_2"))
         columns.append(func.nextval("shadow_test_results_id_seq").label("pair_id"))
-    head = select(*columns).subquery()
-    rows = session.execute(
-        select(head, ModelRow.model_type, ModelRow.model_id, ModelRow.status).select_from(
-            # Two comparisons, not IN: an IN list is expanded again on every execution.
-            head.outerjoin(ModelRow, or_(ModelRow.status == "ACTIVE", ModelRow.status == "SHADOW"))
-        )
-    ).all()
+    head = select(*columns).select_from(window).subquery()
+    return select(head, ModelRow.model_type, ModelRow.model_id, ModelRow.status).select_from(
+        # Two comparisons, not IN: an IN list is expanded again on every execution.
+        head.outerjoin(ModelRow, or_(ModelRow.status == "ACTIVE", ModelRow.status == "SHADOW"))
+    )
+
+
+def read_snapshot(db: Db, policy: Policy, symbol: str, bounds: tuple[int, int]) -> Snapshot:
+    """One round trip: policy version, every ACTIVE/SHADOW model, the window's newest candle and count.
+
+    On PostgreSQL the same statement turns off the synchronous commit of this transaction
+    (`set_config(..., is_local)`): prediction logs, shadow rows and signals are telemetry; a
+    crash may lose the last fraction of a second of them (never half a transaction), and a
+    request does not wait for the disk.
+    """
+    postgres = _dialect(db) == "postgresql"
+    params = {"exchange": policy.data.exchange, "symbol": symbol, "timeframe": policy.data.timeframe}
+    rows = db.execute(_snapshot_statement(postgres), params | {"first": bounds[0], "last": bounds[1]}).all()
     live: dict[str, tuple[str | None, str | None]] = {}
     for row in rows:
         if row.model_type is not None:
@@ -305,40 +347,40 @@ def read_snapshot(session: Session, policy: Policy, symbol: str, bounds: tuple[i
 
 
 def write_prediction(
-    container: Container,
-    session: Session,
+    db: Db,
     logs: list[dict[str, Any]],
     pair_row: dict[str, Any] | None,
     result: Prediction,
+    event: dict[str, Any],
     drawn_ids: tuple[int, int, int] | None = None,
 ) -> tuple[int, int | None]:
     """Insert the prediction logs (ACTIVE first), the shadow pair and the `ai.signal.generated`
-    event in `session`'s transaction; returns (ACTIVE prediction id, shadow pair id).
+    event row (`event`: `EventBus.event_values`, its payload filled in here) in `db`'s
+    transaction; returns (ACTIVE prediction id, shadow pair id).
 
     With `drawn_ids` (PostgreSQL, drawn by `read_snapshot`): one statement of data-modifying
     CTEs. Otherwise one INSERT per table.
     """
     if drawn_ids is None:
-        ids = session.scalars(insert(PredictionLog).returning(PredictionLog.id, sort_by_parameter_order=True), logs)
-        prediction_id = int(ids.all()[0])
+        ids = db.execute(insert(PredictionLog).returning(PredictionLog.id, sort_by_parameter_order=True), logs)
+        prediction_id = int(ids.scalars().all()[0])
         shadow_test_id = None
         if pair_row is not None:
-            inserted = session.execute(insert(ShadowTestResult).returning(ShadowTestResult.id), pair_row)
+            inserted = db.execute(insert(ShadowTestResult).returning(ShadowTestResult.id), pair_row)
             shadow_test_id = int(inserted.scalar_one())
-        payload = replace(result, prediction_id=prediction_id, shadow_test_id=shadow_test_id).to_dict()
-        container.bus.publish(session, "ai.signal.generated", payload, record_only=True)
+        event["payload"] = replace(result, prediction_id=prediction_id, shadow_test_id=shadow_test_id).to_dict()
+        db.execute(insert(Event), event)
         return prediction_id, shadow_test_id
     log_ids = list(drawn_ids[: len(logs)])
     shadow_test_id = drawn_ids[2] if pair_row is not None else None
-    payload = replace(result, prediction_id=log_ids[0], shadow_test_id=shadow_test_id).to_dict()
+    event["payload"] = replace(result, prediction_id=log_ids[0], shadow_test_id=shadow_test_id).to_dict()
     params: dict[str, Any] = {}
     for n, (row, log_id) in enumerate(zip(logs, log_ids, strict=True)):
         params |= {f"l{n}_{key}": value for key, value in (row | {"id": log_id}).items()}
     if pair_row is not None:
         params |= {f"s_{key}": value for key, value in (pair_row | {"id": shadow_test_id}).items()}
-    event = container.bus.event_values(session, "ai.signal.generated", payload, record_only=True)
     params |= {f"e_{key}": value for key, value in event.items()}
-    session.execute(_write_statement(len(logs), tuple(logs[0]), tuple(pair_row or ()), tuple(event)), params)
+    db.execute(_write_statement(len(logs), tuple(logs[0]), tuple(pair_row or ()), tuple(event)), params)
     return log_ids[0], shadow_test_id
 
 
@@ -372,11 +414,24 @@ class PredictionService:
         started = time.perf_counter()
         if not isinstance(symbol, str) or not symbol or len(symbol) > 20:
             raise ValueError(f"symbol: {symbol!r} must be a non-empty string of at most 20 characters")
-        with self.container.session() as session:
-            policy, snapshot, bounds = self._snapshot(session, symbol)
+        try:
+            return self._predict(symbol, candles, started)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # A pooled connection had died (database restarted): its transaction wrote nothing,
+            # and the pool has dropped its other connections; once more on a fresh one.
+            log.warning("prediction for %s: connection lost, retrying once: %s", symbol, exc.orig)
+            return self._predict(symbol, candles, started)
+
+    def _predict(
+        self, symbol: str, candles: pd.DataFrame | Sequence[Mapping[str, Any]] | None, started: float
+    ) -> Prediction:
+        with self.cache.engine.begin() as db:
+            policy, snapshot, bounds = self._snapshot(db, symbol)
             model_type, active_id, shadow_id = self._live_ids(snapshot, policy)
             pair = self.cache.pair(model_type, active_id, shadow_id)
-            window = self._window(session, symbol, candles, policy, snapshot, bounds)
+            window = self._window(db, symbol, candles, policy, snapshot, bounds)
             active = window.prediction(pair.active)
             shadow = self._shadow_prediction(window, pair)
             latency_ms = (time.perf_counter() - started) * 1000.0
@@ -400,22 +455,23 @@ class PredictionService:
                 shadow=shadow,
                 **active,
             )
-            prediction_id, shadow_test_id = write_prediction(
-                self.container, session, logs, pair_row, result, snapshot.drawn_ids
-            )
+            event = self.container.bus.event_values("ai.signal.generated", {}, record_only=True)
+            prediction_id, shadow_test_id = write_prediction(db, logs, pair_row, result, event, snapshot.drawn_ids)
             result = replace(result, prediction_id=prediction_id, shadow_test_id=shadow_test_id)
+        if event["status"] == "pending":  # a handler listens: deliver as after any commit
+            self.container.bus.notify()
         return result
 
-    def _snapshot(self, session: Session, symbol: str) -> tuple[Policy, Snapshot, tuple[int, int]]:
+    def _snapshot(self, db: Db, symbol: str) -> tuple[Policy, Snapshot, tuple[int, int]]:
         """The request's snapshot, read with the policy it names (the cached one, unless it changed)."""
         cached = self.cache.policy
-        policy = cached[1] if cached is not None else self.container.policy_store.get(session)
+        policy = cached[1] if cached is not None else Policy()  # the first request: read again below
         for _ in range(3):
             bounds = candle_window(policy, utcnow())
-            snapshot = read_snapshot(session, policy, symbol, bounds)
+            snapshot = read_snapshot(db, policy, symbol, bounds)
             if cached is not None and cached[0] == snapshot.policy_version:
                 return policy, snapshot, bounds
-            policy = self.container.policy_store.at_version(session, snapshot.policy_version)
+            policy = self.container.policy_store.at_version(db, snapshot.policy_version)
             cached = self.cache.policy = (snapshot.policy_version, policy)
         raise RuntimeError("the policy changed three times while one request read it")
 
@@ -438,7 +494,7 @@ class PredictionService:
 
     def _window(
         self,
-        session: Session,
+        db: Db,
         symbol: str,
         candles: pd.DataFrame | Sequence[Mapping[str, Any]] | None,
         policy: Policy,
@@ -456,7 +512,7 @@ class PredictionService:
         if found is not None:
             return found
         if frame is None:
-            frame = _candle_frame(symbol, read_candles(session, policy, symbol, bounds))
+            frame = _candle_frame(symbol, read_candles(db, policy, symbol, bounds))
         features = engineer_features(frame, policy.features)
         if features.empty:
             need = warmup_rows(policy.features) + 1
@@ -484,9 +540,9 @@ def _content_hash(frame: pd.DataFrame) -> str:
     return hashlib.blake2b(values.tobytes(), digest_size=16).hexdigest()
 
 
-def read_candles(session: Session, policy: Policy, symbol: str, bounds: tuple[int, int]) -> pd.DataFrame:
-    """The closed candles of the window `bounds` from the candle store's table, read in `session`."""
-    rows = session.execute(
+def read_candles(db: Db, policy: Policy, symbol: str, bounds: tuple[int, int]) -> pd.DataFrame:
+    """The closed candles of the window `bounds` from the candle store's table, read in `db`."""
+    rows = db.execute(
         select(Candle.open_time, Candle.open, Candle.high, Candle.low, Candle.close, Candle.volume)
         .where(*_window_filter(policy, symbol, bounds))
         .order_by(Candle.open_time)
@@ -498,9 +554,9 @@ def read_candles(session: Session, policy: Policy, symbol: str, bounds: tuple[in
     return frame
 
 
-def recent_candles(session: Session, policy: Policy, symbol: str) -> pd.DataFrame:
+def recent_candles(db: Db, policy: Policy, symbol: str) -> pd.DataFrame:
     """The closed candles the features need now (the candle still forming is not used)."""
-    return read_candles(session, policy, symbol, candle_window(policy, utcnow()))
+    return read_candles(db, policy, symbol, candle_window(policy, utcnow()))
 
 
 def history_rows(policy: Policy) -> int:

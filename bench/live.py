@@ -3,10 +3,11 @@
 - prediction latency in-process (`PredictionService.predict(symbol)`: the snapshot query,
   both models, prediction logs, shadow row and event in one transaction) and over HTTP (the
   real API, `POST /api/predictions` with its bearer token and request validation, served by
-  gunicorn gthread in its own process, one keep-alive client pacing requests at `--rate` per
-  second). Features and model outputs change once per candle and are cached per candle, so
-  these are the steady-state figures; `inproc_cold_*` is the same call with the cache
-  emptied before each request (a new candle every time: candle read, features, both models);
+  gunicorn as the Procfile runs it (2 gthread workers, keep-alive), one keep-alive client
+  pacing requests at `--rate` per second). Features and model outputs change once per
+  candle and are cached per candle, so these are the steady-state figures; `inproc_cold_*`
+  is the same call with the cache emptied before each request (a new candle every time:
+  candle read, features, both models);
 - shadow rows recorded per second, batched (COPY) and one per call;
 - time to evaluate a shadow test of 1,000,000 closed pairs: read from PostgreSQL and compared.
 
@@ -70,6 +71,11 @@ def _setup(container) -> None:  # type: ignore[no-untyped-def]
     start = utcnow() - timedelta(minutes=5 * 2000)
     market, _ = synthetic_market([SYMBOL], start, 2000, policy.data.timeframe, seed=3)
     CandleStore(container).write(policy.data.exchange, SYMBOL, policy.data.timeframe, market[SYMBOL])
+    # A live candle table has been vacuumed by autovacuum: index-only scans need no heap visits.
+    raw = container.engine.raw_connection()
+    raw.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+    raw.dbapi_connection.cursor().execute("VACUUM ANALYZE candles")  # type: ignore[union-attr]
+    raw.close()
 
 
 def _baselines(container) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -138,39 +144,48 @@ def _paced(call, rate: float, seconds: float) -> list[float]:  # type: ignore[no
 
 
 def _http(database_url: str, artifact_root: str, rate: float, seconds: float) -> dict[str, float]:
-    import requests
+    """Paced POST /api/predictions over one keep-alive connection (http.client: a thin client,
+    so the figures are the server's and the socket's, not a client library's)."""
+    import http.client
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = dict(os.environ, DATABASE_URL=database_url, ARTIFACT_ROOT=artifact_root, PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", "4"]
-    cmd += ["-b", f"127.0.0.1:{port}", "--log-level", "warning", "app.api:create_app()"]
+    # As the Procfile and compose run it: 2 workers, gunicorn.conf.py's gthread threads and
+    # keep-alive, request metrics summed through a multiprocess directory.
+    cmd = [sys.executable, "-m", "gunicorn", "--workers", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
+    cmd += ["app.api:create_app()"]
     env |= {"CLM_MODE": "distributed", "CLM_API_TOKEN": "bench-token"}
+    env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="clm-bench-prometheus-")
     server = subprocess.Popen(cmd, cwd=REPO, env=env)
-    url = f"http://127.0.0.1:{port}/api/predictions"
-    session = requests.Session()
-    session.headers["Authorization"] = "Bearer bench-token"
+    body = json.dumps({"symbol": SYMBOL})
+    headers = {"Authorization": "Bearer bench-token", "Content-Type": "application/json"}
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def call() -> None:
+        connection.request("POST", "/api/predictions", body, headers)
+        response = connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"POST /api/predictions: {response.status} {payload[:300]!r}")
+
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                session.post(url, json={"symbol": SYMBOL}, timeout=120).raise_for_status()  # loads the models
+                call()  # the first request loads the models
                 break
-            except requests.ConnectionError:
+            except ConnectionError:
+                connection.close()
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise
                 time.sleep(0.2)
         for _ in range(50):  # warm-up
-            session.post(url, json={"symbol": SYMBOL}, timeout=10)
-
-        def call() -> None:
-            response = session.post(url, json={"symbol": SYMBOL}, timeout=10)
-            response.raise_for_status()
-
+            call()
         return _percentiles(_paced(call, rate, seconds))
     finally:
-        session.close()
+        connection.close()
         server.terminate()
         server.wait(timeout=30)
 

@@ -27,6 +27,19 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
     return [{"field": ".".join(str(p) for p in err["loc"]) or "(body)", "reason": err["msg"]} for err in exc.errors()]
 
 
+def database_unavailable(exc: OperationalError) -> bool:
+    """A passing condition of the database, not a fault of the request or the code: the
+    connection was lost or refused (PostgreSQL SQLSTATE classes 08, 53, 57 or no code at
+    all, which psycopg2 gives a refused connection), or SQLite was locked or busy."""
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    if type(orig).__module__.startswith("psycopg2"):
+        code = getattr(orig, "pgcode", None)
+        return code is None or code[:2] in ("08", "53", "57")
+    return "locked" in str(orig) or "busy" in str(orig)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Any:
@@ -46,6 +59,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def _database_unavailable(exc: OperationalError) -> Any:
+        if not database_unavailable(exc):
+            return _unexpected(exc)
         # The database refused or lost the connection (down, restarting, too many clients) or
         # cancelled the statement: the request may succeed later, nothing is wrong with it.
         log.warning("database unavailable: %s", str(exc.orig).strip().splitlines()[0] if exc.orig else exc)

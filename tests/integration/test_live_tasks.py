@@ -46,7 +46,8 @@ def test_worker_promotes_a_ready_shadow_and_checks_health(pg_container, worker_e
         )
     log = tmp_path / "worker.log"
     with celery_worker(worker_env, queues="default", log_path=log):
-        assert resolve_outcomes.delay().get(timeout=60) == {"resolved": 0, "expired": 0, "pending": 0}
+        expected = {"resolved": 0, "expired": 0, "pending": 0, "prediction_logs_resolved": 0}
+        assert resolve_outcomes.delay().get(timeout=60) == expected
         result = evaluate_all_shadows.delay().get(timeout=60)
         assert result == {"shadows": [{"shadow_model_id": "shadow_1", "promoted": True, "status": "ACTIVE"}]}
         health = check_all_models.delay().get(timeout=60)

@@ -195,3 +195,25 @@ def first_window_rows(service: PredictionService) -> int:
     policy = service.container.policy_store.get()
     first, last = candle_window(policy, datetime(2030, 1, 1))
     return (last - first) // (3600 * 1000) + 1
+
+
+def test_a_dropped_connection_is_retried_once(pg_container, caplog) -> None:
+    """The live path's pool has no pre-ping: a connection killed under it (database restart,
+    idle timeout) fails its first statement, and the request is answered on a fresh one."""
+    from sqlalchemy import text
+
+    register_model(pg_container, "xgboost", n_estimators=10)
+    service = PredictionService(pg_container)
+    first = service.predict("BTCUSDT", recent_candles())
+    with pg_container.engine.connect() as admin:
+        killed = admin.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    assert killed >= 1  # the live pool's idle connection (at least)
+    again = service.predict("BTCUSDT", recent_candles())
+    assert "connection lost, retrying once" in caplog.text
+    assert again.prediction_id > first.prediction_id
+    assert count(pg_container, PredictionLog) == 2
