@@ -268,3 +268,46 @@ def test_a_new_shadow_model_starts_its_test(pg_container) -> None:
         started = session.scalars(select(Event).where(Event.topic == "shadow.testing.started")).all()
     assert [e.payload["shadow_model_id"] for e in started] == [second]
     assert started[0].payload["active_model_id"] == first
+
+
+def test_large_tests_are_read_over_two_connections_the_same(pg_container, monkeypatch) -> None:
+    """closed_pairs reads a large table as two halves at once; the columns are those of one read."""
+    from app.shadow_tester import reads
+
+    add_model(pg_container, "active_1", "ACTIVE")
+    add_model(pg_container, "shadow_1", "SHADOW")
+    rng = np.random.default_rng(3)
+    n = 3000
+    start = datetime(2026, 1, 1)
+    stamps = [start + timedelta(minutes=int(m)) for m in rng.integers(0, 500, n)]  # ties on purpose
+    rows = [
+        {
+            "shadow_model_id": "shadow_1",
+            "active_model_id": "active_1",
+            "symbol": "BTCUSDT",
+            "timestamp": stamps[i],
+            "active_prediction": {},
+            "shadow_prediction": {},
+            "active_direction": int(rng.choice([-1, 0, 1])),
+            "shadow_direction": int(rng.choice([-1, 0, 1])),
+            "active_confidence": float(rng.random()) if i % 7 else None,
+            "shadow_confidence": float(rng.random()),
+            "realized_return": float(rng.normal(0, 0.01)) if i % 5 else None,
+            "created_at": start,
+        }
+        for i in range(n)
+    ]
+    with pg_container.session() as session:
+        session.execute(insert(ShadowTestResult), rows)
+    with pg_container.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE shadow_test_results")
+        conn.commit()
+    one = reads.closed_pairs(pg_container.engine, "shadow_1")
+    monkeypatch.setattr(reads, "PARALLEL_ROWS", 1)
+    two = reads.closed_pairs(pg_container.engine, "shadow_1")
+    assert len(one["realized_return"]) == sum(1 for i in range(n) if i % 5)
+    for name in reads.EVAL_COLUMNS:
+        np.testing.assert_array_equal(one[name], two[name])
+    # Time order, ties by id: the realized returns come back in insertion order within a minute.
+    expected = sorted((stamps[i], i) for i in range(n) if i % 5)
+    assert [rows[i]["realized_return"] for _, i in expected] == list(two["realized_return"])
