@@ -3,16 +3,13 @@
 On PostgreSQL the rows leave the server as one binary COPY whose every tuple has the same
 layout (NULLs are coalesced in the query: a flat call is 0, an unknown confidence NaN), so
 numpy reads the whole buffer with one structured dtype: no text formatting on the server,
-no parsing on the client. A large table is read as two halves over two connections at once
-(writing the tuples out is PostgreSQL's part of the work, one process per connection).
-The server does not sort either (a plain scan); numpy puts the rows in (timestamp, id) order.
-SQLite (the embedded mode) reads through SQLAlchemy.
+no parsing on the client. The server does not sort either (a plain scan); numpy puts the
+rows in (timestamp, id) order. SQLite (the embedded mode) reads through SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import io
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -66,32 +63,11 @@ def closed_pairs(engine: Engine, shadow_model_id: str) -> dict[str, np.ndarray]:
     return {name: table[:, i].copy() for i, name in enumerate(EVAL_COLUMNS)}
 
 
-PARALLEL_ROWS = 200_000  # a table at least this large is read over two connections
-
-
 def _closed_pairs_postgres(engine: Engine, shadow_model_id: str) -> dict[str, np.ndarray]:
-    """Most of the time goes to PostgreSQL writing the tuples out, one process per connection:
-    a large table is read as two halves (id even, id odd) on two connections at once."""
-    with engine.connect() as conn:
-        estimate = conn.exec_driver_sql(
-            "SELECT reltuples FROM pg_class WHERE oid = 'shadow_test_results'::regclass"
-        ).scalar()
-    parts = 2 if (estimate or 0) >= PARALLEL_ROWS else 1
-    if parts == 1:
-        chunks = [_copy_out(engine, shadow_model_id, "TRUE")]
-    else:
-        with ThreadPoolExecutor(parts) as pool:  # psycopg2 releases the GIL while copying
-            chunks = list(pool.map(lambda k: _copy_out(engine, shadow_model_id, f"mod(id, 2) = {k}"), range(parts)))
-    tuples = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
-    order = np.lexsort((tuples["id"], tuples["timestamp"]))
-    return {name: tuples[name][order].astype(np.float64) for name in EVAL_COLUMNS}
-
-
-def _copy_out(engine: Engine, shadow_model_id: str, part: str) -> np.ndarray:
     raw = engine.raw_connection()
     try:
         cursor: Any = raw.cursor()  # psycopg2's cursor: mogrify, copy_expert
-        sql = cursor.mogrify(f"{_COPY_SQL} AND {part}", (shadow_model_id,)).decode()
+        sql = cursor.mogrify(_COPY_SQL, (shadow_model_id,)).decode()
         buffer = io.BytesIO()
         cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT binary)", buffer)
         cursor.close()
@@ -104,4 +80,6 @@ def _copy_out(engine: Engine, shadow_model_id: str, part: str) -> np.ndarray:
     count, rest = divmod(len(data) - _HEADER_BYTES - 2, _TUPLE.itemsize)
     if rest:
         raise RuntimeError(f"COPY BINARY body of {len(data)} bytes is not a whole number of tuples")
-    return np.frombuffer(data, dtype=_TUPLE, count=count, offset=_HEADER_BYTES)
+    tuples = np.frombuffer(data, dtype=_TUPLE, count=count, offset=_HEADER_BYTES)
+    order = np.lexsort((tuples["id"], tuples["timestamp"]))
+    return {name: tuples[name][order].astype(np.float64) for name in EVAL_COLUMNS}
