@@ -65,7 +65,14 @@ class ContinuousLearningManager:
     # ----------------------------------------------------------------- reactions
 
     def handle_drift_event(self, event: dict[str, Any]) -> TriggerDecision | None:
+        """React to a drift check: once, on its lead event (`check_lead_event_id`). A check
+        publishes one event per drifted feature, all with the check's severity and model type;
+        the others are marked `same_check` instead of each asking the storm guard again."""
         payload = event.get("payload", event)
+        lead, own = payload.get("check_lead_event_id"), payload.get("drift_event_id")
+        if lead is not None and own is not None and own != lead:
+            self._mark_same_check(own)
+            return None
         severity = str(payload.get("severity", "")).upper()
         if severity not in SEVERITY_ACTION:
             log.warning("drift event with unknown severity %r ignored", severity)
@@ -214,6 +221,12 @@ class ContinuousLearningManager:
         return [job.to_dict() for job in RetrainingOrchestrator(self.container).list_jobs(limit=limit)]
 
     # ----------------------------------------------------------------- bookkeeping
+
+    def _mark_same_check(self, drift_event_id: Any) -> None:
+        with self.container.session() as session:
+            row = session.get(DriftEvent, int(drift_event_id))
+            if row is not None and row.action_taken is None:
+                row.action_taken = "same_check"
 
     def _record_action(self, drift_event_id: Any, severity: str, decision: TriggerDecision | None) -> None:
         if not drift_event_id:

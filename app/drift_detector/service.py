@@ -84,7 +84,10 @@ def _record(container: Container, result: DriftResult) -> DriftResult:
             session.add(row)
             session.flush()  # the id goes into the event
             result.drift_event_ids.append(row.id)
+            # One check, one reaction: every event names the check's first one, which the CLM
+            # and the alerts act on (the others are the same check's other features).
             payload = {
+                "check_lead_event_id": result.drift_event_ids[0],
                 "drift_type": result.drift_type,
                 "feature": finding.feature,
                 "p_value": finding.p_value,
