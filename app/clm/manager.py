@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.clm.guard import TriggerDecision, request_retraining
 from app.clock import utcnow
@@ -67,12 +67,14 @@ class ContinuousLearningManager:
     def handle_drift_event(self, event: dict[str, Any]) -> TriggerDecision | None:
         """React to a drift check: once, on its lead event (`check_lead_event_id`). A check
         publishes one event per drifted feature, all with the check's severity and model type;
-        the others are marked `same_check` instead of each asking the storm guard again."""
+        the lead marks the others `same_check` instead of each asking the storm guard again."""
         payload = event.get("payload", event)
         lead, own = payload.get("check_lead_event_id"), payload.get("drift_event_id")
         if lead is not None and own is not None and own != lead:
-            self._mark_same_check(own)
-            return None
+            return None  # the lead event's reaction covers this one
+        others = [i for i in payload.get("check_event_ids") or [] if i != own]
+        if others:
+            self._mark_same_check(others)
         severity = str(payload.get("severity", "")).upper()
         if severity not in SEVERITY_ACTION:
             log.warning("drift event with unknown severity %r ignored", severity)
@@ -222,11 +224,13 @@ class ContinuousLearningManager:
 
     # ----------------------------------------------------------------- bookkeeping
 
-    def _mark_same_check(self, drift_event_id: Any) -> None:
+    def _mark_same_check(self, drift_event_ids: list[int]) -> None:
         with self.container.session() as session:
-            row = session.get(DriftEvent, int(drift_event_id))
-            if row is not None and row.action_taken is None:
-                row.action_taken = "same_check"
+            session.execute(
+                update(DriftEvent)
+                .where(DriftEvent.id.in_([int(i) for i in drift_event_ids]), DriftEvent.action_taken.is_(None))
+                .values(action_taken="same_check")
+            )
 
     def _record_action(self, drift_event_id: Any, severity: str, decision: TriggerDecision | None) -> None:
         if not drift_event_id:

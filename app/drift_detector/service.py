@@ -64,13 +64,17 @@ class DriftResult:
 
 
 def _record(container: Container, result: DriftResult) -> DriftResult:
-    """Write each finding as a row and an event, all in one transaction."""
+    """Write each finding as a row and an event, all in one transaction.
+
+    One check, one reaction: every event names the check's first one
+    (`check_lead_event_id`), on which the CLM and the alerts act; the lead event also lists
+    the check's other events (`check_event_ids`), which the CLM marks in one statement."""
     if not result.drifted:
         return result
     now = utcnow()
     with container.session() as session:
-        for finding in result.findings:
-            row = DriftEvent(
+        rows = [
+            DriftEvent(
                 detected_at=now,
                 drift_type=result.drift_type,
                 model_type=result.model_type,
@@ -81,13 +85,15 @@ def _record(container: Container, result: DriftResult) -> DriftResult:
                 metadata_={"check_id": result.check_id, "model_id": result.model_id, **finding.details},
                 created_at=now,
             )
-            session.add(row)
-            session.flush()  # the id goes into the event
-            result.drift_event_ids.append(row.id)
-            # One check, one reaction: every event names the check's first one, which the CLM
-            # and the alerts act on (the others are the same check's other features).
+            for finding in result.findings
+        ]
+        session.add_all(rows)
+        session.flush()  # the ids go into the events
+        result.drift_event_ids.extend(row.id for row in rows)
+        lead = result.drift_event_ids[0]
+        for finding, row in zip(result.findings, rows, strict=True):
             payload = {
-                "check_lead_event_id": result.drift_event_ids[0],
+                "check_lead_event_id": lead,
                 "drift_type": result.drift_type,
                 "feature": finding.feature,
                 "p_value": finding.p_value,
@@ -99,6 +105,8 @@ def _record(container: Container, result: DriftResult) -> DriftResult:
                 "threshold": result.threshold,
                 **finding.details,
             }
+            if row.id == lead:
+                payload["check_event_ids"] = result.drift_event_ids
             container.bus.publish(session, TOPIC, payload)
     return result
 
