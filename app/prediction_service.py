@@ -144,8 +144,12 @@ class ModelCache:
 
     @property
     def engine(self) -> Engine:
-        """The live path's own pool (PostgreSQL): no pre-ping round trip on every checkout; a
-        connection found dead is retried once by `PredictionService.predict` instead."""
+        """The live path's own pool (PostgreSQL): no pre-ping round trip on every checkout (a
+        connection found dead is retried once by `PredictionService.predict` instead), and
+        autocommit with asynchronous commit: the write is one statement, so it is its own
+        transaction and needs no COMMIT round trip. Prediction logs, shadow rows and signals
+        are telemetry: a crash may lose the last fraction of a second of them (never half a
+        statement), and a request does not wait for the disk."""
         if self._engine is None:
             main = self.container.engine
             if main.dialect.name != "postgresql":
@@ -154,7 +158,12 @@ class ModelCache:
 
             with self._lock:
                 if self._engine is None:
-                    self._engine = make_engine(self.container.settings.database_url, pool_pre_ping=False)
+                    self._engine = make_engine(
+                        self.container.settings.database_url,
+                        pool_pre_ping=False,
+                        isolation_level="AUTOCOMMIT",
+                        connect_args={"options": "-c synchronous_commit=off"},
+                    )
         return self._engine
 
     def dispose(self) -> None:
@@ -312,7 +321,6 @@ def _snapshot_statement(postgres: bool) -> Any:
         window.c.candles,
     ]
     if postgres:
-        columns.append(func.set_config("synchronous_commit", "off", True).label("async_commit"))
         # Ids for the rows this request will write, so the signal can carry them and the
         # writes go in one statement (an id left unused is a gap in the sequence, nothing more).
         columns.append(func.nextval("prediction_logs_id_seq").label("log_id_1"))
@@ -326,13 +334,8 @@ def _snapshot_statement(postgres: bool) -> Any:
 
 
 def read_snapshot(db: Db, policy: Policy, symbol: str, bounds: tuple[int, int]) -> Snapshot:
-    """One round trip: policy version, every ACTIVE/SHADOW model, the window's newest candle and count.
-
-    On PostgreSQL the same statement turns off the synchronous commit of this transaction
-    (`set_config(..., is_local)`): prediction logs, shadow rows and signals are telemetry; a
-    crash may lose the last fraction of a second of them (never half a transaction), and a
-    request does not wait for the disk.
-    """
+    """One round trip: policy version, every ACTIVE/SHADOW model, the window's newest candle and count
+    (and on PostgreSQL the ids the request's rows will have)."""
     postgres = _dialect(db) == "postgresql"
     params = {"exchange": policy.data.exchange, "symbol": symbol, "timeframe": policy.data.timeframe}
     rows = db.execute(_snapshot_statement(postgres), params | {"first": bounds[0], "last": bounds[1]}).all()
@@ -427,7 +430,9 @@ class PredictionService:
     def _predict(
         self, symbol: str, candles: pd.DataFrame | Sequence[Mapping[str, Any]] | None, started: float
     ) -> Prediction:
-        with self.cache.engine.begin() as db:
+        engine = self.cache.engine
+        # PostgreSQL: the live pool autocommits (read, then one write statement); SQLite: a transaction.
+        with engine.connect() if engine.dialect.name == "postgresql" else engine.begin() as db:
             policy, snapshot, bounds = self._snapshot(db, symbol)
             model_type, active_id, shadow_id = self._live_ids(snapshot, policy)
             pair = self.cache.pair(model_type, active_id, shadow_id)

@@ -205,7 +205,10 @@ def test_a_dropped_connection_is_retried_once(pg_container, caplog) -> None:
     register_model(pg_container, "xgboost", n_estimators=10)
     service = PredictionService(pg_container)
     first = service.predict("BTCUSDT", recent_candles())
+    with service.cache.engine.connect() as live:  # the live pool: telemetry, asynchronous commit
+        assert live.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
     with pg_container.engine.connect() as admin:
+        assert admin.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"  # everything else
         killed = admin.execute(
             text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
