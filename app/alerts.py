@@ -246,9 +246,9 @@ def check_on_event(container: Container, event: dict[str, Any]) -> None:
     """Handler of the topics that can start an alert (drift, degradation, job end, RL reset, ...).
 
     A drift check's events are checked once, on its lead event (see app.clm.manager)."""
-    payload = event.get("payload", {})
-    lead = payload.get("check_lead_event_id")
-    if lead is not None and payload.get("drift_event_id") not in (None, lead):
+    from app.drift_detector.service import follows_lead
+
+    if follows_lead(event.get("payload", {})):
         return
     raise_new_alerts(container)
 

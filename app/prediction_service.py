@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.data_pipeline import engineer_features, timeframe_ms, warmup_rows
+from app.data_pipeline.timeframes import floor_to_grid, to_ms
 from app.db.models import Candle, Event, PolicyVersion, PredictionLog, ShadowTestResult
 from app.db.models import ModelRegistry as ModelRow
 from app.model_registry import ModelRecord
@@ -284,8 +285,7 @@ class Snapshot:
 def candle_window(policy: Policy, now: datetime) -> tuple[int, int]:
     """(first, last) open time (ms) of the closed candles the features need, on the candle grid."""
     step = timeframe_ms(policy.data.timeframe)
-    now_ms = int((now - _EPOCH) / timedelta(milliseconds=1))
-    last = (now_ms // step - 1) * step  # the newest candle that has closed
+    last = floor_to_grid(to_ms(now), policy.data.timeframe) - step  # the newest candle that has closed
     wanted = warmup_rows(policy.features) + history_rows(policy) + 2
     return last - (wanted - 1) * step, last
 

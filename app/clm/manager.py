@@ -68,11 +68,12 @@ class ContinuousLearningManager:
         """React to a drift check: once, on its lead event (`check_lead_event_id`). A check
         publishes one event per drifted feature, all with the check's severity and model type;
         the lead marks the others `same_check` instead of each asking the storm guard again."""
+        from app.drift_detector.service import follows_lead
+
         payload = event.get("payload", event)
-        lead, own = payload.get("check_lead_event_id"), payload.get("drift_event_id")
-        if lead is not None and own is not None and own != lead:
-            return None  # the lead event's reaction covers this one
-        others = [i for i in payload.get("check_event_ids") or [] if i != own]
+        if follows_lead(payload):
+            return None
+        others = [i for i in payload.get("check_event_ids") or [] if i != payload.get("drift_event_id")]
         if others:
             self._mark_same_check(others)
         severity = str(payload.get("severity", "")).upper()

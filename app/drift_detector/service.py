@@ -111,6 +111,12 @@ def _record(container: Container, result: DriftResult) -> DriftResult:
     return result
 
 
+def follows_lead(payload: dict[str, Any]) -> bool:
+    """A `drift.detected` payload that is not its check's lead event: the lead's reaction covers it."""
+    lead, own = payload.get("check_lead_event_id"), payload.get("drift_event_id")
+    return lead is not None and own is not None and own != lead
+
+
 def _report_findings(report: FeatureDriftReport) -> list[DriftFinding]:
     return [
         DriftFinding(

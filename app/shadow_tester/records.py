@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Connection, Engine, insert, select, text
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
@@ -251,11 +251,8 @@ def _copy(engine: Engine, lines: Iterator[str], model_ids: Callable[[], set[str]
             if reader.error is not None:
                 raise reader.error from None  # a bad item: its own error, not the aborted COPY's
             raise
-        wanted = sorted(model_ids())
-        cursor.execute("SELECT model_id FROM model_registry WHERE model_id = ANY(%s)", (wanted,))
-        unknown = sorted(set(wanted) - {row[0] for row in cursor.fetchall()})
-        if unknown:
-            raise InvalidPredictionError(_unknown_ids(unknown))
+        with engine.connect() as conn:  # registry rows are never deleted: any connection sees them
+            require_known_models(conn, model_ids())
         cursor.close()
         raw.commit()
     except BaseException:
@@ -307,10 +304,6 @@ def _item(item: ShadowPrediction | Mapping[str, Any], index: int) -> ShadowPredi
         raise InvalidPredictionError(f"predictions[{index}]: {exc}") from None
 
 
-def _unknown_ids(unknown: list[str]) -> str:
-    return f"unknown model ids {unknown}: no such model in the registry; nothing recorded"
-
-
 def build_rows(
     items: Iterable[ShadowPrediction | Mapping[str, Any]], horizon: timedelta, json_ready: bool = True
 ) -> list[dict[str, Any]]:
@@ -327,11 +320,14 @@ def build_rows(
 
 def check_model_ids(session: Session, rows: Iterable[Mapping[str, Any]]) -> None:
     """Refuse rows naming a model the registry does not know (one query for the whole batch)."""
-    wanted = {row["shadow_model_id"] for row in rows} | {row["active_model_id"] for row in rows}
-    known = set(session.scalars(select(ModelRegistry.model_id).where(ModelRegistry.model_id.in_(sorted(wanted)))))
+    require_known_models(session, {row["shadow_model_id"] for row in rows} | {row["active_model_id"] for row in rows})
+
+
+def require_known_models(db: Session | Connection, wanted: set[str]) -> None:
+    known = set(db.execute(select(ModelRegistry.model_id).where(ModelRegistry.model_id.in_(sorted(wanted)))).scalars())
     unknown = sorted(wanted - known)
     if unknown:
-        raise InvalidPredictionError(_unknown_ids(unknown))
+        raise InvalidPredictionError(f"unknown model ids {unknown}: no such model in the registry; nothing recorded")
 
 
 def telemetry_commit(session: Session) -> None:

@@ -220,3 +220,17 @@ def test_a_dropped_connection_is_retried_once(pg_container, caplog) -> None:
     assert "connection lost, retrying once" in caplog.text
     assert again.prediction_id > first.prediction_id
     assert count(pg_container, PredictionLog) == 2
+
+
+@pytest.mark.parametrize("timeframe", ["5m", "1h", "1d", "1w"])
+def test_the_candle_window_ends_at_the_newest_closed_candle_on_the_grid(timeframe) -> None:
+    from app.data_pipeline.timeframes import on_grid, timeframe_ms, to_ms
+    from app.policy import Policy
+    from app.prediction_service import candle_window
+
+    policy = Policy.model_validate({"data": {"timeframe": timeframe}})
+    now = datetime(2026, 11, 26, 13, 37, 11)  # a Thursday
+    first, last = candle_window(policy, now)
+    step = timeframe_ms(timeframe)
+    assert on_grid(first, timeframe) and on_grid(last, timeframe)  # weeks open on Mondays
+    assert last + step <= to_ms(now) < last + 2 * step  # closed, and the newest that is
