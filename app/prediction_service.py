@@ -110,9 +110,8 @@ class ModelPair:
 
 @dataclass
 class Window:
-    """One symbol's closed candles, their features and each model's prediction of the last row."""
+    """One symbol's features (the last row, and the rows before it) and each model's prediction of the last row."""
 
-    frame: pd.DataFrame
     last: pd.DataFrame
     history: pd.DataFrame
     at: datetime  # close time of the last candle
@@ -528,7 +527,7 @@ class PredictionService:
             features.insert(0, "symbol", symbol)
         step = timedelta(milliseconds=timeframe_ms(policy.data.timeframe))
         at = _EPOCH + timedelta(milliseconds=int(features["timestamp"].iloc[-1])) + step
-        return self.cache.keep_window(key, Window(frame, features.iloc[[-1]], features.iloc[:-1], at))
+        return self.cache.keep_window(key, Window(features.iloc[[-1]], features.iloc[:-1], at))
 
 
 def _candle_frame(symbol: str, candles: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
