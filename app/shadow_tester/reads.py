@@ -1,15 +1,23 @@
 """Reading a shadow test's closed pairs as numpy columns, fast enough for a million rows.
 
+A decision only ever looks at the first n closed pairs in time order, n being the latest
+look (`Thresholds.decision_samples`), so the read counts the closed pairs first and then
+reads only those n: a test of a million pairs under the default policy (last look 8000)
+reads 8000 rows, in index order. Both queries see one snapshot (REPEATABLE READ).
+
 On PostgreSQL the rows leave the server as one binary COPY whose every tuple has the same
 layout (NULLs are coalesced in the query: a flat call is 0, an unknown confidence NaN), so
 numpy reads the whole buffer with one structured dtype: no text formatting on the server,
-no parsing on the client. The server does not sort either (a plain scan); numpy puts the
-rows in (timestamp, id) order. SQLite (the embedded mode) reads through SQLAlchemy.
+no parsing on the client. When every closed pair is needed the server does not sort (a
+plain scan); numpy puts the rows in (timestamp, id) order. SQLite (the embedded mode) reads
+through SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,10 +27,11 @@ from app.db.models import ShadowTestResult
 
 EVAL_COLUMNS = ("active_direction", "shadow_direction", "realized_return", "active_confidence", "shadow_confidence")
 
+_CLOSED = "FROM shadow_test_results WHERE shadow_model_id = %s AND realized_return IS NOT NULL"
+_COUNT_SQL = f"SELECT count(*) {_CLOSED}"
 _COPY_SQL = (
     "SELECT COALESCE(active_direction, 0::smallint), COALESCE(shadow_direction, 0::smallint), realized_return, "
-    "COALESCE(active_confidence, 'NaN'::float8), COALESCE(shadow_confidence, 'NaN'::float8), timestamp, id "
-    "FROM shadow_test_results WHERE shadow_model_id = %s AND realized_return IS NOT NULL"
+    f"COALESCE(active_confidence, 'NaN'::float8), COALESCE(shadow_confidence, 'NaN'::float8), timestamp, id {_CLOSED}"
 )
 # PostgreSQL's binary COPY: a 19-byte header, then per tuple a field count and per field a length and
 # the value (big-endian), then a 2-byte trailer.
@@ -42,10 +51,26 @@ _TUPLE = np.dtype(
 )  # fmt: skip
 
 
-def closed_pairs(engine: Engine, shadow_model_id: str) -> dict[str, np.ndarray]:
-    """The closed pairs' numeric columns (float64) in time order."""
+@dataclass(frozen=True)
+class ClosedPairs:
+    total: int  # every closed pair of the test
+    columns: dict[str, np.ndarray]  # EVAL_COLUMNS (float64) of the first pairs in time order
+
+    @property
+    def read(self) -> int:
+        return int(self.columns["realized_return"].size)
+
+
+def _everything(total: int) -> int:
+    return total
+
+
+def closed_pairs(engine: Engine, shadow_model_id: str, needed: Callable[[int], int] = _everything) -> ClosedPairs:
+    """Count the test's closed pairs, then read the first `needed(total)` of them in time order
+    (all of them by default), both in one snapshot."""
     if engine.dialect.name == "postgresql":
-        return _closed_pairs_postgres(engine, shadow_model_id)
+        return _closed_pairs_postgres(engine, shadow_model_id, needed)
+    closed = (ShadowTestResult.shadow_model_id == shadow_model_id, ShadowTestResult.realized_return.is_not(None))
     query = (
         select(
             func.coalesce(ShadowTestResult.active_direction, 0),
@@ -54,20 +79,33 @@ def closed_pairs(engine: Engine, shadow_model_id: str) -> dict[str, np.ndarray]:
             ShadowTestResult.active_confidence,
             ShadowTestResult.shadow_confidence,
         )
-        .where(ShadowTestResult.shadow_model_id == shadow_model_id, ShadowTestResult.realized_return.is_not(None))
+        .where(*closed)
         .order_by(ShadowTestResult.timestamp, ShadowTestResult.id)
     )
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
+    with engine.begin() as conn:  # SQLite: one transaction is one snapshot
+        total = int(conn.execute(select(func.count()).select_from(ShadowTestResult).where(*closed)).scalar_one())
+        rows = conn.execute(query.limit(_checked(needed(total), total))).all()
     table = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, len(EVAL_COLUMNS))  # None -> nan
-    return {name: table[:, i].copy() for i, name in enumerate(EVAL_COLUMNS)}
+    return ClosedPairs(total, {name: table[:, i].copy() for i, name in enumerate(EVAL_COLUMNS)})
 
 
-def _closed_pairs_postgres(engine: Engine, shadow_model_id: str) -> dict[str, np.ndarray]:
+def _checked(n: int, total: int) -> int:
+    if not 0 <= n <= total:
+        raise ValueError(f"asked for the first {n} of {total} closed pairs")
+    return n
+
+
+def _closed_pairs_postgres(engine: Engine, shadow_model_id: str, needed: Callable[[int], int]) -> ClosedPairs:
     raw = engine.raw_connection()
     try:
         cursor: Any = raw.cursor()  # psycopg2's cursor: mogrify, copy_expert
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cursor.execute(_COUNT_SQL, (shadow_model_id,))
+        total = int(cursor.fetchone()[0])
+        n = _checked(needed(total), total)
         sql = cursor.mogrify(_COPY_SQL, (shadow_model_id,)).decode()
+        if n < total:  # the first n in index order (idx_shadow_model), sorted on the server
+            sql += f" ORDER BY timestamp, id LIMIT {n}"
         buffer = io.BytesIO()
         cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT binary)", buffer)
         cursor.close()
@@ -78,8 +116,10 @@ def _closed_pairs_postgres(engine: Engine, shadow_model_id: str) -> dict[str, np
     if bytes(data[: len(_HEADER)]) != _HEADER:
         raise RuntimeError("unexpected COPY BINARY header from PostgreSQL")
     count, rest = divmod(len(data) - _HEADER_BYTES - 2, _TUPLE.itemsize)
-    if rest:
-        raise RuntimeError(f"COPY BINARY body of {len(data)} bytes is not a whole number of tuples")
+    if rest or count != n:
+        raise RuntimeError(f"COPY BINARY body of {len(data)} bytes is not {n} whole tuples")
     tuples = np.frombuffer(data, dtype=_TUPLE, count=count, offset=_HEADER_BYTES)
+    if n < total:
+        return ClosedPairs(total, {name: tuples[name].astype(np.float64) for name in EVAL_COLUMNS})
     order = np.lexsort((tuples["id"], tuples["timestamp"]))
-    return {name: tuples[name][order].astype(np.float64) for name in EVAL_COLUMNS}
+    return ClosedPairs(total, {name: tuples[name][order].astype(np.float64) for name in EVAL_COLUMNS})

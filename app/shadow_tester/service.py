@@ -213,12 +213,13 @@ class ShadowTester:
             significance_level=limits.significance_level,
             max_samples=max(limits.max_samples, limits.min_samples if min_samples is None else min_samples),
         )
-        columns = closed_pairs(self.container.engine, shadow_model_id)
+        pairs = closed_pairs(self.container.engine, shadow_model_id, thresholds.decision_samples)
+        columns = pairs.columns
         with self.container.session() as session:
             active_model_id = session.scalars(
                 select(ShadowTestResult.active_model_id)
                 .where(ShadowTestResult.shadow_model_id == shadow_model_id)
-                .order_by(ShadowTestResult.id.desc())
+                .order_by(ShadowTestResult.timestamp.desc(), ShadowTestResult.id.desc())  # idx_shadow_model
                 .limit(1)
             ).first()
         return evaluate_pairs(
@@ -231,6 +232,7 @@ class ShadowTester:
             active_model_id=active_model_id,
             active_confidence=columns["active_confidence"],
             shadow_confidence=columns["shadow_confidence"],
+            total_samples=pairs.total,
         )
 
     # ----------------------------------------------------------------- promotion

@@ -77,6 +77,12 @@ class Thresholds:
             looks.append(looks[-1] * 2)
         return looks
 
+    def decision_samples(self, total: int) -> int:
+        """How many of `total` closed pairs (the first, in time order) the decision reads: the
+        latest look passed, or all of them before the first look."""
+        passed = [n for n in self.looks() if n <= total]
+        return passed[-1] if passed else total
+
     def level(self, look: int) -> float:
         """The significance level of look `look` (0-based): half the level at the first, the
         other half split over the rest (their sum is `significance_level`)."""
@@ -186,8 +192,12 @@ def evaluate_pairs(
     active_model_id: str | None = None,
     active_confidence: ArrayLike | None = None,
     shadow_confidence: ArrayLike | None = None,
+    total_samples: int | None = None,
 ) -> ShadowEvaluationResult:
-    """Compare paired predictions in time order and recommend (see module doc)."""
+    """Compare paired predictions in time order and recommend (see module doc).
+
+    The arrays hold every closed pair, or (with `total_samples`, the count of every closed
+    pair) at least the first `thresholds.decision_samples(total_samples)` of them."""
     a_dir = np.asarray(active_direction, dtype=np.float64)
     s_dir = np.asarray(shadow_direction, dtype=np.float64)
     ret = np.asarray(realized_return, dtype=np.float64)
@@ -205,10 +215,13 @@ def evaluate_pairs(
     def _conf(values: ArrayLike | None) -> NDArray[Any] | None:
         return None if values is None else np.asarray(values, dtype=np.float64)
 
+    total = ret.size if total_samples is None else total_samples
     looks = thresholds.looks()
-    passed = [k for k, n in enumerate(looks) if n <= ret.size]
+    passed = [k for k, n in enumerate(looks) if n <= total]
     look = passed[-1] if passed else None
-    m = looks[look] if look is not None else ret.size  # the latest look's pairs, in time order
+    m = thresholds.decision_samples(total)  # the latest look's pairs, in time order
+    if not m <= ret.size <= total:
+        raise ValueError(f"{ret.size} pairs given: the decision on {total} closed pairs needs the first {m}")
     a_conf, s_conf = _conf(active_confidence), _conf(shadow_confidence)
     active = model_metrics(a_dir[:m], ret[:m], fee, a_conf[:m] if a_conf is not None else None)
     shadow = model_metrics(s_dir[:m], ret[:m], fee, s_conf[:m] if s_conf is not None else None)
@@ -224,14 +237,14 @@ def evaluate_pairs(
     if recommendation == "CONTINUE_TESTING" and last_look:
         recommendation = "REJECT"
         reasons = [f"no promotion by the last look ({looks[-1]} pairs, the policy's max_samples)", *reasons]
-    upcoming = [n for n in looks if n > ret.size]
+    upcoming = [n for n in looks if n > total]
     return ShadowEvaluationResult(
         shadow_model_id=shadow_model_id,
         active_model_id=active_model_id,
         decision_samples=int(m),
         next_look_samples=upcoming[0] if upcoming and recommendation == "CONTINUE_TESTING" else None,
         significance_level=level,
-        total_samples=int(ret.size),
+        total_samples=int(total),
         active_metrics=active,
         shadow_metrics=shadow,
         improvement_pct=improvement,

@@ -268,3 +268,49 @@ def test_a_new_shadow_model_starts_its_test(pg_container) -> None:
         started = session.scalars(select(Event).where(Event.topic == "shadow.testing.started")).all()
     assert [e.payload["shadow_model_id"] for e in started] == [second]
     assert started[0].payload["active_model_id"] == first
+
+
+@pytest.mark.parametrize("backend", ["pg_container", "sqlite_container"])
+def test_the_evaluation_reads_the_count_and_the_first_pairs_in_time_order(backend, request) -> None:
+    from app.shadow_tester.reads import closed_pairs
+
+    container = request.getfixturevalue(backend)
+    add_model(container, "active_r", "ACTIVE")
+    add_model(container, "shadow_r", "SHADOW")
+    start = datetime(2024, 1, 1)
+    rng = np.random.default_rng(3)
+    minutes = rng.permutation(40) // 2  # written out of time order, two pairs per timestamp
+    rows = []
+    for n, minute in enumerate(minutes):
+        rows.append(
+            dict(
+                shadow_model_id="shadow_r", active_model_id="active_r", symbol="BTCUSDT",
+                timestamp=start + timedelta(minutes=int(minute)), active_prediction={}, shadow_prediction={},
+                active_direction=int(rng.choice([-1, 0, 1])), shadow_direction=int(rng.choice([-1, 1])),
+                active_confidence=float(n), shadow_confidence=None, created_at=utcnow(),
+                realized_return=None if n % 5 == 4 else float(rng.normal(0, 0.01)),  # every fifth still open
+            )
+        )  # fmt: skip
+    with container.session() as session:
+        session.execute(insert(ShadowTestResult), rows)
+    with container.session() as session:
+        expected = session.execute(
+            select(ShadowTestResult.active_confidence, ShadowTestResult.realized_return)
+            .where(ShadowTestResult.shadow_model_id == "shadow_r", ShadowTestResult.realized_return.is_not(None))
+            .order_by(ShadowTestResult.timestamp, ShadowTestResult.id)
+        ).all()
+    everything = closed_pairs(container.engine, "shadow_r")
+    asked: list[int] = []
+    first = closed_pairs(container.engine, "shadow_r", lambda total: asked.append(total) or 7)
+    assert everything.total == first.total == len(expected) == 32 and asked == [32]
+    assert everything.read == 32 and first.read == 7
+    assert everything.columns["active_confidence"].tolist() == [row[0] for row in expected]
+    assert first.columns["realized_return"].tolist() == [row[1] for row in expected[:7]]
+    assert first.columns["active_confidence"].tolist() == [row[0] for row in expected[:7]]
+    assert np.isnan(first.columns["shadow_confidence"]).all()
+    with pytest.raises(ValueError, match="first 33 of 32"):
+        closed_pairs(container.engine, "shadow_r", lambda total: total + 1)
+    # The tester asks for what its looks need: with min_samples 10 (looks 10, 20 ...), 20 of 32.
+    result = ShadowTester(container).evaluate_shadow_model("shadow_r", min_samples=10)
+    assert (result.total_samples, result.decision_samples, result.next_look_samples) == (32, 20, 40)
+    assert result.active_model_id == "active_r"
