@@ -58,6 +58,19 @@ class RLMaintenance(_Strict):
     maintenance_interval_hours: float = Field(24, gt=0)
 
 
+class Retention(_Strict):
+    """How long the high-volume telemetry is kept (`app/retention.py`). The registry and its
+    history, jobs, drift events, health logs, policy versions and RL state are kept for ever."""
+
+    enabled: bool = True
+    interval_hours: float = Field(1, gt=0)
+    events_days: float = Field(30, gt=0)  # delivered events; pending and dead ones are kept
+    prediction_logs_days: float = Field(90, gt=0)  # at least 2 x drift_detection.prediction_window_days
+    shadow_results_days: float = Field(90, gt=0)  # pairs of finished shadow tests; a running test keeps all
+    batch_rows: int = Field(10_000, ge=100, le=30_000)  # rows per short delete transaction
+    max_seconds: float = Field(300, gt=0)  # per run; what is left waits for the next run
+
+
 class ClmConfig(_Strict):
     enabled: bool = True
     schedule_interval_days: float = Field(7, gt=0)
@@ -70,6 +83,17 @@ class ClmConfig(_Strict):
     auto_promote_threshold: AutoPromoteThreshold = AutoPromoteThreshold()
     drift_detection: DriftDetection = DriftDetection()
     rl_maintenance: RLMaintenance = RLMaintenance()
+    retention: Retention = Retention()
+
+    @model_validator(mode="after")
+    def _prediction_logs_outlive_the_drift_window(self) -> ClmConfig:
+        needed = 2 * self.drift_detection.prediction_window_days  # prediction drift: recent vs the window before
+        if self.retention.prediction_logs_days < needed:
+            raise ValueError(
+                f"retention.prediction_logs_days ({self.retention.prediction_logs_days}) must be at least "
+                f"2 x drift_detection.prediction_window_days ({needed}): the prediction drift check reads that far back"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- training

@@ -49,6 +49,13 @@ def periodic_jobs(policy: Policy) -> list[PeriodicJob]:
         # alerts no event announces (a shadow test without samples for 24 h): app/alerts.py
         PeriodicJob("alert-check", "tasks.alerts.check_alerts", timedelta(minutes=15)),
     ]
+    if clm.retention.enabled:
+        # delivered events, old prediction logs, finished shadow tests' pairs (app/retention.py)
+        jobs.append(
+            PeriodicJob(
+                "data-retention", "tasks.maintenance.apply_retention", timedelta(hours=clm.retention.interval_hours)
+            )
+        )
     if clm.drift_detection.enabled:
         jobs.insert(
             1,

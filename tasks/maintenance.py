@@ -13,3 +13,12 @@ from workers.celery_app import celery_app
 def health_ping() -> dict[str, Any]:
     """Answer with the worker's identity: used by /health and the tests to see a worker."""
     return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+@celery_app.task(name="tasks.maintenance.apply_retention")
+def apply_retention() -> dict[str, Any]:
+    """Delete the telemetry the policy no longer keeps (app/retention.py)."""
+    from app.bootstrap import get_container
+    from app.retention import apply_retention as run
+
+    return run(get_container()).to_dict()

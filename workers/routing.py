@@ -19,6 +19,7 @@ TASK_ROUTES: dict[str, str] = {
     # events and control
     "tasks.events.deliver_events": "default",
     "tasks.maintenance.health_ping": "default",
+    "tasks.maintenance.apply_retention": "default",
     # retraining (issue 5): the chord's header tasks are sent to cpu or gpu by workers/canvas.py
     "tasks.retraining.prepare_dataset": "cpu",
     "tasks.retraining.train_model": "cpu",

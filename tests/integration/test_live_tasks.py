@@ -1,10 +1,13 @@
-"""The shadow and supervisor tasks on a real Celery worker process."""
+"""The shadow, supervisor and retention tasks on a real Celery worker process."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
+from app.clock import utcnow
 from app.db.models import ModelPerformanceLog, ShadowTestResult
 from app.model_registry import ModelRegistry
 from app.shadow_tester import ShadowTester
@@ -16,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_worker_promotes_a_ready_shadow_and_checks_health(pg_container, worker_env, tmp_path) -> None:
+    from tasks.maintenance import apply_retention
     from tasks.shadow import evaluate_all_shadows, resolve_outcomes
     from tasks.supervisor import check_all_models
     from workers.celery_app import configure
@@ -51,6 +55,15 @@ def test_worker_promotes_a_ready_shadow_and_checks_health(pg_container, worker_e
         result = evaluate_all_shadows.delay().get(timeout=60)
         assert result == {"shadows": [{"shadow_model_id": "shadow_1", "promoted": True, "status": "ACTIVE"}]}
         health = check_all_models.delay().get(timeout=60)
+        # The test is over (shadow_1 promoted): retention may now delete its pairs past the policy's age.
+        with pg_container.session() as session:
+            session.execute(
+                update(ShadowTestResult)
+                .where(ShadowTestResult.id.in_(ids[:100]))
+                .values(timestamp=utcnow() - timedelta(days=200))
+            )
+        retention = apply_retention.delay().get(timeout=60)
+    assert retention["complete"] and retention["deleted"]["shadow_test_results"] == 100, retention
     assert health["models"][0]["model_id"] == "shadow_1"
     assert ModelRegistry(pg_container).get_model("active_1").status == "RETIRED"
     with pg_container.session() as session:
