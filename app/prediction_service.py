@@ -160,6 +160,11 @@ class ModelCache:
                 if self._engine is None:
                     self._engine = make_engine(
                         self.container.settings.database_url,
+                        # a request holds one connection: gunicorn's 4 threads per worker, and as
+                        # many again for bursts (not the default 5 + 10: PostgreSQL's connection
+                        # limit is shared by every API and Celery worker)
+                        pool_size=4,
+                        max_overflow=4,
                         pool_pre_ping=False,
                         isolation_level="AUTOCOMMIT",
                         connect_args={"options": "-c synchronous_commit=off"},
