@@ -28,6 +28,7 @@ batch. A run stops after `max_seconds`; what is left waits for the next run (bea
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,8 @@ from app.db.models import ModelRegistry as ModelRow
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
+
+log = logging.getLogger(__name__)
 
 # The events' topics, read as a loose index scan over idx_events_topic_time (one probe per
 # topic, not a scan of every event): portable SQL, PostgreSQL and SQLite.
@@ -154,4 +157,10 @@ def apply_retention(container: Container, now: datetime | None = None) -> Retent
                 result.deleted["event_deliveries"] += deliveries
                 result.deleted[table.name] += deleted
     result.seconds = time.monotonic() - started
+    log.info(
+        "retention: deleted %s in %.1f s%s",
+        result.deleted,
+        result.seconds,
+        "" if result.complete else " (time budget spent: the next run goes on)",
+    )
     return result
