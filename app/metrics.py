@@ -4,6 +4,9 @@ Jobs, models, predictions, shadow tests, RL agents and drift are written by the 
 the workers into PostgreSQL; a custom collector reads them when Prometheus scrapes
 `/metrics`. So every gunicorn worker and every Celery process reports the same numbers
 and no multiprocess registry is needed. Time values are seconds (Prometheus convention).
+Nothing here scans a table that grows with the request rate (prediction logs, shadow pairs,
+delivered events): the latency of served predictions is the API's own histogram
+(`app/api/request_metrics.py`), and the outbox gauge counts only pending and dead events.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from app.db.models import (
     ModelPerformanceLog,
     ModelRegistry,
     ModelStatusHistory,
-    PredictionLog,
     RetrainingJob,
     RLAgentState,
     RLAppliedUpdate,
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_DURATION_BUCKETS = (60, 300, 600, 1800, 3600, 7200, 14400, 28800)
-LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500)
 PVALUE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 MODELS_PER_JOB_BUCKETS = (0, 1, 2, 3, 4, 6, 8)
 
@@ -168,33 +169,7 @@ class ClmCollector(Collector):
                 calibration.add_metric([model_type, status, version], log_row.calibration_error)
         yield winrate
         yield calibration
-        latency = HistogramMetricFamily(
-            "clm_prediction_latency_seconds", "latency of served predictions", labels=["model_type"]
-        )
-        # One pass over the prediction log, grouped by model; summed per model type here.
-        latency_ms = PredictionLog.latency_ms
-        per_model = session.execute(
-            select(
-                PredictionLog.model_id,
-                func.count(latency_ms),
-                func.sum(latency_ms),
-                *(func.sum(case((latency_ms <= b, 1), else_=0)) for b in LATENCY_BUCKETS_MS),
-            )
-            .where(latency_ms.is_not(None))
-            .group_by(PredictionLog.model_id)
-        ).all()
-        type_of = dict(session.execute(select(ModelRegistry.model_id, ModelRegistry.model_type)).all())
-        sums: dict[str, list[float]] = {}
-        for model_id, count, total, *cumulative in per_model:
-            acc = sums.setdefault(type_of.get(model_id, "unknown"), [0.0] * (len(LATENCY_BUCKETS_MS) + 2))
-            acc[0] += float(count or 0)
-            acc[1] += float(total or 0.0)
-            for i, n in enumerate(cumulative):
-                acc[2 + i] += float(n or 0)
-        for model_type, acc in sorted(sums.items()):
-            pairs = [(_le(b * 0.001), acc[2 + i]) for i, b in enumerate(LATENCY_BUCKETS_MS)]
-            latency.add_metric([model_type], [*pairs, ("+Inf", acc[0])], acc[1] * 0.001)
-        yield latency
+        # Prediction latency is observed by the API that serves the predictions (app/api/request_metrics.py).
 
     # ----------------------------------------------------------------- shadow testing
 
@@ -342,8 +317,16 @@ class ClmCollector(Collector):
         for (name, severity), n in sorted(counts.items()):
             active.add_metric([name, severity], float(n))
         yield active
-        outbox = GaugeMetricFamily("clm_events", "events in the outbox by delivery status", labels=["status"])
-        for status, n in session.execute(select(Event.status, func.count()).group_by(Event.status)):
+        outbox = GaugeMetricFamily(
+            "clm_events", "events waiting in the outbox (pending) or given up (dead)", labels=["status"]
+        )
+        # Not the delivered ones: they are the bulk (a signal per prediction), and counting them
+        # would scan the table at every scrape; pending and dead come from idx_events_pending.
+        waiting = dict.fromkeys(("pending", "dead"), 0)
+        counted = select(Event.status, func.count()).where(Event.status.in_(tuple(waiting))).group_by(Event.status)
+        for status, n in session.execute(counted):
+            waiting[status] = n
+        for status, n in waiting.items():
             outbox.add_metric([status], float(n))
         yield outbox
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pandas as pd
-from flask import Blueprint
+from flask import Blueprint, current_app
 
 from app.api.common import container
 from app.api.errors import ApiError
 from app.api.openapi import operation
+from app.api.request_metrics import observe_prediction
 from app.api.schemas import PredictionOut, PredictionRequest
 from app.bootstrap import Container
 from app.prediction_service import CANDLE_COLUMNS, InsufficientHistoryError, NoActiveModelError, PredictionService
@@ -37,6 +38,7 @@ def post_prediction(body: PredictionRequest) -> PredictionOut:
         raise ApiError(422, "invalid body", [{"field": "body.candles", "reason": str(exc)}]) from None
     except ValueError as exc:  # the candles (given or stored) do not pass validation
         raise ApiError(422, "invalid body", [{"field": "body.candles", "reason": str(exc)}]) from None
+    observe_prediction(current_app, prediction.model_type, prediction.latency_ms / 1000.0)
     return PredictionOut.model_validate(prediction.to_dict())
 
 

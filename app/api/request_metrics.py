@@ -1,4 +1,5 @@
-"""Per-endpoint request metrics of the API: a request duration histogram and a request counter.
+"""The API process's own metrics: per-endpoint request durations and counts, and the latency of
+the predictions it serves (`clm_prediction_latency_seconds`, by model type).
 
 Labels stay bounded: `endpoint` is the matched URL rule (`/api/models/<model_id>`, never the
 raw path; `<unmatched>` when no rule matched, so a scan of random paths adds no series),
@@ -6,7 +7,10 @@ raw path; `<unmatched>` when no rule matched, so a scan of random paths adds no 
 
 Unlike `app.metrics` (read from the database at scrape time, the same in every process),
 these numbers exist only in the process that served the request, and a scrape reaches one
-gunicorn worker. So:
+gunicorn worker. (Prediction latency was read from `prediction_logs` once: a scan of a table
+that grows by millions of rows a day at every scrape, and a "counter" that fell whenever
+retention deleted old logs, which Prometheus reads as a reset. Observed where the
+prediction is served, it costs nothing at scrape time and only ever grows.) So:
 
 - `PROMETHEUS_MULTIPROC_DIR` set: prometheus_client's multiprocess mode. Every worker
   writes its samples to files in that directory and `/metrics` sums them over all workers.
@@ -31,12 +35,15 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # Seconds: from a cached read (ms) to a synchronous prediction on a large candle body.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 LABELS = ("endpoint", "method", "status")
+# Seconds: a cached prediction takes about a millisecond, a cold one (new candle) tens.
+PREDICTION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 @dataclass(frozen=True)
 class RequestMetrics:
     duration: Histogram
     requests: Counter
+    prediction: Histogram  # PredictionService latency of each served prediction, by model type
     registry: CollectorRegistry | None  # None: multiprocess mode, read from the directory when rendered
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
@@ -63,7 +70,14 @@ def _build(registry: CollectorRegistry | None) -> RequestMetrics:
     requests = Counter(
         "clm_api_requests", "API requests by endpoint (URL rule), method and status", LABELS, registry=registry
     )
-    return RequestMetrics(duration, requests, registry)
+    prediction = Histogram(
+        "clm_prediction_latency_seconds",
+        "latency of the predictions this API served (PredictionService, both models), by model type",
+        ("model_type",),
+        buckets=PREDICTION_BUCKETS,
+        registry=registry,
+    )
+    return RequestMetrics(duration, requests, prediction, registry)
 
 
 _multiprocess: RequestMetrics | None = None
@@ -96,6 +110,12 @@ def install(app: Flask) -> None:
             endpoint = rule.rule if rule is not None else UNMATCHED
             metrics.observe(endpoint, request.method, response.status_code, time.perf_counter() - started)
         return response
+
+
+def observe_prediction(app: Flask, model_type: str, seconds: float) -> None:
+    metrics: RequestMetrics | None = app.extensions.get("clm_request_metrics")
+    if metrics is not None:
+        metrics.prediction.labels(model_type).observe(seconds)
 
 
 def render_request_metrics(app: Flask) -> bytes:

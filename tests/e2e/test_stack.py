@@ -92,7 +92,7 @@ def _drive(base: str) -> None:
         metrics = response.read().decode()
     assert 'clm_retraining_jobs_total{job_type="partial",status="completed"} 2.0' in metrics
     assert 'clm_models{model_type="naive",status="ACTIVE"} 1.0' in metrics
-    assert 'clm_prediction_latency_seconds_count{model_type="naive"} 2.0' in metrics  # active + shadow
+    assert 'clm_prediction_latency_seconds_count{model_type="naive"} 1.0' in metrics  # one served, in a gunicorn worker
     with urllib.request.urlopen(f"{base}/", timeout=15) as response:
         page = response.read().decode()
     assert 'data-model-type="naive"' in page and "<b>v2</b>" in page

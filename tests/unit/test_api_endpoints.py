@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from app.api import create_app
@@ -270,6 +271,17 @@ def test_predictions_from_a_trained_model(sqlite_container) -> None:
         bad = client.post("/api/predictions", json=body | {"candles": rows}, headers=TOKEN_HEADER)
         assert bad.status_code == 422, (what, bad.get_json())
         assert bad.get_json()["details"][0]["field"] == "body.candles"
+    # The API observes each prediction it served (not the refused ones) in its latency histogram.
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))
+        for s in family.samples
+    }
+    served = samples[("clm_prediction_latency_seconds_count", (("model_type", "naive"),))]
+    assert served == 1.0
+    assert samples[("clm_prediction_latency_seconds_sum", (("model_type", "naive"),))] == pytest.approx(
+        prediction["latency_ms"] / 1000.0
+    )
 
 
 def test_drift_check_is_sent_to_a_worker(client, sqlite_container) -> None:

@@ -14,7 +14,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.api import create_app
-from tests.api_fixtures import seed_clm_state, train_meta_agent
+from tests.api_fixtures import TOKEN_HEADER, seed_clm_state, synthetic_candles, train_meta_agent, train_naive
 
 REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "monitoring"
@@ -24,8 +24,15 @@ SUFFIXES = ("_bucket", "_count", "_sum", "_total")
 def _exported(sqlite_container) -> set[str]:
     seed_clm_state(sqlite_container)
     train_meta_agent(sqlite_container, trades=40)  # its saved version records the random baseline
+    train_naive(sqlite_container)
     client = create_app(sqlite_container).test_client()
     client.get("/metrics")  # the API's request metrics have samples once a request was served
+    served = client.post(  # ... and its prediction latency once a prediction was
+        "/api/predictions",
+        json={"symbol": "BTC/USDT", "model_type": "naive", "candles": synthetic_candles()},
+        headers=TOKEN_HEADER,
+    )
+    assert served.status_code == 200, served.get_json()
     text = client.get("/metrics").get_data(as_text=True)
     names = set()
     for family in text_string_to_metric_families(text):
