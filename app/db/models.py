@@ -292,7 +292,16 @@ class PredictionLog(Base):
     outcome_recorded_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
-    __table_args__ = (Index("idx_prediction_model_time", "model_id", "timestamp"),)
+    __table_args__ = (
+        Index("idx_prediction_model_time", "model_id", "timestamp"),
+        # the logs still open, for outcome resolution (schema 0005)
+        Index(
+            "idx_prediction_open",
+            "id",
+            postgresql_where=text("outcome IS NULL"),
+            sqlite_where=text("outcome IS NULL"),
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- jobs
