@@ -12,7 +12,10 @@
 - time to evaluate a shadow test of 1,000,000 closed pairs: read from PostgreSQL and compared,
   all of them (`evaluate_1m_seconds`: a policy whose only look is the millionth pair) and
   under the default policy (`evaluate_1m_default_policy_seconds`: the count, then the first
-  8000 pairs the last look decides on).
+  8000 pairs the last look decides on);
+- the model supervisor's health of a model with 1,000,000 logs in its window
+  (`health_1m_seconds`, aggregated by PostgreSQL; baseline: the same rows read into a frame
+  and computed in numpy, as the embedded mode does).
 
 Baselines in the same run: one XGBoost row predict, one feature computation, the candle
 read, and a batched insert through SQLAlchemy executemany (psycopg2's batch helpers).
@@ -298,6 +301,41 @@ def _evaluate(container, rows: int) -> dict[str, float]:  # type: ignore[no-unty
     }
 
 
+def _health(container, rows: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """`get_model_health` over `rows` logs of one model: aggregated by PostgreSQL (as on the live
+    system) against the frame computation of the embedded mode on the same rows (the baseline)."""
+    from app.clock import utcnow
+    from app.model_supervisor import ModelSupervisor, health_metrics, prediction_frame
+
+    active, _ = _live_ids(container)
+    raw = container.engine.raw_connection()
+    cursor = raw.cursor()
+    cursor.execute(
+        "INSERT INTO prediction_logs (model_id, symbol, timestamp, predicted_return, direction, confidence, "
+        "latency_ms, realized_return, created_at) "
+        "SELECT %(model)s, 'BTCUSDT', %(start)s + g * interval '50 ms', 0.001, (g %% 3) - 1, random(), "
+        "1 + random() * 5, CASE WHEN g %% 10 <> 0 THEN random() * 0.02 - 0.01 END, %(start)s "
+        "FROM generate_series(1, %(rows)s) g",
+        {"model": active, "start": utcnow() - timedelta(hours=20), "rows": rows},
+    )
+    cursor.execute("ANALYZE prediction_logs")
+    raw.commit()
+    raw.close()
+    supervisor = ModelSupervisor(container)
+    supervisor.get_model_health(active)  # warm, as the hourly check finds the pages
+    started = time.perf_counter()
+    health = supervisor.get_model_health(active)
+    in_sql = time.perf_counter() - started
+    assert health.total_predictions >= rows, health
+    policy = container.policy_store.get()
+    started = time.perf_counter()
+    with container.session() as session:
+        frame = prediction_frame(session, active, utcnow() - timedelta(hours=24))
+    health_metrics(frame, 0.002, policy.data.symbols)
+    in_frame = time.perf_counter() - started
+    return {"health_1m_seconds": in_sql, "baseline_health_1m_frame_seconds": in_frame}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=200.0)
@@ -339,6 +377,7 @@ def main() -> None:
         out |= _shadow_rates(container, args.batch_rows)
         print(json.dumps(out), flush=True)
         out |= _evaluate(container, args.eval_rows)
+        out |= _health(container, args.eval_rows)
         out["models"] = "ACTIVE + SHADOW xgboost, up to 300 trees (early stopping), default depth"
         out["cpus"] = str(os.cpu_count())
         out["omp_num_threads"] = os.environ["OMP_NUM_THREADS"]

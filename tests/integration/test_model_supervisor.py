@@ -114,3 +114,47 @@ def test_logged_predictions_get_outcomes_from_trades(pg_container) -> None:
     assert supervisor.log_outcome(prediction_id, {"realized_return": 0.5}) is False
     health = supervisor.get_model_health("xgb", lookback_hours=1)
     assert health.total_predictions == 1 and health.outcomes == 1 and health.latency_p50_ms == 3.5
+
+
+def test_postgres_aggregation_equals_the_frame_computation(pg_container) -> None:
+    # get_model_health on PostgreSQL aggregates in SQL (a day of logs can be tens of millions of
+    # rows); the pandas computation of the embedded mode is the oracle, on awkward rows: flat and
+    # NULL directions, open outcomes, a zero return, NULL confidences and latencies, confidences on
+    # bin edges (0, 0.1, 0.6, 1.0), and rows before the window.
+    from app.model_supervisor import health_metrics, health_metrics_postgres, prediction_frame
+
+    add_active(pg_container, "sql_oracle")
+    rng = np.random.default_rng(7)
+    now = utcnow()
+    rows = []
+    for i in range(2000):
+        realized = None if i % 7 == 0 else (0.0 if i % 50 == 1 else float(rng.normal(0, 0.01)))
+        confidence = None if i % 13 == 0 else float(rng.choice([0.0, 0.1, 0.6, 1.0, rng.uniform(0, 1)]))
+        rows.append(
+            {
+                "model_id": "sql_oracle",
+                "symbol": str(rng.choice(["BTC/USDT", "ETH/USDT", "SOL/USDT"])),
+                "timestamp": now - timedelta(minutes=int(i % 1500) + 1),  # a quarter before the window
+                "direction": None if i % 31 == 0 else int(rng.choice([-1, 0, 1], p=[0.3, 0.2, 0.5])),
+                "confidence": confidence,
+                "latency_ms": None if i % 17 == 0 else float(rng.lognormal(1.0, 1.0)),
+                "realized_return": realized,
+                "created_at": now,
+            }
+        )
+    with pg_container.session() as session:
+        session.execute(insert(PredictionLog), rows)
+    since, fee, symbols = now - timedelta(hours=20), 0.002, ["BTC/USDT", "ETH/USDT", "ADA/USDT"]
+    with pg_container.session() as session:
+        frame = prediction_frame(session, "sql_oracle", since)
+        expected = health_metrics(frame, fee, symbols)
+        got = health_metrics_postgres(session, "sql_oracle", since, fee, symbols)
+    assert 1000 < expected["total_predictions"] < 2000 and expected["outcomes"] > 500
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    assert got["coverage"] == 2 / 3
+    # and for a model with no logs at all
+    with pg_container.session() as session:
+        empty = health_metrics_postgres(session, "nobody", since, fee, symbols)
+        assert empty == health_metrics(prediction_frame(session, "nobody", since), fee, symbols)
