@@ -49,6 +49,15 @@ class DriftDetection(_Strict):
     prediction_window_days: float = Field(30, gt=0)
     fdr_method: Literal["benjamini-hochberg"] = "benjamini-hochberg"
     min_rows: int = Field(200, ge=10)
+    # Prediction and performance drift read at most this many logs per model and window: an
+    # evenly spaced sample when there are more (app/drift_detector/samples.py).
+    max_sample_rows: int = Field(20_000, ge=10)
+
+    @model_validator(mode="after")
+    def _sample_holds_enough(self) -> DriftDetection:
+        if self.max_sample_rows < self.min_rows:
+            raise ValueError(f"max_sample_rows ({self.max_sample_rows}) must be at least min_rows ({self.min_rows})")
+        return self
 
 
 class RLMaintenance(_Strict):

@@ -25,10 +25,11 @@ import pandas as pd
 from sqlalchemy import select
 
 from app.clock import utcnow
-from app.db.models import DriftEvent, ModelRegistry, PredictionLog
+from app.db.models import DriftEvent, ModelRegistry
 from app.drift_detector.check import FeatureDriftReport, evaluate_feature_drift
 from app.drift_detector.performance import PerformanceWindow, evaluate_performance
 from app.drift_detector.reference import ReferenceStats, reference_from_matrix
+from app.drift_detector.samples import prediction_sample
 from app.drift_detector.stats import Severity
 
 if TYPE_CHECKING:
@@ -171,15 +172,12 @@ def check_feature_drift(
 
 
 def _prediction_frame(container: Container, model_type: str, start: Any, end: Any) -> pd.DataFrame:
+    """The type's predictions in [start, end): every one, or an evenly spaced sample (`samples`)."""
+    max_rows = container.policy_store.get().clm_config.drift_detection.max_sample_rows
     with container.session_factory() as session:
-        rows = session.execute(
-            select(PredictionLog.predicted_return, PredictionLog.confidence)
-            .join(ModelRegistry, ModelRegistry.model_id == PredictionLog.model_id)
-            .where(
-                ModelRegistry.model_type == model_type, PredictionLog.timestamp >= start, PredictionLog.timestamp < end
-            )
-        ).all()
-    return pd.DataFrame(rows, columns=["predicted_return", "confidence"], dtype=float)
+        model_ids = list(session.scalars(select(ModelRegistry.model_id).where(ModelRegistry.model_type == model_type)))
+        frame = prediction_sample(session, model_ids, start, end, ("predicted_return", "confidence"), max_rows)
+    return frame.astype(float)
 
 
 def check_prediction_drift(container: Container, model_type: str, lookback_days: float | None = None) -> DriftResult:
@@ -215,16 +213,12 @@ def check_performance_drift(container: Container, model_id: str, lookback_days: 
         model = session.get(ModelRegistry, model_id)
         if model is None:
             raise ValueError(f"check_performance_drift: no model {model_id!r} in the registry")
-        rows = session.execute(
-            select(PredictionLog.direction, PredictionLog.realized_return).where(
-                PredictionLog.model_id == model_id,
-                PredictionLog.timestamp >= since,
-                PredictionLog.realized_return.is_not(None),
-            )
-        ).all()
+        closed = prediction_sample(
+            session, [model_id], since, utcnow(), ("direction", "realized_return"), config.max_sample_rows, True
+        )
         model_type, metrics = model.model_type, dict(model.metrics or {})
-    direction = np.array([r[0] or 0 for r in rows], dtype=float)
-    realized = np.array([r[1] for r in rows], dtype=float)
+    direction = closed["direction"].fillna(0).to_numpy(dtype=float)
+    realized = closed["realized_return"].to_numpy(dtype=float)
     window = PerformanceWindow(direction, realized)
     outcome = evaluate_performance(window, metrics, config.ks_test_threshold, policy.supervisor.min_outcomes)
     result = DriftResult("performance", outcome.severity, model_type, model_id, threshold=config.ks_test_threshold)

@@ -136,3 +136,66 @@ def test_performance_drift_against_the_models_own_baseline(pg_container) -> None
     assert len(events) == 2 and events[0].payload["baseline_winrate"] == pytest.approx(0.62)
     with pytest.raises(ValueError, match="no model 'nope'"):
         check_performance_drift(pg_container, "nope")
+
+
+@pytest.mark.parametrize("backend", ["pg_container", "sqlite_container"])
+def test_drift_reads_an_evenly_spaced_sample_of_a_large_window(backend, request) -> None:
+    from sqlalchemy import insert
+
+    from app.drift_detector.samples import prediction_sample
+
+    container = request.getfixturevalue(backend)
+    _model(container, "m-many", {})
+    now = utcnow()
+    start, end = now - timedelta(days=10), now
+    rows = [
+        dict(
+            model_id="m-many", symbol="BTC/USDT", timestamp=start + timedelta(seconds=72 * i + 1),
+            predicted_return=float(i), confidence=0.5, created_at=now,
+            realized_return=None if i % 4 == 0 else 0.01,  # a quarter still open
+        )
+        for i in range(12_000)
+    ]  # fmt: skip
+    rows.append(dict(rows[0], timestamp=start - timedelta(minutes=1), predicted_return=-1.0))  # before the window
+    with container.session() as session:
+        session.execute(insert(PredictionLog), rows)
+    columns = ("predicted_return", "realized_return")
+    with container.session() as session:
+        everything = prediction_sample(session, ["m-many"], start, end, columns, 20_000)
+        sample = prediction_sample(session, ["m-many"], start, end, columns, 500)
+        closed = prediction_sample(session, ["m-many"], start, end, columns, 500, closed_only=True)
+        with pytest.raises(ValueError, match="no such prediction_logs columns"):
+            prediction_sample(session, ["m-many"], start, end, ("predicted_return; DROP",), 500)
+    assert sorted(everything["predicted_return"]) == [float(i) for i in range(12_000)]
+    if backend == "sqlite_container":  # embedded: the window, whatever its size
+        assert len(sample) == 12_000 and len(closed) == 9_000
+        return
+    # 500 slices of the window, the first log of each: evenly spaced, none twice, none outside
+    values = sample["predicted_return"].to_numpy()
+    assert len(values) == 500 and len(set(values)) == 500 and values.min() >= 0
+    assert np.all(np.diff(np.sort(values)) == 24)  # every 24th log (12,000 / 500)
+    assert len(closed) == 500 and closed["realized_return"].notna().all()
+
+
+def test_prediction_drift_on_a_sample_still_finds_the_shift(pg_container) -> None:
+    pg_container.policy_store.update({"clm_config": {"drift_detection": {"max_sample_rows": 300}}})
+    _model(pg_container, "m-sampled", {})
+    rng = np.random.default_rng(8)
+    now = utcnow()
+    from sqlalchemy import insert
+
+    rows = [
+        dict(
+            model_id="m-sampled", symbol="BTC/USDT", timestamp=now - timedelta(days=day, minutes=i),
+            predicted_return=float(rng.normal(0, 0.01)), direction=1, created_at=now,
+            confidence=float(np.clip(rng.normal(mean, 0.05), 0, 1)),
+        )
+        for day, mean in ((45, 0.6), (15, 0.35))
+        for i in range(2000)
+    ]  # fmt: skip
+    with pg_container.session() as session:
+        session.execute(insert(PredictionLog), rows)
+    result = check_prediction_drift(pg_container, "xgboost", lookback_days=30)
+    assert result.checked and result.severity.rank >= 3, result.summary
+    with pytest.raises(Exception, match="max_sample_rows"):
+        pg_container.policy_store.update({"clm_config": {"drift_detection": {"max_sample_rows": 100}}})
