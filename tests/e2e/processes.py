@@ -92,6 +92,8 @@ def api_server(env: dict[str, str], log_path: Path) -> Iterator[str]:
         "app.api:create_app()",
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    # as the Procfile: the workers' own metrics (requests, served predictions) summed over both
+    env = env | {"PROMETHEUS_MULTIPROC_DIR": str(log_path.parent / "prometheus")}
     with background(cmd, env, log_path, f"{base}/health"):
         yield base
 
