@@ -134,10 +134,13 @@ def _degradation_alerts(session: Session, since: datetime) -> list[Alert]:
 def _shadow_stall_alerts(session: Session, now: datetime) -> list[Alert]:
     alerts = []
     for shadow in session.scalars(select(ModelRegistry).where(ModelRegistry.status == "SHADOW")):
+        # The newest pair's prediction time, from idx_shadow_model (shadow_model_id, timestamp):
+        # the write time is in no index, and this runs at every /metrics scrape, so ordering by
+        # it read every pair of a test (millions at the live rate).
         last = session.scalar(
-            select(ShadowTestResult.created_at)
+            select(ShadowTestResult.timestamp)
             .where(ShadowTestResult.shadow_model_id == shadow.model_id)
-            .order_by(ShadowTestResult.created_at.desc())
+            .order_by(ShadowTestResult.timestamp.desc())
             .limit(1)
         )
         reference = last or shadow.created_at
