@@ -77,35 +77,43 @@ SHADOW_PAIRS = _Table("shadow_test_results", "shadow_model_id", "timestamp")
 
 
 @functools.cache
-def _batch_statement(table: _Table, postgres: bool) -> TextClause:
-    """One batch's DELETE; it returns (delivery records deleted, rows deleted)."""
-    if not postgres:  # SQLite: by rowid; the first DELETE takes the write lock, so both see one batch
-        return text(f"DELETE FROM {table.name} WHERE id IN ({table.oldest('id')})")
+def _batch_statements(table: _Table, postgres: bool) -> tuple[TextClause, ...]:
+    """One batch's DELETE statements. PostgreSQL: one, returning (delivery records deleted, rows
+    deleted). SQLite: by rowid, the delivery records first for events (the first DELETE takes
+    the write lock, so both see one batch); their row counts are the same two numbers."""
+    if not postgres:
+        rows = text(f"DELETE FROM {table.name} WHERE id IN ({table.oldest('id')})")
+        if table is not EVENTS:
+            return (rows,)
+        return text(f"DELETE FROM event_deliveries WHERE event_id IN ({table.oldest('id')})"), rows
     if table is not EVENTS:
-        return text(
-            f"WITH gone AS (DELETE FROM {table.name} WHERE ctid = ANY(ARRAY({table.oldest('ctid')})) RETURNING 1) "
-            "SELECT 0, count(*) FROM gone"
+        return (
+            text(
+                f"WITH gone AS (DELETE FROM {table.name} WHERE ctid = ANY(ARRAY({table.oldest('ctid')})) RETURNING 1) "
+                "SELECT 0, count(*) FROM gone"
+            ),
         )
     # The batch is chosen once (a CTE named twice is materialised); the foreign key from the
     # delivery records is checked at the statement's end, when both are gone.
-    return text(
-        f"WITH doomed AS ({table.oldest('id, ctid')}), "
-        "deliveries AS (DELETE FROM event_deliveries WHERE event_id = ANY(ARRAY(SELECT id FROM doomed)) RETURNING 1), "
-        "gone AS (DELETE FROM events WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed)) RETURNING 1) "
-        "SELECT (SELECT count(*) FROM deliveries), (SELECT count(*) FROM gone)"
+    return (
+        text(
+            f"WITH doomed AS ({table.oldest('id, ctid')}), "
+            "deliveries AS (DELETE FROM event_deliveries WHERE event_id = ANY(ARRAY(SELECT id FROM doomed)) "
+            "RETURNING 1), "
+            "gone AS (DELETE FROM events WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed)) RETURNING 1) "
+            "SELECT (SELECT count(*) FROM deliveries), (SELECT count(*) FROM gone)"
+        ),
     )
 
 
 def _delete_batch(session: Session, table: _Table, params: dict[str, Any], postgres: bool) -> tuple[int, int]:
+    """(delivery records deleted, rows deleted) by one batch."""
+    statements = _batch_statements(table, postgres)
     if postgres:
-        deliveries, rows = session.execute(_batch_statement(table, True), params).one()
+        deliveries, rows = session.execute(statements[0], params).one()
         return int(deliveries), int(rows)
-    deliveries = 0
-    if table is EVENTS:
-        statement = text(f"DELETE FROM event_deliveries WHERE event_id IN ({table.oldest('id')})")
-        deliveries = session.execute(statement, params).rowcount  # type: ignore[attr-defined]
-    rows = session.execute(_batch_statement(table, False), params).rowcount  # type: ignore[attr-defined]
-    return int(deliveries), int(rows)
+    counts = [int(session.execute(statement, params).rowcount) for statement in statements]  # type: ignore[attr-defined]
+    return (counts[0] if len(counts) == 2 else 0), counts[-1]
 
 
 @dataclass

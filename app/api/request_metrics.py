@@ -35,6 +35,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # Seconds: from a cached read (ms) to a synchronous prediction on a large candle body.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 LABELS = ("endpoint", "method", "status")
+_EXTENSION = "clm_request_metrics"  # where `install` keeps the app's metrics (app.extensions)
 # Seconds: a cached prediction takes about a millisecond, a cold one (new candle) tens.
 PREDICTION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -96,7 +97,7 @@ def request_metrics() -> RequestMetrics:
 def install(app: Flask) -> None:
     """Time every request of `app` (before/after request hooks); `/metrics` adds `render_request_metrics`."""
     metrics = request_metrics()
-    app.extensions["clm_request_metrics"] = metrics
+    app.extensions[_EXTENSION] = metrics
 
     @app.before_request
     def _start_timer() -> None:
@@ -112,12 +113,17 @@ def install(app: Flask) -> None:
         return response
 
 
+def _installed(app: Flask) -> RequestMetrics | None:
+    metrics: RequestMetrics | None = app.extensions.get(_EXTENSION)
+    return metrics
+
+
 def observe_prediction(app: Flask, model_type: str, seconds: float) -> None:
-    metrics: RequestMetrics | None = app.extensions.get("clm_request_metrics")
+    metrics = _installed(app)
     if metrics is not None:
         metrics.prediction.labels(model_type).observe(seconds)
 
 
 def render_request_metrics(app: Flask) -> bytes:
-    metrics: RequestMetrics | None = app.extensions.get("clm_request_metrics")
+    metrics = _installed(app)
     return metrics.render() if metrics is not None else b""

@@ -171,13 +171,16 @@ def check_feature_drift(
     return _record(container, base)
 
 
-def _prediction_frame(container: Container, model_type: str, start: Any, end: Any) -> pd.DataFrame:
-    """The type's predictions in [start, end): every one, or an evenly spaced sample (`samples`)."""
-    max_rows = container.policy_store.get().clm_config.drift_detection.max_sample_rows
+def _prediction_frames(
+    container: Container, model_type: str, windows: list[tuple[Any, Any]], max_rows: int
+) -> list[pd.DataFrame]:
+    """The type's predictions in each [start, end): every one, or an evenly spaced sample (`samples`)."""
     with container.session_factory() as session:
         model_ids = list(session.scalars(select(ModelRegistry.model_id).where(ModelRegistry.model_type == model_type)))
-        frame = prediction_sample(session, model_ids, start, end, ("predicted_return", "confidence"), max_rows)
-    return frame.astype(float)
+        columns = ("predicted_return", "confidence")
+        return [
+            prediction_sample(session, model_ids, start, end, columns, max_rows).astype(float) for start, end in windows
+        ]
 
 
 def check_prediction_drift(container: Container, model_type: str, lookback_days: float | None = None) -> DriftResult:
@@ -185,8 +188,12 @@ def check_prediction_drift(container: Container, model_type: str, lookback_days:
     config = container.policy_store.get().clm_config.drift_detection
     days = lookback_days if lookback_days is not None else config.prediction_window_days
     now = utcnow()
-    recent = _prediction_frame(container, model_type, now - timedelta(days=days), now)
-    previous = _prediction_frame(container, model_type, now - timedelta(days=2 * days), now - timedelta(days=days))
+    recent, previous = _prediction_frames(
+        container,
+        model_type,
+        [(now - timedelta(days=days), now), (now - timedelta(days=2 * days), now - timedelta(days=days))],
+        config.max_sample_rows,
+    )
     columns = ["predicted_return", "confidence"]
     if min(len(recent), len(previous)) < config.min_rows:
         result = DriftResult("prediction", Severity.NONE, model_type, threshold=config.ks_test_threshold)
