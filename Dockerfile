@@ -7,4 +7,4 @@ RUN pip install --no-cache-dir "$(grep -E '^torch==' requirements.txt)" \
  && pip install --no-cache-dir -r requirements.txt -c constraints.txt
 COPY . .
 EXPOSE 8000 5555
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "app.api:create_app()"]
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "workers.wsgi:create_app()"]

@@ -8,7 +8,7 @@ setup:
 	@bash scripts/setup_venv.sh
 
 run: setup
-	$(PY) -m app.cli run
+	$(PY) -m workers.cli run
 
 test: setup lint
 	$(PY) -m pytest
@@ -30,7 +30,7 @@ integration: setup
 
 # The distributed stack on one machine, without Docker (needs PostgreSQL and Redis running).
 migrate: setup
-	$(PY) -m app.cli db upgrade
+	$(PY) -m workers.cli db upgrade
 
 stack: setup migrate
 	.venv/bin/honcho start -f Procfile

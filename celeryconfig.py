@@ -1,13 +1,13 @@
 """Celery configuration, read by `workers.celery_app` (`app.config_from_object`).
 
-Every value that depends on the deployment comes from `app.settings` (environment).
+Every value that depends on the deployment comes from `app.core.settings` (environment).
 """
 
 from __future__ import annotations
 
 from kombu import Exchange, Queue
 
-from app.settings import get_settings
+from app.core.settings import get_settings
 from workers.routing import route_task
 
 _settings = get_settings()

@@ -1,53 +1,53 @@
-"""The one place that wires things: engine, sessions, event bus, policy, artifacts.
+"""The composition root: the one module that knows everything and wires it.
 
-The API, the workers, the CLI and the tests all build their objects here. Nothing
-connects at import time; prefork workers call `reset_container()` after the fork.
+The API, the workers, the CLI and the tests build their container here. Nothing connects
+at import time; prefork workers call `reset_container()` after the fork.
+
+`app/` never names the Celery side. The entry points that run on it (the worker's
+process start, the WSGI module, the CLI launcher in `workers/`) hand their dispatcher
+factory in through `install_dispatcher_factory`; without one, work is only recorded
+(`InlineDispatcher`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from app.artifacts import ArtifactStore
-from app.db.session import make_engine, make_session_factory
-from app.dispatcher import Dispatcher, InlineDispatcher
-from app.events import EventBus
-from app.policy import PolicyStore
-from app.settings import Settings, get_settings
+from app.core.artifacts import ArtifactStore
+from app.core.container import Container
+from app.core.db.session import make_engine, make_session_factory
+from app.core.dispatch import Dispatcher, InlineDispatcher
+from app.core.events import EventBus
+from app.core.migrations import upgrade
+from app.core.policy import PolicyStore
+from app.core.settings import Settings, get_settings
+from app.handlers import register_handlers as _register_handlers
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Container", "bootstrap", "get_container", "install_dispatcher_factory", "set_container"]
 
-@dataclass
-class Container:
-    settings: Settings
-    engine: Engine
-    session_factory: sessionmaker[Session]
-    bus: EventBus
-    policy_store: PolicyStore
-    artifacts: ArtifactStore
-    dispatcher: Dispatcher
-    extras: dict[str, Any] = field(default_factory=dict)  # per-process caches (loaded models, ...)
+DispatcherFactory = Callable[[Settings], Dispatcher]
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A unit of work: commits on success, rolls back on error."""
-        with self.session_factory() as session, session.begin():
-            yield session
 
-    def dispose(self) -> None:
-        for extra in self.extras.values():  # per-process caches that hold connections of their own
-            if callable(getattr(extra, "dispose", None)):
-                extra.dispose()
-        self.engine.dispose()
+def _inline(_: Settings) -> Dispatcher:
+    return InlineDispatcher()
+
+
+_dispatcher_factory: DispatcherFactory = _inline
+
+
+def install_dispatcher_factory(factory: DispatcherFactory) -> None:
+    """Called once by an entry point (worker, WSGI, CLI launcher) with the Celery side's factory."""
+    global _dispatcher_factory
+    _dispatcher_factory = factory
+
+
+def dispatcher_for(settings: Settings) -> Dispatcher:
+    """The installed dispatcher, pointed at `settings` (eager Celery when embedded)."""
+    return _dispatcher_factory(settings)
 
 
 def bootstrap(
@@ -60,8 +60,6 @@ def bootstrap(
     """Build a container from settings. `migrate=True` upgrades the schema first."""
     settings = settings or get_settings()
     if migrate:
-        from app.migrations import upgrade
-
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     session_factory = make_session_factory(engine)
@@ -82,9 +80,7 @@ def bootstrap(
         dispatcher=dispatcher,
     )
     if register_handlers:
-        from app.handlers import register_handlers as _register
-
-        _register(container)
+        _register_handlers(container)
     return container
 
 
@@ -93,11 +89,12 @@ _container_lock = threading.Lock()
 
 
 def get_container() -> Container:
-    """The process-wide container, built on first use."""
+    """The process-wide container, built on first use with the installed dispatcher."""
     global _container
     with _container_lock:
         if _container is None:
-            _container = bootstrap(dispatcher=_default_dispatcher())
+            settings = get_settings()
+            _container = bootstrap(settings, _dispatcher_factory(settings))
         return _container
 
 
@@ -114,27 +111,3 @@ def reset_container() -> None:
         if _container is not None:
             _container.engine.dispose(close=False)
         _container = None
-
-
-def _default_dispatcher() -> Dispatcher:
-    # The Celery dispatcher is looked up by name so that app/ does not import workers/.
-    import importlib
-
-    try:
-        module = importlib.import_module("workers.dispatcher")
-    except ImportError:
-        return InlineDispatcher()
-    dispatcher: Dispatcher = module.CeleryDispatcher()
-    return dispatcher
-
-
-def celery_dispatcher_for(settings: Settings) -> Dispatcher:
-    """Point this process's Celery client at `settings` (eager when embedded) and return its dispatcher.
-
-    The one place where app/ reaches the Celery side, by name, for composition roots
-    (the main run) that build their own container.
-    """
-    import importlib
-
-    importlib.import_module("workers.celery_app").configure(settings)
-    return _default_dispatcher()

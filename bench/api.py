@@ -28,11 +28,11 @@ from sqlalchemy import insert
 
 from app.api import create_app
 from app.bootstrap import bootstrap
-from app.clock import utcnow
-from app.db import models as m
-from app.dispatcher import InlineDispatcher
-from app.migrations import upgrade
-from app.settings import Mode, Settings
+from app.core.clock import utcnow
+from app.core.db import models as m
+from app.core.dispatch import InlineDispatcher
+from app.core.migrations import upgrade
+from app.core.settings import Mode, Settings
 from tests.services import create_database, drop_database
 
 MODEL_TYPES = ("xgboost", "lightgbm", "nhits", "patchtst")

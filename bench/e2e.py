@@ -70,7 +70,7 @@ def main() -> None:
     stages["retraining"] = retraining
     from sqlalchemy import select
 
-    from app.db.models import Event
+    from app.core.db.models import Event
 
     with container.session_factory() as session:
         promoted_at = set(session.scalars(select(Event.created_at).where(Event.topic == "model.promoted")))

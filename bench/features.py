@@ -37,9 +37,9 @@ import talib
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from app.core.policy import FeatureConfig  # noqa: E402
 from app.data_pipeline import features as features_module  # noqa: E402
 from app.data_pipeline.features import engineer_features, feature_columns  # noqa: E402
-from app.policy import FeatureConfig  # noqa: E402
 
 STEP_MS = 300_000
 

@@ -60,15 +60,15 @@ def _percentiles(samples_ms: list[float]) -> dict[str, float]:
 
 def _container(database_url: str, artifact_root: str):  # type: ignore[no-untyped-def]
     from app.bootstrap import bootstrap
-    from app.dispatcher import InlineDispatcher
-    from app.settings import Mode, Settings
+    from app.core.dispatch import InlineDispatcher
+    from app.core.settings import Mode, Settings
 
     settings = Settings(CLM_MODE=Mode.DISTRIBUTED, DATABASE_URL=database_url, ARTIFACT_ROOT=artifact_root)
     return bootstrap(settings, InlineDispatcher())
 
 
 def _setup(container) -> None:  # type: ignore[no-untyped-def]
-    from app.clock import utcnow
+    from app.core.clock import utcnow
     from app.data_pipeline import synthetic_market
     from app.data_pipeline.candle_store import CandleStore
     from tests.live_models import register_model
@@ -88,7 +88,7 @@ def _setup(container) -> None:  # type: ignore[no-untyped-def]
 
 def _baselines(container) -> dict[str, float]:  # type: ignore[no-untyped-def]
     from app.data_pipeline import engineer_features
-    from app.prediction_service import PredictionService, recent_candles
+    from app.prediction.service import PredictionService, recent_candles
 
     service = PredictionService(container)
     policy = container.policy_store.get()
@@ -126,7 +126,7 @@ def _baselines(container) -> dict[str, float]:  # type: ignore[no-untyped-def]
 
 
 def _live_ids(container) -> tuple[str, str | None]:  # type: ignore[no-untyped-def]
-    from app.prediction_service import live_model_ids
+    from app.prediction.service import live_model_ids
 
     with container.session() as session:
         active, shadow = live_model_ids(session, "xgboost")
@@ -163,7 +163,7 @@ def _http(database_url: str, artifact_root: str, rate: float, seconds: float) ->
     # As the Procfile and compose run it: 2 workers, gunicorn.conf.py's gthread threads and
     # keep-alive, request metrics summed through a multiprocess directory.
     cmd = [sys.executable, "-m", "gunicorn", "--workers", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
-    cmd += ["app.api:create_app()"]
+    cmd += ["workers.wsgi:create_app()"]
     env |= {"CLM_MODE": "distributed", "CLM_API_TOKEN": "bench-token"}
     env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="clm-bench-prometheus-")
     server = subprocess.Popen(cmd, cwd=REPO, env=env)
@@ -201,7 +201,7 @@ def _http(database_url: str, artifact_root: str, rate: float, seconds: float) ->
 def _shadow_rates(container, batch_rows: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
     from sqlalchemy import insert
 
-    from app.db.models import ShadowTestResult
+    from app.core.db.models import ShadowTestResult
     from app.shadow_tester import ShadowTester, horizon_of
     from app.shadow_tester.records import build_rows
 
@@ -241,8 +241,8 @@ def _shadow_rates(container, batch_rows: int) -> dict[str, float]:  # type: igno
 
 
 def _evaluate(container, rows: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    from app.clock import utcnow
-    from app.db.models import ModelRegistry as ModelRow
+    from app.core.clock import utcnow
+    from app.core.db.models import ModelRegistry as ModelRow
     from app.shadow_tester import ShadowTester, Thresholds, evaluate_pairs
 
     active, _ = _live_ids(container)
@@ -306,8 +306,8 @@ def _evaluate(container, rows: int) -> dict[str, float]:  # type: ignore[no-unty
 def _health(container, rows: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """`get_model_health` over `rows` logs of one model: aggregated by PostgreSQL (as on the live
     system) against the frame computation of the embedded mode on the same rows (the baseline)."""
-    from app.clock import utcnow
-    from app.model_supervisor import ModelSupervisor, health_metrics, prediction_frame
+    from app.core.clock import utcnow
+    from app.model_supervisor.service import ModelSupervisor, health_metrics, prediction_frame
 
     active, _ = _live_ids(container)
     raw = container.engine.raw_connection()
@@ -344,8 +344,8 @@ def _prediction_drift(container, model_id: str) -> dict[str, float]:  # type: ig
     sampled as the check reads them, against reading every log of both windows (the baseline)."""
     from sqlalchemy import select
 
-    from app.clock import utcnow
-    from app.db.models import PredictionLog
+    from app.core.clock import utcnow
+    from app.core.db.models import PredictionLog
     from app.drift_detector.service import check_prediction_drift
 
     started = time.perf_counter()
@@ -376,8 +376,8 @@ def main() -> None:
     parser.add_argument("--eval-rows", type=int, default=1_000_000)
     args = parser.parse_args()
 
-    from app.migrations import upgrade
-    from app.prediction_service import PredictionService
+    from app.core.migrations import upgrade
+    from app.prediction.service import PredictionService
     from tests.services import create_database, drop_database
 
     database_url = create_database("clm_bench_live")

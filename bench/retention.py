@@ -1,4 +1,4 @@
-"""Benchmark: retention of the live path's telemetry on PostgreSQL (`app/retention.py`).
+"""Benchmark: retention of the live path's telemetry on PostgreSQL (`app/operations/telemetry_retention.py`).
 
 The tables are filled as a day of the live path at 200 requests/s would leave them, scaled by
 `--rows` (per table: prediction logs of two models, delivered `ai.signal.generated` events with
@@ -66,7 +66,7 @@ DELETE FROM shadow_test_results WHERE shadow_model_id = 'bench_b' AND timestamp 
 
 
 def _fill(raw, start, cutoff, rows: int) -> None:  # type: ignore[no-untyped-def]
-    from app.clock import utcnow
+    from app.core.clock import utcnow
 
     cursor = raw.cursor()
     cursor.execute(FILL, {"start": start, "cutoff": cutoff, "rows": rows})  # old rows
@@ -85,7 +85,7 @@ def _vacuum(engine) -> None:  # type: ignore[no-untyped-def]
 
 def _inserts_while(engine, busy: threading.Event | None, seconds: float) -> list[float]:  # type: ignore[no-untyped-def]
     """Single-row prediction-log inserts, paced at 200/s, for `seconds` or while `busy` is set."""
-    from app.clock import utcnow
+    from app.core.clock import utcnow
 
     raw = engine.raw_connection()
     cursor = raw.cursor()
@@ -126,12 +126,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from app.bootstrap import bootstrap
-    from app.clock import utcnow
-    from app.db.models import ModelRegistry as ModelRow
-    from app.dispatcher import InlineDispatcher
-    from app.migrations import upgrade
-    from app.retention import apply_retention
-    from app.settings import Mode, Settings
+    from app.core.clock import utcnow
+    from app.core.db.models import ModelRegistry as ModelRow
+    from app.core.dispatch import InlineDispatcher
+    from app.core.migrations import upgrade
+    from app.core.settings import Mode, Settings
+    from app.operations.telemetry_retention import apply_retention
     from tests.services import create_database, drop_database
 
     database_url = create_database("clm_bench_retention")

@@ -66,7 +66,7 @@ def wait_all(orchestrator: Any, job_ids: list[str], timeout: float) -> list[Any]
     """Poll until every job has ended (or `timeout`); returns the last records."""
     from sqlalchemy import select
 
-    from app.db.models import RetrainingJob
+    from app.core.db.models import RetrainingJob
     from app.retraining.jobs import TERMINAL, JobRecord
 
     deadline = time.monotonic() + timeout
@@ -155,13 +155,13 @@ def main() -> None:
     import redis
 
     from app.bootstrap import bootstrap, set_container
-    from app.migrations import upgrade
+    from app.core.migrations import upgrade
+    from app.core.settings import Mode, Settings
     from app.retraining import RetrainingOrchestrator
     from app.retraining.datasets import build_job_dataset
-    from app.settings import Mode, Settings
     from tests.services import REDIS_BASE, celery_worker, create_database, drop_database, service_env
-    from workers.celery_app import configure
-    from workers.dispatcher import CeleryDispatcher
+    from workers.celery_app import celery_app, configure
+    from workers.celery_dispatcher import CeleryDispatcher
 
     base = int(os.environ.get("CLM_BENCH_REDIS_DB", "11"))
     broker, backend = f"{REDIS_BASE}/{base}", f"{REDIS_BASE}/{base + 1}"
@@ -182,7 +182,7 @@ def main() -> None:
             CLM_DEVICE="cpu",
         )
         configure(settings)
-        container = bootstrap(settings, CeleryDispatcher())
+        container = bootstrap(settings, CeleryDispatcher(celery_app))
         set_container(container)
         container.policy_store.update({"training": TRAINING}, author="benchmark")
         orchestrator = RetrainingOrchestrator(container)

@@ -42,15 +42,15 @@ def _state(rng: random.Random) -> SizingState:
 
 def _container(database_url: str, artifact_root: str):
     from app.bootstrap import bootstrap
-    from app.dispatcher import InlineDispatcher
-    from app.settings import Mode, Settings
+    from app.core.dispatch import InlineDispatcher
+    from app.core.settings import Mode, Settings
 
     settings = Settings(CLM_MODE=Mode.DISTRIBUTED, DATABASE_URL=database_url, ARTIFACT_ROOT=artifact_root)
     return bootstrap(settings, InlineDispatcher(), register_handlers=False)
 
 
 def _apply(args: tuple[str, str, list[int]]) -> tuple[float, float]:
-    from app.rl_position_sizing import RLPositionSizing
+    from app.rl.position_sizing import RLPositionSizing
 
     database_url, artifact_root, trade_numbers = args
     container = _container(database_url, artifact_root)
@@ -76,8 +76,8 @@ def main() -> None:
     parser.add_argument("--trades", type=int, default=600)
     parser.add_argument("--processes", type=int, default=2)
     options = parser.parse_args()
-    from app.migrations import upgrade
-    from app.rl_position_sizing import RLPositionSizing
+    from app.core.migrations import upgrade
+    from app.rl.position_sizing import RLPositionSizing
 
     name = f"clm_bench_rl_{uuid.uuid4().hex[:6]}"
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")

@@ -30,10 +30,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.core.policy import Policy
 from app.model_training import MODEL_TYPES, ForecastSpec
 from app.model_training.base import TARGET
 from app.model_training.splits import chronological_split
-from app.policy import Policy
 
 HOUR_MS = 3_600_000
 

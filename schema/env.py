@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-from app.db.models import Base
-from app.db.session import make_engine
-from app.settings import get_settings
+from app.core.db.models import Base
+from app.core.db.session import make_engine
+from app.core.settings import get_settings
 
 config = context.config
 target_metadata = Base.metadata

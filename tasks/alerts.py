@@ -10,7 +10,7 @@ from workers.celery_app import celery_app
 
 @celery_app.task(name="tasks.alerts.check_alerts")
 def check_alerts() -> dict[str, Any]:
-    """Raise every alert condition not raised before (app/alerts.py)."""
-    from app.alerts import raise_new_alerts
+    """Raise every alert condition not raised before (app/operations/alerts.py)."""
+    from app.operations.alerts import raise_new_alerts
 
     return {"raised": [alert.key for alert in raise_new_alerts(get_container())]}

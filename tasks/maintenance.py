@@ -17,8 +17,8 @@ def health_ping() -> dict[str, Any]:
 
 @celery_app.task(name="tasks.maintenance.apply_retention")
 def apply_retention() -> dict[str, Any]:
-    """Delete the telemetry the policy no longer keeps (app/retention.py)."""
+    """Delete the telemetry the policy no longer keeps (app/operations/telemetry_retention.py)."""
     from app.bootstrap import get_container
-    from app.retention import apply_retention as run
+    from app.operations.telemetry_retention import apply_retention as run
 
     return run(get_container()).to_dict()

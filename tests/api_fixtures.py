@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app.bootstrap import Container
-from app.clock import utcnow
-from app.db.models import (
+from app.core.clock import utcnow
+from app.core.db.models import (
     DriftEvent,
     ModelPerformanceLog,
     ModelRegistry,
@@ -180,7 +180,7 @@ def train_meta_agent(container: Container, trades: int = 200, seed: int = 5) -> 
     import random
 
     from app.rl.meta_space import MetaStrategyState
-    from app.rl_meta_strategy import RLMetaStrategy
+    from app.rl.meta_strategy import RLMetaStrategy
 
     market = random.Random(seed)
     agent = RLMetaStrategy(container, rng=random.Random(seed + 1))

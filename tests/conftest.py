@@ -20,8 +20,8 @@ for _var in (
     os.environ.pop(_var, None)
 
 from app.bootstrap import Container, bootstrap, set_container  # noqa: E402
-from app.dispatcher import InlineDispatcher  # noqa: E402
-from app.settings import Mode, Settings  # noqa: E402
+from app.core.dispatch import InlineDispatcher  # noqa: E402
+from app.core.settings import Mode, Settings  # noqa: E402
 from tests.services import (  # noqa: E402
     REDIS_BASE,
     create_database,
@@ -63,7 +63,7 @@ def sqlite_container(tmp_path: Path) -> Iterator[Container]:
 def pg_url() -> Iterator[str]:
     """A PostgreSQL database created and migrated for this test run, dropped afterwards."""
     require_postgres()
-    from app.migrations import upgrade
+    from app.core.migrations import upgrade
 
     url = create_database()
     upgrade(url)
@@ -87,7 +87,7 @@ def redis_urls() -> dict[str, str]:
 def _truncate_all(container: Container) -> None:
     from sqlalchemy import text
 
-    from app.db.models import Base
+    from app.core.db.models import Base
 
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with container.engine.begin() as conn:

@@ -15,7 +15,7 @@ from typing import Any
 
 from celery.beat import PersistentScheduler
 
-from app.policy import Policy
+from app.core.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ def build_beat_schedule(policy: Policy) -> dict[str, dict[str, Any]]:
 
 
 def clm_entries(policy: Policy) -> dict[str, tuple[str, timedelta]]:
-    """The CLM's periodic work (app.schedule), limited to tasks that exist (have a route)."""
-    from app.schedule import periodic_jobs
+    """The CLM's periodic work (app.operations.schedule), limited to tasks that exist (have a route)."""
+    from app.operations.schedule import periodic_jobs
     from workers.routing import TASK_ROUTES
 
     return {job.name: (job.task, job.interval) for job in periodic_jobs(policy) if job.task in TASK_ROUTES}

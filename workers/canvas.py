@@ -12,8 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from celery import chain, chord
+from celery import chain, chord, signature
 from celery.canvas import Signature
+
+from app.model_training import forecaster_class
+
+# The tasks are named, not imported: the canvas is data, and tasks/ imports the Celery app.
+PREPARE_DATASET = "tasks.retraining.prepare_dataset"
+TRAIN_MODEL = "tasks.retraining.train_model"
+FINALIZE_JOB = "tasks.retraining.finalize_job"
 
 
 def task_ids(job_id: str, model_types: list[str]) -> dict[str, str]:
@@ -25,8 +32,6 @@ def task_ids(job_id: str, model_types: list[str]) -> dict[str, str]:
 
 def training_queue(model_type: str, needs_gpu: Mapping[str, bool] | None = None) -> str:
     if needs_gpu is None:
-        from app.model_training import forecaster_class
-
         return "gpu" if forecaster_class(model_type).NEEDS_GPU else "cpu"
     return "gpu" if needs_gpu[model_type] else "cpu"
 
@@ -35,16 +40,16 @@ def retraining_canvas(
     job_id: str, model_types: list[str], spec: dict[str, Any] | None = None, needs_gpu: Mapping[str, bool] | None = None
 ) -> Signature:
     """The canvas of one retraining job (`spec` is stored with the job; it is not sent)."""
-    from tasks.retraining import finalize_job, prepare_dataset, train_model
-
     if not model_types:
         raise ValueError(f"job {job_id}: a retraining canvas needs at least one model type")
     ids = task_ids(job_id, model_types)
     header = [
-        train_model.si(job_id, m).set(queue=training_queue(m, needs_gpu), task_id=ids[f"train:{m}"])
+        signature(TRAIN_MODEL, args=(job_id, m), immutable=True).set(
+            queue=training_queue(m, needs_gpu), task_id=ids[f"train:{m}"]
+        )
         for m in model_types
     ]
     return chain(
-        prepare_dataset.si(job_id).set(queue="cpu", task_id=ids["prepare"]),
-        chord(header, finalize_job.s(job_id).set(queue="default", task_id=ids["finalize"])),
+        signature(PREPARE_DATASET, args=(job_id,), immutable=True).set(queue="cpu", task_id=ids["prepare"]),
+        chord(header, signature(FINALIZE_JOB, args=(job_id,)).set(queue="default", task_id=ids["finalize"])),
     )

@@ -11,6 +11,12 @@ from typing import Any
 
 from celery import Celery, signals
 
+from app.bootstrap import install_dispatcher_factory, reset_container
+from app.core.clock import install_clock
+from app.core.dispatch import Dispatcher
+from app.core.settings import Settings, get_settings
+from workers.celery_dispatcher import CeleryDispatcher
+
 celery_app = Celery("quantum_trader_clm")
 celery_app.config_from_object("celeryconfig")
 # Tasks live in tasks/; listed explicitly rather than discovered (STYLE 5).
@@ -27,18 +33,24 @@ celery_app.conf.include = [
 ]
 app = celery_app  # `celery -A workers.celery_app` finds `app`
 
-# The main run's distributed replay shares its simulated clock with the workers (a file).
-from app.simulation.shared_clock import install_from_env as _install_simulated_clock  # noqa: E402
-
-_install_simulated_clock()
-
 log = logging.getLogger(__name__)
+
+
+def _celery_dispatcher(settings: Settings) -> Dispatcher:
+    return CeleryDispatcher(configure(settings))
+
+
+def install() -> None:
+    """Wire this process to the Celery side: the dispatcher factory, and a replay's shared clock if set."""
+    install_dispatcher_factory(_celery_dispatcher)
+    install_clock(get_settings().simulated_clock_file)
+
+
+install()
 
 
 @signals.worker_process_init.connect
 def _after_fork(**_: Any) -> None:
-    from app.bootstrap import reset_container
-
     reset_container()
 
 

@@ -12,7 +12,7 @@ QUEUES = ("default", "cpu", "gpu")
 TASK_ROUTES: dict[str, str] = {
     # market data (issue 3)
     "tasks.data.refresh_candles": "cpu",
-    # alerts (app/alerts.py): the periodic check of conditions no event announces
+    # alerts (app/operations/alerts.py): the periodic check of conditions no event announces
     "tasks.alerts.check_alerts": "default",
     # drift checks (the CLM reacts to their events)
     "tasks.drift.run_drift_check": "cpu",

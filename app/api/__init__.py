@@ -1,4 +1,4 @@
-"""Flask application factory (`flask --app app.api run`, `gunicorn 'app.api:create_app()'`)."""
+"""Flask application factory (`flask --app app.api run`, `gunicorn 'workers.wsgi:create_app()'`)."""
 
 from __future__ import annotations
 

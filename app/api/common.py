@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app
 
 from app.api.errors import ApiError
-from app.bootstrap import Container
+from app.core.container import Container
 
 
 def container() -> Container:

@@ -8,39 +8,13 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
-from app.alerts import current_alerts
 from app.api.common import container
-from app.api.queries import chart_data, clm_status
-from app.clock import utcnow
+from app.core.clock import utcnow
+from app.operations.alerts import current_alerts
+from app.operations.formatting import ago, duration
+from app.operations.read_models import chart_data, clm_status
 
 bp = Blueprint("dashboard", __name__)
-
-
-def ago(value: datetime | None, now: datetime | None = None) -> str:
-    """'2 days ago', 'in 5 days', 'never' (the specification's dashboard wording)."""
-    if value is None:
-        return "never"
-    seconds = ((now or utcnow()) - value).total_seconds()
-    span = abs(seconds)
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if span >= size:
-            n = int(span // size)
-            text = f"{n} {unit}{'s' if n != 1 else ''}"
-            break
-    else:
-        text = "less than a minute"
-    return f"{text} ago" if seconds >= 0 else f"in {text}"
-
-
-def duration(seconds: int | float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}min"
-    return f"{seconds}s"
 
 
 def _json_default(value: Any) -> str:

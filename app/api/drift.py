@@ -8,8 +8,8 @@ from flask import Blueprint
 
 from app.api.common import container
 from app.api.openapi import operation
-from app.api.queries import drift_status, list_drift_events
 from app.api.schemas import DriftCheckAccepted, DriftEventList, DriftEventOut, DriftQuery
+from app.operations.read_models import drift_status, list_drift_events
 
 bp = Blueprint("drift", __name__, url_prefix="/api/drift")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from app.status import broker_health, database_health
+from app.operations.status import broker_health, database_health
 
 bp = Blueprint("health", __name__)
 

@@ -7,9 +7,9 @@ from flask import Blueprint
 from app.api.common import container, not_found
 from app.api.errors import ApiError
 from app.api.openapi import operation
-from app.api.queries import job_dict, list_jobs
 from app.api.schemas import CancelRequest, Job, JobAccepted, JobList, JobsQuery, RetrainingRequest
-from app.db.models import RetrainingJob
+from app.core.db.models import RetrainingJob
+from app.operations.read_models import job_dict, list_jobs
 from app.retraining import JobNotFoundError, RetrainingOrchestrator
 from app.retraining.datasets import dataset_spec
 

@@ -7,11 +7,11 @@ from flask import Blueprint
 from app.api.common import container, not_found
 from app.api.errors import ApiError
 from app.api.openapi import operation
-from app.api.queries import list_models, model_dict
 from app.api.schemas import Model, ModelList, ModelsQuery, PromoteRequest, RetireRequest, RollbackRequest
-from app.db.models import ModelRegistry
+from app.core.db.models import ModelRegistry
 from app.model_registry import ModelNotFoundError, ModelRecord, RegistryError
 from app.model_registry import ModelRegistry as RegistryService
+from app.operations.read_models import list_models, model_dict
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")
 types_bp = Blueprint("model_types", __name__, url_prefix="/api/model-types")

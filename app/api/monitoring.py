@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template
 
 from app.api.common import container
 from app.api.request_metrics import render_request_metrics
-from app.metrics import render_metrics
+from app.operations.metrics import render_metrics
 
 bp = Blueprint("monitoring", __name__)
 

@@ -8,7 +8,7 @@ from app.api.common import container
 from app.api.errors import ApiError
 from app.api.openapi import operation
 from app.api.schemas import PolicyOut, PolicyPatch
-from app.policy import PolicyValidationError
+from app.core.policy import PolicyValidationError
 
 bp = Blueprint("policy", __name__, url_prefix="/api/policy")
 

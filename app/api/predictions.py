@@ -10,8 +10,8 @@ from app.api.errors import ApiError
 from app.api.openapi import operation
 from app.api.request_metrics import observe_prediction
 from app.api.schemas import PredictionOut, PredictionRequest
-from app.bootstrap import Container
-from app.prediction_service import CANDLE_COLUMNS, InsufficientHistoryError, NoActiveModelError, PredictionService
+from app.core.container import Container
+from app.prediction.service import CANDLE_COLUMNS, InsufficientHistoryError, NoActiveModelError, PredictionService
 
 bp = Blueprint("predictions", __name__, url_prefix="/api/predictions")
 

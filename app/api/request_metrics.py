@@ -5,7 +5,7 @@ Labels stay bounded: `endpoint` is the matched URL rule (`/api/models/<model_id>
 raw path; `<unmatched>` when no rule matched, so a scan of random paths adds no series),
 `method` one of the standard verbs (anything else is `OTHER`), `status` the response code.
 
-Unlike `app.metrics` (read from the database at scrape time, the same in every process),
+Unlike `app.operations.metrics` (read from the database at scrape time, the same in every process),
 these numbers exist only in the process that served the request, and a scrape reaches one
 gunicorn worker. (Prediction latency was read from `prediction_logs` once: a scan of a table
 that grows by millions of rows a day at every scrape, and a "counter" that fell whenever

@@ -7,10 +7,10 @@ from flask import Blueprint
 from app.api.common import container
 from app.api.errors import ApiError
 from app.api.openapi import operation
-from app.api.queries import rl_agents
 from app.api.schemas import RLAgentList, RLResetOut, RLResetRequest
-from app.rl_meta_strategy import RLMetaStrategy
-from app.rl_position_sizing import RLPositionSizing
+from app.operations.read_models import rl_agents
+from app.rl.meta_strategy import RLMetaStrategy
+from app.rl.position_sizing import RLPositionSizing
 
 bp = Blueprint("rl", __name__, url_prefix="/api/rl")
 

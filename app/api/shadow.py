@@ -7,7 +7,7 @@ from flask import Blueprint
 from app.api.common import container, not_found
 from app.api.openapi import operation
 from app.api.schemas import ShadowEvaluation, ShadowQuery
-from app.db.models import ModelRegistry
+from app.core.db.models import ModelRegistry
 from app.shadow_tester.service import ShadowTester
 
 bp = Blueprint("shadow", __name__, url_prefix="/api/shadow")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from app.alerts import current_alerts
 from app.api.common import container
 from app.api.openapi import operation
-from app.api.queries import clm_status
 from app.api.schemas import Alert, AlertList, ClmStatus, ResumeRequest
 from app.clm.manager import ContinuousLearningManager
+from app.operations.alerts import current_alerts
+from app.operations.read_models import clm_status
 
 bp = Blueprint("clm", __name__, url_prefix="/api")
 

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from app.clock import utcnow
+from app.core.clock import utcnow
+from app.core.system import set_flag
 from app.data_pipeline.timeframes import to_ms
-from app.system import set_flag
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 log = logging.getLogger(__name__)
 

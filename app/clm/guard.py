@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, text
 
-from app.clock import utcnow
-from app.db.models import RetrainingJob
+from app.core.clock import utcnow
+from app.core.db.models import RetrainingJob
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 _ADVISORY_KEY = 0x514C4D01  # "QLM\x01": the CLM's trigger lock
 _thread_lock = threading.RLock()

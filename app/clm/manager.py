@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from app.clm.guard import TriggerDecision, request_retraining
-from app.clock import utcnow
-from app.db.models import DriftEvent, ModelRegistry, RetrainingJob
-from app.system import get_flag, set_flag
+from app.core.clock import utcnow
+from app.core.db.models import DriftEvent, ModelRegistry, RetrainingJob
+from app.core.system import get_flag, set_flag
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,8 @@ class ContinuousLearningManager:
 
     def handle_regime_change(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """Reset both RL agents (old tables archived) when the policy says so."""
-        from app.rl_meta_strategy import RLMetaStrategy
-        from app.rl_position_sizing import RLPositionSizing
+        from app.rl.meta_strategy import RLMetaStrategy
+        from app.rl.position_sizing import RLPositionSizing
 
         payload = event.get("payload", event)
         if not self.container.policy_store.get().clm_config.rl_maintenance.reset_on_regime_change:
@@ -175,8 +175,8 @@ class ContinuousLearningManager:
 
     def get_status(self) -> dict[str, Any]:
         """Current jobs, last retraining, next scheduled, active and shadow models, RL versions."""
-        from app.rl_meta_strategy import RLMetaStrategy
-        from app.rl_position_sizing import RLPositionSizing
+        from app.rl.meta_strategy import RLMetaStrategy
+        from app.rl.position_sizing import RLPositionSizing
 
         policy = self.container.policy_store.get()
         with self.container.session_factory() as session:

@@ -3,6 +3,7 @@ features, labels and datasets. The public API is re-exported here."""
 
 from typing import Any
 
+from app.core.policy import FeatureConfig, LabelConfig
 from app.data_pipeline.candle_store import CandleConflictError, CandleStore, WriteResult
 from app.data_pipeline.dataset import DatasetInfo, DatasetSpec, build_dataset, load_dataset
 from app.data_pipeline.features import (
@@ -17,7 +18,6 @@ from app.data_pipeline.labels import LABEL_COLUMNS, REGIMES, dead_zone, generate
 from app.data_pipeline.synthetic import synthetic_market
 from app.data_pipeline.timeframes import timeframe_ms
 from app.data_pipeline.validation import CandleValidationError, Gap, ValidationReport, validate_candles
-from app.policy import FeatureConfig, LabelConfig
 
 # The exchange client (ccxt, about a second to import) loads on first use, so the API,
 # beat and the CLI start without it.

@@ -21,11 +21,11 @@ import pandas as pd
 from sqlalchemy import Row, delete, select, text
 from sqlalchemy.orm import Session
 
+from app.core.db.models import CandleCoverage
 from app.data_pipeline.validation import CANDLE_COLUMNS, ValidationReport, validate_candles
-from app.db.models import CandleCoverage
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 OnConflict = Literal["reject", "replace", "keep"]
 Range = tuple[int, int]
@@ -169,10 +169,6 @@ class CandleStore:
             if covered is not None:
                 self._add_coverage(session, exchange, symbol, timeframe, covered)
         return WriteResult(inserted, replaced, unchanged, report)
-
-    def add_coverage(self, exchange: str, symbol: str, timeframe: str, covered: Range) -> None:
-        with self.container.session() as session:
-            self._add_coverage(session, exchange, symbol, timeframe, covered)
 
     # ------------------------------------------------------------------ internals
 

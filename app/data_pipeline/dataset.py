@@ -26,7 +26,9 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.exc import IntegrityError
 
-from app.clock import utcnow
+from app.core.clock import utcnow
+from app.core.db.models import Dataset
+from app.core.policy import FeatureConfig, LabelConfig, Policy
 from app.data_pipeline.candle_store import CandleStore
 from app.data_pipeline.features import engineer_features, feature_columns, feature_set_id
 from app.data_pipeline.files import read_candle_file
@@ -34,11 +36,9 @@ from app.data_pipeline.labels import LABEL_COLUMNS, REGIMES, dead_zone, generate
 from app.data_pipeline.synthetic import synthetic_market
 from app.data_pipeline.timeframes import ceil_to_grid, timeframe_ms, to_ms
 from app.data_pipeline.validation import validate_candles
-from app.db.models import Dataset
-from app.policy import FeatureConfig, LabelConfig, Policy
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 DATASET_FORMAT_VERSION = 2
 

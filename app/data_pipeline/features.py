@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import talib
 
+from app.core.policy import FeatureConfig
 from app.data_pipeline.feature_block import (
     COS_DAY,
     COS_WEEK,
@@ -35,7 +36,6 @@ from app.data_pipeline.feature_block import (
     lag,
     volume_mean,
 )
-from app.policy import FeatureConfig
 
 # Bump when a formula changes: it is part of the feature-set id stored with datasets and models.
 FEATURE_CODE_VERSION = 1

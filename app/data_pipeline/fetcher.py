@@ -29,7 +29,7 @@ from app.data_pipeline.timeframes import ceil_to_grid, floor_to_grid, timeframe_
 from app.data_pipeline.validation import CANDLE_COLUMNS
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +209,7 @@ async def afetch_historical_data(
     exchange_factory: ExchangeFactory | None = None,
 ) -> dict[str, pd.DataFrame]:
     if container is None:
-        from app.bootstrap import get_container
-
-        container = get_container()
+        raise TypeError("fetch_historical_data needs the container (bootstrap's), to reach the candle store")
     fetcher = HistoricalDataFetcher(container, exchange_id, exchange_factory)
     return (await fetcher.fetch(symbols, start, end, timeframe)).candles
 

@@ -18,7 +18,7 @@ from app.data_pipeline.timeframes import timeframe_ms
 from app.data_pipeline.validation import ValidationReport, validate_candles
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import talib
 
-from app.policy import LabelConfig
+from app.core.policy import LabelConfig
 
 REGIMES = ("TRENDING", "RANGING", "CHOPPY", "VOLATILE")
 VOLATILE_RATIO = 1.5

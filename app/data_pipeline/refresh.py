@@ -6,11 +6,11 @@ import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from app.clock import utcnow
+from app.core.clock import utcnow
 from app.data_pipeline.fetcher import ExchangeFactory, HistoricalDataFetcher
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 
 def refresh_candles(container: Container, exchange_factory: ExchangeFactory | None = None) -> dict[str, Any]:

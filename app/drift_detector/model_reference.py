@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlalchemy.orm.attributes import flag_modified
 
-from app.clock import utcnow
-from app.db.models import ModelRegistry
+from app.core.clock import utcnow
+from app.core.db.models import ModelRegistry
 from app.drift_detector.reference import ReferenceStats, build_reference, load_reference, save_reference
 from app.drift_detector.service import DriftResult, check_feature_drift
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 MANIFEST_KEY = "drift_reference"
 

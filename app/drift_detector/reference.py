@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from app.artifacts import StoredArtifact
+from app.core.artifacts import StoredArtifact
 from app.drift_detector.ecdf import ReferenceGrid, build_grid
 from app.drift_detector.stats import PSI_BINS, lag1_autocorrelation, psi_edges_from_sorted
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 REFERENCE_FILE = "drift_reference.npz"
 FORMAT_VERSION = 1

@@ -27,7 +27,7 @@ import pandas as pd
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.db.models import PredictionLog
+from app.core.db.models import PredictionLog
 
 _CLOSED = " AND realized_return IS NOT NULL"
 _MAX_REFINEMENT = 64  # at most 64 x max_rows slices (index descents) per model and window

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from app.clock import utcnow
-from app.db.models import DriftEvent, ModelRegistry
+from app.core.clock import utcnow
+from app.core.db.models import DriftEvent, ModelRegistry
 from app.drift_detector.check import FeatureDriftReport, evaluate_feature_drift
 from app.drift_detector.performance import PerformanceWindow, evaluate_performance
 from app.drift_detector.reference import ReferenceStats, reference_from_matrix
@@ -33,7 +33,7 @@ from app.drift_detector.samples import prediction_sample
 from app.drift_detector.stats import Severity
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 TOPIC = "drift.detected"
 

@@ -1,5 +1,6 @@
 """Model registry (specification `model_registry.py`): versions, statuses, promotion, retention."""
 
+from app.model_registry.artifact_retention import artifact_dir, delete_old_artifacts
 from app.model_registry.records import (
     ACTIVE,
     REJECTED,
@@ -12,7 +13,6 @@ from app.model_registry.records import (
     NoShadowModelError,
     RegistryError,
 )
-from app.model_registry.retention import artifact_dir, delete_old_artifacts
 from app.model_registry.service import ModelRegistry
 
 __all__ = [

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from app.db.models import ModelRegistry as ModelRow
+from app.core.db.models import ModelRegistry as ModelRow
 
 ACTIVE, SHADOW, TRAINING, RETIRED, REJECTED = "ACTIVE", "SHADOW", "TRAINING", "RETIRED", "REJECTED"
 # Statuses whose artifacts retention may delete (beyond the newest N per type).

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, cast, func, select, text
 from sqlalchemy.orm import Session
 
-from app.clock import utcnow
-from app.db.models import ModelRegistry as ModelRow
-from app.db.models import ModelStatusHistory
+from app.core.clock import utcnow
+from app.core.db.models import ModelRegistry as ModelRow
+from app.core.db.models import ModelStatusHistory
+from app.model_registry.artifact_retention import delete_old_artifacts
 from app.model_registry.records import (
     ACTIVE,
     NOT_LIVE,
@@ -30,10 +31,9 @@ from app.model_registry.records import (
     NoShadowModelError,
     RegistryError,
 )
-from app.model_registry.retention import delete_old_artifacts
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from app.clock import utcnow
+from app.core.clock import utcnow
 from app.model_training import forecaster_class
 from app.model_training.base import Forecaster, ForecastSpec
 from app.model_training.evaluation import evaluate_model, timeframe_ms
@@ -25,8 +25,8 @@ from app.model_training.splits import Split, candle_ms, chronological_split, wal
 from app.model_training.storage import json_safe, load_forecaster, store_forecaster
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
-    from app.policy import Policy
+    from app.core.container import Container
+    from app.core.policy import Policy
 
 log = logging.getLogger(__name__)
 

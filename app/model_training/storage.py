@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.artifacts import StoredArtifact
-from app.clock import utcnow
+from app.core.artifacts import StoredArtifact
+from app.core.clock import utcnow
 from app.model_training.base import Forecaster
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 
 def _moment(value: Any) -> datetime | None:
@@ -24,7 +24,7 @@ def dataset_spec(container: Container, spec: dict[str, Any]) -> Any:
     """The `DatasetSpec` a job's spec stands for (raises a clear ValueError when invalid)."""
     from pydantic import ValidationError
 
-    from app.clock import utcnow
+    from app.core.clock import utcnow
     from app.data_pipeline.dataset import DatasetSpec
 
     policy = container.policy_store.get()

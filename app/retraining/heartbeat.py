@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from app.retraining import jobs
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, cast, func, select, text
 from sqlalchemy.orm import Session
 
-from app.clock import utcnow
-from app.db.models import RetrainingJob
+from app.core.clock import utcnow
+from app.core.db.models import RetrainingJob
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 RUNNING, COMPLETED, PARTIAL, FAILED, CANCELLED = "running", "completed", "partial", "failed", "cancelled"
 TERMINAL = (COMPLETED, PARTIAL, FAILED, CANCELLED)

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from app.clock import utcnow
-from app.db.models import RetrainingJob
+from app.core.clock import utcnow
+from app.core.db.models import RetrainingJob
 from app.retraining import closing, jobs
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from app.clock import utcnow
+from app.core.clock import utcnow
 from app.retraining import jobs
 from app.retraining.heartbeat import Heartbeat
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 log = logging.getLogger(__name__)
 

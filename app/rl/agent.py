@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from app.policy import Policy
+from app.core.policy import Policy
 from app.rl.qlearning import QParams, epsilon_greedy
 from app.rl.store import AppliedUpdate, QTableStore
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,14 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.clock import utcnow
-from app.db.models import RLAgentState, RLAppliedUpdate, RLQValue, RLVersion
+from app.core.clock import utcnow
+from app.core.db.models import RLAgentState, RLAppliedUpdate, RLQValue, RLVersion
 from app.rl.baseline import Experience, WinrateComparison, compare_with_random
 from app.rl.qlearning import QParams, decay_epsilon, q_update, stale_states, td_target
 from app.rl.snapshot import encode_snapshot, parse_snapshot, snapshot_document
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 
 class VersionNotFoundError(LookupError):

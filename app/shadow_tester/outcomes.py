@@ -26,9 +26,9 @@ from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.clock import utcnow
+from app.core.clock import utcnow
+from app.core.db.models import Candle
 from app.data_pipeline.timeframes import to_ms
-from app.db.models import Candle
 from app.shadow_tester.records import InvalidPredictionError
 
 EXPIRE_AFTER = timedelta(days=3)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, func, select
 
-from app.db.models import ShadowTestResult
+from app.core.db.models import ShadowTestResult
 
 EVAL_COLUMNS = ("active_direction", "shadow_direction", "realized_return", "active_confidence", "shadow_confidence")
 

@@ -21,8 +21,8 @@ import orjson
 from sqlalchemy import Connection, Engine, insert, select, text
 from sqlalchemy.orm import Session
 
-from app.clock import utcnow
-from app.db.models import ModelRegistry, ShadowTestResult
+from app.core.clock import utcnow
+from app.core.db.models import ModelRegistry, ShadowTestResult
 
 _ACTIONS = {"BUY": 1, "LONG": 1, "SELL": -1, "SHORT": -1, "HOLD": 0, "FLAT": 0}
 

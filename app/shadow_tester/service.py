@@ -17,11 +17,11 @@ import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.clock import utcnow
+from app.core.clock import utcnow
+from app.core.db.models import ModelRegistry as ModelRow
+from app.core.db.models import PredictionLog, ShadowTestResult
+from app.core.policy import Policy
 from app.data_pipeline.timeframes import timeframe_ms
-from app.db.models import ModelRegistry as ModelRow
-from app.db.models import PredictionLog, ShadowTestResult
-from app.policy import Policy
 from app.shadow_tester import outcomes
 from app.shadow_tester.reads import closed_pairs
 from app.shadow_tester.records import (
@@ -36,7 +36,7 @@ from app.shadow_tester.records import (
 from app.shadow_tester.stats import ShadowEvaluationResult, Thresholds, evaluate_pairs, round_trip_fee
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
     from app.model_registry import ModelRegistry
 
 log = logging.getLogger(__name__)

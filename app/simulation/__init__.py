@@ -1,2 +1,2 @@
-"""The main run (`python -m app.cli run`): a simulated trading engine replaying candles as live
+"""The main run (`python -m workers.cli run`): a simulated trading engine replaying candles as live
 through the whole system. `app.simulation.run.run_simulation(RunConfig(...))` is the entry point."""

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from app.settings import REPO_ROOT
+from app.core.settings import REPO_ROOT
 
 Source = Literal["synthetic", "files", "exchange"]
 SYNTHETIC_SYMBOLS = ("SYNA/USDT", "SYNB/USDT")

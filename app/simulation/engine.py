@@ -19,22 +19,22 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from app.clock import SimulatedClock
+from app.core.clock import SimulatedClock
+from app.core.system import get_flag
 from app.model_training import forecaster_class
-from app.prediction_service import NoActiveModelError, PredictionService
-from app.regime import RegimeService, RegimeThresholds
+from app.prediction.service import NoActiveModelError, PredictionService
+from app.regime_detector.detector import RegimeService, RegimeThresholds
 from app.rl.meta_space import MetaStrategyState, performance_level
+from app.rl.meta_strategy import RLMetaStrategy
+from app.rl.position_sizing import RLPositionSizing
 from app.rl.sizing_space import SizingState
-from app.rl_meta_strategy import RLMetaStrategy
-from app.rl_position_sizing import RLPositionSizing
 from app.simulation import trading
 from app.simulation.config import RunConfig
 from app.simulation.jobs import JobRunner
 from app.simulation.market import MarketFeed, from_ms
-from app.system import get_flag
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 MARKET = "MARKET"  # the regime is detected on the equal-weight index of all symbols
 # A market regime: a 2-day window, and a new class must hold for 12 hours (any timeframe).

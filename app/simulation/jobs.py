@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from app.clock import utcnow
-from app.db.models import Event, RetrainingJob
-from app.schedule import PeriodicJob, SimulatedBeat
+from app.core.clock import utcnow
+from app.core.db.models import Event, RetrainingJob
+from app.operations.schedule import PeriodicJob, SimulatedBeat
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 # The replay feeds the candle store itself, so the exchange refresh is not part of the run; and
 # no job can go stale while the driver waits for it, so the 5-minute stale-job sweep is left out.

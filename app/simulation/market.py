@@ -17,7 +17,7 @@ from app.data_pipeline import read_candle_file, synthetic_market, timeframe_ms
 from app.simulation.config import RunConfig
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 EPOCH = datetime(1970, 1, 1)
 

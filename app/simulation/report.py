@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from app.db.models import ModelRegistry, RLVersion
+from app.core.db.models import ModelRegistry, RLVersion
 from app.simulation import svg
 from app.simulation.market import from_ms
 from app.simulation.story import Story, read_story

@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.clock import Clock, SimulatedClock, use_clock
+from app.core.clock import Clock, SimulatedClock, use_clock
 from app.simulation.config import RunConfig
 from app.simulation.engine import EngineStats, TradingEngine
 from app.simulation.jobs import JobRunner
 from app.simulation.market import MarketFeed, from_ms, load_market
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
     from app.simulation.story import Story
 
 Echo = Callable[[str], None]
@@ -46,8 +46,8 @@ class RunResult:
 
 def embedded_container(config: RunConfig, root: Path | None = None) -> Container:
     """A fresh embedded container for the run (its folder is emptied first: same seed, same run)."""
-    from app.bootstrap import bootstrap, celery_dispatcher_for, set_container
-    from app.settings import REPO_ROOT, Mode, Settings
+    from app.bootstrap import bootstrap, dispatcher_for, set_container
+    from app.core.settings import REPO_ROOT, Mode, Settings
 
     folder = root or REPO_ROOT / "var" / "runs" / f"run-{config.seed}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -61,7 +61,7 @@ def embedded_container(config: RunConfig, root: Path | None = None) -> Container
         ARTIFACT_ROOT=str(folder / "artifacts"),
         CLM_TRAIN_THREADS=threads,
     )
-    container = bootstrap(settings, celery_dispatcher_for(settings), migrate=True)
+    container = bootstrap(settings, dispatcher_for(settings), migrate=True)
     set_container(container)  # the tasks the beat runs eagerly use the process's container
     return container
 

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from app.db.models import Event, ModelRegistry, RetrainingJob, RLVersion
+from app.core.db.models import Event, ModelRegistry, RetrainingJob, RLVersion
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 SHIFT_SEEN = timedelta(days=1)
 
@@ -141,7 +141,7 @@ def _severity_rank(severity: str) -> int:
 
 
 def _status_history(session: Any) -> list[tuple[str, str]]:
-    from app.db.models import ModelStatusHistory
+    from app.core.db.models import ModelStatusHistory
 
     rows = session.execute(
         select(ModelStatusHistory.model_id, ModelStatusHistory.new_status).order_by(ModelStatusHistory.id)

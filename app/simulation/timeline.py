@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
-from app.db.models import Event
+from app.core.db.models import Event
 
 if TYPE_CHECKING:
-    from app.bootstrap import Container
+    from app.core.container import Container
 
 STORY_PATTERNS = ("clm.%", "model.%", "shadow.%", "drift.detected", "regime.changed", "rl.%.reset")
 SKIPPED = ("model.training.started",)  # each is followed by its completed/failed line

@@ -89,7 +89,7 @@ def api_server(env: dict[str, str], log_path: Path) -> Iterator[str]:
     port = free_port()
     cmd = [
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--timeout", "60",
-        "app.api:create_app()",
+        "workers.wsgi:create_app()",
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     # as the Procfile: the workers' own metrics (requests, served predictions) summed over both

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from app.db.models import Event, ModelRegistry, RetrainingJob
+from app.core.db.models import Event, ModelRegistry, RetrainingJob
 from app.simulation.config import RunConfig
 from app.simulation.run import RunResult, embedded_container, run_simulation
 
@@ -91,14 +91,14 @@ def test_main_run_on_the_real_stack(pg_container, pg_settings, worker_env, tmp_p
     from app.bootstrap import bootstrap, set_container
     from app.simulation.shared_clock import ENV, SharedSimulatedClock
     from tests.services import celery_worker
-    from workers.celery_app import configure
-    from workers.dispatcher import CeleryDispatcher
+    from workers.celery_app import celery_app, configure
+    from workers.celery_dispatcher import CeleryDispatcher
 
     config = replace(SMALL, report_path=tmp_path / "report.html")
     clock = SharedSimulatedClock(config.replay_start, tmp_path / "clock")
     env = worker_env | {ENV: str(tmp_path / "clock"), "CLM_TRAIN_THREADS": "1"}
     configure(pg_settings)
-    container = bootstrap(pg_settings, CeleryDispatcher())
+    container = bootstrap(pg_settings, CeleryDispatcher(celery_app))
     set_container(container)
     try:
         with (

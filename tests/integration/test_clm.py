@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from app.clm import ContinuousLearningManager
 from app.clm.drift_check import run_drift_check
-from app.clock import Clock, SimulatedClock, use_clock
-from app.db.models import DriftEvent, RetrainingJob
+from app.core.clock import Clock, SimulatedClock, use_clock
+from app.core.db.models import DriftEvent, RetrainingJob
 from app.retraining import RetrainingOrchestrator
 
 pytestmark = pytest.mark.integration
@@ -30,11 +30,11 @@ def simulated_clock():
 
 def _eager(container) -> None:
     """Run canvases in-process (embedded mode: Celery's eager execution)."""
-    from workers.celery_app import configure
-    from workers.dispatcher import CeleryDispatcher
+    from workers.celery_app import celery_app, configure
+    from workers.celery_dispatcher import CeleryDispatcher
 
     configure(container.settings)  # eager: the settings are embedded
-    container.dispatcher = CeleryDispatcher()
+    container.dispatcher = CeleryDispatcher(celery_app)
     container.bus.scheduler = container.dispatcher
 
 
@@ -184,7 +184,7 @@ def test_medium_drift_retrains_the_affected_model_and_critical_halts_trading(pg_
 
 
 def test_stop_scheduler_really_stops_the_periodic_work(sqlite_container) -> None:
-    from app.schedule import periodic_jobs
+    from app.operations.schedule import periodic_jobs
 
     clm = ContinuousLearningManager(sqlite_container)
     assert periodic_jobs(sqlite_container.policy_store.get())

@@ -24,10 +24,10 @@ from aiohttp import web
 from sqlalchemy import select
 
 from app.bootstrap import Container
+from app.core.db.models import Event
 from app.data_pipeline.candle_store import CandleStore
 from app.data_pipeline.fetcher import ExchangeDataError, HistoricalDataFetcher, fetch_historical_data
 from app.data_pipeline.validation import CandleValidationError
-from app.db.models import Event
 
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "ccxt" / "binance"
 OHLCV = Path(__file__).resolve().parents[1] / "data" / "ohlcv"
@@ -236,7 +236,7 @@ def test_invalid_candles_from_the_exchange_are_refused(pg_container: Container, 
 def test_refresh_keeps_the_policy_symbols_current(pg_container: Container, binance: RecordedBinance) -> None:
     from datetime import datetime, timedelta
 
-    from app.clock import Clock, SimulatedClock, use_clock
+    from app.core.clock import Clock, SimulatedClock, use_clock
     from app.data_pipeline.refresh import refresh_candles
 
     pg_container.policy_store.update({"data": {"symbols": ["BTC/USDT", "ETH/USDT"], "lookback_days": 7}})

@@ -8,10 +8,10 @@ import pandas as pd
 from sqlalchemy import select
 
 from app.bootstrap import Container
-from app.clock import utcnow
+from app.core.clock import utcnow
+from app.core.db.models import Event
 from app.data_pipeline import CandleStore, synthetic_market
 from app.data_pipeline.timeframes import floor_to_grid
-from app.db.models import Event
 from tests.services import celery_worker
 
 

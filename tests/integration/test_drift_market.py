@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from app.clock import utcnow
+from app.core.clock import utcnow
+from app.core.db.models import DriftEvent, ModelRegistry
 from app.data_pipeline.dataset import DatasetSpec, build_dataset, load_dataset
-from app.db.models import DriftEvent, ModelRegistry
 from app.drift_detector.model_reference import (
     MANIFEST_KEY,
     NoReferenceError,

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from app.clock import utcnow
-from app.db.models import DriftEvent, Event, ModelRegistry, PredictionLog
+from app.core.clock import utcnow
+from app.core.db.models import DriftEvent, Event, ModelRegistry, PredictionLog
 from app.drift_detector.reference import build_reference, load_reference, save_reference
 from app.drift_detector.service import check_feature_drift, check_performance_drift, check_prediction_drift
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from app.db.models import Event, SystemFlag
-from app.system import get_flag
+from app.core.db.models import Event, SystemFlag
+from app.core.system import get_flag
 from tests.services import celery_worker
 
 pytestmark = pytest.mark.integration
@@ -27,11 +27,11 @@ def _wait_for(predicate, timeout: float = 30.0) -> Any:
 
 
 def test_worker_delivers_a_committed_event(pg_container, worker_env, tmp_path) -> None:
-    from workers.celery_app import configure
-    from workers.dispatcher import CeleryDispatcher
+    from workers.celery_app import celery_app, configure
+    from workers.celery_dispatcher import CeleryDispatcher
 
     configure(pg_container.settings)
-    pg_container.bus.scheduler = CeleryDispatcher()
+    pg_container.bus.scheduler = CeleryDispatcher(celery_app)
     with celery_worker(worker_env, queues="default", log_path=tmp_path / "worker.log"):
         with pg_container.session() as session:
             pg_container.bus.publish(session, "system.ping", {"hello": "worker"})

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app.clock import utcnow
-from app.db.models import ModelPerformanceLog, ShadowTestResult
+from app.core.clock import utcnow
+from app.core.db.models import ModelPerformanceLog, ShadowTestResult
 from app.model_registry import ModelRegistry
 from app.shadow_tester import ShadowTester
 from tests.integration.test_shadow_tester import add_model

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from app.db.models import ModelRegistry as ModelRow
+from app.core.db.models import ModelRegistry as ModelRow
 from app.model_registry import ModelRegistry, NoShadowModelError
 
 pytestmark = pytest.mark.integration

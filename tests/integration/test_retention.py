@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from app.clock import utcnow
-from app.db.models import Event, EventDelivery, PredictionLog, ShadowTestResult
-from app.policy import PolicyValidationError
-from app.retention import apply_retention
-from app.schedule import periodic_jobs
+from app.core.clock import utcnow
+from app.core.db.models import Event, EventDelivery, PredictionLog, ShadowTestResult
+from app.core.policy import PolicyValidationError
+from app.operations.schedule import periodic_jobs
+from app.operations.telemetry_retention import apply_retention
 from tests.integration.test_shadow_tester import add_model
 
 pytestmark = pytest.mark.integration

@@ -36,11 +36,11 @@ TINY_TRAINING = {
 
 @pytest.fixture
 def orchestrator(pg_container):  # type: ignore[no-untyped-def]
-    from workers.celery_app import configure
-    from workers.dispatcher import CeleryDispatcher
+    from workers.celery_app import celery_app, configure
+    from workers.celery_dispatcher import CeleryDispatcher
 
     configure(pg_container.settings)
-    pg_container.dispatcher = CeleryDispatcher()
+    pg_container.dispatcher = CeleryDispatcher(celery_app)
     pg_container.policy_store.update({"training": TINY_TRAINING}, author="test")
     return RetrainingOrchestrator(pg_container)
 

@@ -7,12 +7,12 @@ import random
 import pytest
 from sqlalchemy import func, select
 
-from app.db.models import Event, RLAppliedUpdate, RLVersion
+from app.core.db.models import Event, RLAppliedUpdate, RLVersion
 from app.rl.meta_space import MetaStrategyState
+from app.rl.meta_strategy import RLMetaStrategy
+from app.rl.position_sizing import RLPositionSizing
 from app.rl.rewards import meta_strategy_reward, position_sizing_reward
 from app.rl.sizing_space import SizingState
-from app.rl_meta_strategy import RLMetaStrategy
-from app.rl_position_sizing import RLPositionSizing
 from tests.services import celery_worker
 
 pytestmark = pytest.mark.integration
@@ -116,11 +116,11 @@ def test_reset_on_postgresql_archives_and_the_old_version_stays_loadable(pg_cont
 def test_trade_closed_events_reach_both_agents_through_a_worker(pg_container, worker_env, tmp_path) -> None:
     import time
 
-    from workers.celery_app import configure
-    from workers.dispatcher import CeleryDispatcher
+    from workers.celery_app import celery_app, configure
+    from workers.celery_dispatcher import CeleryDispatcher
 
     configure(pg_container.settings)
-    pg_container.bus.scheduler = CeleryDispatcher()
+    pg_container.bus.scheduler = CeleryDispatcher(celery_app)
     meta, sizing = RLMetaStrategy(pg_container), RLPositionSizing(pg_container)
     with celery_worker(worker_env, queues="default", pool="prefork", concurrency=2, log_path=tmp_path / "w.log"):
         for n in [0, 1, 2, 3, 4, 2, 0]:  # two trades published twice

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from app.db.models import Base
-from app.migrations import downgrade, upgrade
+from app.core.db.models import Base
+from app.core.migrations import downgrade, upgrade
 from tests.services import create_database, drop_database, require_postgres
 
 pytestmark = pytest.mark.integration

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from app.clock import utcnow
-from app.db.models import Candle, Event, ShadowTestResult
-from app.db.models import ModelRegistry as ModelRow
+from app.core.clock import utcnow
+from app.core.db.models import Candle, Event, ShadowTestResult
+from app.core.db.models import ModelRegistry as ModelRow
 from app.model_registry import ModelRegistry
 from app.shadow_tester import InvalidPredictionError, ShadowTester
 from tests.unit.test_shadow_stats import evaluate, simulate

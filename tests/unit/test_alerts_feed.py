@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from app.alerts import current_alerts
 from app.data_pipeline import CandleStore
+from app.operations.alerts import current_alerts
 
 
 def _candles(start: datetime, count: int) -> pd.DataFrame:

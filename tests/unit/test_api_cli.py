@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from app.bootstrap import bootstrap, set_container
-from app.cli import cli
-from app.settings import Mode, Settings
+from app.cli.main import cli
+from app.core.settings import Mode, Settings
 
 SYNTHETIC = json.dumps({"source": "synthetic", "symbols": ["BTC/USDT"], "timeframe": "1h", "lookback_days": 120})
 
@@ -18,14 +18,14 @@ SYNTHETIC = json.dumps({"source": "synthetic", "symbols": ["BTC/USDT"], "timefra
 @pytest.fixture
 def run_cli(tmp_path: Path):
     """Invoke the CLI in this process on an embedded container whose Celery runs eagerly."""
-    from workers.celery_app import configure
-    from workers.dispatcher import CeleryDispatcher
+    from workers.celery_app import celery_app, configure
+    from workers.celery_dispatcher import CeleryDispatcher
 
     settings = Settings(
         CLM_MODE=Mode.EMBEDDED, DATABASE_URL=f"sqlite:///{tmp_path / 'cli.sqlite'}", ARTIFACT_ROOT=str(tmp_path / "a")
     )
     configure(settings)  # eager: another test of this process may have pointed Celery at a broker
-    container = bootstrap(settings, CeleryDispatcher(), migrate=True)
+    container = bootstrap(settings, CeleryDispatcher(celery_app), migrate=True)
     container.policy_store.ensure_default()
     set_container(container)
     runner = CliRunner()

@@ -7,8 +7,8 @@ import re
 from datetime import timedelta
 
 from app.api import create_app
-from app.api.dashboard import ago, duration
-from app.clock import utcnow
+from app.core.clock import utcnow
+from app.operations.formatting import ago, duration
 from tests.api_fixtures import seed_clm_state
 
 

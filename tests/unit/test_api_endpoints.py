@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from app.api import create_app
 from app.bootstrap import bootstrap
-from app.db.models import Event, ModelRegistry, PredictionLog, RetrainingJob
-from app.dispatcher import InlineDispatcher
-from app.settings import Settings
+from app.core.db.models import Event, ModelRegistry, PredictionLog, RetrainingJob
+from app.core.dispatch import InlineDispatcher
+from app.core.settings import Settings
 from tests.api_fixtures import TOKEN_HEADER, seed_clm_state, synthetic_candles, train_naive
 
 WRONG = {"Authorization": "Bearer not-the-token"}

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from app.api import create_app
 from app.bootstrap import bootstrap
-from app.dispatcher import InlineDispatcher
-from app.settings import Mode, Settings
+from app.core.dispatch import InlineDispatcher
+from app.core.settings import Mode, Settings
 
 
 def test_health_reports_database_and_broker(sqlite_container) -> None:

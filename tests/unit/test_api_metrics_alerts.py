@@ -10,13 +10,14 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, select
 
-from app.alerts import current_alerts, raise_new_alerts
 from app.api import create_app
 from app.bootstrap import bootstrap
-from app.clock import utcnow
-from app.db.models import Event, ModelRegistry
-from app.dispatcher import InlineDispatcher
+from app.core.clock import utcnow
+from app.core.db.models import Event, ModelRegistry
+from app.core.dispatch import InlineDispatcher
 from app.handlers import HANDLER_TABLE
+from app.operations.alerts import current_alerts, raise_new_alerts
+from app.operations import alerts
 from tests.api_fixtures import seed_clm_state
 
 
@@ -66,7 +67,7 @@ def test_metrics_report_the_seeded_state(sqlite_container) -> None:
 
 
 def test_metrics_say_when_the_database_is_down(tmp_path) -> None:
-    from app.settings import Settings
+    from app.core.settings import Settings
 
     settings = Settings(DATABASE_URL=f"sqlite:///{tmp_path / 'none.sqlite'}", ARTIFACT_ROOT=str(tmp_path))
     text = create_app(bootstrap(settings, InlineDispatcher())).test_client().get("/metrics").get_data(as_text=True)
@@ -110,7 +111,7 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 def test_alerts_are_raised_once_and_posted_to_the_webhook(sqlite_container) -> None:
-    assert ("alert.*", "app.alerts:deliver_webhook") in HANDLER_TABLE
+    assert ("alert.*", alerts.deliver_webhook) in HANDLER_TABLE
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -140,7 +141,7 @@ def test_a_drift_event_raises_its_alert_through_the_handler_table(sqlite_contain
                 created_at=utcnow(), file_path="x",
             )
         )  # fmt: skip
-    from app.db.models import DriftEvent
+    from app.core.db.models import DriftEvent
 
     with sqlite_container.session() as s:
         now = utcnow()
@@ -152,7 +153,7 @@ def test_a_drift_event_raises_its_alert_through_the_handler_table(sqlite_contain
 
 
 def test_the_periodic_check_notices_a_quiet_shadow_test(sqlite_container) -> None:
-    from app.schedule import periodic_jobs
+    from app.operations.schedule import periodic_jobs
     from tasks.alerts import check_alerts
 
     assert "tasks.alerts.check_alerts" in {j.task for j in periodic_jobs(sqlite_container.policy_store.get())}

@@ -72,8 +72,8 @@ WORKER = textwrap.dedent(
     """
     import sys
     from app.bootstrap import bootstrap
-    from app.dispatcher import InlineDispatcher
-    from app.settings import Mode, Settings
+    from app.core.dispatch import InlineDispatcher
+    from app.core.settings import Mode, Settings
     from app.api import create_app
 
     database, artifacts, requests = sys.argv[1], sys.argv[2], int(sys.argv[3])

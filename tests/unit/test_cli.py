@@ -12,7 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'cli.sqlite'}", ARTIFACT_ROOT=str(tmp_path / "a"))
     env.pop("CLM_MODE", None)
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=REPO, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "workers.cli", *args], cwd=REPO, env=env, capture_output=True, text=True
+    )
 
 
 def test_upgrade_creates_the_embedded_database_and_status_reports(tmp_path: Path) -> None:

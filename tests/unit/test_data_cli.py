@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from app.bootstrap import Container
-from app.cli import cli
+from app.cli.main import cli
 
 
 def _cli(*args: str) -> tuple[int, str, str]:

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from app.artifacts import ArtifactIntegrityError
 from app.bootstrap import Container
+from app.core.artifacts import ArtifactIntegrityError
+from app.core.db.models import Dataset
+from app.core.policy import FeatureConfig, LabelConfig, Policy
 from app.data_pipeline import (
     DatasetSpec,
     build_dataset,
@@ -20,8 +22,6 @@ from app.data_pipeline import (
     import_candle_file,
     load_dataset,
 )
-from app.db.models import Dataset
-from app.policy import FeatureConfig, LabelConfig, Policy
 
 SYNTHETIC = DatasetSpec(
     symbols=("BTC/USDT", "ETH/USDT"),

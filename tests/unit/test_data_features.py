@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import talib
 
+from app.core.policy import FeatureConfig
 from app.data_pipeline import engineer_features, feature_columns, feature_set_id, warmup_rows
-from app.policy import FeatureConfig
 
 CONFIG = FeatureConfig()
 

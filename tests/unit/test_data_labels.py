@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.core.policy import LabelConfig
 from app.data_pipeline import LABEL_COLUMNS, REGIMES, dead_zone, engineer_features, generate_labels
 from app.data_pipeline.labels import label_warmup_rows
-from app.policy import LabelConfig
 
 
 def test_future_return_and_direction_on_real_candles(data_dir: Path) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.artifacts import ArtifactIntegrityError
+from app.core.artifacts import ArtifactIntegrityError
 from app.drift_detector.performance import PerformanceWindow, evaluate_performance
 from app.drift_detector.reference import build_reference, load_reference, reference_path, save_reference
 from app.drift_detector.stats import Severity

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.db.models import Event, EventDelivery
+from app.core.db.models import Event, EventDelivery
 
 
 def test_wildcard_subscription_and_delivery_after_commit(sqlite_container) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.model_supervisor import calibration_error, classify, health_metrics
-from app.policy import SupervisorConfig
+from app.core.policy import SupervisorConfig
+from app.model_supervisor.service import calibration_error, classify, health_metrics
 
 LIMITS = SupervisorConfig()
 

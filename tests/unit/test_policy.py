@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.policy import Policy, PolicyValidationError
+from app.core.policy import Policy, PolicyValidationError
 
 
 def test_defaults_are_the_specifications_numbers() -> None:

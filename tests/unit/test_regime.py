@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.regime import (
+from app.regime_detector.detector import (
     Regime,
     RegimeDetector,
     RegimeService,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.policy import Policy
+from app.core.policy import Policy
 from app.retraining import RetrainingOrchestrator
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "ohlcv"
@@ -24,10 +24,10 @@ SPEC = {
 @pytest.fixture
 def eager(sqlite_container):  # type: ignore[no-untyped-def]
     from workers.celery_app import celery_app, configure
-    from workers.dispatcher import CeleryDispatcher
+    from workers.celery_dispatcher import CeleryDispatcher
 
     configure(sqlite_container.settings)
-    sqlite_container.dispatcher = CeleryDispatcher()
+    sqlite_container.dispatcher = CeleryDispatcher(celery_app)
     sqlite_container.policy_store.update({"training": {"cv_folds": 2}}, author="test")
     yield RetrainingOrchestrator(sqlite_container)
     celery_app.conf.task_always_eager = False

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.clock import SimulatedClock, get_clock, use_clock
+from app.core.clock import SimulatedClock, get_clock, use_clock
 from app.retraining import RetrainingOrchestrator, closing, jobs, steps
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from app.db.models import Event, RLAgentState, RLAppliedUpdate, RLVersion
+from app.core.db.models import Event, RLAgentState, RLAppliedUpdate, RLVersion
 from app.rl.meta_space import MetaStrategyState, StrategyType
+from app.rl.meta_strategy import RLMetaStrategy
+from app.rl.position_sizing import RLPositionSizing
 from app.rl.sizing_space import SizingState
 from app.rl.store import VersionNotFoundError
-from app.rl_meta_strategy import RLMetaStrategy
-from app.rl_position_sizing import RLPositionSizing
 
 META = MetaStrategyState("TRENDING", "HIGH", "MEDIUM", "GOOD")
 SIZING = SizingState("TRENDING", 0.8, 0.1, 0.6, 1.5)

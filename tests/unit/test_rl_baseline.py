@@ -9,10 +9,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from app.api import create_app
-from app.db.models import RLAppliedUpdate, RLVersion
+from app.core.db.models import RLAppliedUpdate, RLVersion
 from app.rl.baseline import Experience, compare_with_random
 from app.rl.meta_space import MetaStrategyState
-from app.rl_meta_strategy import RLMetaStrategy
+from app.rl.meta_strategy import RLMetaStrategy
 from tests.api_fixtures import train_meta_agent
 
 ACTIONS = ("a", "b", "c", "d")

@@ -14,9 +14,9 @@ import pytest
 
 from app.rl.maintenance import apply_trade_outcome
 from app.rl.meta_space import STRATEGY_ACTIONS, MetaStrategyState, StrategyType, performance_level
+from app.rl.meta_strategy import RLMetaStrategy
+from app.rl.position_sizing import RLPositionSizing
 from app.rl.sizing_space import SIZING_ACTION_KEYS, SizingAction, SizingState
-from app.rl_meta_strategy import RLMetaStrategy
-from app.rl_position_sizing import RLPositionSizing
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "ADAUSDT")
 TP_ATR = {"conservative": 1.0, "balanced": 2.0, "aggressive": 3.0}  # take profit, in ATRs

@@ -9,12 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
-from app.db.models import RLQValue
-from app.policy import Policy, RiskConfig, RiskMode
+from app.core.db.models import RLQValue
+from app.core.policy import Policy, RiskConfig, RiskMode
 from app.rl.meta_space import REGIMES
+from app.rl.position_sizing import RLPositionSizing, decide
 from app.rl.qlearning import epsilon_greedy
 from app.rl.sizing_space import SIZING_ACTION_KEYS, SizingAction, SizingState
-from app.rl_position_sizing import RLPositionSizing, decide
 
 unit = st.floats(0.0, 1.0)
 states = st.builds(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from app.policy import Policy
+from app.core.policy import Policy
 from workers.beat import build_beat_schedule
 from workers.celery_app import celery_app
 from workers.routing import QUEUES, TASK_ROUTES, route_task

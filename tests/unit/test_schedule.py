@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from app.policy import Policy
-from app.schedule import PeriodicJob, SimulatedBeat, periodic_jobs
+from app.core.policy import Policy
+from app.operations.schedule import PeriodicJob, SimulatedBeat, periodic_jobs
 
 
 def test_periodic_jobs_take_their_intervals_from_the_policy() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from app.db.models import ShadowTestResult
+from app.core.db.models import ShadowTestResult
 from app.model_registry import ModelRegistry
 from app.shadow_tester import ShadowTester
 from tests.unit.test_shadow_stats import simulate

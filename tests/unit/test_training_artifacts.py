@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from app.artifacts import ArtifactIntegrityError
 from app.bootstrap import Container
+from app.core.artifacts import ArtifactIntegrityError
 from app.model_training import MODEL_TYPES, ForecastSpec
 from app.model_training.splits import chronological_split
 from app.model_training.storage import load_forecaster, store_forecaster

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from app.bootstrap import Container
+from app.core.db.models import Event
 from app.data_pipeline import DatasetSpec, build_dataset, load_dataset
-from app.db.models import Event
 from app.model_training import load_forecaster, train_model
 from tests.unit.training_helpers import DATA_DIR
 

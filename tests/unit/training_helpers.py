@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from app.core.policy import FeatureConfig, LabelConfig
 from app.data_pipeline import engineer_features, feature_columns, generate_labels
-from app.policy import FeatureConfig, LabelConfig
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "ohlcv"
 HOURLY = ("binance_BTCUSDT_1h.csv", "binance_ETHUSDT_1h.csv")

@@ -1,0 +1,214 @@
+"""Operator commands of the CLI: CLM overview, jobs, retraining with a progress bar, models.
+
+Registered on the `clm` group by `app.cli.main`. They use the same services as the API
+(the registry, the orchestrator) against the database the settings point at.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from app.cli.common import container as _container
+from app.cli.common import echo_json as _echo_json
+from app.operations.formatting import ago, duration
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    took = duration(job["duration_seconds"])
+    error = f"  ({job['error_message'][:60]})" if job.get("error_message") else ""
+    return f"{job['job_id']:<22} {job['job_type']:<14} {job['status'].upper():<10} {took:>8}{error}"
+
+
+@click.command("overview")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole status as JSON.")
+def overview(as_json: bool) -> None:
+    """The CLM dashboard in the terminal: retraining, models, shadow tests, RL, drift, alerts."""
+    from app.operations.alerts import current_alerts
+    from app.operations.read_models import clm_status
+
+    container = _container()
+    with container.session() as session:
+        status = clm_status(session, container.policy_store.get(session))
+        alerts = current_alerts(session)
+    if as_json:
+        _echo_json(status | {"alerts": [a.as_payload() for a in alerts]})
+        return
+    retraining = status["retraining"]
+    last = retraining["last"]
+    click.echo(f"Retraining status: {retraining['state']}")
+    for job in retraining["running_jobs"]:
+        click.echo(f"  {job['job_id']}: {job['stage'] or job['status']} {job['progress_pct'] or 0:.0f}%")
+    click.echo(f"Last retraining:   {ago(last['completed_at'] or last['started_at']) if last else 'never'}")
+    if not retraining["schedule_enabled"]:
+        next_label = "disabled"
+    else:
+        next_label = "due now" if retraining["due_now"] else ago(retraining["next_scheduled"])
+    click.echo(f"Next scheduled:    {next_label}")
+    click.echo("Active models:")
+    for model_type, entry in status["models"].items():
+        active, shadow = entry["active"], entry["shadow"]
+        line = f"  {model_type:<10} v{active['version']}" if active else f"  {model_type:<10} none"
+        click.echo(line + (f"   shadow v{shadow['version']}" if shadow else ""))
+    for test in status["shadow_tests"]:
+        click.echo(
+            f"Shadow {test['model_type']} v{test['version']}: {test['samples']}/{test['target_samples']} samples"
+        )
+    for agent in status["rl_agents"]:
+        click.echo(f"RL {agent['rl_type']}: v{agent['version']} ({agent['states']} states, eps {agent['epsilon']:.3f})")
+    click.echo(f"Drift status:      {status['drift']['status']} (last check {ago(status['drift']['last_check'])})")
+    click.echo("Recent jobs:")
+    for job in status["recent_jobs"][:5]:
+        click.echo("  " + _job_line(job))
+    for alert in alerts:
+        click.echo(f"ALERT {alert.severity.upper()}: {alert.message}")
+
+
+@click.group("jobs")
+def jobs() -> None:
+    """Retraining jobs."""
+
+
+@jobs.command("list")
+@click.option("--status", default=None, help="Only jobs with this status.")
+@click.option("--limit", default=20, show_default=True)
+def jobs_list(status: str | None, limit: int) -> None:
+    from app.operations.read_models import list_jobs
+
+    with _container().session() as session:
+        rows = list_jobs(session, status, limit)
+    for job in rows:
+        click.echo(_job_line(job))
+    if not rows:
+        click.echo("no jobs")
+
+
+@jobs.command("show")
+@click.argument("job_id")
+def jobs_show(job_id: str) -> None:
+    from app.retraining import JobNotFoundError, RetrainingOrchestrator
+
+    try:
+        _echo_json(RetrainingOrchestrator(_container()).get_job(job_id).to_dict())
+    except JobNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@click.option("--reason", default="cancelled by operator", show_default=True)
+def jobs_cancel(job_id: str, reason: str) -> None:
+    from app.retraining import JobNotFoundError, RetrainingOrchestrator
+
+    try:
+        record = RetrainingOrchestrator(_container()).cancel(job_id, reason)
+    except JobNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{job_id}: {record.status}")
+
+
+EXIT_BY_STATUS = {"completed": 0, "partial": 3, "failed": 1, "cancelled": 1}
+
+
+@click.command("retrain")
+@click.option("--model-type", "model_types", multiple=True, help="Partial retraining of these types (repeat).")
+@click.option("--reason", default="manual (cli)", show_default=True)
+@click.option("--spec", "spec_json", default=None, help='Dataset overrides as JSON, e.g. \'{"source": "store"}\'.')
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the job with a progress bar.")
+@click.option("--timeout", default=6 * 3600.0, show_default=True, help="Seconds to follow the job.")
+def retrain(model_types: tuple[str, ...], reason: str, spec_json: str | None, wait: bool, timeout: float) -> None:
+    """Start a full (or, with --model-type, partial) retraining and follow it until it ends.
+
+    Exit status: 0 completed, 3 partial, 1 failed or cancelled, 2 refused, 4 still running at --timeout.
+    """
+    from app.retraining import RetrainingOrchestrator
+
+    container = _container()
+    orchestrator = RetrainingOrchestrator(container)
+    try:
+        spec = json.loads(spec_json) if spec_json else None
+        if spec is not None and not isinstance(spec, dict):
+            raise ValueError("--spec must be a JSON object")
+        if model_types:
+            job_id = orchestrator.start_partial(list(model_types), reason=reason, spec=spec)
+        else:
+            job_id = orchestrator.start_full(reason=reason, spec=spec)
+    except ValueError as exc:
+        click.echo(f"refused: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"started {job_id}")
+    if not wait:
+        return
+    job = orchestrator.get_job(job_id)
+    deadline = time.monotonic() + timeout
+    with click.progressbar(length=100, label=job_id, show_percent=True, file=sys.stderr) as bar:
+        shown = 0
+        while True:
+            job = orchestrator.get_job(job_id)
+            progress = 100 if job.finished else int(job.progress_pct or 0)
+            if progress > shown:
+                bar.update(progress - shown)
+                shown = progress
+                if not sys.stderr.isatty():  # a log has no bar to redraw: one line per step instead
+                    click.echo(f" {job.stage or job.status} {progress}%", err=True)
+            if job.finished or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+    click.echo(f"{job_id}: {job.status}" + (f" ({job.error_message})" if job.error_message else ""))
+    for model_type, result in (job.models or {}).items():
+        click.echo(f"  {model_type}: {result.get('status')} {result.get('model_id') or result.get('error') or ''}")
+    sys.exit(EXIT_BY_STATUS.get(job.status, 4))
+
+
+@click.command("models")
+@click.option("--type", "model_type", default=None)
+@click.option("--status", default=None)
+@click.option("--limit", default=30, show_default=True)
+def models(model_type: str | None, status: str | None, limit: int) -> None:
+    """Registered models, newest first."""
+    from app.operations.read_models import key_metrics, list_models
+
+    with _container().session() as session:
+        rows = list_models(session, model_type, status, limit)
+    for m in rows:
+        metrics = " ".join(f"{k}={v:.3f}" for k, v in key_metrics(m["metrics"]).items())
+        click.echo(f"{m['model_id']:<24} {m['status']:<9} {m['created_at']:%Y-%m-%d %H:%M}  {metrics}")
+    if not rows:
+        click.echo("no models")
+
+
+@click.command("promote")
+@click.argument("model_type")
+@click.option("--reason", default="promoted by operator (cli)", show_default=True)
+def promote(model_type: str, reason: str) -> None:
+    """Promote the SHADOW model of MODEL_TYPE to ACTIVE."""
+    from app.model_registry import ModelRegistry, RegistryError
+
+    try:
+        record = ModelRegistry(_container()).promote_shadow_to_active(model_type, reason)
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{model_type}: v{record.version} ({record.model_id}) is ACTIVE")
+
+
+@click.command("rollback")
+@click.argument("model_type")
+@click.argument("version")
+def rollback(model_type: str, version: str) -> None:
+    """Make VERSION of MODEL_TYPE ACTIVE again."""
+    from app.model_registry import ModelRegistry, RegistryError
+
+    try:
+        record = ModelRegistry(_container()).rollback(model_type, version)
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{model_type}: v{record.version} ({record.model_id}) is ACTIVE")
+
+
+def register(group: click.Group) -> None:
+    for command in (overview, jobs, retrain, models, promote, rollback):
+        group.add_command(command)

@@ -1,0 +1,1 @@
+"""Infrastructure: settings, clock, storage, artifacts, events, policy, migrations, the dispatch interface."""

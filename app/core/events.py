@@ -1,0 +1,265 @@
+"""EventBus: a transactional outbox with wildcard subscriptions and at-least-once delivery.
+
+`publish(session, topic, payload)` adds an `events` row inside the caller's transaction,
+so an event exists if and only if the state change it reports was committed. After the
+commit the bus is notified: in the embedded mode it delivers in-process at once; in the
+distributed mode it asks the dispatcher to run the delivery task on a worker.
+
+Delivery claims due events with a lease (a worker that dies mid-delivery lets the lease
+run out and the event is delivered again), calls each matching handler that has not yet
+taken the event, and records every success and failure in `event_deliveries`. A failed
+handler is retried with exponential backoff; after `max_attempts` the event is marked
+`dead`, still stored with its errors, and can be re-queued by the operator.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.clock import utcnow
+from app.core.db.models import Event, EventDelivery
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], None]
+
+
+def _wallclock() -> datetime:
+    # Leases and backoff use real time even when the domain clock is simulated.
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class DeliveryScheduler(Protocol):
+    def deliver_events(self) -> None: ...
+
+
+@dataclass
+class Subscription:
+    pattern: str
+    handler: Handler
+    name: str
+
+    def matches(self, topic: str) -> bool:
+        return fnmatch.fnmatchcase(topic, self.pattern)
+
+
+@dataclass
+class DeliveryReport:
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def event_dict(row: Event) -> dict[str, Any]:
+    """The shape handlers receive: `type` (the topic, as the specification's tests read it)."""
+    return {
+        "id": row.id,
+        "type": row.topic,
+        "topic": row.topic,
+        "payload": row.payload,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+class EventBus:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        *,
+        inline_delivery: bool = True,
+        scheduler: DeliveryScheduler | None = None,
+        max_attempts: int = 8,
+        lease_seconds: float = 300.0,
+        backoff_seconds: float = 2.0,
+        is_postgres: bool = False,
+    ) -> None:
+        self._session_factory = session_factory
+        self._subscriptions: list[Subscription] = []
+        self.inline_delivery = inline_delivery
+        self.scheduler = scheduler
+        self.max_attempts = max_attempts
+        self.lease_seconds = lease_seconds
+        self.backoff_seconds = backoff_seconds
+        self._is_postgres = is_postgres
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        sa_event.listen(session_factory, "after_commit", self._after_commit)
+        sa_event.listen(session_factory, "after_rollback", self._after_rollback)
+
+    # ----------------------------------------------------------------- subscribe / publish
+
+    def subscribe(self, pattern: str, handler: Handler, name: str | None = None) -> Subscription:
+        """Call `handler(event)` for every event whose topic matches `pattern` (`clm.*`)."""
+        handler_name = (
+            name or f"{getattr(handler, '__module__', '?')}.{getattr(handler, '__qualname__', repr(handler))}"
+        )
+        sub = Subscription(pattern, handler, handler_name)
+        with self._lock:
+            self._subscriptions.append(sub)
+        return sub
+
+    def subscriptions(self) -> list[Subscription]:
+        with self._lock:
+            return list(self._subscriptions)
+
+    def publish(self, session: Session, topic: str, payload: dict[str, Any], record_only: bool = False) -> Event:
+        """Add the event to `session`'s transaction; it is delivered after that commits.
+
+        `record_only`: a signal published for the record and for outside readers (the
+        prediction service's `ai.signal.generated`, 200 a second): when no handler is
+        subscribed to its topic it is stored as delivered, and no delivery is scheduled.
+        """
+        row = Event(**self.event_values(topic, payload, record_only))
+        session.add(row)
+        if row.status == "pending":
+            session.info["clm_events_published"] = True
+        return row
+
+    def event_values(self, topic: str, payload: dict[str, Any], record_only: bool = False) -> dict[str, Any]:
+        """The `events` row `publish` adds, for a caller that inserts it with Core in its own
+        transaction; when its status is "pending", that caller calls `notify()` after the commit."""
+        now = utcnow()
+        if record_only and not any(sub.matches(topic) for sub in self.subscriptions()):
+            return {"topic": topic, "payload": payload, "created_at": now, "status": "delivered", "attempts": 0,
+                    "delivered_at": now}  # fmt: skip
+        return {"topic": topic, "payload": payload, "created_at": now, "status": "pending", "attempts": 0}
+
+    # ----------------------------------------------------------------- after commit
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop("clm_events_published", False):
+            self.notify()
+
+    def _after_rollback(self, session: Session) -> None:
+        session.info.pop("clm_events_published", None)
+
+    def notify(self) -> None:
+        """New events were committed: deliver them now (inline) or ask a worker to."""
+        if self.inline_delivery:
+            if getattr(self._local, "delivering", False):
+                return  # the running delivery loop picks them up
+            self.deliver_pending()
+        elif self.scheduler is not None:
+            try:
+                self.scheduler.deliver_events()
+            except Exception:  # the periodic redelivery picks the events up later
+                log.exception("could not schedule event delivery; the periodic sweep will")
+
+    # ----------------------------------------------------------------- delivery
+
+    def deliver_pending(self, limit: int = 200, force: bool = False) -> DeliveryReport:
+        """Deliver due events (all pending ones when `force`), until none are left."""
+        report = DeliveryReport()
+        self._local.delivering = True
+        try:
+            # Events that handlers publish are due at once, so the loop picks them up;
+            # failed ones are pushed back by their backoff and wait for a later call.
+            while ids := self._claim(limit, force):
+                for event_id in ids:
+                    self._deliver_one(event_id, report)
+                force = False
+        finally:
+            self._local.delivering = False
+        return report
+
+    def _due_filter(self, now: datetime, force: bool) -> Any:
+        if force:
+            return Event.status == "pending"
+        return (Event.status == "pending") & or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now)
+
+    def _claim(self, limit: int, force: bool) -> list[int]:
+        now = _wallclock()
+        with self._session_factory() as session, session.begin():
+            query = select(Event.id).where(self._due_filter(now, force)).order_by(Event.id).limit(limit)
+            if self._is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            ids = list(session.scalars(query))
+            if ids:
+                session.execute(
+                    update(Event)
+                    .where(Event.id.in_(ids))
+                    .values(next_attempt_at=now + timedelta(seconds=self.lease_seconds))
+                )
+        return ids
+
+    def _deliver_one(self, event_id: int, report: DeliveryReport) -> None:
+        with self._session_factory() as session:
+            row = session.get(Event, event_id)
+            if row is None or row.status != "pending":
+                return
+            payload = event_dict(row)
+            done = {
+                d.handler
+                for d in session.scalars(
+                    select(EventDelivery).where(EventDelivery.event_id == event_id, EventDelivery.status == "delivered")
+                )
+            }
+        errors: list[str] = []
+        outcomes: list[tuple[str, str | None]] = []
+        for sub in self.subscriptions():
+            if sub.name in done or not sub.matches(payload["topic"]):
+                continue
+            try:
+                sub.handler(payload)
+                outcomes.append((sub.name, None))
+            except Exception as exc:  # recorded, retried later; never dropped
+                message = f"{sub.name}: {type(exc).__name__}: {exc}"
+                log.warning("event %s (%s) handler failed: %s", event_id, payload["topic"], message)
+                log.debug("%s", traceback.format_exc())
+                errors.append(message)
+                outcomes.append((sub.name, message))
+        now = _wallclock()
+        with self._session_factory() as session, session.begin():
+            for handler_name, error in outcomes:
+                delivery = session.get(EventDelivery, (event_id, handler_name))
+                if delivery is None:
+                    delivery = EventDelivery(event_id=event_id, handler=handler_name, attempts=0, updated_at=now)
+                    session.add(delivery)
+                delivery.attempts = (delivery.attempts or 0) + 1
+                delivery.status = "failed" if error else "delivered"
+                delivery.last_error = error
+                delivery.updated_at = now
+            row = session.get(Event, event_id)
+            assert row is not None
+            row.attempts = (row.attempts or 0) + 1
+            if errors:
+                report.failed += 1
+                report.errors.extend(errors)
+                row.last_error = "\n".join(errors)[:4000]
+                if row.attempts >= self.max_attempts:
+                    row.status = "dead"
+                    report.dead += 1
+                else:
+                    backoff = self.backoff_seconds * (2 ** (row.attempts - 1))
+                    row.next_attempt_at = now + timedelta(seconds=min(backoff, 3600))
+            else:
+                row.status = "delivered"
+                row.delivered_at = now
+                row.next_attempt_at = None
+                report.delivered += 1
+
+    def requeue_dead(self) -> int:
+        """Give dead events another round of attempts (operator command)."""
+        with self._session_factory() as session, session.begin():
+            result = session.execute(
+                update(Event).where(Event.status == "dead").values(status="pending", attempts=0, next_attempt_at=None)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def recent(self, pattern: str = "*", limit: int = 100) -> list[dict[str, Any]]:
+        """The latest stored events whose topic matches `pattern`, newest first."""
+        with self._session_factory() as session:
+            rows = session.scalars(select(Event).order_by(Event.id.desc()).limit(limit * 5)).all()
+            return [event_dict(r) | {"status": r.status} for r in rows if fnmatch.fnmatchcase(r.topic, pattern)][:limit]

@@ -1,0 +1,281 @@
+"""The policy's schema: one validated document holding every tunable (pure: no storage here).
+
+Defaults are the specification's numbers (`clm_config`, thresholds, RL settings).
+`validate_policy` checks a whole document; an invalid one raises `PolicyValidationError`
+naming the field and the reason. Storage is `app.core.policy.store`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- clm_config
+
+
+class AutoPromoteThreshold(_Strict):
+    min_samples: int = Field(1000, ge=10)
+    min_improvement_pct: float = Field(5.0, ge=0)
+    max_drawdown_pct: float = Field(3.0, gt=0)
+    significance_level: float = Field(0.05, gt=0, lt=0.5)  # paired test on per-sample PnL, over all looks
+    # The last look of a shadow test (looks at min_samples x 2^k): no promotion by then is REJECTED.
+    max_samples: int = Field(8000, ge=10)
+    auto_promote: bool = True
+
+    @model_validator(mode="after")
+    def _looks(self) -> AutoPromoteThreshold:
+        if self.max_samples < self.min_samples:
+            raise ValueError(f"max_samples ({self.max_samples}) must be at least min_samples ({self.min_samples})")
+        return self
+
+
+class DriftDetection(_Strict):
+    enabled: bool = True
+    check_interval_hours: float = Field(6, gt=0)
+    ks_test_threshold: float = Field(0.05, gt=0, lt=1)
+    psi_threshold: float = Field(0.2, gt=0)
+    lookback_days: float = Field(7, gt=0)  # "current" window of a feature drift check
+    prediction_window_days: float = Field(30, gt=0)
+    fdr_method: Literal["benjamini-hochberg"] = "benjamini-hochberg"
+    min_rows: int = Field(200, ge=10)
+    # Prediction and performance drift read at most this many logs per model and window: an
+    # evenly spaced sample when there are more (app/drift_detector/samples.py).
+    max_sample_rows: int = Field(20_000, ge=10)
+
+    @model_validator(mode="after")
+    def _sample_holds_enough(self) -> DriftDetection:
+        if self.max_sample_rows < self.min_rows:
+            raise ValueError(f"max_sample_rows ({self.max_sample_rows}) must be at least min_rows ({self.min_rows})")
+        return self
+
+
+class RLMaintenance(_Strict):
+    snapshot_interval_trades: int = Field(500, ge=1)
+    reset_on_regime_change: bool = True
+    prune_old_states_threshold: int = Field(10000, ge=1)
+    maintenance_interval_hours: float = Field(24, gt=0)
+
+
+class Retention(_Strict):
+    """How long the high-volume telemetry is kept (`app/operations/telemetry_retention.py`). The registry and its
+    history, jobs, drift events, health logs, policy versions and RL state are kept for ever."""
+
+    enabled: bool = True
+    interval_hours: float = Field(1, gt=0)
+    events_days: float = Field(30, gt=0)  # delivered events; pending and dead ones are kept
+    prediction_logs_days: float = Field(90, gt=0)  # at least 2 x drift_detection.prediction_window_days
+    shadow_results_days: float = Field(90, gt=0)  # pairs of finished shadow tests; a running test keeps all
+    batch_rows: int = Field(10_000, ge=100, le=30_000)  # rows per short delete transaction
+    max_seconds: float = Field(300, gt=0)  # per run; what is left waits for the next run
+
+
+class ClmConfig(_Strict):
+    enabled: bool = True
+    schedule_interval_days: float = Field(7, gt=0)
+    retraining_cooldown_hours: float = Field(6, ge=0)
+    health_check_interval_hours: float = Field(1, gt=0)
+    shadow_evaluation_interval_hours: float = Field(1, gt=0)
+    retired_versions_kept: int = Field(5, ge=0)  # per type; older retired artifacts are deleted
+    max_task_deliveries: int = Field(3, ge=1)  # a training task that kills its worker is given up after this
+    stale_job_minutes: float = Field(120, gt=0)  # a running job without a heartbeat this long is closed
+    auto_promote_threshold: AutoPromoteThreshold = AutoPromoteThreshold()
+    drift_detection: DriftDetection = DriftDetection()
+    rl_maintenance: RLMaintenance = RLMaintenance()
+    retention: Retention = Retention()
+
+    @model_validator(mode="after")
+    def _prediction_logs_outlive_the_drift_window(self) -> ClmConfig:
+        needed = 2 * self.drift_detection.prediction_window_days  # prediction drift: recent vs the window before
+        if self.retention.prediction_logs_days < needed:
+            raise ValueError(
+                f"retention.prediction_logs_days ({self.retention.prediction_logs_days}) must be at least "
+                f"2 x drift_detection.prediction_window_days ({needed}): the prediction drift check reads that far back"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- training
+
+
+class XGBoostParams(_Strict):
+    n_estimators: int = Field(300, ge=1)
+    max_depth: int = Field(6, ge=1, le=32)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    min_child_weight: float = Field(1.0, ge=0)
+    early_stopping_rounds: int = Field(30, ge=1)
+    max_bin: int = Field(256, ge=2)
+
+
+class LightGBMParams(_Strict):
+    n_estimators: int = Field(300, ge=1)
+    num_leaves: int = Field(31, ge=2)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    min_child_samples: int = Field(20, ge=1)
+    early_stopping_rounds: int = Field(30, ge=1)
+    max_bin: int = Field(255, ge=2)
+
+
+class NHITSParams(_Strict):
+    input_size: int = Field(48, ge=2)
+    max_steps: int = Field(100, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(32, ge=1)
+    early_stop_patience_steps: int = Field(5, ge=-1)
+    val_check_steps: int = Field(20, ge=1)
+    use_exogenous: bool = True
+
+
+class PatchTSTParams(_Strict):
+    input_size: int = Field(64, ge=2)
+    max_steps: int = Field(100, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(32, ge=1)
+    patch_len: int = Field(16, ge=1)
+    stride: int = Field(8, ge=1)
+    early_stop_patience_steps: int = Field(5, ge=-1)
+    val_check_steps: int = Field(20, ge=1)
+
+
+class TrainingConfig(_Strict):
+    model_types: list[str] = ["xgboost", "lightgbm", "nhits", "patchtst"]
+    seed: int = 42
+    cv_folds: int = Field(5, ge=2)
+    train_frac: float = Field(0.8, gt=0, lt=1)
+    val_frac: float = Field(0.1, gt=0, lt=1)
+    xgboost: XGBoostParams = XGBoostParams()
+    lightgbm: LightGBMParams = LightGBMParams()
+    nhits: NHITSParams = NHITSParams()
+    patchtst: PatchTSTParams = PatchTSTParams()
+
+    @model_validator(mode="after")
+    def _fractions(self) -> TrainingConfig:
+        if self.train_frac + self.val_frac >= 1:
+            raise ValueError("train_frac + val_frac must leave room for a test part (< 1)")
+        return self
+
+
+# --------------------------------------------------------------------------- data, features, labels
+
+
+class DataConfig(_Strict):
+    exchange: str = "binance"
+    symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT", "ETH/USDT"], min_length=1)
+    timeframe: str = "5m"
+    lookback_days: float = Field(180, gt=0)
+    stalled_feed_intervals: int = Field(3, ge=1)
+
+
+class FeatureConfig(_Strict):
+    rsi_periods: list[int] = [7, 14, 21]
+    ema_periods: list[int] = [9, 21, 50]
+    sma_periods: list[int] = [10, 20, 50]
+    return_horizons: list[int] = [1, 3, 6, 12, 24]
+    volatility_windows: list[int] = [12, 48]
+    volume_windows: list[int] = [12, 48]
+    atr_period: int = Field(14, ge=2)
+    adx_period: int = Field(14, ge=2)
+    bb_period: int = Field(20, ge=2)
+    bb_std: float = Field(2.0, gt=0)
+
+
+class LabelConfig(_Strict):
+    horizon: int = Field(12, ge=1)
+    fee_pct: float = Field(0.1, ge=0)  # per side, percent; the dead zone is the round trip
+    regime_window: int = Field(48, ge=5)
+
+
+# --------------------------------------------------------------------------- RL, risk, supervisor
+
+
+class RLConfig(_Strict):
+    learning_rate: float = Field(0.1, gt=0, le=1)
+    discount: float = Field(0.95, ge=0, le=1)
+    epsilon_start: float = Field(0.5, ge=0, le=1)
+    epsilon_min: float = Field(0.05, ge=0, le=1)
+    epsilon_decay: float = Field(0.995, gt=0, le=1)
+    reset_epsilon: float = Field(0.5, ge=0, le=1)
+
+
+class RiskMode(_Strict):
+    max_risk_pct_per_trade: float = Field(gt=0, le=1)  # fraction of balance per trade
+    max_leverage: int = Field(ge=1, le=125)
+    max_positions: int = Field(ge=1)
+
+
+def _default_modes() -> dict[str, RiskMode]:
+    return {
+        "conservative": RiskMode(max_risk_pct_per_trade=0.01, max_leverage=3, max_positions=3),
+        "normal": RiskMode(max_risk_pct_per_trade=0.02, max_leverage=5, max_positions=5),
+        "aggressive": RiskMode(max_risk_pct_per_trade=0.05, max_leverage=10, max_positions=10),
+    }
+
+
+class RiskConfig(_Strict):
+    active_mode: str = "normal"
+    modes: dict[str, RiskMode] = Field(default_factory=_default_modes)
+    base_position_usd: float = Field(1000.0, gt=0)
+
+    @model_validator(mode="after")
+    def _mode_exists(self) -> RiskConfig:
+        if self.active_mode not in self.modes:
+            raise ValueError(f"active_mode {self.active_mode!r} is not one of {sorted(self.modes)}")
+        return self
+
+
+class SupervisorConfig(_Strict):
+    min_winrate: float = Field(0.45, ge=0, le=1)
+    max_calibration_error: float = Field(0.15, ge=0, le=1)
+    max_latency_ms: float = Field(500, gt=0)
+    min_long_short_ratio: float = Field(0.33, gt=0)
+    max_long_short_ratio: float = Field(3.0, gt=0)
+    min_outcomes: int = Field(30, ge=1)
+
+
+class Policy(_Strict):
+    clm_config: ClmConfig = ClmConfig()
+    training: TrainingConfig = TrainingConfig()
+    data: DataConfig = DataConfig()
+    features: FeatureConfig = FeatureConfig()
+    labels: LabelConfig = LabelConfig()
+    rl: RLConfig = RLConfig()
+    risk: RiskConfig = RiskConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
+
+
+class PolicyValidationError(ValueError):
+    """An invalid policy edit: `errors` lists each field (dotted path) and the reason."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
+
+
+def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def validate_policy(document: dict[str, Any]) -> Policy:
+    try:
+        return Policy.model_validate(document)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "(document)", "reason": err["msg"]}
+            for err in exc.errors()
+        ]
+        raise PolicyValidationError(errors) from None

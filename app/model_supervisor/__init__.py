@@ -1,0 +1,1 @@
+"""Model supervisor (specification `model_supervisor.py`): the health of the models in production."""

@@ -1,0 +1,94 @@
+"""The CLM's periodic work, as data: which task runs how often, all intervals from the policy.
+
+Celery beat (`workers/beat.py`) and the simulated beat of replays (`SimulatedBeat`) both
+read this table, so a schedule change in the policy reaches both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from app.core.policy import Policy
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    task: str  # Celery task name (routed in workers/routing.py)
+    interval: timedelta
+
+
+def periodic_jobs(policy: Policy) -> list[PeriodicJob]:
+    """The CLM's periodic jobs for `policy`; empty when the CLM is disabled (stopped)."""
+    clm = policy.clm_config
+    if not clm.enabled:
+        return []
+    jobs = [
+        PeriodicJob(
+            "full-retraining", "tasks.retraining.scheduled_full_retraining", timedelta(days=clm.schedule_interval_days)
+        ),
+        PeriodicJob(
+            "health-check", "tasks.supervisor.check_all_models", timedelta(hours=clm.health_check_interval_hours)
+        ),
+        PeriodicJob(
+            "shadow-evaluation",
+            "tasks.shadow.evaluate_all_shadows",
+            timedelta(hours=clm.shadow_evaluation_interval_hours),
+        ),
+        PeriodicJob(
+            "rl-maintenance",
+            "tasks.rl.run_rl_maintenance",
+            timedelta(hours=clm.rl_maintenance.maintenance_interval_hours),
+        ),
+        PeriodicJob("stale-job-sweep", "tasks.retraining.close_stale_jobs", timedelta(minutes=5)),
+        PeriodicJob("candle-refresh", "tasks.data.refresh_candles", timedelta(minutes=5)),
+        # close shadow pairs and prediction logs whose horizon has passed, so progress shows between evaluations
+        PeriodicJob("outcome-resolution", "tasks.shadow.resolve_outcomes", timedelta(minutes=15)),
+        # alerts no event announces (a shadow test without samples for 24 h): app/operations/alerts.py
+        PeriodicJob("alert-check", "tasks.alerts.check_alerts", timedelta(minutes=15)),
+    ]
+    if clm.retention.enabled:
+        # delivered events, old prediction logs, finished shadow tests' pairs (app/operations/telemetry_retention.py)
+        jobs.append(
+            PeriodicJob(
+                "data-retention", "tasks.maintenance.apply_retention", timedelta(hours=clm.retention.interval_hours)
+            )
+        )
+    if clm.drift_detection.enabled:
+        jobs.insert(
+            1,
+            PeriodicJob(
+                "drift-check", "tasks.drift.run_drift_check", timedelta(hours=clm.drift_detection.check_interval_hours)
+            ),
+        )
+    return jobs
+
+
+@dataclass
+class SimulatedBeat:
+    """Beat for a simulated clock: `tick(now)` runs every job that has come due.
+
+    The first tick only arms the schedule (like beat, nothing runs at start-up); each job
+    then runs once per interval of simulated time.
+    """
+
+    run: Callable[[PeriodicJob, datetime], None]
+    only: set[str] | None = None  # names of jobs to drive; None: all
+    last_run: dict[str, datetime] = field(default_factory=dict)
+
+    def tick(self, policy: Policy, now: datetime) -> list[str]:
+        ran: list[str] = []
+        for job in periodic_jobs(policy):
+            if self.only is not None and job.name not in self.only:
+                continue
+            last = self.last_run.get(job.name)
+            if last is None:
+                self.last_run[job.name] = now
+                continue
+            if now - last >= job.interval:
+                self.last_run[job.name] = now
+                self.run(job, now)
+                ran.append(job.name)
+        return ran

@@ -1,0 +1,1 @@
+"""Predictions for the AI Trading Engine (the live path)."""

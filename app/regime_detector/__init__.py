@@ -1,0 +1,1 @@
+"""Market regime detection with hysteresis; publishes `regime.changed`."""

@@ -1,0 +1,36 @@
+"""The Celery implementation of `app.core.dispatch.Dispatcher`, handed to `app/` by the entry points."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from workers.canvas import retraining_canvas, task_ids
+
+DELIVER_EVENTS = "tasks.events.deliver_events"
+
+
+class CeleryDispatcher:
+    """Starts work on `app`'s queues (eagerly, in this process, when the app is configured eager)."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        app.loader.import_default_modules()  # the tasks of conf.include, so eager runs find them
+
+    def deliver_events(self) -> None:
+        self.app.tasks[DELIVER_EVENTS].apply_async()
+
+    def start_retraining(self, job_id: str, model_types: list[str], spec: dict[str, Any]) -> None:
+        retraining_canvas(job_id, model_types, spec).apply_async(app=self.app)
+
+    def cancel_retraining(self, job_id: str, model_types: list[str]) -> None:
+        """Revoke the job's queued tasks (their ids derive from the job id)."""
+        self.app.control.revoke(list(task_ids(job_id, model_types).values()))
+
+    def run_task(self, task_name: str, **kwargs: Any) -> Any:
+        """Eager in the embedded mode (runs here), sent to the task's queue otherwise.
+
+        Returns the task's result handle, so a driver (the main run's simulated beat) can wait.
+        """
+        return self.app.tasks[task_name].apply_async(kwargs=kwargs)
