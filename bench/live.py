@@ -88,7 +88,7 @@ def _setup(container) -> None:  # type: ignore[no-untyped-def]
 
 def _baselines(container) -> dict[str, float]:  # type: ignore[no-untyped-def]
     from app.data_pipeline import engineer_features
-    from app.prediction.service import PredictionService, recent_candles
+    from app.prediction import PredictionService, recent_candles
 
     service = PredictionService(container)
     policy = container.policy_store.get()
@@ -126,7 +126,7 @@ def _baselines(container) -> dict[str, float]:  # type: ignore[no-untyped-def]
 
 
 def _live_ids(container) -> tuple[str, str | None]:  # type: ignore[no-untyped-def]
-    from app.prediction.service import live_model_ids
+    from app.prediction import live_model_ids
 
     with container.session() as session:
         active, shadow = live_model_ids(session, "xgboost")
@@ -203,7 +203,7 @@ def _shadow_rates(container, batch_rows: int) -> dict[str, float]:  # type: igno
 
     from app.core.db.models import ShadowTestResult
     from app.shadow_tester import ShadowTester, horizon_of
-    from app.shadow_tester.records import build_rows
+    from app.shadow_tester.rows import build_rows
 
     active, shadow = _live_ids(container)
     assert shadow is not None
@@ -307,7 +307,7 @@ def _health(container, rows: int) -> dict[str, float]:  # type: ignore[no-untype
     """`get_model_health` over `rows` logs of one model: aggregated by PostgreSQL (as on the live
     system) against the frame computation of the embedded mode on the same rows (the baseline)."""
     from app.core.clock import utcnow
-    from app.model_supervisor.service import ModelSupervisor, health_metrics, prediction_frame
+    from app.model_supervisor import ModelSupervisor, health_metrics, prediction_frame
 
     active, _ = _live_ids(container)
     raw = container.engine.raw_connection()
@@ -377,7 +377,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from app.core.migrations import upgrade
-    from app.prediction.service import PredictionService
+    from app.prediction import PredictionService
     from tests.services import create_database, drop_database
 
     database_url = create_database("clm_bench_live")

@@ -6,6 +6,8 @@ import os
 import socket
 from typing import Any
 
+from app.bootstrap import get_container
+from app.operations.telemetry_retention import apply_retention as run
 from workers.celery_app import celery_app
 
 
@@ -18,7 +20,5 @@ def health_ping() -> dict[str, Any]:
 @celery_app.task(name="tasks.maintenance.apply_retention")
 def apply_retention() -> dict[str, Any]:
     """Delete the telemetry the policy no longer keeps (app/operations/telemetry_retention.py)."""
-    from app.bootstrap import get_container
-    from app.operations.telemetry_retention import apply_retention as run
 
     return run(get_container()).to_dict()

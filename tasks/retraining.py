@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from app.bootstrap import get_container
+from app.clm.guard import request_retraining
 from app.retraining import RetrainingOrchestrator, closing, steps
 from workers.celery_app import celery_app
 
@@ -48,7 +49,6 @@ def finalize_job(results: list[dict[str, Any]] | None, job_id: str) -> dict[str,
 @celery_app.task(name="tasks.retraining.scheduled_full_retraining")
 def scheduled_full_retraining() -> dict[str, Any]:
     """Beat's weekly full retraining, through the CLM's storm guard (running jobs and cooldown)."""
-    from app.clm.guard import request_retraining
 
     return request_retraining(get_container(), None, "scheduled").to_dict()
 

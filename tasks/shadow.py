@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.bootstrap import get_container
+from app.model_supervisor import ModelSupervisor
 from app.shadow_tester import ShadowTester
 from workers.celery_app import celery_app
 
@@ -18,7 +19,6 @@ def evaluate_all_shadows() -> dict[str, Any]:
 @celery_app.task(name="tasks.shadow.resolve_outcomes")
 def resolve_outcomes() -> dict[str, Any]:
     """Close, from the candles, the open shadow pairs and prediction logs whose horizon has passed."""
-    from app.model_supervisor.service import ModelSupervisor
 
     container = get_container()
     pairs = ShadowTester(container).resolve_outcomes()

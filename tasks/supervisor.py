@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.bootstrap import get_container
-from app.model_supervisor.service import ModelSupervisor
+from app.model_supervisor import ModelSupervisor
 from workers.celery_app import celery_app
 
 

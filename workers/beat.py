@@ -15,7 +15,10 @@ from typing import Any
 
 from celery.beat import PersistentScheduler
 
+from app.bootstrap import get_container
 from app.core.policy import Policy
+from app.operations.schedule import periodic_jobs
+from workers.routing import TASK_ROUTES
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +42,6 @@ def build_beat_schedule(policy: Policy) -> dict[str, dict[str, Any]]:
 
 def clm_entries(policy: Policy) -> dict[str, tuple[str, timedelta]]:
     """The CLM's periodic work (app.operations.schedule), limited to tasks that exist (have a route)."""
-    from app.operations.schedule import periodic_jobs
-    from workers.routing import TASK_ROUTES
 
     return {job.name: (job.task, job.interval) for job in periodic_jobs(policy) if job.task in TASK_ROUTES}
 
@@ -61,8 +62,6 @@ class PolicyScheduler(PersistentScheduler):
         return float(super().tick(*args, **kwargs))
 
     def _sync_with_policy(self, force: bool = False) -> None:
-        from app.bootstrap import get_container
-
         self._last_sync = time.monotonic()
         try:
             store = get_container().policy_store

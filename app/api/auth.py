@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from flask import current_app, request
 
+from app.api.common import container_of
 from app.api.errors import ApiError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -17,8 +18,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 def require_token(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from app.api import container_of
-
         configured = container_of(current_app).settings.api_token
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer ") or not header[7:].strip():

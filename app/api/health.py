@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
+from app.api.common import container_of
 from app.operations.status import broker_health, database_health
 
 bp = Blueprint("health", __name__)
@@ -13,8 +14,6 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/health")
 def health() -> Any:
-    from app.api import container_of
-
     container = container_of(current_app)
     database = database_health(container)
     broker = broker_health(container)

@@ -11,6 +11,7 @@ from app.api.schemas import Model, ModelList, ModelsQuery, PromoteRequest, Retir
 from app.core.db.models import ModelRegistry
 from app.model_registry import ModelNotFoundError, ModelRecord, RegistryError
 from app.model_registry import ModelRegistry as RegistryService
+from app.model_training import MODEL_TYPES
 from app.operations.read_models import list_models, model_dict
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")
@@ -41,8 +42,6 @@ def _model_out(record: ModelRecord) -> Model:
 
 
 def _known_type(model_type: str) -> str:
-    from app.model_training import MODEL_TYPES
-
     if model_type not in MODEL_TYPES:
         raise ApiError(404, f"model type {model_type!r} not found; known: {sorted(MODEL_TYPES)}")
     return model_type

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template
 
 from app.api.common import container
+from app.api.openapi import build_openapi
 from app.api.request_metrics import render_request_metrics
 from app.operations.metrics import render_metrics
 
@@ -24,8 +25,6 @@ def metrics() -> Response:
 
 @bp.get("/openapi.json")
 def openapi_document() -> Any:
-    from app.api.openapi import build_openapi
-
     return jsonify(build_openapi(current_app))
 
 

@@ -11,7 +11,10 @@ from app.api.openapi import operation
 from app.api.request_metrics import observe_prediction
 from app.api.schemas import PredictionOut, PredictionRequest
 from app.core.container import Container
-from app.prediction.service import CANDLE_COLUMNS, InsufficientHistoryError, NoActiveModelError, PredictionService
+from app.data_pipeline.features import warmup_rows
+from app.data_pipeline.validation import CandleValidationError, validate_candles
+from app.model_training import MODEL_TYPES
+from app.prediction import CANDLE_COLUMNS, InsufficientHistoryError, NoActiveModelError, PredictionService
 
 bp = Blueprint("predictions", __name__, url_prefix="/api/predictions")
 
@@ -23,12 +26,9 @@ bp = Blueprint("predictions", __name__, url_prefix="/api/predictions")
 def post_prediction(body: PredictionRequest) -> PredictionOut:
     """Logged as a prediction (both models) and published as `ai.signal.generated`."""
     c = container()
-    if body.model_type is not None:
-        from app.model_training import MODEL_TYPES
-
-        if body.model_type not in MODEL_TYPES:
-            reason = f"unknown model type; known: {sorted(MODEL_TYPES)}"
-            raise ApiError(422, "invalid body", [{"field": "body.model_type", "reason": reason}])
+    if body.model_type is not None and body.model_type not in MODEL_TYPES:
+        reason = f"unknown model type; known: {sorted(MODEL_TYPES)}"
+        raise ApiError(422, "invalid body", [{"field": "body.model_type", "reason": reason}])
     candles = _validated(c, body) if body.candles is not None else None
     try:
         prediction = PredictionService(c, body.model_type).predict(body.symbol, candles)
@@ -44,8 +44,6 @@ def post_prediction(body: PredictionRequest) -> PredictionOut:
 
 def _validated(c: Container, body: PredictionRequest) -> pd.DataFrame:
     """The request's candles checked by the data pipeline's rules (OHLC consistent, time increasing, ...)."""
-    from app.data_pipeline.features import warmup_rows
-    from app.data_pipeline.validation import CandleValidationError, validate_candles
 
     policy = c.policy_store.get()
     frame = pd.DataFrame([candle.model_dump() for candle in body.candles or []], columns=list(CANDLE_COLUMNS))

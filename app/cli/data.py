@@ -9,6 +9,11 @@ import click
 
 from app.cli.common import data_container as _container
 from app.cli.common import echo_json as _print
+from app.data_pipeline.candle_store import CandleConflictError, CandleStore
+from app.data_pipeline.files import import_candle_file
+from app.data_pipeline.synthetic import synthetic_market
+from app.data_pipeline.timeframes import timeframe_ms
+from app.data_pipeline.validation import CandleValidationError
 
 
 @click.group()
@@ -30,9 +35,6 @@ def data() -> None:
 )
 def data_import(file: Path, symbol: str, timeframe: str, exchange: str | None, on_conflict: str) -> None:
     """Validate a CSV, CSV.GZ or Parquet candle FILE and store it (all or nothing)."""
-    from app.data_pipeline.candle_store import CandleConflictError
-    from app.data_pipeline.files import import_candle_file
-    from app.data_pipeline.validation import CandleValidationError
 
     container = _container()
     exchange = exchange or container.settings.exchange_id
@@ -85,9 +87,6 @@ def data_synth(
     store: bool,
 ) -> None:
     """Make a deterministic synthetic market (regime-switching, volatility clustering)."""
-    from app.data_pipeline.candle_store import CandleStore
-    from app.data_pipeline.synthetic import synthetic_market
-    from app.data_pipeline.timeframes import timeframe_ms
 
     names = [s.strip() for s in symbols.split(",") if s.strip()]
     try:
@@ -115,7 +114,6 @@ def data_synth(
 @data.command("series")
 def data_series() -> None:
     """Every stored candle series: rows, first and last open time, covered ranges."""
-    from app.data_pipeline.candle_store import CandleStore
 
     store = CandleStore(_container())
     rows = store.series()

@@ -14,6 +14,11 @@ from app.cli.common import container as _container
 from app.cli.common import echo_json as _print
 from app.cli.data import data as _data_commands
 from app.cli.operator import register as _register_operator_commands
+from app.cli.run import run_command
+from app.core.migrations import upgrade
+from app.core.policy import PolicyValidationError
+from app.core.settings import get_settings
+from app.operations.status import system_status
 
 
 @click.group()
@@ -34,8 +39,6 @@ def db() -> None:
 @click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply Alembic migrations to DATABASE_URL."""
-    from app.core.migrations import upgrade
-    from app.core.settings import get_settings
 
     url = get_settings().database_url
     upgrade(url, revision)
@@ -45,7 +48,6 @@ def db_upgrade(revision: str) -> None:
 @cli.command()
 def status() -> None:
     """Print the system status as JSON."""
-    from app.operations.status import system_status
 
     container = _container(migrate=get_container().settings.embedded)
     _print(system_status(container))
@@ -69,7 +71,6 @@ def run(
     quiet: bool,
 ) -> None:
     """The main job: initial training, then candles replayed as live through the whole system."""
-    from app.cli.run import run_command
 
     sys.exit(run_command(seed, source, list(files), symbols, days, report_path, quiet))
 
@@ -115,7 +116,6 @@ def policy_show() -> None:
 @click.option("--comment", default="", help="Why the change.")
 def policy_set(path: str, value: str, comment: str) -> None:
     """Set one field by dotted PATH to VALUE (JSON), e.g. clm_config.schedule_interval_days 3."""
-    from app.core.policy import PolicyValidationError
 
     try:
         parsed: Any = json.loads(value)

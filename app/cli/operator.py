@@ -15,7 +15,11 @@ import click
 
 from app.cli.common import container as _container
 from app.cli.common import echo_json as _echo_json
+from app.model_registry import ModelRegistry, RegistryError
+from app.operations.alerts import current_alerts
 from app.operations.formatting import ago, duration
+from app.operations.read_models import clm_status, key_metrics, list_jobs, list_models
+from app.retraining import JobNotFoundError, RetrainingOrchestrator
 
 
 def _job_line(job: dict[str, Any]) -> str:
@@ -28,8 +32,6 @@ def _job_line(job: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole status as JSON.")
 def overview(as_json: bool) -> None:
     """The CLM dashboard in the terminal: retraining, models, shadow tests, RL, drift, alerts."""
-    from app.operations.alerts import current_alerts
-    from app.operations.read_models import clm_status
 
     container = _container()
     with container.session() as session:
@@ -77,8 +79,6 @@ def jobs() -> None:
 @click.option("--status", default=None, help="Only jobs with this status.")
 @click.option("--limit", default=20, show_default=True)
 def jobs_list(status: str | None, limit: int) -> None:
-    from app.operations.read_models import list_jobs
-
     with _container().session() as session:
         rows = list_jobs(session, status, limit)
     for job in rows:
@@ -90,8 +90,6 @@ def jobs_list(status: str | None, limit: int) -> None:
 @jobs.command("show")
 @click.argument("job_id")
 def jobs_show(job_id: str) -> None:
-    from app.retraining import JobNotFoundError, RetrainingOrchestrator
-
     try:
         _echo_json(RetrainingOrchestrator(_container()).get_job(job_id).to_dict())
     except JobNotFoundError as exc:
@@ -102,8 +100,6 @@ def jobs_show(job_id: str) -> None:
 @click.argument("job_id")
 @click.option("--reason", default="cancelled by operator", show_default=True)
 def jobs_cancel(job_id: str, reason: str) -> None:
-    from app.retraining import JobNotFoundError, RetrainingOrchestrator
-
     try:
         record = RetrainingOrchestrator(_container()).cancel(job_id, reason)
     except JobNotFoundError as exc:
@@ -125,7 +121,6 @@ def retrain(model_types: tuple[str, ...], reason: str, spec_json: str | None, wa
 
     Exit status: 0 completed, 3 partial, 1 failed or cancelled, 2 refused, 4 still running at --timeout.
     """
-    from app.retraining import RetrainingOrchestrator
 
     container = _container()
     orchestrator = RetrainingOrchestrator(container)
@@ -170,7 +165,6 @@ def retrain(model_types: tuple[str, ...], reason: str, spec_json: str | None, wa
 @click.option("--limit", default=30, show_default=True)
 def models(model_type: str | None, status: str | None, limit: int) -> None:
     """Registered models, newest first."""
-    from app.operations.read_models import key_metrics, list_models
 
     with _container().session() as session:
         rows = list_models(session, model_type, status, limit)
@@ -186,7 +180,6 @@ def models(model_type: str | None, status: str | None, limit: int) -> None:
 @click.option("--reason", default="promoted by operator (cli)", show_default=True)
 def promote(model_type: str, reason: str) -> None:
     """Promote the SHADOW model of MODEL_TYPE to ACTIVE."""
-    from app.model_registry import ModelRegistry, RegistryError
 
     try:
         record = ModelRegistry(_container()).promote_shadow_to_active(model_type, reason)
@@ -200,7 +193,6 @@ def promote(model_type: str, reason: str) -> None:
 @click.argument("version")
 def rollback(model_type: str, version: str) -> None:
     """Make VERSION of MODEL_TYPE ACTIVE again."""
-    from app.model_registry import ModelRegistry, RegistryError
 
     try:
         record = ModelRegistry(_container()).rollback(model_type, version)

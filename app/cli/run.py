@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from app.simulation.config import RunConfig, files_from_paths
+from app.simulation.run import run_simulation
 
 
 def build_config(
@@ -50,8 +51,6 @@ def build_config(
 def run_command(
     seed: int, source: str, files: list[str], symbols: str | None, days: float | None, report: str | None, quiet: bool
 ) -> int:
-    from app.simulation.run import run_simulation
-
     try:
         config = build_config(seed, source, files, symbols, days, report, quiet)
     except ValueError as exc:

@@ -19,7 +19,11 @@ import pandas as pd
 
 from app.core.clock import utcnow
 from app.core.system import set_flag
+from app.data_pipeline import CandleStore, engineer_features, timeframe_ms
 from app.data_pipeline.timeframes import to_ms
+from app.drift_detector.model_reference import reference_for_model
+from app.drift_detector.service import check_feature_drift, check_performance_drift, check_prediction_drift
+from app.model_registry import ModelRegistry
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -31,7 +35,6 @@ WARMUP_CANDLES = 300  # enough history for the longest indicator window before t
 
 def current_features(container: Container, now: datetime) -> pd.DataFrame:
     """Features of the policy's symbols over the lookback window ending at `now` (stored candles)."""
-    from app.data_pipeline import CandleStore, engineer_features, timeframe_ms
 
     policy = container.policy_store.get()
     step = timeframe_ms(policy.data.timeframe)
@@ -51,9 +54,6 @@ def current_features(container: Container, now: datetime) -> pd.DataFrame:
 
 def run_drift_check(container: Container, now: datetime | None = None) -> dict[str, Any]:
     """Run every drift check for every ACTIVE model; returns a summary per model type."""
-    from app.drift_detector.model_reference import reference_for_model
-    from app.drift_detector.service import check_feature_drift, check_performance_drift, check_prediction_drift
-    from app.model_registry import ModelRegistry
 
     now = now or utcnow()
     summary: dict[str, Any] = {}

@@ -20,6 +20,7 @@ from sqlalchemy import select, text
 
 from app.core.clock import utcnow
 from app.core.db.models import RetrainingJob
+from app.retraining import RetrainingOrchestrator
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -83,7 +84,6 @@ def request_retraining(
     container: Container, model_types: list[str] | None, reason: str, trigger: dict[str, Any] | None = None
 ) -> TriggerDecision:
     """Start a retraining of `model_types` (None: a full one) unless a storm guard says no."""
-    from app.retraining import RetrainingOrchestrator
 
     policy = container.policy_store.get()
     full = model_types is None

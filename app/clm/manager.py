@@ -25,6 +25,12 @@ from app.clm.guard import TriggerDecision, request_retraining
 from app.core.clock import utcnow
 from app.core.db.models import DriftEvent, ModelRegistry, RetrainingJob
 from app.core.system import get_flag, set_flag
+from app.drift_detector.service import follows_lead
+from app.model_registry import ModelRegistry as Registry
+from app.model_registry import RegistryError
+from app.retraining import RetrainingOrchestrator
+from app.rl.meta_strategy import RLMetaStrategy
+from app.rl.position_sizing import RLPositionSizing
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -68,7 +74,6 @@ class ContinuousLearningManager:
         """React to a drift check: once, on its lead event (`check_lead_event_id`). A check
         publishes one event per drifted feature, all with the check's severity and model type;
         the lead marks the others `same_check` instead of each asking the storm guard again."""
-        from app.drift_detector.service import follows_lead
 
         payload = event.get("payload", event)
         if follows_lead(payload):
@@ -107,8 +112,6 @@ class ContinuousLearningManager:
 
     def handle_regime_change(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """Reset both RL agents (old tables archived) when the policy says so."""
-        from app.rl.meta_strategy import RLMetaStrategy
-        from app.rl.position_sizing import RLPositionSizing
 
         payload = event.get("payload", event)
         if not self.container.policy_store.get().clm_config.rl_maintenance.reset_on_regime_change:
@@ -131,8 +134,6 @@ class ContinuousLearningManager:
         on; this handler covers a recommendation whose promotion did not happen then (a
         crash between the two), so a recommendation is never lost.
         """
-        from app.model_registry import ModelRegistry as Registry
-        from app.model_registry import RegistryError
 
         payload = event.get("payload", event)
         if not self.container.policy_store.get().clm_config.auto_promote_threshold.auto_promote:
@@ -175,8 +176,6 @@ class ContinuousLearningManager:
 
     def get_status(self) -> dict[str, Any]:
         """Current jobs, last retraining, next scheduled, active and shadow models, RL versions."""
-        from app.rl.meta_strategy import RLMetaStrategy
-        from app.rl.position_sizing import RLPositionSizing
 
         policy = self.container.policy_store.get()
         with self.container.session_factory() as session:
@@ -219,8 +218,6 @@ class ContinuousLearningManager:
         }
 
     def get_retraining_history(self, limit: int = 20) -> list[dict[str, Any]]:
-        from app.retraining import RetrainingOrchestrator
-
         return [job.to_dict() for job in RetrainingOrchestrator(self.container).list_jobs(limit=limit)]
 
     # ----------------------------------------------------------------- bookkeeping

@@ -4,6 +4,7 @@ features, labels and datasets. The public API is re-exported here."""
 from typing import Any
 
 from app.core.policy import FeatureConfig, LabelConfig
+from app.data_pipeline import fetcher
 from app.data_pipeline.candle_store import CandleConflictError, CandleStore, WriteResult
 from app.data_pipeline.dataset import DatasetInfo, DatasetSpec, build_dataset, load_dataset
 from app.data_pipeline.features import (
@@ -32,8 +33,6 @@ _FETCHER_NAMES = (
 
 def __getattr__(name: str) -> Any:
     if name in _FETCHER_NAMES:
-        from app.data_pipeline import fetcher
-
         return getattr(fetcher, name)
     raise AttributeError(f"module 'app.data_pipeline' has no attribute {name!r}")
 

@@ -31,6 +31,7 @@ from app.core.db.models import Dataset
 from app.core.policy import FeatureConfig, LabelConfig, Policy
 from app.data_pipeline.candle_store import CandleStore
 from app.data_pipeline.features import engineer_features, feature_columns, feature_set_id
+from app.data_pipeline.fetcher import fetch_historical_data
 from app.data_pipeline.files import read_candle_file
 from app.data_pipeline.labels import LABEL_COLUMNS, REGIMES, dead_zone, generate_labels
 from app.data_pipeline.synthetic import synthetic_market
@@ -130,8 +131,6 @@ def _candles(container: Container, spec: DatasetSpec) -> tuple[dict[str, pd.Data
             out[symbol] = frame.loc[(stamps >= start_ms) & (stamps < end_ms)].reset_index(drop=True)
         return out, {"source": "files", "files": dict(spec.files)}
     if spec.source == "exchange":
-        from app.data_pipeline.fetcher import fetch_historical_data
-
         fetch_historical_data(
             list(spec.symbols), spec.start, spec.end, spec.timeframe, container=container, exchange_id=spec.exchange
         )

@@ -19,6 +19,7 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from app.core.clock import utcnow
 from app.core.db.models import ModelRegistry
+from app.data_pipeline.dataset import load_dataset  # the pipeline is only needed here
 from app.drift_detector.reference import ReferenceStats, build_reference, load_reference, save_reference
 from app.drift_detector.service import DriftResult, check_feature_drift
 
@@ -33,8 +34,6 @@ class NoReferenceError(LookupError):
 
 
 def _training_rows(container: Container, manifest: dict[str, Any], model_id: str) -> tuple[pd.DataFrame, list[str]]:
-    from app.data_pipeline.dataset import load_dataset  # the pipeline is only needed here
-
     dataset_id = manifest.get("dataset_id")
     features = manifest.get("feature_columns")
     if not dataset_id or not features:

@@ -29,233 +29,31 @@ which is also the oracle the PostgreSQL aggregation is tested against.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
 from app.core.db.models import ModelPerformanceLog, PredictionLog
 from app.core.db.models import ModelRegistry as ModelRow
-from app.core.policy import SupervisorConfig
 from app.data_pipeline.timeframes import timeframe_ms
 from app.shadow_tester import outcomes
 from app.shadow_tester.outcomes import resolve_frame
-from app.shadow_tester.records import prediction_fields, telemetry_commit
+from app.shadow_tester.rows import telemetry_commit
 from app.shadow_tester.service import horizon_of
-from app.shadow_tester.stats import per_sample_pnl, round_trip_fee
+from app.shadow_tester.stats import round_trip_fee
 
 if TYPE_CHECKING:
     from app.core.container import Container
 
+from app.model_supervisor.health import ModelHealth, classify, health_metrics
+from app.model_supervisor.sql import health_metrics_postgres, prediction_frame, prediction_log_row
+
 log = logging.getLogger(__name__)
-
-CONFIDENT = 0.6
-CALIBRATION_BINS = 10
-_LEVEL = {"HEALTHY": 0, "DEGRADED": 1, "CRITICAL": 2}
-
-
-@dataclass(frozen=True)
-class ModelHealth:
-    model_id: str
-    lookback_hours: float
-    total_predictions: int
-    outcomes: int
-    winrate: float | None
-    avg_confidence: float | None
-    calibration_error: float | None
-    long_short_ratio: float | None
-    latency_p50_ms: float | None
-    latency_p95_ms: float | None
-    latency_p99_ms: float | None
-    avg_latency_ms: float | None
-    coverage: float | None
-    status: str  # HEALTHY, DEGRADED, CRITICAL
-    reasons: list[str] = field(default_factory=list)
-
-    @property
-    def recommendation(self) -> str:
-        """The specification's name for the status."""
-        return self.status
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe (an infinite long/short ratio becomes None, noted in `reasons`)."""
-        return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in asdict(self).items()}
-
-
-def health_metrics(frame: pd.DataFrame, fee: float, symbols: list[str]) -> dict[str, Any]:
-    """Metrics of prediction rows (`symbol, direction, confidence, latency_ms, realized_return`)."""
-    direction = frame["direction"].fillna(0).to_numpy(dtype=np.float64)
-    confidence = frame["confidence"].to_numpy(dtype=np.float64)
-    latency = frame["latency_ms"].dropna().to_numpy(dtype=np.float64)
-    realized = frame["realized_return"].to_numpy(dtype=np.float64)
-    judged = np.isfinite(realized) & (direction != 0)
-    pnl = per_sample_pnl(direction[judged], realized[judged], fee)
-    longs, shorts = int((direction > 0).sum()), int((direction < 0).sum())
-    out: dict[str, Any] = {
-        "total_predictions": len(frame),
-        "outcomes": int(judged.sum()),
-        "directional": longs + shorts,
-        "winrate": float((pnl > 0).mean()) if pnl.size else None,
-        "avg_confidence": float(np.nanmean(confidence)) if np.isfinite(confidence).any() else None,
-        "calibration_error": calibration_error(confidence[judged], direction[judged], realized[judged]),
-        "long_short_ratio": longs / shorts if shorts else (math.inf if longs else None),
-        "avg_latency_ms": float(latency.mean()) if latency.size else None,
-    }
-    for q in (50, 95, 99):
-        out[f"latency_p{q}_ms"] = float(np.percentile(latency, q)) if latency.size else None
-    wanted = {s.replace("/", "").upper() for s in symbols}
-    confident = frame.loc[frame["confidence"] >= CONFIDENT, "symbol"].astype(str).str.replace("/", "").str.upper()
-    out["coverage"] = len(wanted & set(confident)) / len(wanted) if wanted else None
-    return out
-
-
-# PostgreSQL computes the same metrics where the rows are: a day of logs at 200 predictions/s
-# is 17 million rows per model, which `health_metrics` would need as a frame in memory.
-_JUDGED = (
-    "COALESCE(direction, 0) <> 0 AND realized_return IS NOT NULL"
-    " AND realized_return NOT IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)"
-)
-_KNOWN = "confidence IS NOT NULL AND confidence NOT IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)"
-_BIN = f"LEAST(FLOOR(confidence * {CALIBRATION_BINS})::int, {CALIBRATION_BINS - 1})"
-_CORRECT = "(SIGN(direction::float8) = SIGN(realized_return))::int"
-_PNL = "direction * realized_return - abs(direction) * CAST(:fee AS float8)"  # per_sample_pnl
-
-
-_WINDOW = "FROM prediction_logs WHERE model_id = :model_id AND timestamp >= :since"
-# Two statements, not one: the calibration bins as 30 FILTER clauses re-evaluate their
-# conditions on every row (several times slower); grouped by bin, each row is judged once.
-_SUMMARY = text(
-    "SELECT count(*), "
-    f"count(*) FILTER (WHERE {_JUDGED}), "
-    "count(*) FILTER (WHERE direction > 0), "
-    "count(*) FILTER (WHERE direction < 0), "
-    f"count(*) FILTER (WHERE {_JUDGED} AND {_PNL} > 0), "
-    f"avg(confidence) FILTER (WHERE {_KNOWN}), "
-    "avg(latency_ms), "
-    "percentile_cont(ARRAY[0.5, 0.95, 0.99]::float8[]) WITHIN GROUP (ORDER BY latency_ms), "
-    "array_agg(DISTINCT symbol) FILTER (WHERE confidence >= CAST(:confident AS float8)) "
-    f"{_WINDOW}"
-)
-_CALIBRATION = text(
-    f"SELECT {_BIN}, count(*), sum({_CORRECT}), sum(confidence) {_WINDOW} AND {_JUDGED} AND {_KNOWN} GROUP BY 1"
-)
-
-
-def health_metrics_postgres(
-    session: Session, model_id: str, since: datetime, fee: float, symbols: list[str]
-) -> dict[str, Any]:
-    """`health_metrics` of the model's logs since `since`, aggregated by PostgreSQL."""
-    params = {"model_id": model_id, "since": since, "fee": fee, "confident": CONFIDENT}
-    total, judged, longs, shorts, wins, avg_confidence, avg_latency, quantiles, confident = session.execute(
-        _SUMMARY, params
-    ).one()
-    bins = session.execute(_CALIBRATION, params).all()
-    counts = sum(int(n) for _, n, _, _ in bins)
-    gaps = sum(abs(float(correct) - float(confidence)) for _, _, correct, confidence in bins)
-    out: dict[str, Any] = {
-        "total_predictions": int(total),
-        "outcomes": int(judged),
-        "directional": int(longs) + int(shorts),
-        "winrate": int(wins) / int(judged) if judged else None,
-        "avg_confidence": float(avg_confidence) if avg_confidence is not None else None,
-        "calibration_error": gaps / counts if counts else None,
-        "long_short_ratio": longs / shorts if shorts else (math.inf if longs else None),
-        "avg_latency_ms": float(avg_latency) if avg_latency is not None else None,
-    }
-    for q, value in zip((50, 95, 99), quantiles or (None, None, None), strict=True):
-        out[f"latency_p{q}_ms"] = float(value) if value is not None else None
-    wanted = {s.replace("/", "").upper() for s in symbols}
-    seen = {str(s).replace("/", "").upper() for s in confident or ()}
-    out["coverage"] = len(wanted & seen) / len(wanted) if wanted else None
-    return out
-
-
-def calibration_error(confidence: np.ndarray, direction: np.ndarray, realized: np.ndarray) -> float | None:
-    """Expected calibration error: sum over bins of share x |accuracy - mean confidence|."""
-    known = np.isfinite(confidence)
-    if not known.any():
-        return None
-    confidence, correct = confidence[known], (np.sign(direction[known]) == np.sign(realized[known])).astype(float)
-    bins = np.minimum((confidence * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
-    counts = np.bincount(bins, minlength=CALIBRATION_BINS)
-    gap = np.abs(np.bincount(bins, correct, CALIBRATION_BINS) - np.bincount(bins, confidence, CALIBRATION_BINS))
-    return float(gap.sum() / counts.sum())
-
-
-def classify(metrics: Mapping[str, Any], limits: SupervisorConfig) -> tuple[str, list[str]]:
-    """HEALTHY / DEGRADED / CRITICAL and the reasons (see module doc)."""
-    found: list[tuple[str, str]] = []
-    enough_outcomes = metrics["outcomes"] >= limits.min_outcomes
-    winrate, calibration = metrics["winrate"], metrics["calibration_error"]
-    if enough_outcomes and winrate is not None and winrate < limits.min_winrate:
-        level = "CRITICAL" if winrate < limits.min_winrate - 0.10 else "DEGRADED"
-        found.append((level, f"winrate {winrate:.3f} < {limits.min_winrate}"))
-    if enough_outcomes and calibration is not None and calibration > limits.max_calibration_error:
-        level = "CRITICAL" if calibration > 2 * limits.max_calibration_error else "DEGRADED"
-        found.append((level, f"calibration error {calibration:.3f} > {limits.max_calibration_error}"))
-    p50, p95 = metrics["latency_p50_ms"], metrics["latency_p95_ms"]
-    if p95 is not None and p95 > limits.max_latency_ms:
-        level = "CRITICAL" if p50 > limits.max_latency_ms else "DEGRADED"
-        found.append((level, f"latency p95 {p95:.1f} ms > {limits.max_latency_ms} ms"))
-    ratio = metrics["long_short_ratio"]
-    if metrics["directional"] >= limits.min_outcomes and ratio is not None:
-        low, high = limits.min_long_short_ratio, limits.max_long_short_ratio
-        if not (low <= ratio <= high):
-            level = "CRITICAL" if ratio > 2 * high or ratio < low / 2 else "DEGRADED"
-            found.append((level, f"long/short ratio {ratio:.2f} outside {low}..{high}"))
-    if not found:
-        return "HEALTHY", []
-    status = max((level for level, _ in found), key=_LEVEL.__getitem__)
-    return status, [reason for _, reason in found]
-
-
-def prediction_log_values(
-    model_id: str, prediction: Mapping[str, Any], latency_ms: float, *, symbol: str, timestamp: datetime | None = None
-) -> dict[str, Any]:
-    """The validated column values of a `prediction_logs` row (callers batch several into one INSERT)."""
-    direction, confidence = prediction_fields(prediction, "prediction")
-    if not (isinstance(latency_ms, int | float) and math.isfinite(latency_ms) and latency_ms >= 0):
-        raise ValueError(f"latency_ms: {latency_ms!r} is not a non-negative number")
-    predicted = prediction.get("predicted_return")
-    now = utcnow()
-    return {
-        "model_id": model_id,
-        "symbol": symbol,
-        "timestamp": timestamp or now,
-        "predicted_return": float(predicted) if predicted is not None else None,
-        "direction": direction,
-        "confidence": confidence,
-        "latency_ms": float(latency_ms),
-        "created_at": now,
-    }
-
-
-def prediction_log_row(
-    model_id: str, prediction: Mapping[str, Any], latency_ms: float, *, symbol: str, timestamp: datetime | None = None
-) -> PredictionLog:
-    """A validated, unsaved `prediction_logs` row."""
-    return PredictionLog(**prediction_log_values(model_id, prediction, latency_ms, symbol=symbol, timestamp=timestamp))
-
-
-def prediction_frame(session: Session, model_id: str, since: datetime) -> pd.DataFrame:
-    """The model's logs since `since` as the frame `health_metrics` reads."""
-    columns = ["symbol", "direction", "confidence", "latency_ms", "realized_return"]
-    rows = session.execute(
-        select(*(getattr(PredictionLog, c) for c in columns)).where(
-            PredictionLog.model_id == model_id, PredictionLog.timestamp >= since
-        )
-    ).all()
-    frame = pd.DataFrame(rows, columns=columns)
-    for column in columns[1:]:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    return frame
 
 
 class ModelSupervisor:

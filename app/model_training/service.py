@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.clock import utcnow
+from app.data_pipeline import load_dataset
 from app.model_training import forecaster_class
 from app.model_training.base import Forecaster, ForecastSpec
 from app.model_training.evaluation import evaluate_model, timeframe_ms
@@ -131,7 +132,6 @@ def _publish(container: Container, topic: str, payload: dict[str, Any]) -> None:
 
 def train_model(container: Container, model_type: str, dataset_id: str, job_id: str | None = None) -> TrainedModel:
     """Train one model type on a built dataset; store and return it (not yet registered)."""
-    from app.data_pipeline import load_dataset
 
     model_class = forecaster_class(model_type)
     run_id = f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"

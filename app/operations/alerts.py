@@ -24,7 +24,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.db.models import DriftEvent, Event, ModelRegistry, RetrainingJob, ShadowTestResult
+from app.core.db.models import Candle, DriftEvent, Event, ModelRegistry, RetrainingJob, ShadowTestResult
+from app.core.policy import load_policy
+from app.data_pipeline.timeframes import timeframe_ms
+from app.drift_detector.service import follows_lead
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -162,10 +165,6 @@ def _feed_stall_alerts(session: Session, now: datetime) -> list[Alert]:
     """A symbol of the policy whose newest stored candle is `stalled_feed_intervals` old."""
     from sqlalchemy import func
 
-    from app.core.db.models import Candle
-    from app.core.policy import load_policy
-    from app.data_pipeline.timeframes import timeframe_ms
-
     data = load_policy(session).data
     step = timedelta(milliseconds=timeframe_ms(data.timeframe))
     alerts = []
@@ -249,7 +248,6 @@ def check_on_event(container: Container, event: dict[str, Any]) -> None:
     """Handler of the topics that can start an alert (drift, degradation, job end, RL reset, ...).
 
     A drift check's events are checked once, on its lead event (see app.clm.manager)."""
-    from app.drift_detector.service import follows_lead
 
     if follows_lead(event.get("payload", {})):
         return

@@ -35,6 +35,7 @@ from app.core.db.models import (
     RLVersion,
     ShadowTestResult,
 )
+from app.operations.alerts import current_alerts
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -308,8 +309,6 @@ class ClmCollector(Collector):
     # ----------------------------------------------------------------- alerts, outbox
 
     def _alerts_and_events(self, session: Session) -> Iterable[Metric]:
-        from app.operations.alerts import current_alerts
-
         active = GaugeMetricFamily("clm_alerts_active", "alert conditions holding now", labels=["name", "severity"])
         counts: dict[tuple[str, str], int] = {}
         for alert in current_alerts(session):

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from app.core.clock import utcnow
 from app.core.db.models import RetrainingJob
+from app.model_registry import TRAINING, ModelRegistry
 from app.retraining import jobs
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 
 def finalize_job(container: Container, job_id: str, missing_reason: str | None = None) -> dict[str, Any]:
     """Register every trained model (SHADOW, or ACTIVE for a first), then close the job."""
-    from app.model_registry import ModelRegistry
 
     registry = ModelRegistry(container)
     with container.session() as session:
@@ -64,7 +64,6 @@ def cancel_job(
     container: Container, job_id: str, reason: str = "cancelled by operator", status: str = jobs.CANCELLED
 ) -> jobs.JobRecord:
     """Close a running job as `status` (cancelled) and reject the models it staged; a closed job is left alone."""
-    from app.model_registry import TRAINING, ModelRegistry
 
     registry = ModelRegistry(container)
     with container.session() as session:

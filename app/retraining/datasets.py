@@ -10,6 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from app.core.clock import utcnow
+from app.data_pipeline.dataset import DatasetSpec, build_dataset
+
 if TYPE_CHECKING:
     from app.core.container import Container
 
@@ -23,9 +26,6 @@ def _moment(value: Any) -> datetime | None:
 def dataset_spec(container: Container, spec: dict[str, Any]) -> Any:
     """The `DatasetSpec` a job's spec stands for (raises a clear ValueError when invalid)."""
     from pydantic import ValidationError
-
-    from app.core.clock import utcnow
-    from app.data_pipeline.dataset import DatasetSpec
 
     policy = container.policy_store.get()
     values = {k: v for k, v in spec.items() if k not in ("dataset_id", "lookback_days")}
@@ -42,6 +42,5 @@ def dataset_spec(container: Container, spec: dict[str, Any]) -> Any:
 
 def build_job_dataset(container: Container, spec: dict[str, Any]) -> str:
     """Build (or reuse) the dataset of a job's spec; returns its id."""
-    from app.data_pipeline.dataset import build_dataset
 
     return str(build_dataset(container, dataset_spec(container, spec)).dataset_id)

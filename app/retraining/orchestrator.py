@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from app.core.clock import utcnow
 from app.core.db.models import RetrainingJob
+from app.model_training import MODEL_TYPES
 from app.retraining import closing, jobs
 
 if TYPE_CHECKING:
@@ -134,8 +135,6 @@ class RetrainingOrchestrator:
 
 
 def _checked_model_types(model_types: list[str]) -> list[str]:
-    from app.model_training import MODEL_TYPES
-
     if isinstance(model_types, str) or not model_types:
         raise ValueError(f"model_types must be a non-empty list of model types, got {model_types!r}")
     unknown = [m for m in model_types if m not in MODEL_TYPES]

@@ -14,7 +14,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from app.core.clock import utcnow
+from app.model_registry import ModelCandidate, ModelRegistry, artifact_dir
+from app.model_training.service import train_model
 from app.retraining import jobs
+from app.retraining.datasets import build_job_dataset
 from app.retraining.heartbeat import Heartbeat
 
 if TYPE_CHECKING:
@@ -59,8 +62,6 @@ def prepare_dataset(container: Container, job_id: str) -> dict[str, Any]:
 
 
 def _build_dataset(container: Container, spec: dict[str, Any]) -> str:
-    from app.retraining.datasets import build_job_dataset
-
     return build_job_dataset(container, spec)
 
 
@@ -98,9 +99,6 @@ def train_one_model(
 
 
 def _train_and_stage(container: Container, job_id: str, model_type: str, dataset_id: str) -> dict[str, Any]:
-    from app.model_registry import ModelRegistry
-    from app.model_training.service import train_model
-
     started = time.monotonic()
     trained, error = None, None
     try:
@@ -139,8 +137,6 @@ def _summary(job_id: str, model_type: str, entry: dict[str, Any]) -> dict[str, A
 
 
 def _discard_artifacts(container: Container, trained: Any) -> None:
-    from app.model_registry import ModelCandidate, artifact_dir
-
     try:
         candidate = ModelCandidate.from_trained(trained)
         container.artifacts.delete(candidate.artifact_dir or artifact_dir(candidate.file_path))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from app.rl.meta_strategy import RLMetaStrategy
+from app.rl.outcome import TradeOutcome
+from app.rl.position_sizing import RLPositionSizing
+
 if TYPE_CHECKING:
     from app.core.container import Container
 
 
 def run_rl_maintenance(container: Container) -> dict[str, Any]:
-    from app.rl.meta_strategy import RLMetaStrategy
-    from app.rl.position_sizing import RLPositionSizing
-
     return {
         agent.rl_type: agent.run_maintenance() for agent in (RLMetaStrategy(container), RLPositionSizing(container))
     }
@@ -19,9 +20,6 @@ def run_rl_maintenance(container: Container) -> dict[str, Any]:
 
 def apply_trade_outcome(container: Container, payload: dict[str, Any]) -> dict[str, Any]:
     """Both agents learn from one `execution.trade.closed` payload (each at most once)."""
-    from app.rl.meta_strategy import RLMetaStrategy
-    from app.rl.outcome import TradeOutcome
-    from app.rl.position_sizing import RLPositionSizing
 
     outcome = TradeOutcome.from_payload(payload)
     result: dict[str, Any] = {"trade_id": outcome.trade_id}

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from app.core.clock import utcnow
 from app.core.db.models import Candle
 from app.data_pipeline.timeframes import to_ms
-from app.shadow_tester.records import InvalidPredictionError
+from app.shadow_tester.rows import InvalidPredictionError
 
 EXPIRE_AFTER = timedelta(days=3)
 _SIDES = {"LONG": 1, "BUY": 1, "SHORT": -1, "SELL": -1}

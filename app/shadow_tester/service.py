@@ -22,17 +22,11 @@ from app.core.db.models import ModelRegistry as ModelRow
 from app.core.db.models import PredictionLog, ShadowTestResult
 from app.core.policy import Policy
 from app.data_pipeline.timeframes import timeframe_ms
+from app.model_registry import ModelRegistry, RegistryError
 from app.shadow_tester import outcomes
+from app.shadow_tester.copy_writer import copy_predictions, insert_rows
 from app.shadow_tester.reads import closed_pairs
-from app.shadow_tester.records import (
-    ShadowPrediction,
-    build_rows,
-    check_model_ids,
-    copy_predictions,
-    insert_rows,
-    shadow_row,
-    telemetry_commit,
-)
+from app.shadow_tester.rows import ShadowPrediction, build_rows, check_model_ids, shadow_row, telemetry_commit
 from app.shadow_tester.stats import ShadowEvaluationResult, Thresholds, evaluate_pairs, round_trip_fee
 
 if TYPE_CHECKING:
@@ -242,7 +236,6 @@ class ShadowTester:
 
         Returns True when the shadow was promoted. A model that is no longer SHADOW is left alone.
         """
-        from app.model_registry import ModelRegistry
 
         registry = ModelRegistry(self.container)
         record = registry.get_model(shadow_model_id)
@@ -288,7 +281,6 @@ class ShadowTester:
     @staticmethod
     def _promote(registry: ModelRegistry, shadow_model_id: str, model_type: str, reason: str) -> bool:
         """Promote this shadow; True also when a handler of the recommendation already did."""
-        from app.model_registry import RegistryError
 
         current = registry.get_model(shadow_model_id).status
         if current == "SHADOW":

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from app.core.clock import SimulatedClock
 from app.core.system import get_flag
+from app.data_pipeline import CandleStore
 from app.model_training import forecaster_class
-from app.prediction.service import NoActiveModelError, PredictionService
+from app.prediction import NoActiveModelError, PredictionService
 from app.regime_detector.detector import RegimeService, RegimeThresholds
 from app.rl.meta_space import MetaStrategyState, performance_level
 from app.rl.meta_strategy import RLMetaStrategy
@@ -92,8 +93,6 @@ class TradingEngine:
     # ----------------------------------------------------------------- loop
 
     def run(self) -> EngineStats:
-        from app.data_pipeline import CandleStore
-
         store = CandleStore(self.container)
         for offset in range(self.feed.steps):
             index = self.feed.replay_index + offset

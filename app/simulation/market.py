@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from app.data_pipeline import read_candle_file, synthetic_market, timeframe_ms
+from app.data_pipeline import fetch_historical_data, read_candle_file, synthetic_market, timeframe_ms
 from app.simulation.config import RunConfig
 
 if TYPE_CHECKING:
@@ -76,8 +76,6 @@ def load_market(config: RunConfig, container: Container | None = None) -> Market
         frames = {s: read_candle_file(config.files[s], config.timeframe)[0] for s in config.symbols}
         info = {"source": "files", "files": dict(config.files)}
     else:
-        from app.data_pipeline import fetch_historical_data
-
         if container is None:
             raise ValueError("source 'exchange' needs a container (the fetch is cached in the candle store)")
         end = config.start + timedelta(days=config.history_days + config.replay_days)

@@ -10,20 +10,17 @@ from collections.abc import Callable
 from datetime import datetime
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
 from app.core.db.models import ModelRegistry, RLVersion
 from app.simulation import svg
 from app.simulation.market import from_ms
+from app.simulation.result import Echo, RunResult
 from app.simulation.story import Story, read_story
 from app.simulation.timeline import Milestone, milestones, story_events
 
-if TYPE_CHECKING:
-    from app.simulation.run import RunResult
-
-Echo = Callable[[str], None]
 METRICS = ("directional_accuracy", "rmse", "sharpe")
 
 

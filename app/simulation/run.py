@@ -11,43 +11,27 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from app.bootstrap import bootstrap, dispatcher_for, set_container
 from app.core.clock import Clock, SimulatedClock, use_clock
+from app.core.container import Container
+from app.core.settings import REPO_ROOT, Mode, Settings
+from app.data_pipeline import CandleStore
+from app.model_registry import ModelRegistry
+from app.retraining import RetrainingOrchestrator
 from app.simulation.config import RunConfig
-from app.simulation.engine import EngineStats, TradingEngine
+from app.simulation.engine import TradingEngine
 from app.simulation.jobs import JobRunner
 from app.simulation.market import MarketFeed, from_ms, load_market
-
-if TYPE_CHECKING:
-    from app.core.container import Container
-    from app.simulation.story import Story
-
-Echo = Callable[[str], None]
-
-
-@dataclass
-class RunResult:
-    config: RunConfig
-    container: Container
-    feed: MarketFeed
-    stats: EngineStats
-    stages: dict[str, float] = field(default_factory=dict)  # wall seconds by stage
-    initial_job_id: str | None = None
-    policy_version: int = 0
-    prediction_ms: dict[str, float] = field(default_factory=dict)  # mean latency per model type
-    report_path: Path | None = None
-    story: Story | None = None  # the milestones, read back from the database
-    runner_calls: list[tuple[str, float, datetime]] = field(default_factory=list)  # beat jobs run
+from app.simulation.report import write_report
+from app.simulation.result import Echo, RunResult
 
 
 def embedded_container(config: RunConfig, root: Path | None = None) -> Container:
     """A fresh embedded container for the run (its folder is emptied first: same seed, same run)."""
-    from app.bootstrap import bootstrap, dispatcher_for, set_container
-    from app.core.settings import REPO_ROOT, Mode, Settings
 
     folder = root or REPO_ROOT / "var" / "runs" / f"run-{config.seed}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -105,7 +89,6 @@ def run_simulation(
         result = RunResult(config, container, feed, stats, stages, initial_job_id, policy_version)
         result.runner_calls = list(runner.calls)
         result.prediction_ms = {m: 1000.0 * stats.prediction_seconds[m] / n for m, n in stats.predictions.items() if n}
-        from app.simulation.report import write_report
 
         t0 = time.perf_counter()
         result.report_path = write_report(result, say)
@@ -117,8 +100,6 @@ def run_simulation(
 
 
 def _store_history(container: Container, config: RunConfig, feed: MarketFeed) -> None:
-    from app.data_pipeline import CandleStore
-
     store = CandleStore(container)
     policy = container.policy_store.get()
     for symbol, frame in feed.history().items():
@@ -127,7 +108,6 @@ def _store_history(container: Container, config: RunConfig, feed: MarketFeed) ->
 
 def _initial_training(container: Container, runner: JobRunner, say: Echo) -> str:
     """All four model types trained through the retraining canvas; the first of each type is ACTIVE."""
-    from app.retraining import RetrainingOrchestrator
 
     say("initial training of every model type (the retraining canvas, reason 'initial') ...")
     orchestrator = RetrainingOrchestrator(container)
@@ -175,7 +155,6 @@ def _progress_printer(say: Echo, feed: MarketFeed) -> Callable[[TradingEngine, i
     def progress(engine: TradingEngine, offset: int) -> None:
         if (offset + 1) % per_day and offset + 1 != feed.steps:
             return
-        from app.model_registry import ModelRegistry
 
         active = {m.model_type: m.version for m in ModelRegistry(engine.container).list_models(status="ACTIVE")}
         shadow = {m.model_type: m.version for m in ModelRegistry(engine.container).list_models(status="SHADOW")}

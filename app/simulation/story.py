@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from app.core.db.models import Event, ModelRegistry, RetrainingJob, RLVersion
+from app.core.db.models import Event, ModelRegistry, ModelStatusHistory, RetrainingJob, RLVersion
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -141,8 +141,6 @@ def _severity_rank(severity: str) -> int:
 
 
 def _status_history(session: Any) -> list[tuple[str, str]]:
-    from app.core.db.models import ModelStatusHistory
-
     rows = session.execute(
         select(ModelStatusHistory.model_id, ModelStatusHistory.new_status).order_by(ModelStatusHistory.id)
     ).all()

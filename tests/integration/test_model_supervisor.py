@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 from app.core.clock import utcnow
 from app.core.db.models import Event, ModelPerformanceLog, PredictionLog
 from app.core.db.models import ModelRegistry as ModelRow
-from app.model_supervisor.service import ModelSupervisor
+from app.model_supervisor import ModelSupervisor
 
 pytestmark = pytest.mark.integration
 
@@ -121,7 +121,7 @@ def test_postgres_aggregation_equals_the_frame_computation(pg_container) -> None
     # rows); the pandas computation of the embedded mode is the oracle, on awkward rows: flat and
     # NULL directions, open outcomes, a zero return, NULL confidences and latencies, confidences on
     # bin edges (0, 0.1, 0.6, 1.0), and rows before the window.
-    from app.model_supervisor.service import health_metrics, health_metrics_postgres, prediction_frame
+    from app.model_supervisor import health_metrics, health_metrics_postgres, prediction_frame
 
     add_active(pg_container, "sql_oracle")
     rng = np.random.default_rng(7)

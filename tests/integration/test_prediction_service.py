@@ -13,7 +13,7 @@ from app.core.clock import Clock, SimulatedClock, use_clock
 from app.core.db.models import Event, PredictionLog, ShadowTestResult
 from app.model_registry import ModelRegistry
 from app.model_training import load_forecaster
-from app.prediction.service import (
+from app.prediction import (
     InsufficientHistoryError,
     NoActiveModelError,
     PredictionService,
@@ -190,7 +190,7 @@ def test_cached_window_follows_new_candles_and_policy_versions(pg_container) -> 
 
 
 def first_window_rows(service: PredictionService) -> int:
-    from app.prediction.service import candle_window
+    from app.prediction import candle_window
 
     policy = service.container.policy_store.get()
     first, last = candle_window(policy, datetime(2030, 1, 1))
@@ -226,7 +226,7 @@ def test_a_dropped_connection_is_retried_once(pg_container, caplog) -> None:
 def test_the_candle_window_ends_at_the_newest_closed_candle_on_the_grid(timeframe) -> None:
     from app.core.policy import Policy
     from app.data_pipeline.timeframes import on_grid, timeframe_ms, to_ms
-    from app.prediction.service import candle_window
+    from app.prediction import candle_window
 
     policy = Policy.model_validate({"data": {"timeframe": timeframe}})
     now = datetime(2026, 11, 26, 13, 37, 11)  # a Thursday

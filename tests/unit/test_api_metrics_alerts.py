@@ -16,8 +16,8 @@ from app.core.clock import utcnow
 from app.core.db.models import Event, ModelRegistry
 from app.core.dispatch import InlineDispatcher
 from app.handlers import HANDLER_TABLE
-from app.operations.alerts import current_alerts, raise_new_alerts
 from app.operations import alerts
+from app.operations.alerts import current_alerts, raise_new_alerts
 from tests.api_fixtures import seed_clm_state
 
 

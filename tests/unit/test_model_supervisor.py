@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from app.core.policy import SupervisorConfig
-from app.model_supervisor.service import calibration_error, classify, health_metrics
+from app.model_supervisor import calibration_error, classify, health_metrics
 
 LIMITS = SupervisorConfig()
 

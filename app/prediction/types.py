@@ -1,0 +1,43 @@
+"""What the live path answers, and the errors it raises."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+
+class InsufficientHistoryError(ValueError):
+    """Too few candles to compute the features: the message says how many are needed."""
+
+
+class NoActiveModelError(LookupError):
+    """No ACTIVE model to answer with."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    symbol: str
+    model_id: str
+    model_type: str
+    predicted_return: float
+    direction: int
+    confidence: float
+    timestamp: datetime  # close time of the last candle the prediction is based on
+    horizon_end: datetime
+    latency_ms: float
+    prediction_id: int
+    shadow: dict[str, Any] | None = None  # the SHADOW model's prediction (model_id, ...)
+    shadow_test_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["timestamp"] = self.timestamp.isoformat()
+        out["horizon_end"] = self.horizon_end.isoformat()
+        return out
