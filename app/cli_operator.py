@@ -137,17 +137,16 @@ def retrain(model_types: tuple[str, ...], reason: str, spec_json: str | None, wa
     Exit status: 0 completed, 3 partial, 1 failed or cancelled, 2 refused, 4 still running at --timeout.
     """
     from app.retraining import RetrainingOrchestrator
+    from app.retraining.spec import RetrainingSpec
 
     container = _container()
     orchestrator = RetrainingOrchestrator(container)
     try:
-        spec = json.loads(spec_json) if spec_json else None
-        if spec is not None and not isinstance(spec, dict):
+        data = json.loads(spec_json) if spec_json else None
+        if data is not None and not isinstance(data, dict):
             raise ValueError("--spec must be a JSON object")
-        if model_types:
-            job_id = orchestrator.start_partial(list(model_types), reason=reason, spec=spec)
-        else:
-            job_id = orchestrator.start_full(reason=reason, spec=spec)
+        spec = RetrainingSpec.create(container.policy_store.get(), list(model_types) or None, reason, data)
+        job_id = orchestrator.start(spec)
     except ValueError as exc:
         click.echo(f"refused: {exc}", err=True)
         sys.exit(2)

@@ -7,10 +7,9 @@ from flask import Blueprint
 from app.api.common import container, not_found
 from app.api.errors import ApiError
 from app.api.openapi import operation
-from app.api.queries import list_models, model_dict
+from app.api.queries import list_models
 from app.api.schemas import Model, ModelList, ModelsQuery, PromoteRequest, RetireRequest, RollbackRequest
-from app.db.models import ModelRegistry
-from app.model_registry import ModelNotFoundError, ModelRecord, RegistryError
+from app.model_registry import ModelNotFoundError, RegistryError
 from app.model_registry import ModelRegistry as RegistryService
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")
@@ -26,18 +25,10 @@ def get_models(query: ModelsQuery) -> ModelList:
 
 @operation(bp, "/<model_id>", summary="One model with its metrics", tag="models", response=Model)
 def get_model(model_id: str) -> Model:
-    with container().session() as session:
-        row = session.get(ModelRegistry, model_id)
-        if row is None:
-            raise not_found("model", model_id)
-        return Model.model_validate(model_dict(row))
-
-
-def _model_out(record: ModelRecord) -> Model:
-    with container().session() as session:
-        row = session.get(ModelRegistry, record.model_id)
-        assert row is not None
-        return Model.model_validate(model_dict(row))
+    try:
+        return Model.of(RegistryService(container()).get_model(model_id))
+    except ModelNotFoundError:
+        raise not_found("model", model_id) from None
 
 
 def _known_type(model_type: str) -> str:
@@ -59,7 +50,7 @@ def post_retire(model_id: str, body: RetireRequest) -> Model:
         raise not_found("model", model_id) from None
     except RegistryError as exc:
         raise ApiError(409, str(exc)) from None
-    return _model_out(record)
+    return Model.of(record)
 
 
 @operation(
@@ -71,7 +62,7 @@ def post_promote(model_type: str, body: PromoteRequest) -> Model:
         record = RegistryService(container()).promote_shadow_to_active(_known_type(model_type), body.reason)
     except RegistryError as exc:  # no shadow model
         raise ApiError(409, str(exc)) from None
-    return _model_out(record)
+    return Model.of(record)
 
 
 @operation(
@@ -85,4 +76,4 @@ def post_rollback(model_type: str, body: RollbackRequest) -> Model:
         raise not_found(f"{model_type} version", body.version) from None
     except RegistryError as exc:  # artifact gone
         raise ApiError(409, str(exc)) from None
-    return _model_out(record)
+    return Model.of(record)

@@ -84,6 +84,7 @@ def request_retraining(
 ) -> TriggerDecision:
     """Start a retraining of `model_types` (None: a full one) unless a storm guard says no."""
     from app.retraining import RetrainingOrchestrator
+    from app.retraining.spec import RetrainingSpec
 
     policy = container.policy_store.get()
     full = model_types is None
@@ -101,8 +102,6 @@ def request_retraining(
                     {"reason": reason, "model_types": wanted, "blocked_by": blocked, "trigger": trigger or {}},
                 )
             return TriggerDecision(None, False, [], blocked, "a job for these models is running or in cooldown")
-        if full and not blocked:
-            job_id = orchestrator.start_full(reason=reason)
-        else:
-            job_id = orchestrator.start_partial(remaining, reason=reason)
+        spec = RetrainingSpec.create(policy, None if full and not blocked else remaining, reason)
+        job_id = orchestrator.start(spec)
     return TriggerDecision(job_id, True, remaining, blocked, reason)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from app.clock import utcnow
 from app.retraining import jobs
 from app.retraining.heartbeat import Heartbeat
+from app.retraining.spec import DataSelection
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -39,11 +40,11 @@ def prepare_dataset(container: Container, job_id: str) -> dict[str, Any]:
         if meta.get("dataset_id") or meta.get("dataset_error"):
             return {"job_id": job_id, "dataset_id": meta.get("dataset_id"), "error": meta.get("dataset_error")}
         row.stage, row.progress_pct, row.heartbeat_at = "preparing_dataset", 2.0, utcnow()
-    spec = dict(meta.get("spec") or {})
     started = time.monotonic()
     try:
+        selection = DataSelection.model_validate(meta.get("spec") or {})
         with Heartbeat(container, job_id):
-            dataset_id = spec.get("dataset_id") or _build_dataset(container, spec)
+            dataset_id = _build_dataset(container, selection)
         error = None
     except Exception as exc:  # recorded; the training steps then skip and finalize fails the job
         log.exception("job %s: dataset preparation failed", job_id)
@@ -58,10 +59,10 @@ def prepare_dataset(container: Container, job_id: str) -> dict[str, Any]:
     return {"job_id": job_id, "dataset_id": dataset_id, "error": error}
 
 
-def _build_dataset(container: Container, spec: dict[str, Any]) -> str:
+def _build_dataset(container: Container, selection: DataSelection) -> str:
     from app.retraining.datasets import build_job_dataset
 
-    return build_job_dataset(container, spec)
+    return build_job_dataset(container, selection)
 
 
 def train_one_model(
