@@ -19,7 +19,6 @@ HANDLER_TABLE: list[tuple[str, str]] = [
     ("drift.detected", "app.clm.manager:on_drift_detected"),
     ("model.performance.degraded", "app.clm.manager:on_performance_degraded"),
     ("regime.changed", "app.clm.manager:on_regime_changed"),
-    ("shadow.promotion.recommended", "app.clm.manager:on_promotion_recommended"),
     ("model.promoted", "app.clm.manager:on_model_promoted"),
     # RL agents learn from closed trades (payload keys: app/rl/outcome.py)
     ("execution.trade.closed", "app.rl_meta_strategy:on_trade_closed"),

@@ -8,7 +8,7 @@
 | `drift.detected` CRITICAL | full retraining and trading halted (`trading_halted` flag, `clm.trading.halted`) |
 | `model.performance.degraded` | partial retraining of that model type |
 | `regime.changed` | RL agents reset when `rl_maintenance.reset_on_regime_change` |
-| `shadow.promotion.recommended` | carried out (promotion) when auto-promotion is on |
+| `shadow.promotion.recommended` | nothing: it reports a decision already carried out (`app.shadow_tester.promotion`) |
 
 Every retraining goes through the storm guard (`app.clm.guard`): while a job for a model
 type runs, or within `retraining_cooldown_hours`, further triggers are recorded and start nothing.
@@ -123,31 +123,6 @@ class ContinuousLearningManager:
         with self.container.session() as session:
             self.container.bus.publish(session, "clm.rl.reset", {"reason": reason, "agents": results})
         return results
-
-    def handle_promotion_recommendation(self, event: dict[str, Any]) -> bool:
-        """Carry out a recommended promotion (auto-promotion on) if the model is still SHADOW.
-
-        The shadow tester promotes in the same call that recommends when auto-promotion is
-        on; this handler covers a recommendation whose promotion did not happen then (a
-        crash between the two), so a recommendation is never lost.
-        """
-        from app.model_registry import ModelRegistry as Registry
-        from app.model_registry import RegistryError
-
-        payload = event.get("payload", event)
-        if not self.container.policy_store.get().clm_config.auto_promote_threshold.auto_promote:
-            return False  # manual review: the alert module shows the recommendation
-        registry = Registry(self.container)
-        shadow = registry.get_shadow_model(payload.get("model_type", ""))
-        if shadow is None or shadow.model_id != payload.get("shadow_model_id"):
-            return False
-        try:
-            # The registry's model.promoted event becomes clm.model.promoted (on_model_promoted).
-            registry.promote_shadow_to_active(shadow.model_type, "shadow promotion recommended")
-        except RegistryError as exc:
-            log.warning("recommended promotion of %s refused: %s", shadow.model_id, exc)
-            return False
-        return True
 
     def on_model_promoted(self, event: dict[str, Any]) -> None:
         payload = event.get("payload", event)
@@ -269,10 +244,6 @@ def on_performance_degraded(container: Container, event: dict[str, Any]) -> None
 
 def on_regime_changed(container: Container, event: dict[str, Any]) -> None:
     ContinuousLearningManager(container).handle_regime_change(event)
-
-
-def on_promotion_recommended(container: Container, event: dict[str, Any]) -> None:
-    ContinuousLearningManager(container).handle_promotion_recommendation(event)
 
 
 def on_model_promoted(container: Container, event: dict[str, Any]) -> None:
