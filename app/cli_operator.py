@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from app.bootstrap import Container
+from app.retraining.jobs import CANCELLED, COMPLETED, FAILED, PARTIAL
 
 
 def _container() -> Container:
@@ -122,7 +123,7 @@ def jobs_cancel(job_id: str, reason: str) -> None:
     click.echo(f"{job_id}: {record.status}")
 
 
-EXIT_BY_STATUS = {"completed": 0, "partial": 3, "failed": 1, "cancelled": 1}
+EXIT_BY_STATUS = {COMPLETED: 0, PARTIAL: 3, FAILED: 1, CANCELLED: 1}
 
 
 @click.command("retrain")

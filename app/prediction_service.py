@@ -52,7 +52,7 @@ from app.data_pipeline import engineer_features, timeframe_ms, warmup_rows
 from app.data_pipeline.timeframes import floor_to_grid, to_ms
 from app.db.models import Candle, Event, PolicyVersion, PredictionLog, ShadowTestResult
 from app.db.models import ModelRegistry as ModelRow
-from app.model_registry import ModelRecord
+from app.model_registry import ACTIVE, SHADOW, ModelRecord
 from app.model_supervisor import prediction_log_values
 from app.policy import Policy
 from app.shadow_tester.records import ShadowPrediction, shadow_row
@@ -246,11 +246,11 @@ def model_cache(container: Container) -> ModelCache:
 def live_model_ids(session: Session, model_type: str) -> tuple[str | None, str | None]:
     rows = session.execute(
         select(ModelRow.model_id, ModelRow.status).where(
-            ModelRow.model_type == model_type, ModelRow.status.in_(("ACTIVE", "SHADOW"))
+            ModelRow.model_type == model_type, ModelRow.status.in_((ACTIVE, SHADOW))
         )
     ).all()
     by_status = {status: model_id for model_id, status in rows}
-    return by_status.get("ACTIVE"), by_status.get("SHADOW")
+    return by_status.get(ACTIVE), by_status.get(SHADOW)
 
 
 @dataclass(frozen=True)
@@ -333,7 +333,7 @@ def _snapshot_statement(postgres: bool) -> Any:
     head = select(*columns).select_from(window).subquery()
     return select(head, ModelRow.model_type, ModelRow.model_id, ModelRow.status).select_from(
         # Two comparisons, not IN: an IN list is expanded again on every execution.
-        head.outerjoin(ModelRow, or_(ModelRow.status == "ACTIVE", ModelRow.status == "SHADOW"))
+        head.outerjoin(ModelRow, or_(ModelRow.status == ACTIVE, ModelRow.status == SHADOW))
     )
 
 
@@ -347,7 +347,7 @@ def read_snapshot(db: Db, policy: Policy, symbol: str, bounds: tuple[int, int]) 
     for row in rows:
         if row.model_type is not None:
             active, shadow = live.get(row.model_type, (None, None))
-            live[row.model_type] = (row.model_id, shadow) if row.status == "ACTIVE" else (active, row.model_id)
+            live[row.model_type] = (row.model_id, shadow) if row.status == ACTIVE else (active, row.model_id)
     first = rows[0]
     drawn = (int(first.log_id_1), int(first.log_id_2), int(first.pair_id)) if postgres else None
     return Snapshot(int(first.policy_version or 0), live, first.last_open, int(first.candles or 0), drawn)

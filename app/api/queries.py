@@ -20,11 +20,11 @@ from app.db.models import (
     ShadowTestResult,
     SystemFlag,
 )
-from app.model_registry.records import ModelRecord
+from app.model_registry.records import ACTIVE, SHADOW, ModelRecord
 from app.policy import Policy
-from app.retraining.jobs import JobRecord
+from app.retraining.jobs import PENDING, RUNNING, JobRecord
 
-RUNNING_STATUSES = ("pending", "running")
+RUNNING_STATUSES = (PENDING, RUNNING)
 KEY_METRICS = ("directional_accuracy", "accuracy", "f1", "sharpe", "rmse", "calibration_error")
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 
@@ -250,14 +250,14 @@ def clm_status(session: Session, policy: Policy) -> dict[str, Any]:
     """What the CLM dashboard shows, read straight from the tables."""
     models: dict[str, dict[str, Any]] = {}
     live = session.scalars(
-        select(ModelRegistry).where(ModelRegistry.status.in_(("ACTIVE", "SHADOW"))).order_by(ModelRegistry.model_type)
+        select(ModelRegistry).where(ModelRegistry.status.in_((ACTIVE, SHADOW))).order_by(ModelRegistry.model_type)
     ).all()
     for row in live:
         entry = models.setdefault(row.model_type, {"active": None, "shadow": None})
         record = ModelRecord.from_row(row)
         entry[row.status.lower()] = record.public_dict() | {"key_metrics": key_metrics(record.metrics)}
     min_samples = policy.clm_config.auto_promote_threshold.min_samples
-    shadows = [shadow_progress(session, r, min_samples) for r in live if r.status == "SHADOW"]
+    shadows = [shadow_progress(session, r, min_samples) for r in live if r.status == SHADOW]
     lookback = timedelta(hours=policy.clm_config.drift_detection.check_interval_hours * 4)
     halted = session.get(SystemFlag, "trading_halted")
     return {

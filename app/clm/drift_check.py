@@ -19,6 +19,7 @@ import pandas as pd
 
 from app.clock import utcnow
 from app.data_pipeline.timeframes import to_ms
+from app.model_registry.records import ACTIVE
 from app.system import set_flag
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def run_drift_check(container: Container, now: datetime | None = None) -> dict[s
     now = now or utcnow()
     summary: dict[str, Any] = {}
     current: pd.DataFrame | None = None
-    for model in ModelRegistry(container).list_models(status="ACTIVE", limit=100):
+    for model in ModelRegistry(container).list_models(status=ACTIVE, limit=100):
         entry: dict[str, Any] = {}
         try:
             if (model.manifest or {}).get("feature_columns"):

@@ -20,6 +20,7 @@ from sqlalchemy import select, text
 
 from app.clock import utcnow
 from app.db.models import RetrainingJob
+from app.retraining.jobs import CANCELLED, RUNNING
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -67,8 +68,8 @@ def blocking_jobs(container: Container, model_types: list[str], cooldown: timede
     since = utcnow() - cooldown
     query = select(RetrainingJob).where(
         RetrainingJob.job_type.in_(("full", "partial")),
-        RetrainingJob.status != "cancelled",
-        (RetrainingJob.status == "running") | (RetrainingJob.started_at >= since),
+        RetrainingJob.status != CANCELLED,
+        (RetrainingJob.status == RUNNING) | (RetrainingJob.started_at >= since),
     )
     blocked: dict[str, str] = {}
     with container.session_factory() as session:

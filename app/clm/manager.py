@@ -24,6 +24,8 @@ from sqlalchemy import select, update
 from app.clm.guard import TriggerDecision, request_retraining
 from app.clock import utcnow
 from app.db.models import DriftEvent, ModelRegistry, RetrainingJob
+from app.model_registry.records import ACTIVE, SHADOW
+from app.retraining.jobs import COMPLETED, PARTIAL, RUNNING
 from app.system import get_flag, set_flag
 
 if TYPE_CHECKING:
@@ -155,10 +157,10 @@ class ContinuousLearningManager:
 
         policy = self.container.policy_store.get()
         with self.container.session_factory() as session:
-            running = session.scalars(select(RetrainingJob).where(RetrainingJob.status == "running")).all()
+            running = session.scalars(select(RetrainingJob).where(RetrainingJob.status == RUNNING)).all()
             last = session.scalars(
                 select(RetrainingJob)
-                .where(RetrainingJob.status.in_(("completed", "partial")), RetrainingJob.job_type != "rl_maintenance")
+                .where(RetrainingJob.status.in_((COMPLETED, PARTIAL)), RetrainingJob.job_type != "rl_maintenance")
                 .order_by(RetrainingJob.completed_at.desc())
                 .limit(1)
             ).first()
@@ -168,7 +170,7 @@ class ContinuousLearningManager:
                 .order_by(RetrainingJob.started_at.desc())
                 .limit(1)
             ).first()
-            models = session.scalars(select(ModelRegistry).where(ModelRegistry.status.in_(("ACTIVE", "SHADOW")))).all()
+            models = session.scalars(select(ModelRegistry).where(ModelRegistry.status.in_((ACTIVE, SHADOW)))).all()
             halted = get_flag(session, "trading_halted")
             last_check = get_flag(session, "last_drift_check")
         from datetime import timedelta
@@ -186,8 +188,8 @@ class ContinuousLearningManager:
             "current_jobs": [{"job_id": j.job_id, "stage": j.stage, "progress_pct": j.progress_pct} for j in running],
             "last_retraining": last.completed_at.isoformat() if last and last.completed_at else None,
             "next_scheduled": (last_full.started_at + interval).isoformat() if last_full else None,
-            "active_models": {m.model_type: f"v{m.version}" for m in models if m.status == "ACTIVE"},
-            "shadow_models": {m.model_type: f"v{m.version}" for m in models if m.status == "SHADOW"},
+            "active_models": {m.model_type: f"v{m.version}" for m in models if m.status == ACTIVE},
+            "shadow_models": {m.model_type: f"v{m.version}" for m in models if m.status == SHADOW},
             "rl_versions": rl_versions,
             "trading_halted": bool(halted and halted.enabled),
             "last_drift_check": (last_check.value or {}).get("at") if last_check else None,

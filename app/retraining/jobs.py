@@ -19,8 +19,17 @@ from app.db.models import RetrainingJob
 if TYPE_CHECKING:
     from app.bootstrap import Container
 
-RUNNING, COMPLETED, PARTIAL, FAILED, CANCELLED = "running", "completed", "partial", "failed", "cancelled"
+PENDING, RUNNING, COMPLETED, PARTIAL, FAILED, CANCELLED = (
+    "pending",
+    "running",
+    "completed",
+    "partial",
+    "failed",
+    "cancelled",
+)
 TERMINAL = (COMPLETED, PARTIAL, FAILED, CANCELLED)
+# A model type's entry in a job (`models_trained`): training -> trained -> registered, or FAILED / CANCELLED.
+TRAINING, TRAINED, REGISTERED = "training", "trained", "registered"
 JOB_TYPES = ("full", "partial", "rl_maintenance")
 ID_PREFIX = "RTN-"
 
@@ -150,7 +159,7 @@ def set_metadata(row: RetrainingJob, **values: Any) -> None:
 def training_progress(row: RetrainingJob) -> float:
     """10 % after the dataset, 80 % spread over the models, the rest for finalizing."""
     total = max(1, len(row.model_types or []))
-    done = sum(1 for e in (row.models_trained or {}).values() if e.get("status") in ("trained", "failed"))
+    done = sum(1 for e in (row.models_trained or {}).values() if e.get("status") in (TRAINED, FAILED))
     return round(10.0 + 80.0 * done / total, 1)
 
 

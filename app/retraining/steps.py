@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FINAL_MODEL_STATES = ("trained", "failed")
+FINAL_MODEL_STATES = (jobs.TRAINED, jobs.FAILED)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -88,12 +88,12 @@ def train_one_model(
                 f"given up after {cap} deliveries: the worker running this training died each time "
                 f"(last on {entry.get('worker')}, pid {entry.get('pid')})"
             )
-            return _summary(job_id, model_type, _finish(row, model_type, status="failed", error=error, **attempt))
+            return _summary(job_id, model_type, _finish(row, model_type, status=jobs.FAILED, error=error, **attempt))
         dataset_id = meta.get("dataset_id")
         if not dataset_id:
             error = f"no dataset: {meta.get('dataset_error') or 'the dataset step did not run'}"
-            return _summary(job_id, model_type, _finish(row, model_type, status="failed", error=error, **attempt))
-        jobs.set_model_result(row, model_type, status="training", started_at=utcnow().isoformat(), **attempt)
+            return _summary(job_id, model_type, _finish(row, model_type, status=jobs.FAILED, error=error, **attempt))
+        jobs.set_model_result(row, model_type, status=jobs.TRAINING, started_at=utcnow().isoformat(), **attempt)
         row.heartbeat_at = utcnow()
     return _train_and_stage(container, job_id, model_type, dataset_id)
 
@@ -120,10 +120,10 @@ def _train_and_stage(container: Container, job_id: str, model_type: str, dataset
                 _discard_artifacts(container, trained)
             return {"job_id": job_id, "model_type": model_type, "skipped": row.status, "duplicate": True}
         if trained is None:
-            entry = _finish(row, model_type, status="failed", error=error, seconds=seconds)
+            entry = _finish(row, model_type, status=jobs.FAILED, error=error, seconds=seconds)
         else:
             model_id = ModelRegistry(container).stage_model(trained, job_id=job_id, session=session)
-            entry = _finish(row, model_type, status="trained", model_id=model_id, seconds=seconds, error=None)
+            entry = _finish(row, model_type, status=jobs.TRAINED, model_id=model_id, seconds=seconds, error=None)
     return _summary(job_id, model_type, entry)
 
 

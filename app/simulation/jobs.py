@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from app.clock import utcnow
 from app.db.models import Event, RetrainingJob
+from app.retraining.jobs import RUNNING
 from app.schedule import PeriodicJob, SimulatedBeat
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class JobRunner:
             with self.container.session_factory() as session:
                 pending = session.scalar(select(func.count()).select_from(Event).where(Event.status == "pending"))
                 running = session.scalar(
-                    select(func.count()).select_from(RetrainingJob).where(RetrainingJob.status == "running")
+                    select(func.count()).select_from(RetrainingJob).where(RetrainingJob.status == RUNNING)
                 )
             if not pending and not running:
                 return
