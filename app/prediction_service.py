@@ -199,7 +199,7 @@ class ModelCache:
 
     def _load(self, model_id: str) -> LoadedModel:
         from app.model_registry import ModelRegistry
-        from app.model_training import load_forecaster
+        from app.model_training.storage import load_forecaster
 
         record = ModelRegistry(self.container).get_model(model_id)
         return LoadedModel(record, load_forecaster(self.container, record))

@@ -1,11 +1,16 @@
 """Model training: one forecaster interface, one table of model types, honest evaluation.
 
-Adding a model type is one module and one line in `MODEL_TYPES`.
+Adding a model type is one module (its forecaster, its `Params` and its capability flags)
+and one line in `MODEL_TYPES`: the policy's training section, the queues and the contract
+tests are built from the table. Importing this package stays light (numpy, pandas,
+pydantic; torch and neuralforecast only inside the methods that need them) because
+app.policy imports the table; training and loading stored models are in `service.py` and
+`storage.py`.
 """
 
 from __future__ import annotations
 
-from app.model_training.base import ConfidenceCalibrator, Forecaster, ForecasterInputError, ForecastSpec
+from app.model_training.base import ConfidenceCalibrator, Forecaster, ForecasterInputError, ForecastSpec, ModelParams
 from app.model_training.lightgbm_model import LightGBMForecaster
 from app.model_training.naive_model import NaiveForecaster
 from app.model_training.nhits_model import NHITSForecaster
@@ -29,17 +34,12 @@ def forecaster_class(model_type: str) -> type[Forecaster]:
         raise ValueError(f"unknown model type {model_type!r}; known: {sorted(MODEL_TYPES)}") from None
 
 
-# The service needs the table above, so it is imported after it.
-from app.model_training.service import TrainedModel, load_forecaster, train_model  # noqa: E402
-
 __all__ = [
     "MODEL_TYPES",
     "ConfidenceCalibrator",
     "ForecastSpec",
     "Forecaster",
     "ForecasterInputError",
-    "TrainedModel",
+    "ModelParams",
     "forecaster_class",
-    "load_forecaster",
-    "train_model",
 ]

@@ -18,6 +18,7 @@ import numpy as np
 
 from app.artifacts import StoredArtifact
 from app.clock import utcnow
+from app.model_training import forecaster_class
 from app.model_training.base import Forecaster
 
 if TYPE_CHECKING:
@@ -85,8 +86,6 @@ def load_forecaster(container: Container, record: Any, sha256: str | None = None
     if not expected:
         raise ValueError(f"refusing to load {file_path}: no sha256 to verify it against")
     manifest = json.loads(container.artifacts.get_bytes(file_path, expected))
-    from app.model_training import forecaster_class
-
     model_class = forecaster_class(manifest["model_type"])
     directory = str(PurePosixPath(file_path).parent)
     with tempfile.TemporaryDirectory(prefix="clm-load-") as workdir:

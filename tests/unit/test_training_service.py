@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.bootstrap import Container
 from app.data_pipeline import DatasetSpec, build_dataset, load_dataset
 from app.db.models import Event
-from app.model_training import load_forecaster, train_model
+from app.model_training.service import load_forecaster, train_model
 from tests.unit.training_helpers import DATA_DIR
 
 
