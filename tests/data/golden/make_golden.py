@@ -126,7 +126,7 @@ def main() -> None:
         directory = GOLDEN_DIR / "models" / model_type
         for old in sorted(directory.rglob("*"), reverse=True) if directory.exists() else []:
             old.unlink() if old.is_file() else old.rmdir()
-        spec = ForecastSpec(features, HORIZON, TINY.get(model_type, {}), seed=SEED, threads=1)
+        spec = ForecastSpec(features, HORIZON, TINY.get(model_type, model_class.TINY_PARAMS), seed=SEED, threads=1)
         model = tiny_class(model_class)(spec).fit(train, valid)
         stored, manifest = store_forecaster(store, model, f"models/{model_type}", {"note": "golden artifact"})  # type: ignore[arg-type]
         predicted, direction, confidence = model.predict_arrays(rows, history)
