@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.core.policy import Policy
 from app.data_pipeline import engineer_features, feature_columns, generate_labels
 from app.data_pipeline.files import read_candle_file
-from app.model_training import MODEL_TYPES, ForecastSpec
+from app.forecasters import MODEL_TYPES, ForecastSpec
 from app.model_training.evaluation import evaluate_model, timeframe_ms
 from app.model_training.splits import chronological_split
 

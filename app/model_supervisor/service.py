@@ -7,7 +7,7 @@ horizon has passed. `get_model_health` measures, over a lookback window:
 - winrate: share of non-flat predictions with an outcome whose PnL is positive (PnL as in
   `app.shadow_tester.stats.per_sample_pnl`: direction x realized return - round-trip fee);
 - calibration error: expected calibration error over 10 confidence bins, confidence being
-  the forecaster's P(direction right) (`app.model_training.base`);
+  the forecaster's P(direction right) (`app.forecasters.base`);
 - long/short ratio: long calls / short calls (inf when there are longs and no shorts);
 - latency p50/p95/p99 and mean, in milliseconds;
 - coverage: share of the policy's symbols with at least one prediction of confidence

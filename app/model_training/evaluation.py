@@ -28,11 +28,11 @@ from sklearn.metrics import (
     recall_score,
 )
 
-from app.model_training.base import TARGET, direction_correct
+from app.forecasters.base import TARGET, direction_correct
 from app.model_training.splits import candle_ms
 
 if TYPE_CHECKING:
-    from app.model_training.base import Forecaster
+    from app.forecasters.base import Forecaster
 
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 YEAR_MS = 365 * 86_400_000

@@ -19,8 +19,8 @@ import pandas as pd
 
 from app.core.clock import utcnow
 from app.data_pipeline import load_dataset
-from app.model_training import forecaster_class
-from app.model_training.base import Forecaster, ForecastSpec
+from app.forecasters import forecaster_class
+from app.forecasters.base import Forecaster, ForecastSpec
 from app.model_training.evaluation import evaluate_model, timeframe_ms
 from app.model_training.splits import Split, candle_ms, chronological_split, walk_forward_splits
 from app.model_training.storage import json_safe, load_forecaster, store_forecaster

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from app.core.clock import SimulatedClock
 from app.core.system import get_flag
 from app.data_pipeline import CandleStore
-from app.model_training import forecaster_class
+from app.forecasters import forecaster_class
 from app.prediction import NoActiveModelError, PredictionService
 from app.regime_detector.detector import RegimeService, RegimeThresholds
 from app.rl.meta_space import MetaStrategyState, performance_level

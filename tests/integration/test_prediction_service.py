@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from app.core.clock import Clock, SimulatedClock, use_clock
 from app.core.db.models import Event, PredictionLog, ShadowTestResult
 from app.model_registry import ModelRegistry
-from app.model_training import load_forecaster
+from app.model_training.storage import load_forecaster
 from app.prediction import (
     InsufficientHistoryError,
     NoActiveModelError,

@@ -45,3 +45,17 @@ def test_store_versions_and_refuses_invalid_edits(sqlite_container) -> None:
     assert store.current_version() == 2
     assert store.get().clm_config.schedule_interval_days == 3
     assert store.get().risk.active_mode == "normal"
+
+
+def test_a_policy_stored_before_a_model_type_had_a_section_still_loads() -> None:
+    document = Policy().model_dump(mode="json")
+    del document["training"]["naive"]  # stored before naive had params
+    document["training"]["xgboost"] = {"n_estimators": 50}  # a partial section: the rest defaults
+    policy = Policy.model_validate(document)
+    assert policy.training.naive.mode == "persistence"
+    assert policy.training.xgboost.n_estimators == 50 and policy.training.xgboost.max_bin == 256
+    assert policy.training.patchtst.input_size == 64 and policy.training.nhits.input_size == 48
+    assert set(Policy().model_dump()["training"]) == {
+        *("model_types", "seed", "cv_folds", "train_frac", "val_frac"),
+        *("xgboost", "lightgbm", "nhits", "patchtst", "naive"),
+    }

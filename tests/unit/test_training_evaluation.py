@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.model_training.base import ConfidenceCalibrator, direction_correct
+from app.forecasters.base import ConfidenceCalibrator, direction_correct
 from app.model_training.evaluation import (
     baseline_metrics,
     expected_calibration_error,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.model_training import MODEL_TYPES, ForecastSpec
+from app.forecasters import MODEL_TYPES, ForecastSpec
 from app.model_training.evaluation import evaluate_model
 from app.model_training.splits import chronological_split
 from tests.unit.training_helpers import labelled_frame

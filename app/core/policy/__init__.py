@@ -16,6 +16,8 @@ from app.core.policy.schema import (
     RLMaintenance,
     SupervisorConfig,
     TrainingConfig,
+    TrainingSettings,
+    training_config,
     validate_policy,
 )
 from app.core.policy.store import PolicyStore, load_policy
@@ -37,6 +39,8 @@ __all__ = [
     "RiskMode",
     "SupervisorConfig",
     "TrainingConfig",
+    "TrainingSettings",
     "load_policy",
+    "training_config",
     "validate_policy",
 ]
