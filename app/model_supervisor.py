@@ -50,6 +50,7 @@ from app.shadow_tester.outcomes import resolve_frame
 from app.shadow_tester.records import prediction_fields, telemetry_commit
 from app.shadow_tester.service import horizon_of
 from app.shadow_tester.stats import per_sample_pnl, round_trip_fee
+from app.topics import PerformanceDegraded, TradeClosed
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -369,14 +370,13 @@ class ModelSupervisor:
                 if health.status != "HEALTHY":
                     self.container.bus.publish(
                         session,
-                        "model.performance.degraded",
-                        {
-                            "model_id": model_id,
-                            "model_type": model_type,
-                            "metrics": summary,
-                            "recommendation": health.status,
-                            "reasons": health.reasons,
-                        },
+                        PerformanceDegraded(
+                            model_id=model_id,
+                            model_type=model_type,
+                            metrics=summary,
+                            recommendation=health.status,
+                            reasons=health.reasons,
+                        ),
                     )
             report.append(health)
         return report
@@ -395,4 +395,4 @@ class ModelSupervisor:
 
 def on_trade_closed(container: Container, event: dict[str, Any]) -> None:
     """Handler of `execution.trade.closed`."""
-    ModelSupervisor(container).close_from_trade(event["payload"])
+    ModelSupervisor(container).close_from_trade(TradeClosed.from_event(event).payload())

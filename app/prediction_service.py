@@ -56,6 +56,7 @@ from app.model_registry import ModelRecord
 from app.model_supervisor import prediction_log_values
 from app.policy import Policy
 from app.shadow_tester.records import ShadowPrediction, shadow_row
+from app.topics import ModelPromoted, SignalGenerated
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -362,7 +363,7 @@ def write_prediction(
     drawn_ids: tuple[int, int, int] | None = None,
 ) -> tuple[int, int | None]:
     """Insert the prediction logs (ACTIVE first), the shadow pair and the `ai.signal.generated`
-    event row (`event`: `EventBus.event_values`, its payload filled in here) in `db`'s
+    event row (`event`: `EventBus.event_values` of `result`, its ids filled in here) in `db`'s
     transaction; returns (ACTIVE prediction id, shadow pair id).
 
     With `drawn_ids` (PostgreSQL, drawn by `read_snapshot`): one statement of data-modifying
@@ -375,12 +376,12 @@ def write_prediction(
         if pair_row is not None:
             inserted = db.execute(insert(ShadowTestResult).returning(ShadowTestResult.id), pair_row)
             shadow_test_id = int(inserted.scalar_one())
-        event["payload"] = replace(result, prediction_id=prediction_id, shadow_test_id=shadow_test_id).to_dict()
+        event["payload"] = event["payload"] | {"prediction_id": prediction_id, "shadow_test_id": shadow_test_id}
         db.execute(insert(Event), event)
         return prediction_id, shadow_test_id
     log_ids = list(drawn_ids[: len(logs)])
     shadow_test_id = drawn_ids[2] if pair_row is not None else None
-    event["payload"] = replace(result, prediction_id=log_ids[0], shadow_test_id=shadow_test_id).to_dict()
+    event["payload"] = event["payload"] | {"prediction_id": log_ids[0], "shadow_test_id": shadow_test_id}
     params: dict[str, Any] = {}
     for n, (row, log_id) in enumerate(zip(logs, log_ids, strict=True)):
         params |= {f"l{n}_{key}": value for key, value in (row | {"id": log_id}).items()}
@@ -464,7 +465,7 @@ class PredictionService:
                 shadow=shadow,
                 **active,
             )
-            event = self.container.bus.event_values("ai.signal.generated", {}, record_only=True)
+            event = self.container.bus.event_values(SignalGenerated(**result.to_dict()), record_only=True)
             prediction_id, shadow_test_id = write_prediction(db, logs, pair_row, result, event, snapshot.drawn_ids)
             result = replace(result, prediction_id=prediction_id, shadow_test_id=shadow_test_id)
         if event["status"] == "pending":  # a handler listens: deliver as after any commit
@@ -575,5 +576,6 @@ def history_rows(policy: Policy) -> int:
 
 def on_model_promoted(container: Container, event: dict[str, Any]) -> None:
     """Handler of `model.promoted`: load the new pair before the next request needs it."""
-    if _CACHE_KEY in container.extras and event["payload"].get("model_type"):
-        model_cache(container).refresh(event["payload"]["model_type"])
+    promoted = ModelPromoted.from_event(event)
+    if _CACHE_KEY in container.extras and promoted.model_type:
+        model_cache(container).refresh(promoted.model_type)

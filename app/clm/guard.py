@@ -20,6 +20,7 @@ from sqlalchemy import select, text
 
 from app.clock import utcnow
 from app.db.models import RetrainingJob
+from app.topics import RetrainingSuppressed
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -97,8 +98,7 @@ def request_retraining(
             with container.session() as session:
                 container.bus.publish(
                     session,
-                    "clm.retraining.suppressed",
-                    {"reason": reason, "model_types": wanted, "blocked_by": blocked, "trigger": trigger or {}},
+                    RetrainingSuppressed(reason=reason, model_types=wanted, blocked_by=blocked, trigger=trigger or {}),
                 )
             return TriggerDecision(None, False, [], blocked, "a job for these models is running or in cooldown")
         if full and not blocked:

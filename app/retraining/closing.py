@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from app.clock import utcnow
 from app.db.models import RetrainingJob
 from app.retraining import jobs
+from app.topics import RetrainingCompleted
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -121,13 +122,14 @@ def close(container: Container, session: Any, row: RetrainingJob, status: str, m
     }
     container.bus.publish(
         session,
-        "clm.retraining.completed",
-        {
-            "job_id": row.job_id,
-            "job_type": row.job_type,
-            "status": status,
-            "duration_seconds": row.duration_seconds,
-            "models": models,
-            "error": message,
-        },
+        RetrainingCompleted(
+            job_id=row.job_id,
+            models_trained={m: e["model_id"] for m, e in models.items() if e.get("model_id")},
+            duration_sec=(now - row.started_at).total_seconds(),
+            job_type=row.job_type,
+            status=status,
+            duration_seconds=row.duration_seconds,
+            models=models,
+            error=message,
+        ),
     )

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from app.clock import utcnow
 from app.db.models import RetrainingJob
 from app.retraining import closing, jobs
+from app.topics import RetrainingStarted
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -52,8 +53,9 @@ class RetrainingOrchestrator:
             job_id = row.job_id
             self.container.bus.publish(
                 session,
-                "clm.retraining.started",
-                {"job_id": job_id, "job_type": job_type, "reason": reason, "model_types": model_types},
+                RetrainingStarted(
+                    job_id=job_id, trigger_reason=reason, job_type=job_type, reason=reason, model_types=model_types
+                ),
             )
         try:
             self.container.dispatcher.start_retraining(job_id, model_types, spec)
@@ -82,7 +84,7 @@ class RetrainingOrchestrator:
         with self.container.session() as session:
             job_id = jobs.insert_job(session, "rl_maintenance", "scheduled", [], {}).job_id
             self.container.bus.publish(
-                session, "clm.retraining.started", {"job_id": job_id, "job_type": "rl_maintenance"}
+                session, RetrainingStarted(job_id=job_id, trigger_reason="scheduled", job_type="rl_maintenance")
             )
         module_name, func_name = RL_MAINTENANCE_HOOK.split(":")
         try:

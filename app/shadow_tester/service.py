@@ -34,6 +34,13 @@ from app.shadow_tester.records import (
     telemetry_commit,
 )
 from app.shadow_tester.stats import ShadowEvaluationResult, Thresholds, evaluate_pairs, round_trip_fee
+from app.topics import (
+    ModelRegistered,
+    ShadowPromoted,
+    ShadowPromotionRecommended,
+    ShadowTestingStarted,
+    TradeClosed,
+)
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -63,15 +70,17 @@ class ShadowTester:
             active = session.scalars(
                 select(ModelRow.model_id).where(ModelRow.model_type == shadow.model_type, ModelRow.status == "ACTIVE")
             ).first()
+            min_samples = policy.clm_config.auto_promote_threshold.min_samples
             self.container.bus.publish(
                 session,
-                "shadow.testing.started",
-                {
-                    "shadow_model_id": shadow_model_id,
-                    "active_model_id": active,
-                    "model_type": shadow.model_type,
-                    "min_samples": policy.clm_config.auto_promote_threshold.min_samples,
-                },
+                ShadowTestingStarted(
+                    model_id=shadow_model_id,
+                    shadow_model_id=shadow_model_id,
+                    active_model_id=active,
+                    model_type=shadow.model_type,
+                    target_samples=min_samples,
+                    min_samples=min_samples,
+                ),
             )
 
     def record_shadow_prediction(
@@ -259,14 +268,14 @@ class ShadowTester:
         with self.container.session() as session:
             self.container.bus.publish(
                 session,
-                "shadow.promotion.recommended",
-                {
-                    "model_id": shadow_model_id,
-                    "shadow_model_id": shadow_model_id,
-                    "model_type": record.model_type,
-                    "auto_promote": policy.clm_config.auto_promote_threshold.auto_promote,
-                    "evaluation": evaluation,
-                },
+                ShadowPromotionRecommended(
+                    model_id=shadow_model_id,
+                    shadow_model_id=shadow_model_id,
+                    model_type=record.model_type,
+                    auto_promote=policy.clm_config.auto_promote_threshold.auto_promote,
+                    metrics_comparison=metrics_comparison(evaluation),
+                    evaluation=evaluation,
+                ),
             )
         if not policy.clm_config.auto_promote_threshold.auto_promote:
             return False
@@ -275,13 +284,13 @@ class ShadowTester:
         with self.container.session() as session:
             self.container.bus.publish(
                 session,
-                "shadow.promoted",
-                {
-                    "model_id": shadow_model_id,
-                    "model_type": record.model_type,
-                    "previous_model_id": result.active_model_id,
-                    "evaluation": evaluation,
-                },
+                ShadowPromoted(
+                    model_id=shadow_model_id,
+                    model_type=record.model_type,
+                    previous_model_id=result.active_model_id,
+                    final_metrics=evaluation["shadow_metrics"],
+                    evaluation=evaluation,
+                ),
             )
         return True
 
@@ -314,6 +323,14 @@ class ShadowTester:
                 status = session.scalar(select(ModelRow.status).where(ModelRow.model_id == shadow_model_id))
             summary.append({"shadow_model_id": shadow_model_id, "promoted": promoted, "status": status})
         return summary
+
+
+def metrics_comparison(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    """The specification's `metrics_comparison`: both models' metrics and the test's verdict figures."""
+    keys = ("improvement_pct", "pnl_difference", "p_value_better", "total_samples")
+    return {"active": evaluation["active_metrics"], "shadow": evaluation["shadow_metrics"]} | {
+        k: evaluation.get(k) for k in keys
+    }
 
 
 def _named_ids(payload: Mapping[str, Any]) -> list[int]:
@@ -356,10 +373,11 @@ def _opened_at(payload: Mapping[str, Any]) -> datetime:
 
 def on_trade_closed(container: Container, event: dict[str, Any]) -> None:
     """Handler of `execution.trade.closed`."""
-    ShadowTester(container).close_from_trade(event["payload"])
+    ShadowTester(container).close_from_trade(TradeClosed.from_event(event).payload())
 
 
 def on_model_registered(container: Container, event: dict[str, Any]) -> None:
     """Handler of `model.registered`: a new SHADOW model starts its shadow test."""
-    if event["payload"].get("status") == "SHADOW":
-        ShadowTester(container).start_testing(event["payload"]["model_id"])
+    registered = ModelRegistered.from_event(event)
+    if registered.status == "SHADOW":
+        ShadowTester(container).start_testing(registered.model_id)

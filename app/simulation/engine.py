@@ -32,6 +32,7 @@ from app.simulation.config import RunConfig
 from app.simulation.jobs import JobRunner
 from app.simulation.market import MarketFeed, from_ms
 from app.system import get_flag
+from app.topics import TradeClosed
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -222,7 +223,7 @@ class TradingEngine:
             closed_at = self.clock.now()
             payload = trading.closed_payload(trade, exit_, closed_at, pnl_pct, self._winrate(), (None, None))
             with self.container.session() as session:
-                self.container.bus.publish(session, "execution.trade.closed", payload)
+                self.container.bus.publish(session, TradeClosed(**payload))
             self.stats.trades_closed += 1
             self.stats.exits[exit_.reason] += 1
             self.stats.closed.append(

@@ -13,6 +13,7 @@ from app.clock import utcnow
 from app.db.models import Event, ModelPerformanceLog, PredictionLog
 from app.db.models import ModelRegistry as ModelRow
 from app.model_supervisor import ModelSupervisor
+from app.topics import TradeClosed
 
 pytestmark = pytest.mark.integration
 
@@ -106,7 +107,7 @@ def test_logged_predictions_get_outcomes_from_trades(pg_container) -> None:
         supervisor.log_prediction("xgb", {"direction": 1}, -1.0, symbol="BTC/USDT")
     with pg_container.session() as session:
         trade = {"trade_id": "t-9", "prediction_id": prediction_id, "pnl_pct": 1.5, "symbol": "BTC/USDT"}
-        pg_container.bus.publish(session, "execution.trade.closed", trade)
+        pg_container.bus.publish(session, TradeClosed(**trade, duration_hours=1.0))
     pg_container.bus.deliver_pending()
     with pg_container.session() as session:
         row = session.get(PredictionLog, prediction_id)

@@ -17,6 +17,7 @@ from app.clock import utcnow
 from app.db.models import Event, ModelRegistry
 from app.dispatcher import InlineDispatcher
 from app.handlers import HANDLER_TABLE
+from app.topics import DriftDetected
 from tests.api_fixtures import seed_clm_state
 
 
@@ -145,7 +146,9 @@ def test_a_drift_event_raises_its_alert_through_the_handler_table(sqlite_contain
     with sqlite_container.session() as s:
         now = utcnow()
         s.add(DriftEvent(detected_at=now, drift_type="feature", severity="critical", p_value=1e-6, created_at=now))
-        sqlite_container.bus.publish(s, "drift.detected", {"severity": "critical", "p_value": 1e-6})
+        sqlite_container.bus.publish(
+            s, DriftDetected(severity="critical", p_value=1e-6, drift_type="feature", feature="volume_z_48")
+        )
     with sqlite_container.session() as s:
         alerts = s.scalars(select(Event).where(Event.topic == "alert.critical")).all()
     assert [a.payload["name"] for a in alerts] == ["drift_critical"]
