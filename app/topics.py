@@ -53,7 +53,7 @@ class TopicEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     topic: ClassVar[str]
-    producers: ClassVar[tuple[str, ...]] = ()  # modules that publish it
+    producers: ClassVar[tuple[str, ...]] = ()  # modules that publish it (an RL agent's module, through app.rl.agent)
     consumers: ClassVar[tuple[str, ...]] = ()  # handlers ("module:function", as in app/handlers.py)
     # True: the payload holds only the keys the producer set (a message relayed from outside,
     # stored as it was sent); False: every field, null where unset.
@@ -281,14 +281,14 @@ class RLMetaUpdated(RLUpdated):
     """The meta strategy agent learned from a closed trade."""
 
     topic = "rl.meta.updated"
-    producers = ("app.rl.agent",)
+    producers = ("app.rl_meta_strategy",)
 
 
 class RLSizingUpdated(RLUpdated):
     """The position sizing agent learned from a closed trade."""
 
     topic = "rl.sizing.updated"
-    producers = ("app.rl.agent",)
+    producers = ("app.rl_position_sizing",)
 
 
 class RLReset(TopicEvent):
@@ -304,7 +304,7 @@ class RLMetaReset(RLReset):
     """The meta strategy agent's table was archived and a fresh one started."""
 
     topic = "rl.meta.reset"
-    producers = ("app.rl.agent",)
+    producers = ("app.rl_meta_strategy",)
     consumers = ("app.alerts:check_on_event",)
 
 
@@ -312,7 +312,7 @@ class RLSizingReset(RLReset):
     """The position sizing agent's table was archived and a fresh one started."""
 
     topic = "rl.sizing.reset"
-    producers = ("app.rl.agent",)
+    producers = ("app.rl_position_sizing",)
     consumers = ("app.alerts:check_on_event",)
 
 
