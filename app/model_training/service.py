@@ -10,6 +10,7 @@ hash; `load_forecaster` checks that hash, then each file's, before any library r
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.clock import utcnow
+from app.core.topics import ModelTrainingCompleted, ModelTrainingFailed, ModelTrainingStarted, TopicEvent
 from app.data_pipeline import load_dataset
 from app.forecasters import forecaster_class
 from app.forecasters.base import Forecaster, ForecastSpec
@@ -125,9 +127,9 @@ def cross_validate(
     return summary
 
 
-def _publish(container: Container, topic: str, payload: dict[str, Any]) -> None:
+def _publish(container: Container, event: TopicEvent) -> None:
     with container.session() as session:
-        container.bus.publish(session, topic, json_safe(payload))
+        container.bus.publish(session, event)
 
 
 def train_model(container: Container, model_type: str, dataset_id: str, job_id: str | None = None) -> TrainedModel:
@@ -136,21 +138,22 @@ def train_model(container: Container, model_type: str, dataset_id: str, job_id: 
     model_class = forecaster_class(model_type)
     run_id = f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     base_event = {"model_type": model_type, "dataset_id": dataset_id, "job_id": job_id, "run_id": run_id}
-    _publish(container, "model.training.started", base_event)
+    _publish(container, ModelTrainingStarted(**base_event))
+    started = time.monotonic()
     try:
         trained = _train(container, model_class, dataset_id, job_id, run_id, load_dataset)
     except Exception as exc:
-        _publish(container, "model.training.failed", base_event | {"error": f"{type(exc).__name__}: {exc}"})
+        _publish(container, ModelTrainingFailed(**base_event, error=f"{type(exc).__name__}: {exc}"))
         raise
     _publish(
         container,
-        "model.training.completed",
-        base_event
-        | {
-            "file_path": trained.file_path,
-            "sha256": trained.sha256,
-            "metrics": {k: trained.metrics.get(k) for k in ("directional_accuracy", "rmse", "sharpe")},
-        },
+        ModelTrainingCompleted(
+            **base_event,
+            duration_sec=round(time.monotonic() - started, 3),
+            file_path=trained.file_path,
+            sha256=trained.sha256,
+            metrics={k: trained.metrics.get(k) for k in ("directional_accuracy", "rmse", "sharpe")},
+        ),
     )
     return trained
 

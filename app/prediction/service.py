@@ -43,6 +43,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.core.clock import utcnow
 from app.core.policy import Policy
+from app.core.topics import ModelPromoted, SignalGenerated
 from app.data_pipeline import engineer_features, timeframe_ms, warmup_rows
 from app.model_supervisor.sql import prediction_log_values
 from app.prediction.cache import _CACHE_KEY, ModelPair, Window, model_cache
@@ -118,7 +119,7 @@ class PredictionService:
                 shadow=shadow,
                 **active,
             )
-            event = self.container.bus.event_values("ai.signal.generated", {}, record_only=True)
+            event = self.container.bus.event_values(SignalGenerated(**result.to_dict()), record_only=True)
             prediction_id, shadow_test_id = write_prediction(db, logs, pair_row, result, event, snapshot.drawn_ids)
             result = replace(result, prediction_id=prediction_id, shadow_test_id=shadow_test_id)
         if event["status"] == "pending":  # a handler listens: deliver as after any commit
@@ -205,5 +206,6 @@ def _content_hash(frame: pd.DataFrame) -> str:
 
 def on_model_promoted(container: Container, event: dict[str, Any]) -> None:
     """Handler of `model.promoted`: load the new pair before the next request needs it."""
-    if _CACHE_KEY in container.extras and event["payload"].get("model_type"):
-        model_cache(container).refresh(event["payload"]["model_type"])
+    promoted = ModelPromoted.from_event(event)
+    if _CACHE_KEY in container.extras and promoted.model_type:
+        model_cache(container).refresh(promoted.model_type)

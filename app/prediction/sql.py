@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -135,7 +135,7 @@ def write_prediction(
     drawn_ids: tuple[int, int, int] | None = None,
 ) -> tuple[int, int | None]:
     """Insert the prediction logs (ACTIVE first), the shadow pair and the `ai.signal.generated`
-    event row (`event`: `EventBus.event_values`, its payload filled in here) in `db`'s
+    event row (`event`: `EventBus.event_values` of `result`, its ids filled in here) in `db`'s
     transaction; returns (ACTIVE prediction id, shadow pair id).
 
     With `drawn_ids` (PostgreSQL, drawn by `read_snapshot`): one statement of data-modifying
@@ -148,12 +148,12 @@ def write_prediction(
         if pair_row is not None:
             inserted = db.execute(insert(ShadowTestResult).returning(ShadowTestResult.id), pair_row)
             shadow_test_id = int(inserted.scalar_one())
-        event["payload"] = replace(result, prediction_id=prediction_id, shadow_test_id=shadow_test_id).to_dict()
+        event["payload"] = event["payload"] | {"prediction_id": prediction_id, "shadow_test_id": shadow_test_id}
         db.execute(insert(Event), event)
         return prediction_id, shadow_test_id
     log_ids = list(drawn_ids[: len(logs)])
     shadow_test_id = drawn_ids[2] if pair_row is not None else None
-    event["payload"] = replace(result, prediction_id=log_ids[0], shadow_test_id=shadow_test_id).to_dict()
+    event["payload"] = event["payload"] | {"prediction_id": log_ids[0], "shadow_test_id": shadow_test_id}
     params: dict[str, Any] = {}
     for n, (row, log_id) in enumerate(zip(logs, log_ids, strict=True)):
         params |= {f"l{n}_{key}": value for key, value in (row | {"id": log_id}).items()}

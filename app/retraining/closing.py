@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from app.core.clock import utcnow
 from app.core.db.models import RetrainingJob
+from app.core.topics import RetrainingCompleted
 from app.model_registry import TRAINING, ModelRegistry
 from app.retraining import jobs
 
@@ -120,13 +121,14 @@ def close(container: Container, session: Any, row: RetrainingJob, status: str, m
     }
     container.bus.publish(
         session,
-        "clm.retraining.completed",
-        {
-            "job_id": row.job_id,
-            "job_type": row.job_type,
-            "status": status,
-            "duration_seconds": row.duration_seconds,
-            "models": models,
-            "error": message,
-        },
+        RetrainingCompleted(
+            job_id=row.job_id,
+            models_trained={m: e["model_id"] for m, e in models.items() if e.get("model_id")},
+            duration_sec=(now - row.started_at).total_seconds(),
+            job_type=row.job_type,
+            status=status,
+            duration_seconds=row.duration_seconds,
+            models=models,
+            error=message,
+        ),
     )
