@@ -1,7 +1,7 @@
 """EventBus: a transactional outbox with wildcard subscriptions and at-least-once delivery.
 
 `publish(session, event)` adds an `events` row inside the caller's transaction (`event`: a
-typed event of `app/core/topics.py`, stored as its topic and its JSON payload),
+typed event of `app/core/topics/`, stored as its topic and its JSON payload),
 so an event exists if and only if the state change it reports was committed. After the
 commit the bus is notified: in the embedded mode it delivers in-process at once; in the
 distributed mode it asks the dispatcher to run the delivery task on a worker.

@@ -1,4 +1,4 @@
-"""The typed events (app/core/topics.py): the catalogue, the publishers in the source, the specification."""
+"""The typed events (app/core/topics/): the catalogue, the publishers in the source, the specification."""
 
 from __future__ import annotations
 
@@ -62,13 +62,13 @@ SPECIFICATION_SUBSCRIBED = {
 
 def test_the_committed_catalogue_is_generated_from_the_types() -> None:
     assert CATALOGUE.read_text() == catalogue(), (
-        "docs/events.md is out of date with app/core/topics.py; regenerate: python -m app.core.topics > docs/events.md"
+        "docs/events.md is out of date with app/core/topics/; regenerate: python -m app.core.topics > docs/events.md"
     )
 
 
 def test_every_topic_of_the_specification_is_a_type_with_its_keys() -> None:
     for topic, keys in SPECIFICATION_PUBLISHED.items():
-        assert topic in TOPICS, f"the specification's {topic} has no type in app/core/topics.py"
+        assert topic in TOPICS, f"the specification's {topic} has no type in app/core/topics/"
         fields = set(TOPICS[topic].model_fields)
         assert keys <= fields, f"{topic} lacks the specification's keys {sorted(keys - fields)}"
         assert TOPICS[topic].producers, f"{topic}: nothing in app/ publishes it"
