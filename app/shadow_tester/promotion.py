@@ -82,7 +82,7 @@ def carry_out(container: Container, decision: ShadowDecision) -> bool:
                     model_id=decision.shadow_model_id,
                     model_type=decision.model_type,
                     previous_model_id=decision.active_model_id,
-                    final_metrics=decision.evaluation["shadow_metrics"],
+                    final_metrics=decision.evaluation.get("shadow_metrics", {}),
                     evaluation=decision.evaluation,
                 ),
             )
@@ -95,6 +95,6 @@ def carry_out(container: Container, decision: ShadowDecision) -> bool:
 def metrics_comparison(evaluation: Mapping[str, Any]) -> dict[str, Any]:
     """The specification's `metrics_comparison`: both models' metrics and the test's verdict figures."""
     keys = ("improvement_pct", "pnl_difference", "p_value_better", "total_samples")
-    return {"active": evaluation["active_metrics"], "shadow": evaluation["shadow_metrics"]} | {
+    return {"active": evaluation.get("active_metrics", {}), "shadow": evaluation.get("shadow_metrics", {})} | {
         k: evaluation.get(k) for k in keys
     }
