@@ -1,5 +1,6 @@
 """The policy: one validated document of every tunable (`schema`), stored as versioned rows (`store`)."""
 
+from app.core.policy.checks import PolicyVocabulary, policy_problems
 from app.core.policy.schema import (
     AutoPromoteThreshold,
     ClmConfig,
@@ -18,7 +19,7 @@ from app.core.policy.schema import (
     TrainingConfig,
     validate_policy,
 )
-from app.core.policy.store import PolicyStore, load_policy
+from app.core.policy.store import PolicyConflictError, PolicyStore, load_policy, load_versioned
 
 __all__ = [
     "AutoPromoteThreshold",
@@ -28,8 +29,10 @@ __all__ = [
     "FeatureConfig",
     "LabelConfig",
     "Policy",
+    "PolicyConflictError",
     "PolicyStore",
     "PolicyValidationError",
+    "PolicyVocabulary",
     "RLConfig",
     "RLMaintenance",
     "Retention",
@@ -38,5 +41,7 @@ __all__ = [
     "SupervisorConfig",
     "TrainingConfig",
     "load_policy",
+    "load_versioned",
+    "policy_problems",
     "validate_policy",
 ]
