@@ -311,3 +311,34 @@ def test_oversized_and_wrong_method_are_json_errors(client) -> None:
     assert too_big.status_code == 413 and too_big.is_json
     wrong = client.delete("/api/jobs", headers=TOKEN_HEADER)
     assert wrong.status_code == 405 and wrong.is_json and wrong.get_json()["status"] == 405
+
+
+def test_a_deeply_nested_body_is_a_json_4xx_and_authentication_comes_first(client) -> None:
+    """Issue 18, defect 3: 1,000 levels of brackets raised RecursionError in the NUL guard, before auth (500)."""
+    deep = '{"patch": ' + "[" * 1000 + "]" * 1000 + "}"
+    headers = {"Content-Type": "application/json"}
+    anonymous = client.patch("/api/policy", data=deep, headers=headers)
+    assert anonymous.status_code == 401 and anonymous.is_json
+    for depth in (65, 1000, 100_000):
+        body = '{"patch": {"a": ' + "[" * depth + "]" * depth + "}}"
+        for method, path in (("PATCH", "/api/policy"), ("POST", "/api/outcomes"), ("POST", "/api/predictions")):
+            response = client.open(path, method=method, data=body, headers={**headers, **TOKEN_HEADER})
+            assert response.status_code == 400 and response.is_json, (path, depth, response.status_code)
+            assert response.get_json()["details"] == [{"field": "body", "reason": "nested deeper than 64 levels"}]
+    shallow = {"patch": {"clm_config": {"drift_detection": {"enabled": True}}}}
+    assert client.patch("/api/policy", json=shallow, headers=TOKEN_HEADER).status_code == 200
+
+
+def test_unauthenticated_request_with_a_nul_is_401(client) -> None:
+    """Issue 18, defect 11: the NUL guard answered 422 before the token was checked."""
+    body = {"patch": {}, "comment": "a\x00b"}
+    assert client.patch("/api/policy", json=body).status_code == 401
+    assert client.patch("/api/policy", json=body, headers=WRONG).status_code == 403
+    assert client.patch("/api/policy", json=body, headers=TOKEN_HEADER).status_code == 422
+    assert client.post("/api/models/a%00b/retire", json={"reason": "x"}).status_code == 401
+
+
+def test_405_names_the_allowed_methods(client) -> None:
+    response = client.delete("/api/policy", headers=TOKEN_HEADER)
+    assert response.status_code == 405 and response.is_json
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "PATCH"}
