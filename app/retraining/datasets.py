@@ -7,7 +7,7 @@ job starts, so a redelivered step builds the very same dataset (ids are spec has
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from app.core.clock import utcnow
@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 
 
 def _moment(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value)).replace(tzinfo=None)
+    moment = value if value is None or isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    # Naive UTC, as stored: an offset ("+05:00") is converted, not dropped.
+    return moment if moment is None or moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def dataset_spec(container: Container, spec: dict[str, Any]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from app.bootstrap import bootstrap
 from app.core.db.models import Event, ModelRegistry, PredictionLog, RetrainingJob
 from app.core.dispatch import InlineDispatcher
 from app.core.settings import Settings
+from app.retraining.datasets import dataset_spec
 from tests.api_fixtures import TOKEN_HEADER, seed_clm_state, synthetic_candles, train_naive
 
 WRONG = {"Authorization": "Bearer not-the-token"}
@@ -342,3 +344,39 @@ def test_405_names_the_allowed_methods(client) -> None:
     response = client.delete("/api/policy", headers=TOKEN_HEADER)
     assert response.status_code == 405 and response.is_json
     assert set(response.headers["Allow"].split(", ")) >= {"GET", "PATCH"}
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"end": "0001-01-02T00:00:00"}, "body.data.end"),
+        ({"start": "0001-01-01T00:00:00+05:00"}, "body.data.start"),
+        ({"end": "9999-12-31T23:59:59-05:00"}, "body.data.end"),
+        ({"start": "1969-12-31T23:00:00"}, "body.data.start"),
+    ],
+)
+def test_retraining_dates_out_of_range_are_422_naming_the_field(client, data, field) -> None:
+    """Issue 18, defect 10: "end": "0001-01-02T00:00:00" was a 500 (OverflowError)."""
+    response = client.post("/api/jobs/retraining", json={"data": data}, headers=TOKEN_HEADER)
+    assert response.status_code == 422, response.get_json()
+    assert [d["field"] for d in response.get_json()["details"]] == [field]
+
+
+def test_retraining_dates_with_an_offset_are_converted_to_utc(client, sqlite_container) -> None:
+    """Issue 18, defect 10: "+05:00" was dropped, so 05:00+05:00 was read as 05:00 UTC."""
+    data = {"start": "2025-06-01T05:00:00+05:00", "end": "2025-07-01T00:00:00-02:00"}
+    response = client.post("/api/jobs/retraining", json={"data": data}, headers=TOKEN_HEADER)
+    assert response.status_code == 202, response.get_json()
+    spec = sqlite_container.dispatcher.started[-1][2]
+    assert (spec["start"], spec["end"]) == ("2025-06-01T00:00:00", "2025-07-01T02:00:00")
+    built = dataset_spec(sqlite_container, {"start": "2025-06-01T05:00:00+05:00", "end": "2025-07-01T00:00:00Z"})
+    assert (built.start, built.end) == (datetime(2025, 6, 1), datetime(2025, 7, 1))
+
+
+def test_datetimes_in_answers_carry_their_utc_offset(client) -> None:
+    """Issue 18, defect 11: naive times broke OpenAPI's `date-time` (which requires an offset)."""
+    job = client.get("/api/jobs").get_json()["jobs"][0]
+    model = client.get("/api/models").get_json()["models"][0]
+    for value in (job["started_at"], model["created_at"]):
+        assert value.endswith("Z") or value.endswith("+00:00"), value
+        assert datetime.fromisoformat(value).utcoffset() == timedelta(0)
