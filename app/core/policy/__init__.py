@@ -1,5 +1,6 @@
 """The policy: one validated document of every tunable (`schema`), stored as versioned rows (`store`)."""
 
+from app.core.policy.checks import PolicyVocabulary, policy_problems
 from app.core.policy.schema import (
     AutoPromoteThreshold,
     ClmConfig,
@@ -20,7 +21,7 @@ from app.core.policy.schema import (
     training_config,
     validate_policy,
 )
-from app.core.policy.store import PolicyStore, load_policy
+from app.core.policy.store import PolicyConflictError, PolicyStore, load_policy, load_versioned
 
 __all__ = [
     "AutoPromoteThreshold",
@@ -30,8 +31,10 @@ __all__ = [
     "FeatureConfig",
     "LabelConfig",
     "Policy",
+    "PolicyConflictError",
     "PolicyStore",
     "PolicyValidationError",
+    "PolicyVocabulary",
     "RLConfig",
     "RLMaintenance",
     "Retention",
@@ -41,6 +44,8 @@ __all__ = [
     "TrainingConfig",
     "TrainingSettings",
     "load_policy",
+    "load_versioned",
+    "policy_problems",
     "training_config",
     "validate_policy",
 ]

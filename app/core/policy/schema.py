@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
+from app.core.policy.checks import PolicyVocabulary, policy_problems
 from app.forecasters import MODEL_TYPES, Forecaster
 
 
@@ -243,12 +244,18 @@ def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def validate_policy(document: dict[str, Any]) -> Policy:
+def validate_policy(document: dict[str, Any], vocabulary: PolicyVocabulary | None = None) -> Policy:
+    """The policy of `document`, checked whole: its schema, then every value the system must be able to
+    use (`app.core.policy.checks`; model types and timeframes too when a `vocabulary` is given)."""
     try:
-        return Policy.model_validate(document)
+        policy = Policy.model_validate(document)
     except ValidationError as exc:
         errors = [
             {"field": ".".join(str(p) for p in err["loc"]) or "(document)", "reason": err["msg"]}
             for err in exc.errors()
         ]
         raise PolicyValidationError(errors) from None
+    problems = policy_problems(policy.model_dump(mode="python"), vocabulary)
+    if problems:
+        raise PolicyValidationError(problems)
+    return policy
