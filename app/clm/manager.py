@@ -17,6 +17,7 @@ type runs, or within `retraining_cooldown_hours`, further triggers are recorded 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -182,8 +183,6 @@ class ContinuousLearningManager:
             models = session.scalars(select(ModelRegistry).where(ModelRegistry.status.in_((ACTIVE, SHADOW)))).all()
             halted = get_flag(session, "trading_halted")
             last_check = get_flag(session, "last_drift_check")
-        from datetime import timedelta
-
         interval = timedelta(days=policy.clm_config.schedule_interval_days)
         rl_versions = {}
         for name, agent in (("meta", RLMetaStrategy(self.container)), ("sizing", RLPositionSizing(self.container))):

@@ -73,7 +73,7 @@ class ConfidenceCalibrator:
 
     @classmethod
     def fit(cls, predicted: np.ndarray, actual: np.ndarray, min_rows: int = 20) -> ConfidenceCalibrator:
-        from sklearn.isotonic import IsotonicRegression
+        from sklearn.isotonic import IsotonicRegression  # deferred: scikit-learn is heavy to import
 
         keep = np.isfinite(predicted) & np.isfinite(actual) & (actual != 0)
         magnitude, hit = np.abs(predicted[keep]), direction_correct(predicted[keep], actual[keep])

@@ -54,7 +54,7 @@ class LightGBMForecaster(Forecaster):
         return frame[self.spec.feature_columns].to_numpy(dtype=np.float32)
 
     def _fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> None:
-        import lightgbm as lgb
+        import lightgbm as lgb  # deferred: a heavy library, loaded only where this type trains or loads
 
         params = self.params
         lgb_params = booster_params(params, self.spec.seed, self.spec.threads)
@@ -84,6 +84,6 @@ class LightGBMForecaster(Forecaster):
         self.booster.save_model(str(directory / MODEL_FILE), num_iteration=self.booster.best_iteration or None)
 
     def _load(self, directory: Path) -> None:
-        import lightgbm as lgb
+        import lightgbm as lgb  # deferred: a heavy library, loaded only where this type trains or loads
 
         self.booster = lgb.Booster(model_file=str(directory / MODEL_FILE))

@@ -129,6 +129,7 @@ class NeuralForecaster(Forecaster):
         }
 
     def _build(self, early_stop: bool) -> Any:
+        # deferred: neuralforecast and torch take seconds to import; only neural training needs them
         import neuralforecast.models as nf_models
         from neuralforecast import NeuralForecast
 
@@ -153,7 +154,7 @@ class NeuralForecaster(Forecaster):
     # ----------------------------------------------------------------- Forecaster
 
     def _fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> None:
-        import torch
+        import torch  # deferred: heavy, as above
 
         torch.set_num_threads(max(1, self.spec.threads))
         self._choose_inputs(train)
@@ -206,7 +207,7 @@ class NeuralForecaster(Forecaster):
         self.nf.save(str(directory / NF_DIR), save_dataset=False, overwrite=True)
 
     def _load(self, directory: Path) -> None:
-        from neuralforecast import NeuralForecast
+        from neuralforecast import NeuralForecast  # deferred: heavy, as above
 
         with _quiet_lightning():
             self.nf = NeuralForecast.load(str(directory / NF_DIR))

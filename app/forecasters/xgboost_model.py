@@ -56,7 +56,7 @@ class XGBoostForecaster(Forecaster):
         return frame[self.spec.feature_columns].to_numpy(dtype=np.float32)
 
     def _fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> None:
-        import xgboost as xgb
+        import xgboost as xgb  # deferred: a heavy library, loaded only where this type trains or loads
 
         params = self.params
         dtrain = xgb.QuantileDMatrix(self._matrix(train), label=train[TARGET].to_numpy(), max_bin=params.max_bin)
@@ -83,7 +83,7 @@ class XGBoostForecaster(Forecaster):
         self.booster.save_model(str(directory / MODEL_FILE))
 
     def _load(self, directory: Path) -> None:
-        import xgboost as xgb
+        import xgboost as xgb  # deferred: a heavy library, loaded only where this type trains or loads
 
         self.booster = xgb.Booster(params={"nthread": self.spec.threads})
         self.booster.load_model(str(directory / MODEL_FILE))

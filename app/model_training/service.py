@@ -64,7 +64,7 @@ def resolve_device(setting: str) -> str:
         raise ValueError(f"CLM_DEVICE must be auto, cpu or cuda, not {setting!r}")
     if setting != "auto":
         return setting
-    import torch
+    import torch  # deferred: torch is heavy and only this decision needs it here
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 

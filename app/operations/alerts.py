@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
@@ -166,8 +166,6 @@ def _shadow_stall_alerts(session: Session, now: datetime) -> list[Alert]:
 
 def _feed_stall_alerts(session: Session, now: datetime) -> list[Alert]:
     """A symbol of the policy whose newest stored candle is `stalled_feed_intervals` old."""
-    from sqlalchemy import func
-
     data = load_policy(session).data
     step = timedelta(milliseconds=timeframe_ms(data.timeframe))
     alerts = []
