@@ -2,6 +2,7 @@
 
 from app.core.policy.schema import (
     AutoPromoteThreshold,
+    BaselineGate,
     ClmConfig,
     DataConfig,
     DriftDetection,
@@ -24,6 +25,7 @@ from app.core.policy.store import PolicyStore, load_policy
 
 __all__ = [
     "AutoPromoteThreshold",
+    "BaselineGate",
     "ClmConfig",
     "DataConfig",
     "DriftDetection",
