@@ -288,14 +288,24 @@ class ModelRegistry:
         return row
 
     def _make_live(self, session: Session, row: ModelRow) -> None:
+        gate = (row.metrics or {}).get("gate") or {}
+        if gate.get("passed") is False:
+            # Training's baseline gate (app/model_training/scoring.py): it lost to a baseline after fees.
+            reason = f"REJECTED by the baseline gate: {gate.get('reason', 'no reason recorded')}"[:2000]
+            self._transition(session, row, REJECTED, reason)
+            row.retired_at = utcnow()
+            row.notes = row.notes or reason
+            self._publish(session, ModelRetired, row, reason)
+            return
+        gate_note = "; BASELINE GATE OFF" if gate and gate.get("enforced") is False else ""
         if self._current(session, row.model_type, ACTIVE) is None:
-            self._transition(session, row, ACTIVE, "first model of its type")
+            self._transition(session, row, ACTIVE, "first model of its type" + gate_note)
             row.promoted_at = utcnow()
         else:
             old_shadow = self._current(session, row.model_type, SHADOW)
             if old_shadow is not None:
                 self._retire(session, old_shadow, f"superseded by shadow v{row.version}")
-            self._transition(session, row, SHADOW, "new version in shadow test")
+            self._transition(session, row, SHADOW, "new version in shadow test" + gate_note)
         self._publish(session, ModelRegistered, row, None)
 
     def _replace_active(self, session: Session, new_active: ModelRow, reason: str) -> None:

@@ -23,7 +23,8 @@ from app.core.topics import ModelTrainingCompleted, ModelTrainingFailed, ModelTr
 from app.data_pipeline import load_dataset
 from app.forecasters import forecaster_class
 from app.forecasters.base import Forecaster, ForecastSpec
-from app.model_training.evaluation import evaluate_model, timeframe_ms
+from app.model_training.evaluation import Scored, report, score_model, timeframe_ms
+from app.model_training.scoring import Bootstrap, baseline_gate
 from app.model_training.splits import Split, candle_ms, chronological_split, walk_forward_splits
 from app.model_training.storage import json_safe, load_forecaster, store_forecaster
 
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NON_FEATURES = {"symbol", "timestamp", "future_return", "direction", "regime"}
-CV_METRICS = ("directional_accuracy", "rmse", "r2", "accuracy", "f1", "sharpe", "calibration_error")
+CV_METRICS = ("directional_accuracy", "traded_share", "rmse", "r2", "accuracy", "f1", "sharpe", "calibration_error")
+FOLD_METRICS = ("sharpe", "directional_accuracy", "traded_share", "annual_return")
 
 
 @dataclass
@@ -95,25 +97,47 @@ def part_range(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def fit_and_evaluate(
+def fit_and_score(
     model_class: type[Forecaster], spec: ForecastSpec, frame: pd.DataFrame, split: Split, step_ms: int
-) -> tuple[Forecaster, dict[str, Any]]:
-    """Fit on the split's train part, early-stop and calibrate on its validation part, test on its test part."""
+) -> tuple[Forecaster, Scored]:
+    """Fit on the split's train part, early-stop and calibrate on its validation part, score its test part."""
     train, valid, test = frame.iloc[split.train], frame.iloc[split.valid], frame.iloc[split.test]
     model = model_class(spec).fit(train, valid)
     # Everything before the test part is known at test time (the purged rows' features too).
     history = frame[frame["timestamp"] < test["timestamp"].min()]
-    return model, evaluate_model(model, test, history=history, step_ms=step_ms)
+    scored, _ = score_model(model, test, history=history, step_ms=step_ms)
+    return model, scored
+
+
+def fit_and_evaluate(
+    model_class: type[Forecaster],
+    spec: ForecastSpec,
+    frame: pd.DataFrame,
+    split: Split,
+    step_ms: int,
+    bootstrap: Bootstrap | None = None,
+) -> tuple[Forecaster, dict[str, Any]]:
+    """`fit_and_score`, summarised: {"model": metrics, "baselines": {name: metrics}}."""
+    model, scored = fit_and_score(model_class, spec, frame, split, step_ms)
+    return model, report([scored], horizon=spec.horizon, step_ms=step_ms, bootstrap=bootstrap)
 
 
 def cross_validate(
-    model_class: type[Forecaster], spec: ForecastSpec, frame: pd.DataFrame, folds: int, step_ms: int
+    model_class: type[Forecaster],
+    spec: ForecastSpec,
+    frame: pd.DataFrame,
+    folds: int,
+    step_ms: int,
+    bootstrap: Bootstrap | None = None,
 ) -> dict[str, Any]:
-    """Walk-forward folds: per metric the mean and spread (std) of the model and of persistence."""
+    """Walk-forward folds: per metric the mean and spread (std) of the model and of persistence,
+    each fold's headline figures, and the test parts pooled (`pooled`: with intervals)."""
+    scored_folds = []
     per_fold = []
     for split in walk_forward_splits(frame, folds, purge=spec.horizon, step_ms=step_ms):
-        _, result = fit_and_evaluate(model_class, spec, frame, split, step_ms)
-        per_fold.append(result)
+        _, scored = fit_and_score(model_class, spec, frame, split, step_ms)
+        scored_folds.append(scored)
+        per_fold.append(report([scored], horizon=spec.horizon, step_ms=step_ms, bootstrap=Bootstrap(replicates=0)))
     summary: dict[str, Any] = {"folds": len(per_fold)}
     for who in ("model", "persistence"):
         rows = [r["model"] if who == "model" else r["baselines"]["persistence"] for r in per_fold]
@@ -124,7 +148,27 @@ def cross_validate(
             }
             for name in CV_METRICS
         }
+    summary["per_fold"] = [
+        {
+            who: {k: (r["model"] if who == "model" else r["baselines"][who])[k] for k in FOLD_METRICS}
+            for who in ("model", "zero_return", "persistence", "buy_and_hold")
+        }
+        for r in per_fold
+    ]
+    summary["pooled"] = report(scored_folds, horizon=spec.horizon, step_ms=step_ms, bootstrap=bootstrap)
     return summary
+
+
+def gate_verdict(cv: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """The baseline gate on the pooled walk-forward figures; when the policy turns it off, a loud pass."""
+    settings = policy.clm_config.baseline_gate
+    verdict = baseline_gate({"model": cv["pooled"]["model"]}, margin=settings.min_sharpe_margin)
+    out = verdict.to_dict() | {"enforced": settings.enabled, "margin": settings.min_sharpe_margin}
+    if not settings.enabled:
+        out["would_pass"], out["passed"] = verdict.passed, True
+        out["reason"] = f"BASELINE GATE OFF (policy clm_config.baseline_gate.enabled=false): {verdict.reason}"
+        log.warning("%s", out["reason"])
+    return out
 
 
 def _publish(container: Container, event: TopicEvent) -> None:
@@ -187,13 +231,16 @@ def _train(
     split = chronological_split(
         frame, policy.training.train_frac, policy.training.val_frac, purge=spec.horizon, step_ms=step_ms
     )
-    model, evaluation = fit_and_evaluate(model_class, spec, frame, split, step_ms)
-    cv = cross_validate(model_class, spec, frame, policy.training.cv_folds, step_ms)
+    bootstrap = Bootstrap(replicates=policy.clm_config.baseline_gate.bootstrap_replicates, seed=spec.seed)
+    model, evaluation = fit_and_evaluate(model_class, spec, frame, split, step_ms, bootstrap)
+    cv = cross_validate(model_class, spec, frame, policy.training.cv_folds, step_ms, bootstrap)
+    gate = gate_verdict(cv, policy)
     metrics = json_safe(
         {
             **evaluation["model"],
             "baselines": evaluation["baselines"],
             "cross_validation": cv,
+            "gate": gate,
             "device": spec.device,
         }
     )
@@ -241,4 +288,12 @@ def _train(
     )
 
 
-__all__ = ["TrainedModel", "cross_validate", "fit_and_evaluate", "load_forecaster", "train_model"]
+__all__ = [
+    "TrainedModel",
+    "cross_validate",
+    "fit_and_evaluate",
+    "fit_and_score",
+    "gate_verdict",
+    "load_forecaster",
+    "train_model",
+]

@@ -53,6 +53,7 @@ from app.prediction.sql import (
     Db,
     Snapshot,
     candle_window,
+    gate_rejection,
     read_candles,
     read_snapshot,
     write_prediction,
@@ -93,7 +94,13 @@ class PredictionService:
         # PostgreSQL: the live pool autocommits (read, then one write statement); SQLite: a transaction.
         with engine.connect() if engine.dialect.name == "postgresql" else engine.begin() as db:
             policy, snapshot, bounds = self._snapshot(db, symbol)
-            model_type, active_id, shadow_id = self._live_ids(snapshot, policy)
+            try:
+                model_type, active_id, shadow_id = self._live_ids(snapshot, policy)
+            except NoActiveModelError:
+                abstention = self._abstention(db, symbol, policy, started)
+                if abstention is None:
+                    raise
+                return abstention
             pair = self.cache.pair(model_type, active_id, shadow_id)
             window = self._window(db, symbol, candles, policy, snapshot, bounds)
             active = window.prediction(pair.active)
@@ -146,6 +153,29 @@ class PredictionService:
             if active_id is not None:
                 return model_type, active_id, shadow_id
         raise NoActiveModelError(f"no ACTIVE model of type {' or '.join(types)} to predict with")
+
+    def _abstention(self, db: Db, symbol: str, policy: Policy, started: float) -> Prediction | None:
+        """No ACTIVE model because none passed the baseline gate: an explicit abstention, never a guess."""
+        types = [self.model_type] if self.model_type else list(policy.training.model_types)
+        rejected = gate_rejection(db, types)
+        if rejected is None:
+            return None
+        model_type, reason = rejected
+        now = utcnow()
+        horizon = timedelta(milliseconds=timeframe_ms(policy.data.timeframe)) * policy.labels.horizon
+        return Prediction(
+            symbol=symbol,
+            model_id="",
+            model_type=model_type,
+            predicted_return=0.0,
+            direction=0,
+            confidence=0.0,
+            timestamp=now,
+            horizon_end=now + horizon,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            prediction_id=0,
+            abstained=f"no {model_type} model passed the baseline gate; the last: {reason}",
+        )
 
     def _shadow_prediction(self, window: Window, pair: ModelPair) -> dict[str, Any] | None:
         if pair.shadow is None:

@@ -19,7 +19,7 @@ from app.core.db.models import ModelRegistry as ModelRow
 from app.core.policy import Policy
 from app.data_pipeline import timeframe_ms, warmup_rows
 from app.data_pipeline.timeframes import floor_to_grid, to_ms
-from app.model_registry.records import ACTIVE, SHADOW
+from app.model_registry.records import ACTIVE, REJECTED, SHADOW
 from app.prediction.types import Prediction
 
 if TYPE_CHECKING:
@@ -108,6 +108,24 @@ def _snapshot_statement(postgres: bool) -> Any:
         # Two comparisons, not IN: an IN list is expanded again on every execution.
         head.outerjoin(ModelRow, or_(ModelRow.status == ACTIVE, ModelRow.status == SHADOW))
     )
+
+
+GATE_REJECTION = "REJECTED by the baseline gate"
+
+
+def gate_rejection(db: Db, model_types: list[str]) -> tuple[str, str] | None:
+    """(model type, reason) of the newest model of `model_types` that the baseline gate rejected, if any."""
+    row = db.execute(
+        select(ModelRow.model_type, ModelRow.notes)
+        .where(
+            ModelRow.model_type.in_(model_types),
+            ModelRow.status == REJECTED,
+            ModelRow.notes.like(f"{GATE_REJECTION}%"),
+        )
+        .order_by(ModelRow.created_at.desc())
+        .limit(1)
+    ).first()
+    return (str(row.model_type), str(row.notes)) if row is not None else None
 
 
 def read_snapshot(db: Db, policy: Policy, symbol: str, bounds: tuple[int, int]) -> Snapshot:

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def finalize_job(container: Container, job_id: str, missing_reason: str | None = None) -> dict[str, Any]:
-    """Register every trained model (SHADOW, or ACTIVE for a first), then close the job."""
+    """Register every trained model (SHADOW, or ACTIVE for a first; REJECTED when it failed the
+    baseline gate, the figures in the job's entry), then close the job."""
 
     registry = ModelRegistry(container)
     with container.session() as session:
@@ -40,7 +41,9 @@ def finalize_job(container: Container, job_id: str, missing_reason: str | None =
             entry = dict((row.models_trained or {}).get(model_type) or {})
             if entry.get("status") == jobs.TRAINED and entry.get("model_id"):
                 record = registry.register_staged(entry["model_id"])
-                jobs.set_model_result(row, model_type, status=jobs.REGISTERED, registry_status=record.status)
+                gate = (record.metrics or {}).get("gate") or {}
+                extra = {"gate": gate.get("reason")} if gate.get("reason") else {}
+                jobs.set_model_result(row, model_type, status=jobs.REGISTERED, registry_status=record.status, **extra)
             elif entry.get("status") == jobs.REGISTERED:
                 continue
             else:

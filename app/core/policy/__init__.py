@@ -3,6 +3,7 @@
 from app.core.policy.checks import PolicyVocabulary, policy_problems
 from app.core.policy.schema import (
     AutoPromoteThreshold,
+    BaselineGate,
     ClmConfig,
     DataConfig,
     DriftDetection,
@@ -25,6 +26,7 @@ from app.core.policy.store import PolicyConflictError, PolicyStore, load_policy,
 
 __all__ = [
     "AutoPromoteThreshold",
+    "BaselineGate",
     "ClmConfig",
     "DataConfig",
     "DriftDetection",

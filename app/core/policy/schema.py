@@ -79,6 +79,17 @@ class Retention(_Strict):
     max_seconds: float = Field(300, gt=0)  # per run; what is left waits for the next run
 
 
+class BaselineGate(_Strict):
+    """A trained model goes live only when, on its pooled walk-forward test parts after fees, its
+    Sharpe beats zero return and buy-and-hold by `min_sharpe_margin` with the block-bootstrap
+    interval of each difference above zero (`app/model_training/scoring.py`). Off is for
+    research only: every registration then says, loudly, that nothing was checked."""
+
+    enabled: bool = True
+    min_sharpe_margin: float = Field(0.1, ge=0)  # annualised Sharpe
+    bootstrap_replicates: int = Field(500, ge=50, le=10_000)
+
+
 class ClmConfig(_Strict):
     enabled: bool = True
     schedule_interval_days: float = Field(7, gt=0)
@@ -89,6 +100,7 @@ class ClmConfig(_Strict):
     max_task_deliveries: int = Field(3, ge=1)  # a training task that kills its worker is given up after this
     stale_job_minutes: float = Field(120, gt=0)  # a running job without a heartbeat this long is closed
     auto_promote_threshold: AutoPromoteThreshold = AutoPromoteThreshold()
+    baseline_gate: BaselineGate = BaselineGate()
     drift_detection: DriftDetection = DriftDetection()
     rl_maintenance: RLMaintenance = RLMaintenance()
     retention: Retention = Retention()
