@@ -243,6 +243,9 @@ class ClmStatus(BaseModel):
     models: dict[str, Any]
     shadow_tests: list[dict[str, Any]]
     rl_agents: list[dict[str, Any]]
+    regimes: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="symbol (and MARKET, the index) -> current regime, from the beat task"
+    )
     drift: dict[str, Any]
     recent_jobs: list[dict[str, Any]]
     alerts: list[Alert]

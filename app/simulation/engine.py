@@ -3,8 +3,8 @@
 Each step (one candle of every symbol): the candle goes into the candle store, the
 simulated clock moves to its close, open trades are checked against its high/low, the
 simulated beat runs what has come due (drift checks, weekly retraining, hourly health and
-shadow evaluation, RL maintenance) through the dispatcher, the regime detector reads the
-market index, and every symbol without an open position gets predictions from each model
+shadow evaluation, RL maintenance, regime detection on the candle store) through the
+dispatcher, and every symbol without an open position gets predictions from each model
 type's ACTIVE model (the SHADOW one recorded beside it), an ensemble decision, a strategy
 from the meta agent and a clamped size from the sizing agent, and maybe a trade.
 """
@@ -25,7 +25,8 @@ from app.core.topics import TradeClosed
 from app.data_pipeline import CandleStore
 from app.forecasters import forecaster_class
 from app.prediction import NoActiveModelError, PredictionService
-from app.regime_detector.detector import RegimeService, RegimeThresholds
+from app.regime_detector.detector import RegimeService
+from app.regime_detector.market import MARKET
 from app.rl.meta_space import MetaStrategyState, performance_level
 from app.rl.meta_strategy import RLMetaStrategy
 from app.rl.position_sizing import RLPositionSizing
@@ -37,10 +38,6 @@ from app.simulation.market import MarketFeed, from_ms
 
 if TYPE_CHECKING:
     from app.core.container import Container
-
-MARKET = "MARKET"  # the regime is detected on the equal-weight index of all symbols
-# A market regime: a 2-day window, and a new class must hold for 12 hours (any timeframe).
-REGIME_WINDOW, REGIME_PERSIST = timedelta(days=2), timedelta(hours=12)
 
 
 @dataclass
@@ -80,10 +77,7 @@ class TradingEngine:
         # Seeded: the agents' exploration is part of the run's determinism.
         self.meta = RLMetaStrategy(container, rng=random.Random(config.seed * 1_000 + 1))
         self.sizing = RLPositionSizing(container, rng=random.Random(config.seed * 1_000 + 2))
-        self.regime_thresholds = RegimeThresholds(
-            window=max(5, int(REGIME_WINDOW / feed.step)), persist_bars=max(1, int(REGIME_PERSIST / feed.step))
-        )
-        self.regimes = RegimeService(container, self.regime_thresholds)
+        self.regimes = RegimeService(container)  # read only: the beat's regime-detection job detects
         policy = container.policy_store.get()
         self.exchange, self.timeframe = policy.data.exchange, policy.data.timeframe
         self.horizon, self.fee_pct = policy.labels.horizon, policy.labels.fee_pct
@@ -104,8 +98,7 @@ class TradingEngine:
             self._close_trades(index)
             if index == self.drift_from:
                 self.runner.enable_drift_checks()
-            self.runner.tick(self.clock.now())
-            self._detect_regime(index)
+            self.runner.tick(self.clock.now())  # includes regime detection on the candle store
             if offset % self.config.decision_every == 0 and not self.halted():
                 for symbol in self.feed.symbols:
                     if symbol not in self.open:
@@ -123,10 +116,6 @@ class TradingEngine:
         with self.container.session_factory() as session:
             flag = get_flag(session, "trading_halted")
             return bool(flag and flag.enabled)
-
-    def _detect_regime(self, index: int) -> None:
-        rows = 4 * self.regime_thresholds.window + 2  # the detector's long window, and one new bar
-        self.regimes.update(MARKET, self.feed.market_index(index + 1, rows))
 
     def regime(self) -> str:
         current = self.regimes.current(MARKET)
