@@ -199,6 +199,18 @@ class TradeOutcome(_In):
     opened_at: datetime | None = None
     closed_at: datetime | None = None
     prediction_id: int | None = Field(None, ge=1, description="the served prediction this trade followed")
+    prediction_ids: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, max_length=64, description="several served predictions (an ensemble's)"
+    )
+    shadow_test_ids: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, max_length=64, description="the shadow pairs recorded beside those predictions"
+    )
+    entry_price: float | None = Field(None, gt=0, lt=1e12)
+    exit_price: float | None = Field(None, gt=0, lt=1e12)
+    size_usd: float | None = Field(None, ge=0, le=1e12)
+    leverage: int | None = Field(None, ge=1, le=125)
+    strategy: str | None = Field(None, max_length=50, description="the strategy traded")
+    exit_reason: str | None = Field(None, max_length=50, description="tp | sl | horizon | ...")
     meta_state: dict[str, Any] | None = None
     meta_action: str | None = Field(None, max_length=100)
     meta_next_state: dict[str, Any] | None = None

@@ -43,7 +43,7 @@ class TradeClosed(TopicEvent):
 
     sparse = True
     topic = "execution.trade.closed"
-    producers = ("app.rl.decisions", "app.simulation.engine")  # app.rl.decisions: for POST /api/outcomes
+    producers = ("app.rl.decisions",)  # POST /api/outcomes (the simulation's engine calls it too)
     consumers = (
         "app.rl.meta_strategy:on_trade_closed",
         "app.rl.position_sizing:on_trade_closed",

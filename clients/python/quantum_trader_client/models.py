@@ -139,6 +139,14 @@ class TradeOutcome(_Request):
     opened_at: datetime | None = None
     closed_at: datetime | None = None
     prediction_id: int | None = None
+    prediction_ids: list[int] | None = None
+    shadow_test_ids: list[int] | None = None
+    entry_price: float | None = None
+    exit_price: float | None = None
+    size_usd: float | None = None
+    leverage: int | None = None
+    strategy: str | None = None
+    exit_reason: str | None = None
     meta_state: dict[str, Any] | None = None
     meta_action: str | None = None
     meta_next_state: dict[str, Any] | None = None
