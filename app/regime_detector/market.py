@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 MARKET = "MARKET"
 REGIME_WINDOW, REGIME_PERSIST = timedelta(days=2), timedelta(hours=12)
-FIRST_RUN_LONG_WINDOWS = 2  # with no state yet, read this many long windows of history
 _EPOCH = datetime(1970, 1, 1)  # naive UTC, as app.core.clock
 
 
@@ -67,9 +66,9 @@ def detect_regimes(container: Container) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for series in [*policy.data.symbols, MARKET]:
         last = _last_fed(container, series)
-        start = (last if last is not None else now_ms - FIRST_RUN_LONG_WINDOWS * long_window * step) - (
-            long_window + 1
-        ) * step
+        # The long window before the first new bar; with no state yet, only the latest closed bar is
+        # new (history is classified once, silently, never replayed as a string of old changes).
+        start = (last if last is not None else now_ms - 2 * step) - long_window * step
         if series == MARKET:
             candles = market_index({s: f.loc[f["timestamp"] >= start] for s, f in frames.items()})
         else:
