@@ -14,13 +14,13 @@ test: setup lint
 	$(PY) -m pytest
 
 lint: setup
-	$(PY) -m ruff check app workers tasks tests bench celeryconfig.py
-	$(PY) -m ruff format --check app workers tasks tests bench celeryconfig.py
+	$(PY) -m ruff check app workers tasks tests bench clients celeryconfig.py
+	$(PY) -m ruff format --check app workers tasks tests bench clients celeryconfig.py
 	$(PY) -m mypy app
 
 fmt: setup
-	$(PY) -m ruff format app workers tasks tests bench celeryconfig.py
-	$(PY) -m ruff check --fix app workers tasks tests bench celeryconfig.py
+	$(PY) -m ruff format app workers tasks tests bench clients celeryconfig.py
+	$(PY) -m ruff check --fix app workers tasks tests bench clients celeryconfig.py
 
 unit: setup
 	$(PY) -m pytest tests/unit

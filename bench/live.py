@@ -4,7 +4,9 @@
   both models, prediction logs, shadow row and event in one transaction) and over HTTP (the
   real API, `POST /api/predictions` with its bearer token and request validation, served by
   gunicorn as the Procfile runs it (2 gthread workers, keep-alive), one keep-alive client
-  pacing requests at `--rate` per second). Features and model outputs change once per
+  pacing requests at `--rate` per second), and in the same server run both RL decisions
+  (`http_meta_decision_*`, `http_sizing_decision_*`: the agent's choice, the clamp, the
+  decision recorded). Features and model outputs change once per
   candle and are cached per candle, so these are the steady-state figures; `inproc_cold_*`
   is the same call with the cache emptied before each request (a new candle every time:
   candle read, features, both models);
@@ -151,9 +153,27 @@ def _paced(call, rate: float, seconds: float) -> list[float]:  # type: ignore[no
     return latencies
 
 
+# Paced over HTTP in the same server run: the prediction and both RL decisions the engine asks per signal.
+HTTP_ENDPOINTS: list[tuple[str, str, dict[str, object]]] = [
+    ("http", "/api/predictions", {"symbol": SYMBOL}),
+    (
+        "http_meta_decision",
+        "/api/rl/meta-strategy/decision",
+        {"state": {"market_regime": "TRENDING", "volatility_level": "MEDIUM", "liquidity_level": "HIGH",
+                   "recent_performance": "NEUTRAL"}},
+    ),
+    (
+        "http_sizing_decision",
+        "/api/rl/position-sizing/decision",
+        {"state": {"market_regime": "TRENDING", "signal_confidence": 0.72, "portfolio_exposure": 0.2,
+                   "recent_winrate": 0.55, "volatility": 1.4}, "balance_usd": 10_000, "open_positions": 1},
+    ),
+]  # fmt: skip
+
+
 def _http(database_url: str, artifact_root: str, rate: float, seconds: float) -> dict[str, float]:
-    """Paced POST /api/predictions over one keep-alive connection (http.client: a thin client,
-    so the figures are the server's and the socket's, not a client library's)."""
+    """Paced POSTs of each of HTTP_ENDPOINTS over one keep-alive connection (http.client: a thin
+    client, so the figures are the server's and the socket's, not a client library's)."""
     import http.client
 
     with socket.socket() as probe:
@@ -167,31 +187,41 @@ def _http(database_url: str, artifact_root: str, rate: float, seconds: float) ->
     env |= {"CLM_MODE": "distributed", "CLM_API_TOKEN": "bench-token"}
     env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="clm-bench-prometheus-")
     server = subprocess.Popen(cmd, cwd=REPO, env=env)
-    body = json.dumps({"symbol": SYMBOL})
     headers = {"Authorization": "Bearer bench-token", "Content-Type": "application/json"}
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
-    def call() -> None:
-        connection.request("POST", "/api/predictions", body, headers)
-        response = connection.getresponse()
-        payload = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"POST /api/predictions: {response.status} {payload[:300]!r}")
+    def caller(path: str, payload: dict[str, object]):  # type: ignore[no-untyped-def]
+        body = json.dumps(payload)
 
+        def call() -> None:
+            connection.request("POST", path, body, headers)
+            response = connection.getresponse()
+            answer = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"POST {path}: {response.status} {answer[:300]!r}")
+
+        return call
+
+    out: dict[str, float] = {}
     try:
+        first = caller(HTTP_ENDPOINTS[0][1], HTTP_ENDPOINTS[0][2])
         deadline = time.monotonic() + 60
         while True:
             try:
-                call()  # the first request loads the models
+                first()  # the first request loads the models
                 break
             except ConnectionError:
                 connection.close()
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise
                 time.sleep(0.2)
-        for _ in range(50):  # warm-up
-            call()
-        return _percentiles(_paced(call, rate, seconds))
+        for name, path, payload in HTTP_ENDPOINTS:
+            call = caller(path, payload)
+            for _ in range(50):  # warm-up
+                call()
+            figures = _percentiles(_paced(call, rate, seconds))
+            out |= {f"{name}_p50_ms": figures["p50"], f"{name}_p99_ms": figures["p99"]}
+        return out
     finally:
         connection.close()
         server.terminate()
@@ -402,8 +432,7 @@ def main() -> None:
         out |= {"inproc_cold_p50_ms": inproc_cold["p50"], "inproc_cold_p99_ms": inproc_cold["p99"]}
         out |= {"inproc_cold_rate_rps": cold_rate}
         print(json.dumps(out), flush=True)
-        http = _http(database_url, artifact_root, args.rate, args.seconds)
-        out |= {"http_p50_ms": http["p50"], "http_p99_ms": http["p99"], "rate_rps": args.rate}
+        out |= _http(database_url, artifact_root, args.rate, args.seconds) | {"rate_rps": args.rate}
         print(json.dumps(out), flush=True)
         out |= _baselines(container)
         out |= _shadow_rates(container, args.batch_rows)

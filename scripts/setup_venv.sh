@@ -31,3 +31,12 @@ if [ ! -f "$target/.installed-$hash" ]; then
   touch "$target/.installed-$hash"
 fi
 ln -sfn "$target" .venv
+
+# The API's client library (clients/python, which the main run drives the system through):
+# installed as `pip install ./clients/python` would, again whenever its sources change.
+client_hash=$(cat clients/python/pyproject.toml clients/python/quantum_trader_client/*.py | sha256sum | cut -c1-16)
+if [ ! -f "$target/.client-$client_hash" ]; then
+  "$target/bin/pip" install --quiet --force-reinstall --no-deps ./clients/python
+  "$target/bin/pip" install --quiet ./clients/python  # its dependencies (httpx) if missing
+  rm -f "$target"/.client-* && touch "$target/.client-$client_hash"
+fi

@@ -26,6 +26,7 @@ celery_app.conf.include = [
     "tasks.events",
     "tasks.drift",
     "tasks.maintenance",
+    "tasks.regime",
     "tasks.retraining",
     "tasks.rl",
     "tasks.shadow",

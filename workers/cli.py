@@ -7,7 +7,8 @@ tasks: eagerly in this process on the embedded default, on the workers otherwise
 
 from __future__ import annotations
 
-import workers.celery_app  # noqa: F401  (installs the Celery dispatcher into app.bootstrap)
+import workers.celery_app  # (installs the Celery dispatcher into app.bootstrap)
+import workers.wsgi  # noqa: F401  (installs the API the main run's engine drives through the client)
 from app.cli.main import main
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ TASK_ROUTES: dict[str, str] = {
     "tasks.retraining.finalize_job": "default",
     "tasks.retraining.scheduled_full_retraining": "default",
     "tasks.retraining.close_stale_jobs": "default",
+    # market regime (issue 16): regime.changed, to which the CLM reacts
+    "tasks.regime.detect_regimes": "default",
     # RL agents (issue 8)
     "tasks.rl.apply_trade_outcome": "default",
     "tasks.rl.run_rl_maintenance": "default",

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pandas as pd
 from flask import Blueprint, current_app
 
-from app.api.common import container
+from app.api.common import container, halt_view
 from app.api.errors import ApiError
 from app.api.openapi import operation
 from app.api.request_metrics import observe_prediction
 from app.api.schemas import PredictionOut, PredictionRequest
 from app.core.container import Container
+from app.core.system import trading_halt
 from app.data_pipeline.features import warmup_rows
 from app.data_pipeline.validation import CandleValidationError, validate_candles
 from app.forecasters import MODEL_TYPES
@@ -39,7 +40,9 @@ def post_prediction(body: PredictionRequest) -> PredictionOut:
     except ValueError as exc:  # the candles (given or stored) do not pass validation
         raise ApiError(422, "invalid body", [{"field": "body.candles", "reason": str(exc)}]) from None
     observe_prediction(current_app, prediction.model_type, prediction.latency_ms / 1000.0)
-    return PredictionOut.model_validate(prediction.to_dict())
+    with c.session_factory() as session:  # every answer says whether trading is halted (CRITICAL drift)
+        halt = trading_halt(session)
+    return PredictionOut.model_validate(prediction.to_dict() | halt_view(halt))
 
 
 def _validated(c: Container, body: PredictionRequest) -> pd.DataFrame:

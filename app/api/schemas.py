@@ -234,17 +234,38 @@ class TradeOutcome(_In):
     opened_at: datetime | None = None
     closed_at: datetime | None = None
     prediction_id: int | None = Field(None, ge=1, description="the served prediction this trade followed")
+    prediction_ids: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, max_length=64, description="several served predictions (an ensemble's)"
+    )
+    shadow_test_ids: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, max_length=64, description="the shadow pairs recorded beside those predictions"
+    )
+    entry_price: float | None = Field(None, gt=0, lt=1e12)
+    exit_price: float | None = Field(None, gt=0, lt=1e12)
+    size_usd: float | None = Field(None, ge=0, le=1e12)
+    leverage: int | None = Field(None, ge=1, le=125)
+    strategy: str | None = Field(None, max_length=50, description="the strategy traded")
+    exit_reason: str | None = Field(None, max_length=50, description="tp | sl | horizon | ...")
     meta_state: dict[str, Any] | None = None
     meta_action: str | None = Field(None, max_length=100)
     meta_next_state: dict[str, Any] | None = None
     sizing_state: dict[str, Any] | None = None
     sizing_action: str | dict[str, Any] | None = None
     sizing_next_state: dict[str, Any] | None = None
+    meta_decision_id: str | None = Field(
+        None, min_length=1, max_length=64, pattern=ID_PATTERN,
+        description="a decision of POST /api/rl/meta-strategy/decision: the agent learns its state and strategy",
+    )  # fmt: skip
+    sizing_decision_id: str | None = Field(
+        None, min_length=1, max_length=64, pattern=ID_PATTERN,
+        description="a decision of POST /api/rl/position-sizing/decision: the agent learns its state and action",
+    )  # fmt: skip
 
 
 class OutcomeAccepted(BaseModel):
     event_id: int
     topic: str
+    replayed: bool = Field(False, description="this trade had been accepted before (a retry): nothing new published")
 
 
 # --------------------------------------------------------------------------- status, alerts
@@ -269,6 +290,9 @@ class ClmStatus(BaseModel):
     models: dict[str, Any]
     shadow_tests: list[dict[str, Any]]
     rl_agents: list[dict[str, Any]]
+    regimes: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="symbol (and MARKET, the index) -> current regime, from the beat task"
+    )
     drift: dict[str, Any]
     recent_jobs: list[dict[str, Any]]
     alerts: list[Alert]
@@ -289,6 +313,76 @@ class RLAgent(BaseModel):
 
 class RLAgentList(BaseModel):
     agents: list[RLAgent]
+
+
+MarketRegime = Literal["TRENDING", "RANGING", "CHOPPY", "VOLATILE"]
+
+
+class MetaStrategyStateIn(_In):
+    """The specification's `MetaStrategyState`."""
+
+    market_regime: MarketRegime
+    volatility_level: Literal["LOW", "MEDIUM", "HIGH", "EXTREME"]
+    liquidity_level: Literal["LOW", "MEDIUM", "HIGH"]
+    recent_performance: Literal["GOOD", "NEUTRAL", "POOR"] = Field(description="GOOD > +5 % last 7 d, POOR < -3 %")
+
+
+class MetaDecisionRequest(_In):
+    state: MetaStrategyStateIn
+
+
+class TradingHaltView(BaseModel):
+    """Whether trading is halted (CRITICAL drift) when the answer was made; an operator resumes it."""
+
+    trading_halted: bool = False
+    halt_reason: str | None = None
+    halted_since: datetime | None = None
+
+
+class MetaDecisionOut(TradingHaltView):
+    decision_id: str = Field(description="name it in POST /api/outcomes as meta_decision_id")
+    strategy: Literal["trend_follow", "mean_reversion", "breakout", "range_bound", "defensive"]
+    q_values: dict[str, float] = Field(description="every strategy's Q in this state: what the choice was made from")
+    epsilon: float
+    explored: bool = Field(description="chosen at random (exploration), not the best Q")
+    version: int = Field(description="the agent's live Q-table version")
+    state_key: str
+
+
+class SizingStateIn(_In):
+    """The specification's `SizingState`."""
+
+    market_regime: MarketRegime
+    signal_confidence: float = Field(..., ge=0, le=1)
+    portfolio_exposure: float = Field(..., ge=0, le=100, description="share of capital in positions (1.0 = all)")
+    recent_winrate: float = Field(..., ge=0, le=1, description="last 20 trades")
+    volatility: float = Field(..., ge=0, le=1000, description="ATR as percent of price")
+
+
+class SizingDecisionRequest(_In):
+    state: SizingStateIn
+    balance_usd: float = Field(..., ge=0, le=1e12, description="the account balance the risk limits apply to")
+    open_positions: int = Field(0, ge=0, le=100_000)
+
+
+class SizingDecisionOut(TradingHaltView):
+    decision_id: str = Field(description="name it in POST /api/outcomes as sizing_decision_id")
+    allowed: bool = Field(description="false: open no position (risk limits or trading halted)")
+    size_usd: float = Field(description="position size after the clamp")
+    leverage: int = Field(description="leverage after the clamp")
+    tp_strategy: str
+    sl_strategy: str
+    action: str = Field(description="the action key the agent chose (and learns on)")
+    proposed_size_usd: float
+    proposed_leverage: int
+    clamped: bool
+    clamp_reasons: list[str] = Field(description="which limits of the risk mode applied, and the halt")
+    risk_mode: str
+    q_value: float
+    epsilon: float
+    explored: bool
+    version: int
+    state_key: str
 
 
 class RLResetRequest(_In):
@@ -346,7 +440,7 @@ class PredictionRequest(_In):
     )
 
 
-class PredictionOut(BaseModel):
+class PredictionOut(TradingHaltView):
     prediction_id: int
     symbol: str
     model_id: str

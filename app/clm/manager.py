@@ -7,7 +7,7 @@
 | `drift.detected` HIGH | full retraining |
 | `drift.detected` CRITICAL | full retraining and trading halted (`trading_halted` flag, `clm.trading.halted`) |
 | `model.performance.degraded` | partial retraining of that model type |
-| `regime.changed` | RL agents reset when `rl_maintenance.reset_on_regime_change` |
+| `regime.changed` of the market index | RL agents reset when `rl_maintenance.reset_on_regime_change` |
 | `shadow.promotion.recommended` | nothing: it reports a decision already carried out (`app.shadow_tester.promotion`) |
 
 Every retraining goes through the storm guard (`app.clm.guard`): while a job for a model
@@ -39,6 +39,7 @@ from app.core.topics import (
 )
 from app.drift_detector.service import follows_lead
 from app.model_registry.records import ACTIVE, SHADOW
+from app.regime_detector.market import MARKET
 from app.retraining import RetrainingOrchestrator
 from app.retraining.jobs import COMPLETED, PARTIAL, RUNNING
 from app.rl.meta_strategy import RLMetaStrategy
@@ -122,9 +123,14 @@ class ContinuousLearningManager:
         return request_retraining(self.container, [model_type], "performance_degradation", _trigger(event, payload))
 
     def handle_regime_change(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        """Reset both RL agents (old tables archived) when the policy says so."""
+        """Reset both RL agents (old tables archived) when the policy says so.
+
+        Only the market index's regime resets them: it is the regime in the agents' states;
+        a single symbol's change is reported (status, metrics) but starts no new tables."""
 
         payload = RegimeChanged.from_event(event)
+        if payload.symbol != MARKET:
+            return None
         if not self.container.policy_store.get().clm_config.rl_maintenance.reset_on_regime_change:
             return None
         reason = f"regime_change:{payload.old}->{payload.new}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -26,6 +28,27 @@ def set_flag(session: Session, name: str, enabled: bool, value: dict[str, Any] |
 
 def get_flag(session: Session, name: str) -> SystemFlag | None:
     return session.get(SystemFlag, name)
+
+
+@dataclass(frozen=True)
+class TradingHalt:
+    """The `trading_halted` flag while it is set: why and since when (naive UTC)."""
+
+    reason: str
+    since: datetime | None
+
+
+def trading_halt(session: Session) -> TradingHalt | None:
+    """The current halt, or None while trading is allowed."""
+    flag = session.get(SystemFlag, "trading_halted")
+    if flag is None or not flag.enabled:
+        return None
+    value = flag.value or {}
+    try:
+        since = datetime.fromisoformat(value["at"]) if value.get("at") else flag.updated_at
+    except ValueError:
+        since = flag.updated_at
+    return TradingHalt(str(value.get("reason") or "trading halted"), since)
 
 
 def record_ping(container: Container, event: dict[str, Any]) -> None:

@@ -35,9 +35,11 @@ from app.core.db.models import (
     RLQValue,
     RLVersion,
     ShadowTestResult,
+    SystemFlag,
 )
 from app.model_registry.records import ACTIVE, SHADOW
 from app.operations.alerts import current_alerts
+from app.operations.read_models import market_regimes
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -92,6 +94,7 @@ class ClmCollector(Collector):
         yield from self._models(session)
         yield from self._shadow(session)
         yield from self._rl(session)
+        yield from self._regimes(session)
         yield from self._drift(session)
         yield from self._alerts_and_events(session)
 
@@ -278,6 +281,20 @@ class ClmCollector(Collector):
                     baseline.add_metric([agent.rl_type], float(random_rate))
                     break
         yield from (states, updates, epsilon, version, winrate, baseline, version_winrate)
+
+    def _regimes(self, session: Session) -> Iterable[Metric]:
+        regime = GaugeMetricFamily(
+            "clm_market_regime",
+            "1 for the current regime of each symbol and of the index MARKET",
+            labels=["symbol", "regime"],
+        )
+        for symbol, entry in market_regimes(session).items():
+            if entry["regime"]:
+                regime.add_metric([symbol, entry["regime"]], 1.0)
+        halted = GaugeMetricFamily("clm_trading_halted", "1 while trading is halted (CRITICAL drift) until resumed")
+        flag = session.get(SystemFlag, "trading_halted")
+        halted.add_metric([], 1.0 if flag is not None and flag.enabled else 0.0)
+        yield from (regime, halted)
 
     # ----------------------------------------------------------------- drift
 

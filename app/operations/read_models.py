@@ -246,6 +246,19 @@ def retraining_status(session: Session, policy: Policy) -> dict[str, Any]:
     }
 
 
+def market_regimes(session: Session) -> dict[str, dict[str, Any]]:
+    """The regime of each symbol and of the market index (`MARKET`), as the regime detection beat task left it."""
+    flags = session.scalars(select(SystemFlag).where(SystemFlag.name.like("regime:%")).order_by(SystemFlag.name))
+    return {
+        flag.name.removeprefix("regime:"): {
+            "regime": (flag.value or {}).get("current"),
+            "candidate": (flag.value or {}).get("candidate"),
+            "updated_at": flag.updated_at.isoformat() if flag.updated_at else None,
+        }
+        for flag in flags
+    }
+
+
 def clm_status(session: Session, policy: Policy) -> dict[str, Any]:
     """What the CLM dashboard shows, read straight from the tables."""
     models: dict[str, dict[str, Any]] = {}
@@ -266,6 +279,7 @@ def clm_status(session: Session, policy: Policy) -> dict[str, Any]:
         "models": models,
         "shadow_tests": shadows,
         "rl_agents": rl_agents(session),
+        "regimes": market_regimes(session),
         "drift": drift_status(session, lookback),
         "recent_jobs": list_jobs(session, limit=10),
         "policy_version": session.scalar(select(func.max(PolicyVersion.version))) or 0,

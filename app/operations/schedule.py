@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from app.core.policy import Policy
+from app.data_pipeline import timeframe_ms
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ def periodic_jobs(policy: Policy) -> list[PeriodicJob]:
             "rl-maintenance",
             "tasks.rl.run_rl_maintenance",
             timedelta(hours=clm.rl_maintenance.maintenance_interval_hours),
+        ),
+        # the market regime of each symbol and of the index, once per closed candle (regime.changed)
+        PeriodicJob(
+            "regime-detection",
+            "tasks.regime.detect_regimes",
+            timedelta(milliseconds=timeframe_ms(policy.data.timeframe)),
         ),
         PeriodicJob("stale-job-sweep", "tasks.retraining.close_stale_jobs", timedelta(minutes=5)),
         PeriodicJob("candle-refresh", "tasks.data.refresh_candles", timedelta(minutes=5)),

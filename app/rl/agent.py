@@ -32,6 +32,7 @@ class Choice:
     explored: bool
     epsilon: float
     version: int
+    q_values: dict[str, float]  # the state's row it chose from (actions never tried: 0)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class TabularAgent:
             action, explored = epsilon_greedy(row, self.actions, agent.epsilon, self.rng)
             yield (
                 session,
-                Choice(state_key, action, row.get(action, 0.0), explored, agent.epsilon, agent.version),
+                Choice(state_key, action, row.get(action, 0.0), explored, agent.epsilon, agent.version, row),
                 policy,
             )
 

@@ -9,9 +9,10 @@ The decision keeps what was proposed beside what is allowed and says why it diff
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from app.core.system import TradingHalt
 from app.rl.sizing_space import SizingAction
 
 
@@ -40,6 +41,10 @@ class SizingDecision:
     version: int = 0
     q_value: float = 0.0
     explored: bool = False
+    epsilon: float = 0.0  # the agent's exploration rate at the choice
+    decision_id: str = ""  # the recorded decision (`rl_decisions`) an outcome names
+    halted: bool = False  # trading was halted: size 0, not allowed, the halt in clamp_reasons
+    halt: TradingHalt | None = None  # the halt's reason and since (not part of the event)
 
     @property
     def action_key(self) -> str:
@@ -49,7 +54,23 @@ class SizingDecision:
         data = asdict(self)
         data["action"] = self.action.key
         data["clamp_reasons"] = list(self.clamp_reasons)
+        data.pop("halt")
         return data
+
+
+def halted_decision(decision: SizingDecision, halt: TradingHalt) -> SizingDecision:
+    """While trading is halted no position opens, whatever the agent chose."""
+    since = halt.since.isoformat() if halt.since else "unknown"
+    reason = halt.reason
+    return replace(
+        decision,
+        halt=halt,
+        size_usd=0.0,
+        allowed=False,
+        clamped=True,
+        halted=True,
+        clamp_reasons=(*decision.clamp_reasons, f"trading_halted: {reason} (since {since})"),
+    )
 
 
 def clamp_sizing(

@@ -9,10 +9,13 @@ learned by tabular Q-learning from closed trades with the specification's reward
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from app.core.system import TradingHalt, trading_halt
 from app.core.topics import RLMetaReset, RLMetaStrategySelected, RLMetaUpdated, TradeClosed
 from app.rl.agent import TabularAgent
+from app.rl.decisions import new_decision_id, record_decision
 from app.rl.meta_space import STRATEGY_ACTIONS, MetaStrategyState, StrategyType, parse_strategy
 from app.rl.outcome import TradeOutcome, carries
 from app.rl.rewards import meta_strategy_reward
@@ -24,6 +27,21 @@ if TYPE_CHECKING:
 RL_TYPE = "meta_strategy"
 
 
+@dataclass(frozen=True)
+class MetaDecision:
+    """A recorded choice: what an outcome naming `decision_id` will teach the agent."""
+
+    decision_id: str
+    state: MetaStrategyState
+    state_key: str
+    strategy: StrategyType
+    q_values: dict[str, float]  # every strategy's Q in this state, as chosen from
+    epsilon: float
+    explored: bool
+    version: int
+    halt: TradingHalt | None  # set: trading is halted, the choice is not to be traded
+
+
 class RLMetaStrategy(TabularAgent):
     rl_type = RL_TYPE
     updated_event = RLMetaUpdated
@@ -33,7 +51,35 @@ class RLMetaStrategy(TabularAgent):
 
     def select_strategy(self, state: MetaStrategyState) -> StrategyType:
         """Epsilon-greedy choice; publishes `rl.meta.strategy_selected`."""
+        return self.decide(state).strategy
+
+    def decide(self, state: MetaStrategyState) -> MetaDecision:
+        """Choose, record the decision (`rl_decisions`) and publish `rl.meta.strategy_selected`, in one transaction."""
         with self._selecting(state.key) as (session, choice, _policy):
+            halt = trading_halt(session)
+            decision = MetaDecision(
+                decision_id=new_decision_id(self.rl_type),
+                state=state,
+                state_key=choice.state_key,
+                strategy=StrategyType(choice.action),
+                q_values={a: float(choice.q_values.get(a, 0.0)) for a in self.actions},
+                epsilon=choice.epsilon,
+                explored=choice.explored,
+                version=choice.version,
+                halt=halt,
+            )
+            record_decision(
+                session,
+                decision_id=decision.decision_id,
+                rl_type=self.rl_type,
+                version=choice.version,
+                state=state.to_dict(),
+                state_key=choice.state_key,
+                action=choice.action,
+                halted=halt is not None,
+                allowed=halt is None,
+                detail={"q_values": decision.q_values, "epsilon": choice.epsilon, "explored": choice.explored},
+            )
             self.container.bus.publish(
                 session,
                 RLMetaStrategySelected(
@@ -44,9 +90,11 @@ class RLMetaStrategy(TabularAgent):
                     explored=choice.explored,
                     epsilon=choice.epsilon,
                     version=choice.version,
+                    decision_id=decision.decision_id,
+                    halted=halt is not None,
                 ),
             )
-        return StrategyType(choice.action)
+        return decision
 
     def update_q_table(
         self,

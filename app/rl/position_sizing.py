@@ -12,9 +12,11 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from app.core.policy import Policy
+from app.core.system import trading_halt
 from app.core.topics import RLSizingDecision, RLSizingReset, RLSizingUpdated, TradeClosed
 from app.rl.agent import TabularAgent
-from app.rl.clamp import RiskLimits, SizingDecision, clamp_sizing
+from app.rl.clamp import RiskLimits, SizingDecision, clamp_sizing, halted_decision
+from app.rl.decisions import new_decision_id, record_decision
 from app.rl.outcome import TradeOutcome, carries
 from app.rl.rewards import position_sizing_reward
 from app.rl.sizing_space import SIZING_ACTION_KEYS, SizingAction, SizingState
@@ -54,7 +56,8 @@ class RLPositionSizing(TabularAgent):
     actions = SIZING_ACTION_KEYS
 
     def get_sizing_decision(self, state: SizingState, *, balance_usd: float, open_positions: int = 0) -> SizingDecision:
-        """Choose an action, clamp it to the active risk mode; publishes `rl.sizing.decision`."""
+        """Choose an action, clamp it to the active risk mode (and to nothing while trading is
+        halted); records the decision (`rl_decisions`) and publishes `rl.sizing.decision`."""
         with self._selecting(state.key) as (session, choice, policy):
             decision = decide(
                 SizingAction.from_key(choice.action),
@@ -65,10 +68,25 @@ class RLPositionSizing(TabularAgent):
                 version=choice.version,
                 q_value=choice.q_value,
                 explored=choice.explored,
+                epsilon=choice.epsilon,
+                decision_id=new_decision_id(self.rl_type),
             )
-            self.container.bus.publish(
-                session, RLSizingDecision(state=state.to_dict(), **decision.to_dict(), epsilon=choice.epsilon)
+            halt = trading_halt(session)
+            if halt is not None:
+                decision = halted_decision(decision, halt)
+            record_decision(
+                session,
+                decision_id=decision.decision_id,
+                rl_type=self.rl_type,
+                version=choice.version,
+                state=state.to_dict(),
+                state_key=choice.state_key,
+                action=choice.action,
+                halted=decision.halted,
+                allowed=decision.allowed,
+                detail=decision.to_dict(),
             )
+            self.container.bus.publish(session, RLSizingDecision(state=state.to_dict(), **decision.to_dict()))
         return decision
 
     def update_q_table(

@@ -3,15 +3,14 @@
 Each step (one candle of every symbol): the candle goes into the candle store, the
 simulated clock moves to its close, open trades are checked against its high/low, the
 simulated beat runs what has come due (drift checks, weekly retraining, hourly health and
-shadow evaluation, RL maintenance) through the dispatcher, the regime detector reads the
-market index, and every symbol without an open position gets predictions from each model
+shadow evaluation, RL maintenance, regime detection on the candle store) through the
+dispatcher, and every symbol without an open position gets predictions from each model
 type's ACTIVE model (the SHADOW one recorded beside it), an ensemble decision, a strategy
 from the meta agent and a clamped size from the sizing agent, and maybe a trade.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
@@ -19,16 +18,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from quantum_trader_client import CLMClient, TradeOutcome
+from quantum_trader_client import MetaStrategyState as MetaStateIn
+from quantum_trader_client import SizingState as SizingStateIn
+
 from app.core.clock import SimulatedClock
 from app.core.system import get_flag
-from app.core.topics import TradeClosed
 from app.data_pipeline import CandleStore
 from app.forecasters import forecaster_class
 from app.prediction import NoActiveModelError, PredictionService
-from app.regime_detector.detector import RegimeService, RegimeThresholds
+from app.regime_detector.detector import RegimeService
+from app.regime_detector.market import MARKET
 from app.rl.meta_space import MetaStrategyState, performance_level
-from app.rl.meta_strategy import RLMetaStrategy
-from app.rl.position_sizing import RLPositionSizing
 from app.rl.sizing_space import SizingState
 from app.simulation import trading
 from app.simulation.config import RunConfig
@@ -37,10 +38,6 @@ from app.simulation.market import MarketFeed, from_ms
 
 if TYPE_CHECKING:
     from app.core.container import Container
-
-MARKET = "MARKET"  # the regime is detected on the equal-weight index of all symbols
-# A market regime: a 2-day window, and a new class must hold for 12 hours (any timeframe).
-REGIME_WINDOW, REGIME_PERSIST = timedelta(days=2), timedelta(hours=12)
 
 
 @dataclass
@@ -53,6 +50,7 @@ class EngineStats:
     exits: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     clamped: int = 0
+    halted_refusals: int = 0  # sizing decisions refused because trading was halted
     balance_curve: list[tuple[int, float]] = field(default_factory=list)  # (ms, balance)
     closed: list[dict[str, Any]] = field(default_factory=list)  # small per-trade records
 
@@ -65,6 +63,7 @@ class TradingEngine:
         feed: MarketFeed,
         clock: SimulatedClock,
         runner: JobRunner,
+        api: CLMClient,
         progress: Callable[[TradingEngine, int], None] | None = None,
     ) -> None:
         self.container = container
@@ -77,13 +76,9 @@ class TradingEngine:
         self.balance = config.balance_usd
         self.open: dict[str, trading.Trade] = {}
         self.recent_wins: deque[bool] = deque(maxlen=20)
-        # Seeded: the agents' exploration is part of the run's determinism.
-        self.meta = RLMetaStrategy(container, rng=random.Random(config.seed * 1_000 + 1))
-        self.sizing = RLPositionSizing(container, rng=random.Random(config.seed * 1_000 + 2))
-        self.regime_thresholds = RegimeThresholds(
-            window=max(5, int(REGIME_WINDOW / feed.step)), persist_bars=max(1, int(REGIME_PERSIST / feed.step))
-        )
-        self.regimes = RegimeService(container, self.regime_thresholds)
+        self.api = api  # the RL decisions and the closed trades go through the API, as an external engine's
+        self.decisions: dict[str, tuple[str, str]] = {}  # trade id -> (meta, sizing) decision ids
+        self.regimes = RegimeService(container)  # read only: the beat's regime-detection job detects
         policy = container.policy_store.get()
         self.exchange, self.timeframe = policy.data.exchange, policy.data.timeframe
         self.horizon, self.fee_pct = policy.labels.horizon, policy.labels.fee_pct
@@ -104,9 +99,9 @@ class TradingEngine:
             self._close_trades(index)
             if index == self.drift_from:
                 self.runner.enable_drift_checks()
-            self.runner.tick(self.clock.now())
-            self._detect_regime(index)
-            if offset % self.config.decision_every == 0 and not self.halted():
+            self.runner.tick(self.clock.now())  # includes regime detection on the candle store
+            # While trading is halted the engine still asks: the sizing decision refuses (size 0).
+            if offset % self.config.decision_every == 0:
                 for symbol in self.feed.symbols:
                     if symbol not in self.open:
                         self._decide(symbol, index, offset)
@@ -123,10 +118,6 @@ class TradingEngine:
         with self.container.session_factory() as session:
             flag = get_flag(session, "trading_halted")
             return bool(flag and flag.enabled)
-
-    def _detect_regime(self, index: int) -> None:
-        rows = 4 * self.regime_thresholds.window + 2  # the detector's long window, and one new bar
-        self.regimes.update(MARKET, self.feed.market_index(index + 1, rows))
 
     def regime(self) -> str:
         current = self.regimes.current(MARKET)
@@ -164,19 +155,21 @@ class TradingEngine:
             trading.liquidity_level(view.volume_ratio),
             performance_level(self._pnl_last_week_pct()),
         )
-        strategy = self.meta.select_strategy(meta_state).value
+        meta = self.api.meta_decision(MetaStateIn(**meta_state.to_dict()))
+        strategy = meta.strategy
         if not trading.strategy_allows(strategy, signal, view):
             self.stats.skipped[f"strategy {strategy}"] += 1
             return
         exposure = sum(t.size_usd for t in self.open.values()) / max(self.balance, 1.0)
         winrate = self._winrate()
         sizing_state = SizingState(regime, min(1.0, signal.confidence), exposure, winrate, view.atr_pct)
-        decision = self.sizing.get_sizing_decision(
-            sizing_state, balance_usd=self.balance, open_positions=len(self.open)
+        decision = self.api.sizing_decision(
+            SizingStateIn(**sizing_state.to_dict()), balance_usd=self.balance, open_positions=len(self.open)
         )
-        self.stats.clamped += int(decision.clamped)
+        self.stats.clamped += int(decision.clamped and not decision.trading_halted)
         if not decision.allowed:
-            self.stats.skipped["sizing refused"] += 1
+            self.stats.skipped["sizing refused: trading halted" if decision.trading_halted else "sizing refused"] += 1
+            self.stats.halted_refusals += int(decision.trading_halted)
             return
         side = signal.direction
         take, stop = trading.levels(
@@ -185,7 +178,7 @@ class TradingEngine:
         opened_at = self.clock.now()
         self.stats.trades_opened += 1
         self.open[symbol] = trading.Trade(
-            trade_id=f"SIM-{self.config.seed}-{self.stats.trades_opened:05d}",
+            trade_id=(trade_id := f"SIM-{self.config.seed}-{self.stats.trades_opened:05d}"),
             symbol=symbol,
             side=side,
             entry_price=view.close,
@@ -198,10 +191,11 @@ class TradingEngine:
             strategy=strategy,
             meta_state=meta_state.to_dict(),
             sizing_state=sizing_state.to_dict(),
-            sizing_action=decision.action_key,
+            sizing_action=decision.action,
             prediction_ids=[p.prediction_id for p in predictions.values()],
             shadow_test_ids=[p.shadow_test_id for p in predictions.values() if p.shadow_test_id is not None],
         )
+        self.decisions[trade_id] = (meta.decision_id, decision.decision_id)
 
     # ----------------------------------------------------------------- exits
 
@@ -221,8 +215,11 @@ class TradingEngine:
             self.recent_wins.append(pnl_pct > 0)
             closed_at = self.clock.now()
             payload = trading.closed_payload(trade, exit_, closed_at, pnl_pct, self._winrate(), (None, None))
-            with self.container.session() as session:
-                self.container.bus.publish(session, TradeClosed(**payload))
+            # The agents learn what they decided: the decision ids stand for the states and actions.
+            meta_id, sizing_id = self.decisions.pop(trade.trade_id)
+            decided = {"meta_state", "meta_action", "sizing_state", "sizing_action"}
+            outcome = {k: v for k, v in payload.items() if k not in decided and v is not None}
+            self.api.report_trade(TradeOutcome(**outcome, meta_decision_id=meta_id, sizing_decision_id=sizing_id))
             self.stats.trades_closed += 1
             self.stats.exits[exit_.reason] += 1
             self.stats.closed.append(

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # The replay feeds the candle store itself, so the exchange refresh is not part of the run; and
 # no job can go stale while the driver waits for it, so the 5-minute stale-job sweep is left out.
-RUN_JOBS = {"full-retraining", "health-check", "shadow-evaluation", "rl-maintenance"}
+RUN_JOBS = {"full-retraining", "health-check", "shadow-evaluation", "rl-maintenance", "regime-detection"}
 DRIFT_JOB = "drift-check"
 
 

@@ -8,6 +8,7 @@ passes a distributed one), installs a simulated clock, stores the run's policy, 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from app.model_registry import ModelRegistry
 from app.model_registry.records import ACTIVE, SHADOW
 from app.retraining import RetrainingOrchestrator
 from app.retraining.jobs import COMPLETED, PARTIAL
+from app.simulation.api_client import in_process_client
 from app.simulation.config import RunConfig
 from app.simulation.engine import TradingEngine
 from app.simulation.jobs import JobRunner
@@ -46,6 +48,7 @@ def embedded_container(config: RunConfig, root: Path | None = None) -> Container
         DATABASE_URL=f"sqlite:///{folder / 'clm.sqlite'}",
         ARTIFACT_ROOT=str(folder / "artifacts"),
         CLM_TRAIN_THREADS=threads,
+        CLM_API_TOKEN=secrets.token_urlsafe(24),  # the engine calls the API with it, as an external engine would
     )
     container = bootstrap(settings, dispatcher_for(settings), migrate=True)
     set_container(container)  # the tasks the beat runs eagerly use the process's container
@@ -82,7 +85,8 @@ def run_simulation(
         initial_job_id = _initial_training(container, runner, say)
         stages["initial_training"] = time.perf_counter() - t0
 
-        engine = TradingEngine(container, config, feed, clock, runner, progress=_progress_printer(say, feed))
+        api = in_process_client(container)
+        engine = TradingEngine(container, config, feed, clock, runner, api, progress=_progress_printer(say, feed))
         t0 = time.perf_counter()
         stats = engine.run()
         stages["simulation"] = time.perf_counter() - t0

@@ -1,6 +1,6 @@
 """The story's milestones, checked from the database: did each step of scenarios 1 and 2 happen?
 
-Read from the `events`, `model_registry`, `retraining_jobs` and `rl_versions` tables only
+Read from the `events`, `model_registry`, `retraining_jobs`, `rl_versions` and `rl_decisions` tables only
 (never from printed text), so the end-to-end test asserts the same facts the report shows.
 """
 
@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
-from app.core.db.models import Event, ModelRegistry, ModelStatusHistory, RetrainingJob, RLVersion
+from app.core.db.models import Event, ModelRegistry, ModelStatusHistory, RetrainingJob, RLDecision, RLVersion
 from app.model_registry.records import ACTIVE, REJECTED, SHADOW
 from app.retraining.jobs import REGISTERED, TRAINED
 
@@ -36,6 +36,8 @@ class Story:
     rl_resets: list[dict[str, Any]]
     archived_rl_versions: list[dict[str, Any]]
     jobs: list[dict[str, Any]] = field(default_factory=list)
+    # rl_decisions (served over the API): rl_type -> (decided, applied by a trade, halted, halted yet allowed)
+    rl_decisions: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
     def checks(self) -> list[tuple[str, bool, str]]:
         """(step, happened, detail) for each step of the two scenarios."""
@@ -81,6 +83,17 @@ class Story:
                 "; ".join(f"{r['time']:%m-%d %H:%M} {r['old']}->{r['new']}" for r in self.regime_changes) or "none",
             ),
             (
+                "RL decisions served over the API, each applied once by the trade that followed it",
+                all(self.rl_decisions.get(t, (0, 0, 0, 0))[1] > 0 for t in ("meta_strategy", "position_sizing")),
+                "; ".join(f"{t} {d} decided, {a} applied" for t, (d, a, _, _) in sorted(self.rl_decisions.items()))
+                or "none",
+            ),
+            (
+                "no sizing decision allowed a trade while trading was halted",
+                self.rl_decisions.get("position_sizing", (0, 0, 0, 0))[3] == 0,
+                f"{self.rl_decisions.get('position_sizing', (0, 0, 0, 0))[2]} sizing decision(s) refused while halted",
+            ),
+            (
                 "RL agents reset with their old tables archived",
                 bool(self.rl_resets) and bool(self.archived_rl_versions),
                 f"{len(self.rl_resets)} reset event(s), {len(self.archived_rl_versions)} archived table(s)",
@@ -102,6 +115,15 @@ def read_story(container: Container, shift_at: datetime | None) -> Story:
             select(Event.payload).where(Event.topic == "shadow.testing.started").order_by(Event.id)
         ).all()
         history = _status_history(session)
+        decisions = session.execute(
+            select(
+                RLDecision.rl_type,
+                func.count(),
+                func.count(RLDecision.trade_id),
+                func.sum(case((RLDecision.halted, 1), else_=0)),
+                func.sum(case((RLDecision.halted & RLDecision.allowed, 1), else_=0)),
+            ).group_by(RLDecision.rl_type)
+        ).all()
     drift_times = [at for topic, at, _ in events if topic == "drift.detected"]
     # A check right after the shift sees almost none of it: count the ones with a day of it.
     after = [at for at in drift_times if shift_at is None or at >= shift_at + SHIFT_SEEN]
@@ -134,6 +156,7 @@ def read_story(container: Container, shift_at: datetime | None) -> Story:
             for v in archived
         ],
         jobs=job_rows,
+        rl_decisions={t: (int(n), int(a), int(h or 0), int(ha or 0)) for t, n, a, h, ha in decisions},
     )
 
 

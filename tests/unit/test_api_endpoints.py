@@ -19,6 +19,19 @@ from app.retraining.spec import DataSelection
 from tests.api_fixtures import TOKEN_HEADER, seed_clm_state, synthetic_candles, train_naive
 
 WRONG = {"Authorization": "Bearer not-the-token"}
+META_STATE = {
+    "market_regime": "TRENDING",
+    "volatility_level": "LOW",
+    "liquidity_level": "HIGH",
+    "recent_performance": "GOOD",
+}
+SIZING_STATE = {
+    "market_regime": "RANGING",
+    "signal_confidence": 0.7,
+    "portfolio_exposure": 0.1,
+    "recent_winrate": 0.5,
+    "volatility": 1.2,
+}
 
 # (method, path, body) of every state-changing call, with a body that is valid.
 GUARDED: list[tuple[str, str, dict[str, Any]]] = [
@@ -31,6 +44,8 @@ GUARDED: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/api/outcomes", {"trade_id": "T-1", "pnl_pct": 1.5, "duration_hours": 2.0}),
     ("POST", "/api/predictions", {"symbol": "BTC/USDT", "model_type": "naive"}),
     ("POST", "/api/rl/meta_strategy/reset", {}),
+    ("POST", "/api/rl/meta-strategy/decision", {"state": META_STATE}),
+    ("POST", "/api/rl/position-sizing/decision", {"state": SIZING_STATE, "balance_usd": 10_000}),
     ("POST", "/api/drift/check", None),
     ("POST", "/api/clm/resume-trading", {}),
 ]
@@ -61,6 +76,27 @@ BAD_INPUT: list[tuple[str, str, Any, str]] = [
     ("POST", "/api/predictions", {"symbol": "BTC/USDT", "model_type": "gpt"}, "body.model_type"),
     ("POST", "/api/predictions", {"symbol": "BTC/USDT", "candles": [{"timestamp": 1, "open": -1}]}, "body.candles.0"),
     ("POST", "/api/rl/meta_strategy/reset", {"reason": ""}, "body.reason"),
+    (
+        "POST",
+        "/api/rl/meta-strategy/decision",
+        {"state": META_STATE | {"market_regime": "BULL"}},
+        "body.state.market_regime",
+    ),
+    ("POST", "/api/rl/meta-strategy/decision", {}, "body.state"),
+    ("POST", "/api/rl/position-sizing/decision", {"state": SIZING_STATE, "balance_usd": -5}, "body.balance_usd"),
+    ("POST", "/api/rl/position-sizing/decision", {"state": SIZING_STATE, "balance_usd": 1e30}, "body.balance_usd"),
+    (
+        "POST",
+        "/api/rl/position-sizing/decision",
+        {"state": SIZING_STATE | {"signal_confidence": 2}, "balance_usd": 1},
+        "body.state.signal_confidence",
+    ),
+    (
+        "POST",
+        "/api/outcomes",
+        {"trade_id": "T-1", "pnl_pct": 1.0, "duration_hours": 1, "meta_decision_id": "meta-nope"},
+        "body.meta_decision_id",
+    ),
     ("POST", "/api/clm/resume-trading", {"reason": 7}, "body.reason"),
     ("GET", "/api/shadow/xgboost_v3?min_samples=0", None, "query.min_samples"),
     ("POST", "/api/jobs/retraining", {"kind": "full", "data": {"source": "files"}}, "body.data.source"),

@@ -230,6 +230,28 @@ class RLAppliedUpdate(Base):
     action: Mapped[str | None] = mapped_column(String(100))
 
 
+class RLDecision(Base):
+    """A decision an agent served over the API (`POST /api/rl/<agent>/decision`): who decided
+    what, with which live version. An outcome that names it applies exactly this state and
+    action, once: `trade_id` is set by the first outcome and never again."""
+
+    __tablename__ = "rl_decisions"
+
+    decision_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rl_type: Mapped[str] = mapped_column(String(50))
+    version: Mapped[int] = mapped_column(Integer)
+    decided_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    state_key: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    halted: Mapped[bool] = mapped_column(Boolean, default=False)  # trading was halted when it was decided
+    allowed: Mapped[bool] = mapped_column(Boolean, default=True)  # sizing: False when no trade may open
+    detail: Mapped[dict[str, Any]] = mapped_column(JsonType)  # the answer as served (Q-values, size, clamp)
+    trade_id: Mapped[str | None] = mapped_column(String(255))  # the trade whose outcome applied it
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime)
+    outcome_event_id: Mapped[int | None] = mapped_column(Integer)  # the execution.trade.closed event
+
+
 # --------------------------------------------------------------------------- drift & health
 
 

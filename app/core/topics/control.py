@@ -22,6 +22,8 @@ class RLMetaStrategySelected(TopicEvent):
     explored: bool = Field(description="chosen at random (exploration)")
     epsilon: float = Field(description="exploration rate at the choice")
     version: int = Field(description="the agent's live Q-table version")
+    decision_id: str | None = Field(None, description="the recorded decision (`rl_decisions`) an outcome names")
+    halted: bool = Field(False, description="trading was halted: the choice is not to be traded")
 
 
 class RLUpdated(TopicEvent):
@@ -98,6 +100,8 @@ class RLSizingDecision(TopicEvent):
     q_value: float = Field(description="Q(state, action)")
     explored: bool = Field(description="chosen at random (exploration)")
     epsilon: float = Field(description="exploration rate at the choice")
+    decision_id: str | None = Field(None, description="the recorded decision (`rl_decisions`) an outcome names")
+    halted: bool = Field(False, description="trading was halted: size 0, not allowed")
 
 
 # --------------------------------------------------------------------------- drift, supervisor, regime

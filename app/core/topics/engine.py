@@ -43,7 +43,7 @@ class TradeClosed(TopicEvent):
 
     sparse = True
     topic = "execution.trade.closed"
-    producers = ("app.api.outcomes", "app.simulation.engine")
+    producers = ("app.rl.decisions",)  # POST /api/outcomes (the simulation's engine calls it too)
     consumers = (
         "app.rl.meta_strategy:on_trade_closed",
         "app.rl.position_sizing:on_trade_closed",
@@ -73,6 +73,8 @@ class TradeClosed(TopicEvent):
     sizing_state: Json | None = Field(None, description="the `SizingState` the size was chosen in")
     sizing_action: str | Json | None = Field(None, description="the sizing action key, or its 4 fields")
     sizing_next_state: Json | None = Field(None, description="as `meta_next_state`")
+    meta_decision_id: str | None = Field(None, description="the meta strategy decision applied (its state and action)")
+    sizing_decision_id: str | None = Field(None, description="the sizing decision applied (its state and action)")
     entry_price: float | None = Field(None, description="the simulation's: entry price")
     exit_price: float | None = Field(None, description="the simulation's: exit price")
     size_usd: float | None = Field(None, description="the simulation's: position size")

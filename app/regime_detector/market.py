@@ -1,0 +1,89 @@
+"""Regime detection on the candle store: what the beat task runs once per candle.
+
+For each of the policy's symbols and for the market index (`MARKET`: the equal-weight index
+of those symbols, a geometric mean of their normalised closes, which the RL agents' state
+uses), the closed candles not yet fed go through `RegimeService`, which keeps the detector's
+state and publishes `regime.changed`; the CLM reacts as the policy says.
+
+The thresholds follow the timeframe: a 2-day measuring window, and a new class must hold for
+12 hours before the regime switches, whatever the candle length.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from app.core.clock import utcnow
+from app.core.system import get_flag
+from app.data_pipeline import CandleStore, timeframe_ms
+from app.regime_detector.detector import (
+    LONG_WINDOW_FACTOR,
+    DetectorState,
+    RegimeService,
+    RegimeThresholds,
+    flag_name,
+)
+
+if TYPE_CHECKING:
+    from app.core.container import Container
+
+MARKET = "MARKET"
+REGIME_WINDOW, REGIME_PERSIST = timedelta(days=2), timedelta(hours=12)
+_EPOCH = datetime(1970, 1, 1)  # naive UTC, as app.core.clock
+
+
+def thresholds_for(timeframe: str) -> RegimeThresholds:
+    step = timedelta(milliseconds=timeframe_ms(timeframe))
+    return RegimeThresholds(window=max(5, int(REGIME_WINDOW / step)), persist_bars=max(1, int(REGIME_PERSIST / step)))
+
+
+def market_index(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The equal-weight index (timestamp, close) over the open times every symbol has."""
+    closes = [f.set_index("timestamp")["close"].astype("float64") for f in frames.values() if len(f)]
+    if len(closes) != len(frames) or not closes:
+        return pd.DataFrame({"timestamp": [], "close": []})
+    joined = pd.concat(closes, axis=1, join="inner").sort_index()
+    logs = np.log(joined.to_numpy() / joined.to_numpy()[0])
+    return pd.DataFrame({"timestamp": joined.index.to_numpy(dtype=np.int64), "close": np.exp(logs.mean(axis=1))})
+
+
+def detect_regimes(container: Container) -> dict[str, Any]:
+    """Feed every series' new closed candles to its detector; returns each series' regime and changes."""
+    policy = container.policy_store.get()
+    exchange, timeframe = policy.data.exchange, policy.data.timeframe
+    thresholds = thresholds_for(timeframe)
+    service = RegimeService(container, thresholds)
+    step = timeframe_ms(timeframe)
+    now_ms = int((utcnow() - _EPOCH).total_seconds() * 1000)
+    closed_before = now_ms - step + 1  # open_time < this: the candle has closed
+    long_window = LONG_WINDOW_FACTOR * thresholds.window
+    store = CandleStore(container)
+    frames: dict[str, pd.DataFrame] = {}
+    result: dict[str, Any] = {}
+    for series in [*policy.data.symbols, MARKET]:
+        last = _last_fed(container, series)
+        # The long window before the first new bar; with no state yet, only the latest closed bar is
+        # new (history is classified once, silently, never replayed as a string of old changes).
+        start = (last if last is not None else now_ms - 2 * step) - long_window * step
+        if series == MARKET:
+            candles = market_index({s: f.loc[f["timestamp"] >= start] for s, f in frames.items()})
+        else:
+            candles = store.read(exchange, series, timeframe, start_ms=start, end_ms=closed_before)
+            frames[series] = candles
+        changes = service.update(series, candles[["timestamp", "close"]]) if len(candles) > long_window else []
+        current = service.current(series)
+        result[series] = {
+            "regime": current.value if current is not None else None,
+            "changes": [{"old": c.old and c.old.value, "new": c.new.value, "at": c.at} for c in changes],
+        }
+    return result
+
+
+def _last_fed(container: Container, series: str) -> int | None:
+    with container.session_factory() as session:
+        flag = get_flag(session, flag_name(series))
+        return DetectorState.from_dict(flag.value).last_timestamp if flag is not None else None

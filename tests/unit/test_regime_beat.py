@@ -1,0 +1,131 @@
+"""Regime detection as a beat job: the candle store's symbols and market index, regime.changed, the CLM's reset."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+
+from app.api import create_app
+from app.core.clock import Clock, SimulatedClock, use_clock
+from app.core.db.models import Event, RLVersion
+from app.data_pipeline import CandleStore
+from app.operations.schedule import periodic_jobs
+from app.regime_detector.market import MARKET, detect_regimes, market_index, thresholds_for
+
+HOUR_MS = 3_600_000
+START = datetime(2026, 1, 1)
+SYMBOLS = ["BTC/USDT", "ETH/USDT"]
+
+
+def _candles(returns: np.ndarray, first_ms: int) -> pd.DataFrame:
+    close = 100 * np.exp(np.cumsum(returns))
+    return pd.DataFrame(
+        {
+            "timestamp": first_ms + HOUR_MS * np.arange(len(close)),
+            "open": close,
+            "high": close * 1.001,
+            "low": close * 0.999,
+            "close": close,
+            "volume": np.full(len(close), 10.0),
+        }
+    )
+
+
+@pytest.fixture
+def clock() -> Iterator[SimulatedClock]:
+    simulated = SimulatedClock(START)
+    use_clock(simulated)
+    yield simulated
+    use_clock(Clock())
+
+
+@pytest.fixture
+def market(sqlite_container, clock):
+    """1h candles: 400 quiet hours, then 150 trending ones, for both symbols."""
+    sqlite_container.policy_store.ensure_default()
+    sqlite_container.policy_store.update({"data": {"timeframe": "1h", "symbols": SYMBOLS}}, author="test")
+    rng = np.random.default_rng(7)
+    first_ms = int((START - datetime(1970, 1, 1)).total_seconds() * 1000)
+    frames = {}
+    for i, symbol in enumerate(SYMBOLS):
+        returns = np.concatenate([rng.normal(0, 0.002, 400), rng.normal(0.003 + 0.001 * i, 0.001, 150)])
+        frames[symbol] = _candles(returns, first_ms)
+    return frames, first_ms
+
+
+def _feed(container, clock, frames, first_ms: int, upto: int) -> None:
+    store = CandleStore(container)
+    for symbol, frame in frames.items():
+        store.write("binance", symbol, "1h", frame.iloc[:upto], on_conflict="replace")
+    clock.set(datetime(1970, 1, 1) + timedelta(milliseconds=first_ms + upto * HOUR_MS))
+
+
+def _topics(container, topic: str) -> list[dict]:
+    with container.session() as session:
+        return [e.payload for e in session.scalars(select(Event).where(Event.topic == topic).order_by(Event.id))]
+
+
+def test_the_job_runs_once_per_candle_of_the_policy_timeframe(sqlite_container) -> None:
+    sqlite_container.policy_store.ensure_default()
+    jobs = {job.name: job for job in periodic_jobs(sqlite_container.policy_store.get())}
+    assert jobs["regime-detection"].task == "tasks.regime.detect_regimes"
+    assert jobs["regime-detection"].interval == timedelta(minutes=5)  # the default policy's timeframe
+    assert thresholds_for("1h").window == 48 and thresholds_for("1h").persist_bars == 12
+
+
+def test_index_is_invariant_to_where_it_starts() -> None:
+    a = pd.DataFrame({"timestamp": [1, 2, 3, 4], "close": [1.0, 2.0, 4.0, 2.0]})
+    b = pd.DataFrame({"timestamp": [2, 3, 4, 5], "close": [3.0, 3.0, 6.0, 6.0]})
+    index = market_index({"A": a, "B": b})
+    assert list(index["timestamp"]) == [2, 3, 4]
+    assert np.allclose(np.diff(np.log(index["close"])), [0.5 * np.log(2), 0.5 * (np.log(0.5) + np.log(2))])
+
+
+def test_a_regime_shift_resets_both_agents_through_the_clm(sqlite_container, clock, market) -> None:
+    frames, first_ms = market
+    _feed(sqlite_container, clock, frames, first_ms, 400)
+    first = detect_regimes(sqlite_container)
+    assert first[MARKET]["regime"] in ("RANGING", "CHOPPY") and set(first) == {*SYMBOLS, MARKET}
+    before = len(_topics(sqlite_container, "clm.rl.reset"))
+    for upto in range(410, 551, 10):  # the beat, hour after hour (here ten at a time)
+        _feed(sqlite_container, clock, frames, first_ms, upto)
+        detect_regimes(sqlite_container)
+    changed = _topics(sqlite_container, "regime.changed")
+    shift_ms = first_ms + 400 * HOUR_MS
+    assert any(p["symbol"] == MARKET and p["new"] == "TRENDING" and p["at"] > shift_ms for p in changed), changed
+    resets = _topics(sqlite_container, "clm.rl.reset")
+    market_changes = [p for p in changed if p["symbol"] == MARKET]
+    assert len(resets) == len(market_changes) > before  # symbols' own changes reset nothing
+    assert resets[-1]["reason"] == f"regime_change:{market_changes[-1]['old']}->TRENDING"
+    with sqlite_container.session() as session:
+        archived = session.scalars(select(RLVersion).where(RLVersion.archived_at.is_not(None))).all()
+        assert {v.rl_type for v in archived} == {"meta_strategy", "position_sizing"}
+    assert detect_regimes(sqlite_container)[MARKET]["changes"] == []  # nothing new: nothing fed twice
+
+    client = create_app(sqlite_container).test_client()
+    status = client.get("/api/clm/status").get_json()
+    assert status["regimes"][MARKET]["regime"] == "TRENDING" and set(status["regimes"]) == {*SYMBOLS, MARKET}
+    assert 'data-regime="MARKET"' in client.get("/").get_data(as_text=True)
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))}
+    samples = {(s.labels["symbol"], s.labels["regime"]) for s in families["clm_market_regime"].samples}
+    assert (MARKET, "TRENDING") in samples
+
+
+def test_with_the_policy_switch_off_nothing_is_reset(sqlite_container, clock, market) -> None:
+    frames, first_ms = market
+    sqlite_container.policy_store.update(
+        {"clm_config": {"rl_maintenance": {"reset_on_regime_change": False}}}, author="test"
+    )
+    for upto in range(400, 551, 10):
+        _feed(sqlite_container, clock, frames, first_ms, upto)
+        detect_regimes(sqlite_container)
+    assert any(p["symbol"] == MARKET for p in _topics(sqlite_container, "regime.changed"))
+    assert _topics(sqlite_container, "clm.rl.reset") == []
+    with sqlite_container.session() as session:
+        assert session.scalars(select(RLVersion)).all() == []
