@@ -240,7 +240,7 @@ class RLDecision(Base):
     decision_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     rl_type: Mapped[str] = mapped_column(String(50))
     version: Mapped[int] = mapped_column(Integer)
-    decided_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    decided_at: Mapped[datetime] = mapped_column(DateTime, index=True, server_default=NOW_UTC)
     state: Mapped[dict[str, Any]] = mapped_column(JsonType)
     state_key: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(100))
