@@ -189,7 +189,15 @@ class TradeOutcome(_In):
     winrate: float | None = Field(None, ge=0, le=1, description="recent winrate of the engine")
     opened_at: datetime | None = None
     closed_at: datetime | None = None
-    prediction_id: int | None = Field(None, ge=1, description="the served prediction this trade followed")
+    prediction_id: int | None = Field(
+        None, ge=1, description="the served prediction this trade followed: closes its shadow pair, and only that"
+    )
+    shadow_test_id: int | None = Field(
+        None,
+        ge=1,
+        description="the shadow pair to close (every prediction returns it); with neither id, the latest open "
+        "pair of `symbol` made before the trade opened is closed",
+    )
     meta_state: dict[str, Any] | None = None
     meta_action: str | None = Field(None, max_length=100)
     meta_next_state: dict[str, Any] | None = None
