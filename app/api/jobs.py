@@ -8,6 +8,7 @@ from app.api.common import container, not_found
 from app.api.errors import ApiError
 from app.api.openapi import operation
 from app.api.schemas import CancelRequest, Job, JobAccepted, JobList, JobsQuery, RetrainingRequest
+from app.clm.guard import request_manual_retraining
 from app.core.db.models import RetrainingJob
 from app.operations.read_models import job_dict, list_jobs
 from app.retraining import JobNotFoundError, RetrainingOrchestrator
@@ -34,9 +35,12 @@ def get_job(job_id: str) -> Job:
 
 @operation(
     bp, "/retraining", "POST", summary="Start a full or partial retraining; 202 with the job id", tag="jobs",
-    body=RetrainingRequest, response=JobAccepted, status=202, auth=True,
+    body=RetrainingRequest, response=JobAccepted, status=202, auth=True, conflict=True,
 )  # fmt: skip
 def post_retraining(body: RetrainingRequest) -> JobAccepted:
+    """The CLM's storm guard applies: while a job for a requested model type runs or is within
+    the policy's `retraining_cooldown_hours`, 409 naming it; `force: true` starts the job anyway
+    and records the jobs it overrode on it (`forced_over`)."""
     c = container()
     orchestrator = RetrainingOrchestrator(c)
     spec = body.data.model_dump(mode="json", exclude_none=True) if body.data else None
@@ -45,13 +49,16 @@ def post_retraining(body: RetrainingRequest) -> JobAccepted:
             dataset_spec(c, orchestrator.default_spec() | spec)
         except ValueError as exc:
             raise ApiError(422, "invalid body", [{"field": "body.data", "reason": str(exc)}]) from None
+    model_types = None if body.kind == "full" else body.model_types
     try:
-        if body.kind == "full":
-            job_id = orchestrator.start_full(reason=body.reason, spec=spec)
-        else:
-            job_id = orchestrator.start_partial(body.model_types, reason=body.reason, spec=spec)
+        decision = request_manual_retraining(c, model_types, body.reason, force=body.force, spec=spec)
     except ValueError as exc:  # unknown model types: the request's fault
         raise ApiError(422, "invalid body", [{"field": "body.model_types", "reason": str(exc)}]) from None
+    if decision.job_id is None:
+        blocking = ", ".join(f"{job_id} ({model_type})" for model_type, job_id in decision.blocked_by.items())
+        message = f"a retraining job is running or in cooldown for the requested models: {blocking}; "
+        raise ApiError(409, message + "send force: true to start anyway", {"blocked_by": decision.blocked_by})
+    job_id = decision.job_id
     status = orchestrator.get_job(job_id).status
     return JobAccepted(job_id=job_id, status=status, url=f"/api/jobs/{job_id}")
 

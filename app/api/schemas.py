@@ -47,6 +47,9 @@ class RetrainingRequest(_In):
     )
     reason: str = Field("manual", min_length=1, max_length=100)
     data: DatasetOverrides | None = None
+    force: bool = Field(
+        False, description="start even while a job for these models runs or is in cooldown (recorded on the job)"
+    )
 
     @model_validator(mode="after")
     def _types_match_kind(self) -> RetrainingRequest:
@@ -81,6 +84,9 @@ class Job(BaseModel):
     model_types: list[Any] | None
     models_trained: dict[str, Any] | None
     error_message: str | None
+    forced_over: dict[str, str] | None = Field(
+        None, description="the blocking jobs (model type -> job id) that `force: true` overrode"
+    )
 
 
 class JobList(BaseModel):

@@ -5,6 +5,11 @@ advisory lock across processes, a thread lock in the process) while it looks for
 or recent jobs of the requested model types and starts a job for the rest. A trigger that
 starts nothing is recorded as a `clm.retraining.suppressed` event naming the job that
 blocked it.
+
+An operator's request (`POST /api/jobs/retraining`) goes through `request_manual_retraining`:
+the same lock and the same blocking jobs, but all or nothing: while any requested type is
+blocked nothing starts (the API answers 409 naming the jobs), unless the request says
+`force: true`, which is recorded on the job it starts (`metadata.forced_over`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from sqlalchemy import select, text
 
 from app.core.clock import utcnow
 from app.core.db.models import RetrainingJob
+from app.model_training import MODEL_TYPES
 from app.retraining import RetrainingOrchestrator
 
 if TYPE_CHECKING:
@@ -106,3 +112,32 @@ def request_retraining(
         else:
             job_id = orchestrator.start_partial(remaining, reason=reason)
     return TriggerDecision(job_id, True, remaining, blocked, reason)
+
+
+def request_manual_retraining(
+    container: Container,
+    model_types: list[str] | None,
+    reason: str,
+    *,
+    force: bool = False,
+    spec: dict[str, Any] | None = None,
+) -> TriggerDecision:
+    """An operator's retraining of `model_types` (None: a full one): started only when no
+    requested type is blocked, or with `force` (then the overridden jobs are recorded on it)."""
+    policy = container.policy_store.get()
+    wanted = list(policy.training.model_types) if model_types is None else list(dict.fromkeys(model_types))
+    unknown = [m for m in wanted if m not in MODEL_TYPES]
+    if unknown:  # the request's fault, whatever runs
+        raise ValueError(f"unknown model types {unknown}; known: {sorted(MODEL_TYPES)}")
+    cooldown = timedelta(hours=policy.clm_config.retraining_cooldown_hours)
+    orchestrator = RetrainingOrchestrator(container)
+    with trigger_lock(container):
+        blocked = blocking_jobs(container, wanted, cooldown)
+        if blocked and not force:
+            return TriggerDecision(None, False, [], blocked, "a job for these models is running or in cooldown")
+        forced_over = blocked if force else None
+        if model_types is None:
+            job_id = orchestrator.start_full(reason=reason, spec=spec, forced_over=forced_over)
+        else:
+            job_id = orchestrator.start_partial(wanted, reason=reason, spec=spec, forced_over=forced_over)
+    return TriggerDecision(job_id, True, wanted, blocked, reason)

@@ -41,6 +41,7 @@ def job_dict(row: RetrainingJob) -> dict[str, Any]:
         "model_types": row.model_types,
         "models_trained": row.models_trained,
         "error_message": row.error_message,
+        "forced_over": (row.metadata_ or {}).get("forced_over"),
     }
 
 

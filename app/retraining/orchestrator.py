@@ -34,22 +34,43 @@ class RetrainingOrchestrator:
 
     # ----------------------------------------------------------------- start
 
-    def start_full(self, reason: str = "manual", spec: dict[str, Any] | None = None) -> str:
-        """Retrain every model type of the policy; returns the job id."""
+    def start_full(
+        self, reason: str = "manual", spec: dict[str, Any] | None = None, forced_over: dict[str, str] | None = None
+    ) -> str:
+        """Retrain every model type of the policy; returns the job id.
+
+        `forced_over`: the jobs (model type -> job id) an operator's `force: true` overrode
+        in the storm guard (`app.clm.guard`), recorded on the job."""
         model_types = list(self.container.policy_store.get().training.model_types)
-        return self._start("full", model_types, reason, spec)
+        return self._start("full", model_types, reason, spec, forced_over)
 
-    def start_partial(self, model_types: list[str], reason: str = "manual", spec: dict[str, Any] | None = None) -> str:
+    def start_partial(
+        self,
+        model_types: list[str],
+        reason: str = "manual",
+        spec: dict[str, Any] | None = None,
+        forced_over: dict[str, str] | None = None,
+    ) -> str:
         """Retrain only `model_types` (e.g. after MEDIUM drift of one model)."""
-        return self._start("partial", model_types, reason, spec)
+        return self._start("partial", model_types, reason, spec, forced_over)
 
-    def _start(self, job_type: str, model_types: list[str], reason: str, spec: dict[str, Any] | None) -> str:
+    def _start(
+        self,
+        job_type: str,
+        model_types: list[str],
+        reason: str,
+        spec: dict[str, Any] | None,
+        forced_over: dict[str, str] | None = None,
+    ) -> str:
         model_types = _checked_model_types(model_types)
         spec = self.default_spec() | (spec or {})
         # Fixed now, so a redelivered dataset step builds the same dataset (its id hashes the spec).
         spec.setdefault("end", utcnow().replace(second=0, microsecond=0).isoformat())
+        metadata: dict[str, Any] = {"spec": spec, "deliveries": {}}
+        if forced_over is not None:
+            metadata["forced_over"] = dict(forced_over)
         with self.container.session() as session:
-            row = jobs.insert_job(session, job_type, reason, model_types, {"spec": spec, "deliveries": {}})
+            row = jobs.insert_job(session, job_type, reason, model_types, metadata)
             job_id = row.job_id
             self.container.bus.publish(
                 session,
