@@ -123,6 +123,9 @@ class ModelList(BaseModel):
 
 class RetireRequest(_In):
     reason: str = Field(..., min_length=1, max_length=200)
+    confirm: bool = Field(
+        False, description="needed to retire the ACTIVE model: its type is left without one (predictions refused)"
+    )
 
 
 class RollbackRequest(_In):

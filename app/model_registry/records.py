@@ -25,6 +25,14 @@ class NoShadowModelError(RegistryError):
     pass
 
 
+class RollbackRefusedError(RegistryError):
+    """The version may not go live again: never ACTIVE before, or its artifact fails its check."""
+
+
+class ConfirmationRequiredError(RegistryError):
+    """The change would leave a model type without an ACTIVE model; it needs `confirm`."""
+
+
 @dataclass(frozen=True)
 class ModelRecord:
     model_id: str

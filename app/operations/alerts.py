@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
@@ -173,8 +173,6 @@ def _shadow_stall_alerts(session: Session, now: datetime) -> list[Alert]:
 
 def _feed_stall_alerts(session: Session, now: datetime) -> list[Alert]:
     """A symbol of the policy whose newest stored candle is `stalled_feed_intervals` old."""
-    from sqlalchemy import func
-
     data = load_policy(session).data
     step = timedelta(milliseconds=timeframe_ms(data.timeframe))
     alerts = []
@@ -227,32 +225,26 @@ def _dead_event_alerts(session: Session) -> list[Alert]:
 
 
 def _no_active_model_alerts(session: Session) -> list[Alert]:
-    """A model type of the policy that had an ACTIVE model and has none now (retired, rejected):
-    its predictions are refused. A type still training its first model is not an alert."""
-    types = load_policy(session).training.model_types
-    live = select(ModelRegistry.model_type).where(ModelRegistry.model_type.in_(types), ModelRegistry.status == "ACTIVE")
-    active = set(session.scalars(live))
-    alerts = []
-    for model_type in sorted(set(types) - active):
-        last = session.scalar(
-            select(ModelStatusHistory.changed_at)
-            .where(ModelStatusHistory.model_type == model_type, ModelStatusHistory.old_status == "ACTIVE")
-            .order_by(ModelStatusHistory.changed_at.desc())
-            .limit(1)
+    """A model type that had an ACTIVE model and has none now (retired, rejected): its predictions
+    are refused. A type still training its first model is not an alert."""
+    active = set(session.scalars(select(ModelRegistry.model_type).where(ModelRegistry.status == "ACTIVE")))
+    last_active = session.execute(
+        select(ModelStatusHistory.model_type, func.max(ModelStatusHistory.changed_at))
+        .where(ModelStatusHistory.old_status == "ACTIVE")
+        .group_by(ModelStatusHistory.model_type)
+    ).all()
+    return [
+        Alert(
+            key=f"no_active_model:{model_type}:{last.isoformat()}",
+            name="no_active_model",
+            severity="critical",
+            message=f"model type {model_type} has no ACTIVE model since {last:%Y-%m-%d %H:%M} UTC: its "
+            "predictions are refused (promote or roll back a version)",
+            since=last,
         )
-        if last is None:
-            continue
-        alerts.append(
-            Alert(
-                key=f"no_active_model:{model_type}:{last.isoformat()}",
-                name="no_active_model",
-                severity="critical",
-                message=f"model type {model_type} has no ACTIVE model since {last:%Y-%m-%d %H:%M} UTC: its "
-                "predictions are refused (promote or roll back a version)",
-                since=last,
-            )
-        )
-    return alerts
+        for model_type, last in sorted(last_active)
+        if model_type not in active
+    ]
 
 
 def _event_alerts(session: Session, since: datetime) -> list[Alert]:
