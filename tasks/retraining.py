@@ -31,7 +31,7 @@ def prepare_dataset(job_id: str) -> dict[str, Any]:
 def train_model(self: Any, job_id: str, model_type: str) -> dict[str, Any]:
     queue = (self.request.delivery_info or {}).get("routing_key")
     try:
-        return steps.train_one_model(get_container(), job_id, model_type, queue=queue, worker=self.request.hostname)
+        return steps.train_and_close(get_container(), job_id, model_type, queue=queue, worker=self.request.hostname)
     except Exception as exc:  # never raise in a chord header
         log.exception("train_model(%s, %s) failed", job_id, model_type)
         return {"job_id": job_id, "model_type": model_type, "status": FAILED, "error": f"{type(exc).__name__}: {exc}"}
@@ -43,7 +43,8 @@ def train_model(self: Any, job_id: str, model_type: str) -> dict[str, Any]:
     name="tasks.retraining.finalize_job", autoretry_for=(Exception,), max_retries=5, retry_backoff=2, retry_jitter=True
 )
 def finalize_job(results: list[dict[str, Any]] | None, job_id: str) -> dict[str, Any]:
-    """Chord callback: the header's results are only a summary; the job row is the truth."""
+    """Chord callback: the header's results are only a summary; the job row is the truth. The last
+    training task has usually closed the job already (`steps.train_and_close`): then nothing to do."""
     return closing.finalize_job(get_container(), job_id)
 
 

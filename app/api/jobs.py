@@ -8,6 +8,7 @@ from app.api.common import container, not_found
 from app.api.errors import ApiError
 from app.api.openapi import operation
 from app.api.schemas import CancelRequest, Job, JobAccepted, JobList, JobsQuery, RetrainingRequest
+from app.clm.guard import request_manual_retraining
 from app.retraining import JobNotFoundError, RetrainingOrchestrator
 from app.retraining.jobs import CANCELLED
 from app.retraining.spec import InvalidRetrainingSpecError, RetrainingSpec
@@ -31,9 +32,12 @@ def get_job(job_id: str) -> Job:
 
 @operation(
     bp, "/retraining", "POST", summary="Start a full or partial retraining; 202 with the job id", tag="jobs",
-    body=RetrainingRequest, response=JobAccepted, status=202, auth=True,
+    body=RetrainingRequest, response=JobAccepted, status=202, auth=True, conflict=True,
 )  # fmt: skip
 def post_retraining(body: RetrainingRequest) -> JobAccepted:
+    """The CLM's storm guard applies: while a job for a requested model type runs or is within
+    the policy's `retraining_cooldown_hours`, 409 naming it; `force: true` starts the job anyway
+    and records the jobs it overrode on it (`forced_over`)."""
     c = container()
     data = body.data.model_dump(exclude_none=True) if body.data else None
     model_types = body.model_types if body.kind == "partial" else None
@@ -43,7 +47,12 @@ def post_retraining(body: RetrainingRequest) -> JobAccepted:
         details = [{"field": f"body.{e.field}", "reason": e.reason} for e in exc.errors]
         raise ApiError(422, "invalid body", details) from None
     orchestrator = RetrainingOrchestrator(c)
-    job_id = orchestrator.start(spec)
+    decision = request_manual_retraining(c, spec, force=body.force)
+    if decision.job_id is None:
+        blocking = ", ".join(f"{job_id} ({model_type})" for model_type, job_id in decision.blocked_by.items())
+        message = f"a retraining job is running or in cooldown for the requested models: {blocking}; "
+        raise ApiError(409, message + "send force: true to start anyway", {"blocked_by": decision.blocked_by})
+    job_id = decision.job_id
     status = orchestrator.get_job(job_id).status
     return JobAccepted(job_id=job_id, status=status, url=f"/api/jobs/{job_id}")
 

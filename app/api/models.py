@@ -44,7 +44,7 @@ def _known_type(model_type: str) -> str:
 )  # fmt: skip
 def post_retire(model_id: str, body: RetireRequest) -> Model:
     try:
-        record = RegistryService(container()).retire_model(model_id, body.reason)
+        record = RegistryService(container()).retire_model(model_id, body.reason, confirm=body.confirm)
     except ModelNotFoundError:
         raise not_found("model", model_id) from None
     except RegistryError as exc:
@@ -73,6 +73,6 @@ def post_rollback(model_type: str, body: RollbackRequest) -> Model:
         record = RegistryService(container()).rollback(_known_type(model_type), body.version)
     except ModelNotFoundError:
         raise not_found(f"{model_type} version", body.version) from None
-    except RegistryError as exc:  # artifact gone
+    except RegistryError as exc:  # artifact gone or failing its hash check, never ACTIVE before
         raise ApiError(409, str(exc)) from None
     return Model.of(record)

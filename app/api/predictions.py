@@ -15,7 +15,13 @@ from app.core.system import trading_halt
 from app.data_pipeline.features import warmup_rows
 from app.data_pipeline.validation import CandleValidationError, validate_candles
 from app.forecasters import MODEL_TYPES
-from app.prediction import CANDLE_COLUMNS, InsufficientHistoryError, NoActiveModelError, PredictionService
+from app.prediction import (
+    CANDLE_COLUMNS,
+    InsufficientHistoryError,
+    ModelIntegrityError,
+    NoActiveModelError,
+    PredictionService,
+)
 
 bp = Blueprint("predictions", __name__, url_prefix="/api/predictions")
 
@@ -35,6 +41,8 @@ def post_prediction(body: PredictionRequest) -> PredictionOut:
         prediction = PredictionService(c, body.model_type).predict(body.symbol, candles)
     except NoActiveModelError as exc:
         raise ApiError(409, str(exc)) from None
+    except ModelIntegrityError as exc:  # the artifact changed on disk: not the request's fault
+        raise ApiError(503, str(exc), {"model_id": exc.model_id}) from None
     except InsufficientHistoryError as exc:
         raise ApiError(422, "invalid body", [{"field": "body.candles", "reason": str(exc)}]) from None
     except ValueError as exc:  # the candles (given or stored) do not pass validation

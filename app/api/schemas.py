@@ -80,6 +80,9 @@ class RetrainingRequest(_In):
     )
     reason: str = Field("manual", min_length=1, max_length=100)
     data: DatasetOverrides | None = None
+    force: bool = Field(
+        False, description="start even while a job for these models runs or is in cooldown (recorded on the job)"
+    )
 
     @model_validator(mode="after")
     def _types_match_kind(self) -> RetrainingRequest:
@@ -114,10 +117,15 @@ class Job(JobRecord):
     completed_at: UtcDateTime | None
     heartbeat_at: datetime | None = Field(None, exclude=True)
     metadata: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    forced_over: dict[str, str] | None = Field(
+        None, description="the blocking jobs (model type -> job id) that `force: true` overrode"
+    )
 
     @classmethod
     def of(cls, record: JobRecord) -> Job:
-        return cls.model_validate(record, from_attributes=True)
+        job = cls.model_validate(record, from_attributes=True)
+        forced = record.metadata.get("forced_over")
+        return job.model_copy(update={"forced_over": forced}) if forced else job
 
 
 class JobList(BaseModel):
@@ -161,6 +169,9 @@ class ModelList(BaseModel):
 
 class RetireRequest(_In):
     reason: str = Field(..., min_length=1, max_length=200)
+    confirm: bool = Field(
+        False, description="needed to retire the ACTIVE model: its type is left without one (predictions refused)"
+    )
 
 
 class RollbackRequest(_In):
@@ -233,7 +244,15 @@ class TradeOutcome(_In):
     winrate: float | None = Field(None, ge=0, le=1, description="recent winrate of the engine")
     opened_at: datetime | None = None
     closed_at: datetime | None = None
-    prediction_id: int | None = Field(None, ge=1, description="the served prediction this trade followed")
+    prediction_id: int | None = Field(
+        None, ge=1, description="the served prediction this trade followed: closes its shadow pair, and only that"
+    )
+    shadow_test_id: int | None = Field(
+        None,
+        ge=1,
+        description="the shadow pair to close (every prediction returns it); with neither id, the latest open "
+        "pair of `symbol` made before the trade opened is closed",
+    )
     prediction_ids: list[Annotated[int, Field(ge=1)]] | None = Field(
         None, max_length=64, description="several served predictions (an ensemble's)"
     )

@@ -5,6 +5,11 @@ advisory lock across processes, a thread lock in the process) while it looks for
 or recent jobs of the requested model types and starts a job for the rest. A trigger that
 starts nothing is recorded as a `clm.retraining.suppressed` event naming the job that
 blocked it.
+
+An operator's request (`POST /api/jobs/retraining`) goes through `request_manual_retraining`:
+the same lock and the same blocking jobs, but all or nothing: while any requested type is
+blocked nothing starts (the API answers 409 naming the jobs), unless the request says
+`force: true`, which is recorded on the job it starts (`metadata.forced_over`).
 """
 
 from __future__ import annotations
@@ -106,3 +111,18 @@ def request_retraining(
         spec = RetrainingSpec.create(policy, None if full and not blocked else remaining, reason)
         job_id = orchestrator.start(spec)
     return TriggerDecision(job_id, True, remaining, blocked, reason)
+
+
+def request_manual_retraining(container: Container, spec: RetrainingSpec, *, force: bool = False) -> TriggerDecision:
+    """An operator's retraining (a spec validated at the edge): started only when none of its
+    model types is blocked (running or in cooldown), or with `force`, which records the jobs
+    it overrode on the new job (`forced_over`)."""
+    policy = container.policy_store.get()
+    wanted = list(spec.model_types)
+    cooldown = timedelta(hours=policy.clm_config.retraining_cooldown_hours)
+    with trigger_lock(container):
+        blocked = blocking_jobs(container, wanted, cooldown)
+        if blocked and not force:
+            return TriggerDecision(None, False, [], blocked, "a job for these models is running or in cooldown")
+        job_id = RetrainingOrchestrator(container).start(spec, forced_over=blocked if force else None)
+    return TriggerDecision(job_id, True, wanted, blocked, spec.reason)

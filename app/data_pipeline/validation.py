@@ -11,7 +11,9 @@ Rules (each violation names the rule and the rows that break it):
 - `increasing`: timestamps strictly increase;
 - `ohlc`: low <= open, close <= high;
 - `price_positive`: open, high, low, close > 0;
-- `volume_non_negative`: volume >= 0.
+- `volume_non_negative`: volume >= 0;
+- `magnitude`: prices below 1e12 and volume below 1e18 (the API's bounds: larger values are
+  corrupt data, and the features overflow on them).
 
 The only repair: a row identical to another (same timestamp and values) is dropped and
 counted. Gaps (missing grid points) are reported in the result, never filled.
@@ -29,6 +31,8 @@ from app.data_pipeline.timeframes import grid_offset_ms, timeframe_ms
 CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 MIN_TIMESTAMP_MS = 100_000_000_000  # 1973-03-03 in ms; as seconds it would be year 5138
+MAX_PRICE = 1e12  # exclusive, as the API's candle schema
+MAX_VOLUME = 1e18  # exclusive, as the API's candle schema
 _SHOWN_ROWS = 10
 
 
@@ -155,6 +159,8 @@ def validate_candles(
         check("price_positive", usable & ((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0)), "a price is not > 0")
         check("ohlc", usable & ((lo > o) | (lo > c) | (h < o) | (h < c)), "low <= open, close <= high does not hold")
         check("volume_non_negative", usable & (v < 0), "volume is negative")
+        too_large = (np.maximum.reduce([o, h, lo, c]) >= MAX_PRICE) | (v >= MAX_VOLUME)
+        check("magnitude", usable & too_large, f"a price is not below {MAX_PRICE:g} or volume not below {MAX_VOLUME:g}")
 
     # Duplicates: identical rows are dropped (the documented repair); different ones are refused.
     identical = np.zeros(len(data), dtype=bool)

@@ -7,11 +7,13 @@ from app.model_registry.records import (
     RETIRED,
     SHADOW,
     TRAINING,
+    ConfirmationRequiredError,
     ModelCandidate,
     ModelNotFoundError,
     ModelRecord,
     NoShadowModelError,
     RegistryError,
+    RollbackRefusedError,
 )
 from app.model_registry.service import ModelRegistry
 
@@ -21,12 +23,14 @@ __all__ = [
     "RETIRED",
     "SHADOW",
     "TRAINING",
+    "ConfirmationRequiredError",
     "ModelCandidate",
     "ModelNotFoundError",
     "ModelRecord",
     "ModelRegistry",
     "NoShadowModelError",
     "RegistryError",
+    "RollbackRefusedError",
     "artifact_dir",
     "delete_old_artifacts",
 ]

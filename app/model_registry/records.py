@@ -27,6 +27,14 @@ class NoShadowModelError(RegistryError):
     pass
 
 
+class RollbackRefusedError(RegistryError):
+    """The version may not go live again: never ACTIVE before, or its artifact fails its check."""
+
+
+class ConfirmationRequiredError(RegistryError):
+    """The change would leave a model type without an ACTIVE model; it needs `confirm`."""
+
+
 class ModelRecord(BaseModel):
     """A registered model as every reader gets it: the API (`public_dict`, `schemas.Model`), the CLI, the services."""
 

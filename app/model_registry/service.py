@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, cast, func, select, text
 from sqlalchemy.orm import Session
 
+from app.core.artifacts import ArtifactIntegrityError, ArtifactNotFoundError
 from app.core.clock import utcnow
 from app.core.db.models import ModelRegistry as ModelRow
 from app.core.db.models import ModelStatusHistory
 from app.core.topics import ModelPromoted, ModelRegistered, ModelRetired, TopicEvent
 from app.model_registry.artifact_retention import delete_old_artifacts
+from app.model_registry.integrity import verify_artifact, was_active
 from app.model_registry.records import (
     ACTIVE,
     NOT_LIVE,
@@ -29,11 +31,13 @@ from app.model_registry.records import (
     RETIRED,
     SHADOW,
     TRAINING,
+    ConfirmationRequiredError,
     ModelCandidate,
     ModelNotFoundError,
     ModelRecord,
     NoShadowModelError,
     RegistryError,
+    RollbackRefusedError,
 )
 
 if TYPE_CHECKING:
@@ -180,11 +184,18 @@ class ModelRegistry:
         row = self._current(session, model_type, SHADOW)
         return ModelRecord.from_row(row) if row else None
 
-    def retire_model(self, model_id: str, reason: str = "retired by operator") -> ModelRecord:
+    def retire_model(self, model_id: str, reason: str = "retired by operator", *, confirm: bool = False) -> ModelRecord:
+        """Retire a model. The ACTIVE one only with `confirm`: its type is left without an ACTIVE
+        model (predictions refused, an alert) until a promotion or rollback."""
         with self.container.session() as session:
             row = self._row(session, model_id)
             self._lock_type(session, row.model_type)
             session.refresh(row)
+            if row.status == ACTIVE and not confirm:
+                raise ConfirmationRequiredError(
+                    f"{model_id} is the ACTIVE {row.model_type} model: retiring it leaves {row.model_type} without "
+                    "an ACTIVE model (its predictions are refused); confirm to retire it anyway"
+                )
             if row.status != RETIRED:
                 self._retire(session, row, reason)
             record = ModelRecord.from_row(row)
@@ -192,7 +203,12 @@ class ModelRegistry:
         return record
 
     def rollback(self, model_type: str, version: str | int) -> ModelRecord:
-        """Make an earlier version ACTIVE again (its artifacts must still exist)."""
+        """Make an earlier version ACTIVE again.
+
+        Only a version that was ACTIVE before (the status history says so), or the SHADOW model
+        when the policy's `clm_config.rollback_to_shadow` allows it; never one still TRAINING or
+        never tested. Its artifact must exist and match its hashes (checked before the switch).
+        """
         version = str(version).lstrip("v")
         with self.container.session() as session:
             self._lock_type(session, model_type)
@@ -208,6 +224,17 @@ class ModelRegistry:
                     f"cannot roll {model_type} back to v{version}: its artifact {target.file_path} is gone "
                     "(deleted by retention or by hand)"
                 )
+            allow_shadow = self.container.policy_store.get(session).clm_config.rollback_to_shadow
+            if not was_active(session, target.model_id) and not (allow_shadow and target.status == SHADOW):
+                allowed = "was ACTIVE before (or is the SHADOW model, with clm_config.rollback_to_shadow)"
+                raise RollbackRefusedError(
+                    f"cannot roll {model_type} back to v{version}: it is {target.status} and never was ACTIVE; "
+                    f"rollback takes a version that {allowed}"
+                )
+            try:
+                verify_artifact(self.container.artifacts, target.file_path, target.sha256)
+            except (ArtifactIntegrityError, ArtifactNotFoundError) as exc:
+                raise RollbackRefusedError(f"cannot roll {model_type} back to v{version}: {exc}") from None
             self._replace_active(session, target, f"rollback to v{version}")
             record = ModelRecord.from_row(target)
         return record

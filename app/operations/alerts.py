@@ -7,7 +7,9 @@ one alert); `deliver_webhook`, the handler of `alert.*`, POSTs the alert to
 `CLM_ALERT_WEBHOOK_URL` and raises on failure so the event outbox retries it.
 
 Critical: a retraining job failed, CRITICAL drift, every active model degraded, a shadow
-test without a new sample for 24 hours. Warning: HIGH drift, one model degraded, an RL
+test without a new sample for 24 hours, events that went dead (their handlers gave up: an
+outcome the agents never learned from), a model type of the policy without an ACTIVE model
+(its predictions are refused). Warning: HIGH drift, one model degraded, an RL
 agent reset, a shadow promotion recommended for manual review.
 """
 
@@ -24,7 +26,15 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.db.models import Candle, DriftEvent, Event, ModelRegistry, RetrainingJob, ShadowTestResult
+from app.core.db.models import (
+    Candle,
+    DriftEvent,
+    Event,
+    ModelRegistry,
+    ModelStatusHistory,
+    RetrainingJob,
+    ShadowTestResult,
+)
 from app.core.policy import load_policy
 from app.core.topics import TOPICS, AlertCritical, AlertWarning, DriftDetected
 from app.data_pipeline.timeframes import timeframe_ms
@@ -193,6 +203,53 @@ def _feed_stall_alerts(session: Session, now: datetime) -> list[Alert]:
     return alerts
 
 
+def _dead_event_alerts(session: Session) -> list[Alert]:
+    """Events whose handlers gave up (idx_events_pending leads with status). Alerts themselves
+    are left out: a webhook that is down would otherwise raise an alert per dead alert."""
+    dead = session.execute(
+        select(Event.id, Event.topic, Event.created_at, Event.last_error)
+        .where(Event.status == "dead", Event.topic.not_like("alert.%"))
+        .order_by(Event.id.desc())
+    ).all()
+    if not dead:
+        return []
+    newest = dead[0]
+    error = (newest.last_error or "no error recorded").splitlines()[0][:200]
+    return [
+        Alert(
+            key=f"events_dead:{newest.id}",
+            name="events_dead",
+            severity="critical",
+            message=f"{len(dead)} event(s) dead after every retry (`clm events requeue-dead` re-queues them); "
+            f"newest: {newest.topic} #{newest.id}: {error}",
+            since=newest.created_at,
+        )
+    ]
+
+
+def _no_active_model_alerts(session: Session) -> list[Alert]:
+    """A model type that had an ACTIVE model and has none now (retired, rejected): its predictions
+    are refused. A type still training its first model is not an alert."""
+    active = set(session.scalars(select(ModelRegistry.model_type).where(ModelRegistry.status == "ACTIVE")))
+    last_active = session.execute(
+        select(ModelStatusHistory.model_type, func.max(ModelStatusHistory.changed_at))
+        .where(ModelStatusHistory.old_status == "ACTIVE")
+        .group_by(ModelStatusHistory.model_type)
+    ).all()
+    return [
+        Alert(
+            key=f"no_active_model:{model_type}:{last.isoformat()}",
+            name="no_active_model",
+            severity="critical",
+            message=f"model type {model_type} has no ACTIVE model since {last:%Y-%m-%d %H:%M} UTC: its "
+            "predictions are refused (promote or roll back a version)",
+            since=last,
+        )
+        for model_type, last in sorted(last_active)
+        if model_type not in active
+    ]
+
+
 def _event_alerts(session: Session, since: datetime) -> list[Alert]:
     alerts = []
     for event in _recent_events(session, (*RL_RESET_TOPICS, RECOMMENDED_TOPIC), since):
@@ -220,6 +277,8 @@ def current_alerts(session: Session, now: datetime | None = None) -> list[Alert]
         + _shadow_stall_alerts(session, now)
         + _feed_stall_alerts(session, now)
         + _event_alerts(session, since)
+        + _dead_event_alerts(session)
+        + _no_active_model_alerts(session)
     )
     return sorted(alerts, key=lambda a: (a.severity != "critical", -(a.since or now).timestamp()))
 

@@ -7,11 +7,12 @@
 from app.prediction.cache import model_cache
 from app.prediction.service import PredictionService
 from app.prediction.sql import CANDLE_COLUMNS, candle_window, live_model_ids, recent_candles
-from app.prediction.types import InsufficientHistoryError, NoActiveModelError, Prediction
+from app.prediction.types import InsufficientHistoryError, ModelIntegrityError, NoActiveModelError, Prediction
 
 __all__ = [
     "CANDLE_COLUMNS",
     "InsufficientHistoryError",
+    "ModelIntegrityError",
     "NoActiveModelError",
     "Prediction",
     "PredictionService",

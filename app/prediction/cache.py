@@ -11,14 +11,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
+from app.core.artifacts import ArtifactIntegrityError, ArtifactNotFoundError
+from app.core.db.models import ModelStatusHistory
 from app.core.policy import Policy
 from app.model_registry import ModelRecord, ModelRegistry
 from app.model_training.storage import load_forecaster
 from app.prediction.pool import live_engine
 from app.prediction.sql import live_model_ids
+from app.prediction.types import ModelIntegrityError
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -91,6 +94,10 @@ class ModelCache:
         self._windows: OrderedDict[tuple[Any, ...], Window] = OrderedDict()
         self._windows_lock = threading.Lock()
         self._engine: Engine | None = None
+        # Models whose artifact failed its check (model id -> why): not read again by this
+        # process, so a broken artifact costs one read, not one per request.
+        self._broken: dict[str, str] = {}
+        self._fallbacks: dict[str, ModelPair] = {}  # model type -> the pair serving for a broken ACTIVE
 
     @property
     def engine(self) -> Engine:
@@ -108,7 +115,14 @@ class ModelCache:
             self._engine.dispose()
 
     def pair(self, model_type: str, active_id: str, shadow_id: str | None) -> ModelPair:
-        """The loaded pair for these ids, loading (once, under the lock) what is not loaded yet."""
+        """The loaded pair for these ids, loading (once, under the lock) what is not loaded yet.
+
+        An ACTIVE model failing its artifact check raises ModelIntegrityError; a SHADOW model
+        failing it is left out (its test pauses; the live answer does not fail)."""
+        if active_id in self._broken:
+            raise ModelIntegrityError(active_id, self._broken[active_id])
+        if shadow_id in self._broken:
+            shadow_id = None
         current = self._pairs.get(model_type)
         if current is not None and current.ids == (active_id, shadow_id):
             return current
@@ -117,10 +131,14 @@ class ModelCache:
             if current is not None and current.ids == (active_id, shadow_id):
                 return current
             loaded = {m.record.model_id: m for m in ([current.active, current.shadow] if current else []) if m}
-            pair = ModelPair(
-                active=loaded.get(active_id) or self._load(active_id),
-                shadow=(loaded.get(shadow_id) or self._load(shadow_id)) if shadow_id else None,
-            )
+            active = loaded.get(active_id) or self._load(active_id)
+            shadow = None
+            if shadow_id:
+                try:
+                    shadow = loaded.get(shadow_id) or self._load(shadow_id)
+                except ModelIntegrityError:
+                    log.error("shadow model %s left out: %s", shadow_id, self._broken[shadow_id])
+            pair = ModelPair(active=active, shadow=shadow)
             self._pairs[model_type] = pair
             log.info("prediction models for %s: active %s, shadow %s", model_type, active_id, shadow_id)
             # Long-lived objects (libraries, models) out of the collector's way: a full collection
@@ -131,7 +149,38 @@ class ModelCache:
 
     def _load(self, model_id: str) -> LoadedModel:
         record = ModelRegistry(self.container).get_model(model_id)
-        return LoadedModel(record, load_forecaster(self.container, record))
+        try:
+            return LoadedModel(record, load_forecaster(self.container, record))
+        except (ArtifactIntegrityError, ArtifactNotFoundError) as exc:
+            message = f"model {model_id} ({record.model_type}) fails its artifact check: {exc}"
+            self._broken[model_id] = message
+            log.error("%s", message)
+            raise ModelIntegrityError(model_id, message) from None
+
+    def fallback_pair(self, model_type: str, broken_id: str) -> ModelPair:
+        """A pair (no shadow) of the newest earlier ACTIVE version of the type whose artifact is
+        intact, serving while `broken_id` fails its check (`clm_config.integrity_fallback`)."""
+        kept = self._fallbacks.get(model_type)
+        if kept is not None and kept.active.record.model_id not in self._broken:
+            return kept
+        with self.container.session() as session:
+            earlier = session.scalars(
+                select(ModelStatusHistory.model_id)
+                .where(ModelStatusHistory.model_type == model_type, ModelStatusHistory.new_status == "ACTIVE")
+                .order_by(ModelStatusHistory.changed_at.desc(), ModelStatusHistory.id.desc())
+            ).all()
+        with self._lock:
+            for model_id in dict.fromkeys(earlier):
+                if model_id == broken_id or model_id in self._broken:
+                    continue
+                try:
+                    pair = ModelPair(active=self._load(model_id), shadow=None)
+                except (ModelIntegrityError, LookupError):
+                    continue
+                log.warning("%s served by %s: %s", model_type, model_id, self._broken[broken_id])
+                self._fallbacks[model_type] = pair
+                return pair
+        raise ModelIntegrityError(broken_id, f"{self._broken[broken_id]}; no earlier intact version to fall back to")
 
     def refresh(self, model_type: str) -> None:
         """Load the type's current ACTIVE and SHADOW models now (on `model.promoted`)."""

@@ -58,7 +58,7 @@ from app.prediction.sql import (
     read_snapshot,
     write_prediction,
 )
-from app.prediction.types import InsufficientHistoryError, NoActiveModelError, Prediction
+from app.prediction.types import InsufficientHistoryError, ModelIntegrityError, NoActiveModelError, Prediction
 from app.shadow_tester.rows import ShadowPrediction, shadow_row
 
 if TYPE_CHECKING:
@@ -101,7 +101,14 @@ class PredictionService:
                 if abstention is None:
                     raise
                 return abstention
-            pair = self.cache.pair(model_type, active_id, shadow_id)
+            try:
+                pair = self.cache.pair(model_type, active_id, shadow_id)
+            except ModelIntegrityError:
+                if not policy.clm_config.integrity_fallback:
+                    raise
+                # Served by an earlier intact version; no shadow pair (it compares with the ACTIVE model).
+                pair = self.cache.fallback_pair(model_type, active_id)
+                active_id, shadow_id = pair.active.record.model_id, None
             window = self._window(db, symbol, candles, policy, snapshot, bounds)
             active = window.prediction(pair.active)
             shadow = self._shadow_prediction(window, pair)

@@ -164,6 +164,7 @@ def write_prediction(
         prediction_id = int(ids.scalars().all()[0])
         shadow_test_id = None
         if pair_row is not None:
+            pair_row = _with_prediction_id(pair_row, prediction_id)
             inserted = db.execute(insert(ShadowTestResult).returning(ShadowTestResult.id), pair_row)
             shadow_test_id = int(inserted.scalar_one())
         event["payload"] = event["payload"] | {"prediction_id": prediction_id, "shadow_test_id": shadow_test_id}
@@ -176,10 +177,17 @@ def write_prediction(
     for n, (row, log_id) in enumerate(zip(logs, log_ids, strict=True)):
         params |= {f"l{n}_{key}": value for key, value in (row | {"id": log_id}).items()}
     if pair_row is not None:
+        pair_row = _with_prediction_id(pair_row, log_ids[0])
         params |= {f"s_{key}": value for key, value in (pair_row | {"id": shadow_test_id}).items()}
     params |= {f"e_{key}": value for key, value in event.items()}
     db.execute(_write_statement(len(logs), tuple(logs[0]), tuple(pair_row or ()), tuple(event)), params)
     return log_ids[0], shadow_test_id
+
+
+def _with_prediction_id(pair_row: dict[str, Any], prediction_id: int) -> dict[str, Any]:
+    """The pair keeps the served prediction's id: an outcome naming `prediction_id` closes this pair
+    and no other pair of the same candle (`app.shadow_tester.targets`)."""
+    return pair_row | {"active_prediction": pair_row["active_prediction"] | {"prediction_id": prediction_id}}
 
 
 @functools.cache

@@ -21,6 +21,14 @@ class NoActiveModelError(LookupError):
     """No ACTIVE model to answer with."""
 
 
+class ModelIntegrityError(RuntimeError):
+    """The model to answer with fails its artifact check (ArtifactIntegrityError, file gone)."""
+
+    def __init__(self, model_id: str, message: str) -> None:
+        super().__init__(message)
+        self.model_id = model_id
+
+
 @dataclass(frozen=True)
 class Prediction:
     symbol: str

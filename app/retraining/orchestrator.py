@@ -7,7 +7,6 @@ a worker never sees a job id that is not yet stored.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
@@ -19,6 +18,7 @@ from app.core.db.models import RetrainingJob
 from app.core.topics import RetrainingStarted
 from app.retraining import closing, jobs
 from app.retraining.spec import DataSelection, RetrainingSpec
+from app.rl.maintenance import run_rl_maintenance
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # The RL agents' maintenance (issue 8) is looked up by name: app/ stays importable without it.
-RL_MAINTENANCE_HOOK = "app.rl.maintenance:run_rl_maintenance"
 
 
 class RetrainingOrchestrator:
@@ -45,12 +44,18 @@ class RetrainingOrchestrator:
         """Retrain only `model_types` (e.g. after MEDIUM drift of one model)."""
         return self.start(RetrainingSpec.create(self.container.policy_store.get(), model_types, reason, spec))
 
-    def start(self, spec: RetrainingSpec) -> str:
-        """Store the job of a validated spec, then start its canvas; returns the job id."""
+    def start(self, spec: RetrainingSpec, forced_over: Mapping[str, str] | None = None) -> str:
+        """Store the job of a validated spec, then start its canvas; returns the job id.
+
+        `forced_over`: the jobs (model type -> job id) an operator's `force: true` overrode in
+        the storm guard (`app.clm.guard`), recorded on the job."""
         model_types = list(spec.model_types)
         stored = spec.data.stored()
+        metadata: dict[str, Any] = {"spec": stored, "deliveries": {}}
+        if forced_over is not None:
+            metadata["forced_over"] = dict(forced_over)
         with self.container.session() as session:
-            row = jobs.insert_job(session, spec.job_type, spec.reason, model_types, {"spec": stored, "deliveries": {}})
+            row = jobs.insert_job(session, spec.job_type, spec.reason, model_types, metadata)
             job_id = row.job_id
             self.container.bus.publish(
                 session,
@@ -77,9 +82,8 @@ class RetrainingOrchestrator:
             self.container.bus.publish(
                 session, RetrainingStarted(job_id=job_id, trigger_reason="scheduled", job_type="rl_maintenance")
             )
-        module_name, func_name = RL_MAINTENANCE_HOOK.split(":")
         try:
-            report = getattr(importlib.import_module(module_name), func_name)(self.container)
+            report = run_rl_maintenance(self.container)
             error = None
         except Exception as exc:
             log.exception("RL maintenance failed")

@@ -4,6 +4,12 @@
 A step never raises for a domain failure: it records the error in the job and returns a
 small dict, so the chord's callback always runs (an exception in a chord header would
 skip it). A redelivered step finds its work done, or the job closed, and does nothing.
+
+The chord's state lives in the broker's result backend; a Redis restart loses it and the
+callback never comes. So the training task that records the job's last result closes the
+job itself (`train_and_close`): the job row says which trainings are done, and
+`finalize_job` runs once (it locks the row and acts only on a running job); a callback that
+still arrives finds the job closed.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from app.core.clock import utcnow
+from app.core.db.models import RetrainingJob
 from app.model_registry import ModelCandidate, ModelRegistry, artifact_dir
 from app.model_training.service import train_model
-from app.retraining import jobs
+from app.retraining import closing, jobs
 from app.retraining.datasets import build_job_dataset
 from app.retraining.heartbeat import Heartbeat
 from app.retraining.spec import DataSelection
@@ -97,6 +104,29 @@ def train_one_model(
         jobs.set_model_result(row, model_type, status=jobs.TRAINING, started_at=utcnow().isoformat(), **attempt)
         row.heartbeat_at = utcnow()
     return _train_and_stage(container, job_id, model_type, dataset_id)
+
+
+def train_and_close(
+    container: Container, job_id: str, model_type: str, *, queue: str | None = None, worker: str | None = None
+) -> dict[str, Any]:
+    """`train_one_model`, then close the job when every training of it has a final result."""
+    summary = train_one_model(container, job_id, model_type, queue=queue, worker=worker)
+    try:
+        if all_trainings_done(container, job_id):
+            closing.finalize_job(container, job_id)
+    except Exception:  # the chord's callback or the stale-job sweep closes it instead
+        log.exception("job %s: closing after the last training failed", job_id)
+    return summary
+
+
+def all_trainings_done(container: Container, job_id: str) -> bool:
+    """Whether the job is running and each of its model types has a final result (trained or failed)."""
+    with container.session() as session:
+        row = session.get(RetrainingJob, job_id)
+        if row is None or row.status != jobs.RUNNING:
+            return False
+        results = row.models_trained or {}
+        return all((results.get(m) or {}).get("status") in FINAL_MODEL_STATES for m in row.model_types or [])
 
 
 def _train_and_stage(container: Container, job_id: str, model_type: str, dataset_id: str) -> dict[str, Any]:

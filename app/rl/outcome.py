@@ -19,7 +19,8 @@ Keys (the trading engine sends them; both agents update from one event):
 
 An agent whose state/action pair is absent ignores the event (it does not even check the
 rest, so trades published for other consumers never fail here); a malformed one is refused
-with a `ValueError` naming the key.
+with an `OutcomeError` (a `ValueError`) naming the key. The API checks each outcome with the
+same `from_payload` before it publishes one, so a trade the agents cannot apply is a 422.
 """
 
 from __future__ import annotations
@@ -32,13 +33,23 @@ from typing import Any
 from app.rl.meta_space import MetaStrategyState, StrategyType, parse_strategy
 from app.rl.sizing_space import SizingAction, SizingState
 
+_WHERE = "execution.trade.closed"
+
+
+class OutcomeError(ValueError):
+    """A trade outcome the agents cannot apply; `field` names the key (`meta_state.market_regime`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
 
 def _float(payload: Mapping[str, Any], key: str, default: float | None = None) -> float:
     value = payload.get(key, default)
     if value is None:
-        raise ValueError(f"execution.trade.closed: missing {key!r}")
+        raise OutcomeError(key, f"{_WHERE}: missing {key!r}")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"execution.trade.closed: {key!r} = {value!r} is not a finite number")
+        raise OutcomeError(key, f"{_WHERE}: {key!r} = {value!r} is not a finite number")
     return float(value)
 
 
@@ -61,26 +72,28 @@ class TradeOutcome:
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> TradeOutcome:
         if not isinstance(payload, Mapping):
-            raise ValueError(f"execution.trade.closed: payload must be an object, got {type(payload).__name__}")
+            raise OutcomeError("(body)", f"{_WHERE}: payload must be an object, got {type(payload).__name__}")
         trade_id = payload.get("trade_id")
         if trade_id is None or str(trade_id).strip() == "":
-            raise ValueError("execution.trade.closed: missing 'trade_id'")
+            raise OutcomeError("trade_id", f"{_WHERE}: missing 'trade_id'")
         duration = _float(payload, "duration_hours")
         if duration < 0:
-            raise ValueError(f"execution.trade.closed: 'duration_hours' = {duration} is negative")
-        where = "execution.trade.closed"
+            raise OutcomeError("duration_hours", f"{_WHERE}: 'duration_hours' = {duration} is negative")
+        where = _WHERE
         meta_state = _optional(payload, "meta_state", lambda v, w: MetaStrategyState.from_dict(v, w))
         sizing_state = _optional(payload, "sizing_state", lambda v, w: SizingState.from_dict(v, w))
         meta_action = _optional(payload, "meta_action", parse_strategy)
         sizing_action = _optional(payload, "sizing_action", SizingAction.parse)
         if (meta_state is None) != (meta_action is None):
-            raise ValueError(f"{where}: 'meta_state' and 'meta_action' come together")
+            absent = "meta_action" if meta_action is None else "meta_state"
+            raise OutcomeError(absent, f"{where}: 'meta_state' and 'meta_action' come together")
         if (sizing_state is None) != (sizing_action is None):
-            raise ValueError(f"{where}: 'sizing_state' and 'sizing_action' come together")
+            absent = "sizing_action" if sizing_action is None else "sizing_state"
+            raise OutcomeError(absent, f"{where}: 'sizing_state' and 'sizing_action' come together")
         default_winrate = sizing_state.recent_winrate if sizing_state is not None else 0.5
         winrate = _float(payload, "winrate", default_winrate)
         if not 0 <= winrate <= 1:
-            raise ValueError(f"{where}: 'winrate' = {winrate} is outside [0, 1]")
+            raise OutcomeError("winrate", f"{where}: 'winrate' = {winrate} is outside [0, 1]")
         return cls(
             trade_id=str(trade_id),
             pnl_pct=_float(payload, "pnl_pct"),
@@ -107,4 +120,9 @@ def _optional(payload: Mapping[str, Any], key: str, parse: Any) -> Any:
     value = payload.get(key)
     if value is None:
         return None
-    return parse(value, f"execution.trade.closed.{key}")
+    try:
+        return parse(value, f"{_WHERE}.{key}")
+    except ValueError as exc:
+        # The parsers name the nested key first: `execution.trade.closed.meta_state.market_regime: ...`
+        named = str(exc).split(":", 1)[0].removeprefix(f"{_WHERE}.")
+        raise OutcomeError(named if named.startswith(key) else key, str(exc)) from None

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
 from app.core.db.models import ModelRegistry as ModelRow
-from app.core.db.models import PredictionLog, ShadowTestResult
+from app.core.db.models import ShadowTestResult
 from app.core.policy import Policy
 from app.core.topics import (
     ModelRegistered,
@@ -34,6 +34,7 @@ from app.shadow_tester.promotion import ShadowDecision, carry_out
 from app.shadow_tester.reads import closed_pairs
 from app.shadow_tester.rows import ShadowPrediction, build_rows, check_model_ids, shadow_row, telemetry_commit
 from app.shadow_tester.stats import ShadowEvaluationResult, Thresholds, evaluate_pairs, round_trip_fee
+from app.shadow_tester.targets import UnknownOutcomeTarget, named_pairs
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -135,8 +136,9 @@ class ShadowTester:
         """Close the pairs a closed trade settles; returns how many were closed.
 
         The pairs are named by `shadow_test_id` / `shadow_test_ids` in the event (the
-        prediction service returns the id), or found from the served `prediction_id` (the pair
-        recorded with that prediction); otherwise, for each shadow model, the latest open
+        prediction service returns the id), or by the served `prediction_id` (the pair
+        recorded with that prediction): exactly those, none when an id names nothing
+        (`targets`). Only when the trade names no id: for each shadow model, the latest open
         pair of the trade's symbol made at or before the trade opened (`opened_at`, ISO time,
         else `closed_at` or now minus `duration_hours`). A trade already applied is skipped.
         """
@@ -149,7 +151,12 @@ class ShadowTester:
                 ).first()
             ):
                 return 0
-            ids = _named_ids(payload) or _pair_of_prediction(session, payload) or self._match_by_time(session, payload)
+            try:
+                named = named_pairs(session, payload)
+            except UnknownOutcomeTarget as exc:
+                log.warning("trade %s closes no shadow test: %s", trade_id, exc)
+                return 0
+            ids = named if named is not None else self._match_by_time(session, payload)
         closed = 0
         for test_id in ids:
             try:
@@ -264,32 +271,6 @@ class ShadowTester:
                 status = session.scalar(select(ModelRow.status).where(ModelRow.model_id == shadow_model_id))
             summary.append({"shadow_model_id": shadow_model_id, "promoted": promoted, "status": status})
         return summary
-
-
-def _named_ids(payload: Mapping[str, Any]) -> list[int]:
-    ids = payload.get("shadow_test_ids") or ([payload["shadow_test_id"]] if payload.get("shadow_test_id") else [])
-    return [int(i) for i in ids]
-
-
-def _pair_of_prediction(session: Session, payload: Mapping[str, Any]) -> list[int]:
-    """The open pair recorded with the served prediction `prediction_id` (same model, symbol, time)."""
-    if not payload.get("prediction_id"):
-        return []
-    served = session.get(PredictionLog, int(payload["prediction_id"]))
-    if served is None:
-        return []
-    pair_id = session.scalars(
-        select(ShadowTestResult.id)
-        .where(
-            ShadowTestResult.active_model_id == served.model_id,
-            ShadowTestResult.symbol == served.symbol,
-            ShadowTestResult.timestamp == served.timestamp,
-            ShadowTestResult.actual_outcome.is_(None),
-        )
-        .order_by(ShadowTestResult.id.desc())
-        .limit(1)
-    ).first()
-    return [pair_id] if pair_id is not None else []
 
 
 def _naive_utc(text: str) -> datetime:

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.e2e
 SYNTHETIC = {"source": "synthetic", "symbols": ["BTC/USDT"], "timeframe": "1h", "lookback_days": 120, "seed": 3}
 
 
-def _retrain(base: str) -> dict:
-    body = {"kind": "partial", "model_types": ["naive"], "reason": "e2e", "data": SYNTHETIC}
+def _retrain(base: str, force: bool = False) -> dict:
+    body = {"kind": "partial", "model_types": ["naive"], "reason": "e2e", "data": SYNTHETIC, "force": force}
     status, accepted = http_json(f"{base}/api/jobs/retraining", "POST", body, TOKEN_HEADER)
     assert status == 202, accepted
     deadline, job = time.monotonic() + 240, {}
@@ -62,8 +62,12 @@ def _drive(base: str) -> None:
     _, listing = http_json(f"{base}/api/models?model_type=naive")
     assert [(m["model_id"], m["status"]) for m in listing["models"]] == [("naive_v1", "ACTIVE")]
 
-    second = _retrain(base)
-    assert second["status"] == "completed"
+    # Within the cooldown the storm guard refuses a second job, naming the first; force overrides it.
+    status, refused = http_json(f"{base}/api/jobs/retraining", "POST", {"kind": "partial", "model_types": ["naive"]},
+                                TOKEN_HEADER)  # fmt: skip
+    assert status == 409 and job["job_id"] in refused["error"], refused
+    second = _retrain(base, force=True)
+    assert second["status"] == "completed" and second["forced_over"] == {"naive": job["job_id"]}
     _, shadow = http_json(f"{base}/api/models?model_type=naive&status=SHADOW")
     assert [m["model_id"] for m in shadow["models"]] == ["naive_v2"]
 

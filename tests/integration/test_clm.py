@@ -49,7 +49,12 @@ def _small_policy(container, model_types: list[str]) -> None:
                 "lookback_days": 20,
             },
             "training": {"model_types": model_types, "cv_folds": 2, "xgboost": {"n_estimators": 20}},
-            "clm_config": {"drift_detection": {"lookback_days": 7}, "retraining_cooldown_hours": 6},
+            "clm_config": {
+                "drift_detection": {"lookback_days": 7},
+                "retraining_cooldown_hours": 6,
+                # the CLM's reactions are under test, not the models' skill: the baseline gate is off
+                "baseline_gate": {"enabled": False},
+            },
         }
     )
 

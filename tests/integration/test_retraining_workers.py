@@ -41,7 +41,9 @@ def orchestrator(pg_container):  # type: ignore[no-untyped-def]
 
     configure(pg_container.settings)
     pg_container.dispatcher = CeleryDispatcher(celery_app)
-    pg_container.policy_store.update({"training": TINY_TRAINING}, author="test")
+    # The canvas's mechanics are under test, not the models' skill: the baseline gate is off.
+    gate_off = {"baseline_gate": {"enabled": False}}
+    pg_container.policy_store.update({"training": TINY_TRAINING, "clm_config": gate_off}, author="test")
     return RetrainingOrchestrator(pg_container)
 
 

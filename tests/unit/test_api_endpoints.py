@@ -221,7 +221,10 @@ def test_promote_retire_rollback(client, sqlite_container) -> None:
     assert again.status_code == 409 and "no SHADOW" in again.get_json()["error"]
     rolled = client.post("/api/model-types/xgboost/rollback", json={"version": "2"}, headers=TOKEN_HEADER)
     assert rolled.status_code == 200 and rolled.get_json()["status"] == "ACTIVE"
-    retired = client.post("/api/models/lightgbm_v1/retire", json={"reason": "bad"}, headers=TOKEN_HEADER)
+    unconfirmed = client.post("/api/models/lightgbm_v1/retire", json={"reason": "bad"}, headers=TOKEN_HEADER)
+    assert unconfirmed.status_code == 409 and "confirm" in unconfirmed.get_json()["error"]
+    body = {"reason": "bad", "confirm": True}
+    retired = client.post("/api/models/lightgbm_v1/retire", json=body, headers=TOKEN_HEADER)
     assert retired.status_code == 200 and retired.get_json()["status"] == "RETIRED"
     with sqlite_container.session() as s:
         statuses = dict(s.execute(select(ModelRegistry.model_id, ModelRegistry.status)).all())

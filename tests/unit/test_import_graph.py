@@ -216,3 +216,17 @@ def test_only_the_wsgi_entry_imports_the_api() -> None:
         if i.target.startswith("app.api") and not i.source.startswith("app.api") and i.source != "workers.wsgi"
     ]
     assert not bad, "modules outside app/api/ import the API:\n" + "\n".join(bad)
+
+
+def test_app_resolves_nothing_by_name() -> None:
+    """No string lookups: every arrow of `app/` is an import statement a reader can follow."""
+    bad = []
+    for path in (REPO / "app").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and (getattr(node.func, "attr", None) or getattr(node.func, "id", None)) in {
+                "import_module",
+                "__import__",
+                "import_string",
+            }:
+                bad.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not bad, "modules resolved by name in app/:\n" + "\n".join(bad)

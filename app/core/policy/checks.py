@@ -39,7 +39,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "clm_config.shadow_evaluation_interval_hours": (MINUTE_IN_HOURS, 24 * 7),
     "clm_config.retired_versions_kept": (0, 1_000),
     "clm_config.max_task_deliveries": (1, 100),
-    "clm_config.stale_job_minutes": (1, 7 * 24 * 60),
+    "clm_config.stale_job_minutes": (0.05, 7 * 24 * 60),
     "clm_config.auto_promote_threshold.min_samples": (10, 10_000_000),
     "clm_config.auto_promote_threshold.max_samples": (10, 100_000_000),
     "clm_config.auto_promote_threshold.min_improvement_pct": (0, 1_000),
@@ -57,7 +57,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "clm_config.retention.events_days": (HOUR_IN_DAYS, 3_650),
     "clm_config.retention.prediction_logs_days": (HOUR_IN_DAYS, 7_300),
     "clm_config.retention.shadow_results_days": (HOUR_IN_DAYS, 3_650),
-    "clm_config.retention.max_seconds": (1, 86_400),
+    "clm_config.retention.max_seconds": (1e-9, 86_400),  # a tiny budget only deletes less per run
     "training.seed": (0, 2**32 - 1),
     "training.cv_folds": (2, 100),
     "training.xgboost.n_estimators": (1, 100_000),

@@ -99,6 +99,11 @@ class ClmConfig(_Strict):
     retired_versions_kept: int = Field(5, ge=0)  # per type; older retired artifacts are deleted
     max_task_deliveries: int = Field(3, ge=1)  # a training task that kills its worker is given up after this
     stale_job_minutes: float = Field(120, gt=0)  # a running job without a heartbeat this long is closed
+    # Rollback targets a version that was ACTIVE before; with this, also the type's SHADOW model.
+    rollback_to_shadow: bool = False
+    # The ACTIVE model's artifact failing its hash check: predictions of the type answer 503 naming
+    # it; with this, they are served by the newest earlier ACTIVE version whose artifact is intact.
+    integrity_fallback: bool = False
     auto_promote_threshold: AutoPromoteThreshold = AutoPromoteThreshold()
     baseline_gate: BaselineGate = BaselineGate()
     drift_detection: DriftDetection = DriftDetection()
