@@ -146,11 +146,16 @@ def seed_clm_state(container: Container, shadow_samples: int = 40) -> Seeded:
 
 
 def train_naive(container: Container, seed: int = 7) -> str:
-    """Train and register a real `naive` model on a synthetic hourly market; returns its model id."""
+    """Train and register a real `naive` model on a synthetic hourly market; returns its model id.
+
+    The models are fixtures of lifecycle and API tests, not claims of skill: the baseline gate is
+    turned off (one policy version, the first time) so each registers as ACTIVE or SHADOW."""
     from app.data_pipeline.dataset import DatasetSpec, build_dataset
     from app.model_registry import ModelRegistry as Registry
     from app.model_training.service import train_model
 
+    if container.policy_store.get().clm_config.baseline_gate.enabled:
+        container.policy_store.update({"clm_config": {"baseline_gate": {"enabled": False}}}, author="test fixture")
     end = datetime(2026, 1, 1)
     spec = DatasetSpec(
         symbols=("BTC/USDT",), timeframe="1h", start=end - timedelta(days=120), end=end, source="synthetic", seed=seed

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+import workers.wsgi  # noqa: F401  (as the CLI entry point: installs the Celery dispatcher and the API)
 from app.core.db.models import Event, ModelRegistry, RetrainingJob
 from app.simulation.config import RunConfig
 from app.simulation.run import RunResult, embedded_container, run_simulation

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from app.api import create_app
 from app.core.db.models import Event, ShadowTestResult
+from app.core.topics import TradeClosed
 from app.operations.alerts import current_alerts
 from tests.api_fixtures import TOKEN_HEADER, synthetic_candles, train_naive
 
@@ -73,7 +74,7 @@ def test_a_valid_rl_outcome_is_accepted(sqlite_container) -> None:
 def test_dead_events_are_an_alert(sqlite_container) -> None:
     with sqlite_container.session() as session:
         assert not [a for a in current_alerts(session) if a.name == "events_dead"]
-        event = sqlite_container.bus.publish(session, "execution.trade.closed", TRADE, record_only=True)
+        event = sqlite_container.bus.publish(session, TradeClosed(**TRADE), record_only=True)
         session.flush()
         event.status, event.last_error = "dead", "ValueError: execution.trade.closed.meta_action: 'yolo'"
     with sqlite_container.session() as session:

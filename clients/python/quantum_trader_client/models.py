@@ -139,6 +139,7 @@ class TradeOutcome(_Request):
     opened_at: datetime | None = None
     closed_at: datetime | None = None
     prediction_id: int | None = None
+    shadow_test_id: int | None = None
     prediction_ids: list[int] | None = None
     shadow_test_ids: list[int] | None = None
     entry_price: float | None = None
@@ -171,6 +172,7 @@ class RetrainingRequest(_Request):
     model_types: list[str] = Field(default_factory=list)
     reason: str = "manual"
     data: dict[str, Any] | None = None
+    force: bool = False  # start even while a job for these models runs or cools down (recorded on the job)
 
 
 class JobAccepted(_Response):
@@ -192,6 +194,7 @@ class Job(_Response):
     model_types: list[str]
     models_trained: dict[str, dict[str, Any]]
     error_message: str | None
+    forced_over: dict[str, str] | None
 
     @property
     def finished(self) -> bool:
