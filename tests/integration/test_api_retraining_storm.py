@@ -30,7 +30,10 @@ def _post_together(settings: Settings, body: dict, barrier, answers) -> None:  #
 
 
 def _storm(settings: Settings, body: dict, count: int) -> list[tuple[int, dict]]:
-    context = multiprocessing.get_context("fork")
+    # forkserver, not fork: the test process has threads by now (earlier tests' pools and clients),
+    # and a child forked while one of them holds a lock waits on it forever.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["app.api", "app.bootstrap"])
     barrier, answers = context.Barrier(count), context.Queue()
     processes = [context.Process(target=_post_together, args=(settings, body, barrier, answers)) for _ in range(count)]
     for process in processes:
