@@ -27,7 +27,6 @@ HANDLER_TABLE: list[tuple[str, ContainerHandler]] = [
     ("drift.detected", manager.on_drift_detected),
     ("model.performance.degraded", manager.on_performance_degraded),
     ("regime.changed", manager.on_regime_changed),
-    ("shadow.promotion.recommended", manager.on_promotion_recommended),
     ("model.promoted", manager.on_model_promoted),
     # RL agents learn from closed trades (payload keys: app/rl/outcome.py)
     ("execution.trade.closed", meta_strategy.on_trade_closed),

@@ -12,6 +12,7 @@ from typing import Any
 from app.bootstrap import get_container
 from app.clm.guard import request_retraining
 from app.retraining import RetrainingOrchestrator, closing, steps
+from app.retraining.jobs import FAILED
 from workers.celery_app import celery_app
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def train_model(self: Any, job_id: str, model_type: str) -> dict[str, Any]:
         return steps.train_one_model(get_container(), job_id, model_type, queue=queue, worker=self.request.hostname)
     except Exception as exc:  # never raise in a chord header
         log.exception("train_model(%s, %s) failed", job_id, model_type)
-        return {"job_id": job_id, "model_type": model_type, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        return {"job_id": job_id, "model_type": model_type, "status": FAILED, "error": f"{type(exc).__name__}: {exc}"}
 
 
 # Idempotent, so retried on any error (a database hiccup): a lost callback would leave the

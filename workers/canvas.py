@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from celery import chain, chord, signature
+from celery import Celery, chain, chord, signature
 from celery.canvas import Signature
 
 from app.model_training import forecaster_class
@@ -37,19 +37,23 @@ def training_queue(model_type: str, needs_gpu: Mapping[str, bool] | None = None)
 
 
 def retraining_canvas(
-    job_id: str, model_types: list[str], spec: dict[str, Any] | None = None, needs_gpu: Mapping[str, bool] | None = None
+    job_id: str,
+    model_types: list[str],
+    spec: dict[str, Any] | None = None,
+    needs_gpu: Mapping[str, bool] | None = None,
+    app: Celery | None = None,
 ) -> Signature:
     """The canvas of one retraining job (`spec` is stored with the job; it is not sent)."""
     if not model_types:
         raise ValueError(f"job {job_id}: a retraining canvas needs at least one model type")
     ids = task_ids(job_id, model_types)
     header = [
-        signature(TRAIN_MODEL, args=(job_id, m), immutable=True).set(
+        signature(TRAIN_MODEL, args=(job_id, m), immutable=True, app=app).set(
             queue=training_queue(m, needs_gpu), task_id=ids[f"train:{m}"]
         )
         for m in model_types
     ]
     return chain(
-        signature(PREPARE_DATASET, args=(job_id,), immutable=True).set(queue="cpu", task_id=ids["prepare"]),
-        chord(header, signature(FINALIZE_JOB, args=(job_id,)).set(queue="default", task_id=ids["finalize"])),
+        signature(PREPARE_DATASET, args=(job_id,), immutable=True, app=app).set(queue="cpu", task_id=ids["prepare"]),
+        chord(header, signature(FINALIZE_JOB, args=(job_id,), app=app).set(queue="default", task_id=ids["finalize"])),
     )

@@ -22,7 +22,7 @@ class CeleryDispatcher:
         self.app.tasks[DELIVER_EVENTS].apply_async()
 
     def start_retraining(self, job_id: str, model_types: list[str], spec: dict[str, Any]) -> None:
-        retraining_canvas(job_id, model_types, spec).apply_async(app=self.app)
+        retraining_canvas(job_id, model_types, spec, app=self.app).apply_async()
 
     def cancel_retraining(self, job_id: str, model_types: list[str]) -> None:
         """Revoke the job's queued tasks (their ids derive from the job id)."""

@@ -8,28 +8,25 @@ from app.api.common import container, not_found
 from app.api.errors import ApiError
 from app.api.openapi import operation
 from app.api.schemas import CancelRequest, Job, JobAccepted, JobList, JobsQuery, RetrainingRequest
-from app.core.db.models import RetrainingJob
-from app.operations.read_models import job_dict, list_jobs
 from app.retraining import JobNotFoundError, RetrainingOrchestrator
-from app.retraining.datasets import dataset_spec
+from app.retraining.jobs import CANCELLED
+from app.retraining.spec import InvalidRetrainingSpecError, RetrainingSpec
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/jobs")
 
 
 @operation(bp, "", summary="List retraining jobs, newest first", tag="jobs", query=JobsQuery, response=JobList)
 def get_jobs(query: JobsQuery) -> JobList:
-    with container().session() as session:
-        rows = list_jobs(session, query.status, query.limit)
-    return JobList(jobs=[Job.model_validate(r) for r in rows])
+    records = RetrainingOrchestrator(container()).list_jobs(limit=query.limit, status=query.status)
+    return JobList(jobs=[Job.of(r) for r in records])
 
 
 @operation(bp, "/<job_id>", summary="One job: status, stage, progress, per-model results", tag="jobs", response=Job)
 def get_job(job_id: str) -> Job:
-    with container().session() as session:
-        row = session.get(RetrainingJob, job_id)
-        if row is None:
-            raise not_found("job", job_id)
-        return Job.model_validate(job_dict(row))
+    try:
+        return Job.of(RetrainingOrchestrator(container()).get_job(job_id))
+    except JobNotFoundError:
+        raise not_found("job", job_id) from None
 
 
 @operation(
@@ -38,20 +35,15 @@ def get_job(job_id: str) -> Job:
 )  # fmt: skip
 def post_retraining(body: RetrainingRequest) -> JobAccepted:
     c = container()
+    data = body.data.model_dump(exclude_none=True) if body.data else None
+    model_types = body.model_types if body.kind == "partial" else None
+    try:  # refused now rather than failing on a worker later
+        spec = RetrainingSpec.create(c.policy_store.get(), model_types, body.reason, data)
+    except InvalidRetrainingSpecError as exc:
+        details = [{"field": f"body.{e.field}", "reason": e.reason} for e in exc.errors]
+        raise ApiError(422, "invalid body", details) from None
     orchestrator = RetrainingOrchestrator(c)
-    spec = body.data.model_dump(mode="json", exclude_none=True) if body.data else None
-    if spec:
-        try:  # refused now rather than failing on a worker later
-            dataset_spec(c, orchestrator.default_spec() | spec)
-        except ValueError as exc:
-            raise ApiError(422, "invalid body", [{"field": "body.data", "reason": str(exc)}]) from None
-    try:
-        if body.kind == "full":
-            job_id = orchestrator.start_full(reason=body.reason, spec=spec)
-        else:
-            job_id = orchestrator.start_partial(body.model_types, reason=body.reason, spec=spec)
-    except ValueError as exc:  # unknown model types: the request's fault
-        raise ApiError(422, "invalid body", [{"field": "body.model_types", "reason": str(exc)}]) from None
+    job_id = orchestrator.start(spec)
     status = orchestrator.get_job(job_id).status
     return JobAccepted(job_id=job_id, status=status, url=f"/api/jobs/{job_id}")
 
@@ -66,9 +58,6 @@ def post_cancel(job_id: str, body: CancelRequest) -> Job:
         record = RetrainingOrchestrator(c).cancel(job_id, body.reason)
     except JobNotFoundError:
         raise not_found("job", job_id) from None
-    if record.status != "cancelled":
+    if record.status != CANCELLED:
         raise ApiError(409, f"job {job_id!r} already ended as {record.status}; nothing to cancel")
-    with c.session() as session:
-        row = session.get(RetrainingJob, job_id)
-        assert row is not None
-        return Job.model_validate(job_dict(row))
+    return Job.of(record)

@@ -8,11 +8,10 @@ from app.api.common import container, not_found
 from app.api.errors import ApiError
 from app.api.openapi import operation
 from app.api.schemas import Model, ModelList, ModelsQuery, PromoteRequest, RetireRequest, RollbackRequest
-from app.core.db.models import ModelRegistry
-from app.model_registry import ModelNotFoundError, ModelRecord, RegistryError
+from app.model_registry import ModelNotFoundError, RegistryError
 from app.model_registry import ModelRegistry as RegistryService
 from app.model_training import MODEL_TYPES
-from app.operations.read_models import list_models, model_dict
+from app.operations.read_models import list_models
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")
 types_bp = Blueprint("model_types", __name__, url_prefix="/api/model-types")
@@ -27,18 +26,10 @@ def get_models(query: ModelsQuery) -> ModelList:
 
 @operation(bp, "/<model_id>", summary="One model with its metrics", tag="models", response=Model)
 def get_model(model_id: str) -> Model:
-    with container().session() as session:
-        row = session.get(ModelRegistry, model_id)
-        if row is None:
-            raise not_found("model", model_id)
-        return Model.model_validate(model_dict(row))
-
-
-def _model_out(record: ModelRecord) -> Model:
-    with container().session() as session:
-        row = session.get(ModelRegistry, record.model_id)
-        assert row is not None
-        return Model.model_validate(model_dict(row))
+    try:
+        return Model.of(RegistryService(container()).get_model(model_id))
+    except ModelNotFoundError:
+        raise not_found("model", model_id) from None
 
 
 def _known_type(model_type: str) -> str:
@@ -58,7 +49,7 @@ def post_retire(model_id: str, body: RetireRequest) -> Model:
         raise not_found("model", model_id) from None
     except RegistryError as exc:
         raise ApiError(409, str(exc)) from None
-    return _model_out(record)
+    return Model.of(record)
 
 
 @operation(
@@ -70,7 +61,7 @@ def post_promote(model_type: str, body: PromoteRequest) -> Model:
         record = RegistryService(container()).promote_shadow_to_active(_known_type(model_type), body.reason)
     except RegistryError as exc:  # no shadow model
         raise ApiError(409, str(exc)) from None
-    return _model_out(record)
+    return Model.of(record)
 
 
 @operation(
@@ -84,4 +75,4 @@ def post_rollback(model_type: str, body: RollbackRequest) -> Model:
         raise not_found(f"{model_type} version", body.version) from None
     except RegistryError as exc:  # artifact gone
         raise ApiError(409, str(exc)) from None
-    return _model_out(record)
+    return Model.of(record)

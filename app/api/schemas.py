@@ -7,6 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.model_registry.records import ModelRecord
+from app.retraining.jobs import JobRecord
+
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 JobStatus = Literal["pending", "running", "completed", "partial", "failed", "cancelled"]
 ModelStatus = Literal["TRAINING", "SHADOW", "ACTIVE", "RETIRED", "REJECTED"]
@@ -68,19 +71,21 @@ class JobsQuery(_In):
     limit: int = Field(20, ge=1, le=200)
 
 
-class Job(BaseModel):
-    job_id: str
-    job_type: str
-    trigger_reason: str
-    status: str
-    stage: str | None
-    progress_pct: float | None
-    started_at: datetime
-    completed_at: datetime | None
-    duration_seconds: int | None
-    model_types: list[Any] | None
-    models_trained: dict[str, Any] | None
-    error_message: str | None
+class Job(JobRecord):
+    """A job as the API answers it: `JobRecord` without the workers' bookkeeping."""
+
+    model_config = ConfigDict(
+        serialize_by_alias=True,
+        json_schema_mode_override="serialization",
+        json_schema_serialization_defaults_required=True,
+    )
+
+    heartbeat_at: datetime | None = Field(None, exclude=True)
+    metadata: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+    @classmethod
+    def of(cls, record: JobRecord) -> Job:
+        return cls.model_validate(record, from_attributes=True)
 
 
 class JobList(BaseModel):
@@ -96,19 +101,23 @@ class ModelsQuery(_In):
     limit: int = Field(50, ge=1, le=500)
 
 
-class Model(BaseModel):
-    model_id: str
-    model_type: str
-    version: str
-    status: str
-    metrics: dict[str, Any]
-    created_at: datetime
-    promoted_at: datetime | None
-    retired_at: datetime | None
-    sha256: str | None
-    file_size_bytes: int | None
-    feature_set_id: str | None
-    job_id: str | None
+class Model(ModelRecord):
+    """A model as the API answers it: `ModelRecord` without where its artifact is and how it was trained."""
+
+    model_config = ConfigDict(
+        json_schema_mode_override="serialization", json_schema_serialization_defaults_required=True
+    )
+
+    file_path: str = Field("", exclude=True)
+    manifest: dict[str, Any] | None = Field(None, exclude=True)
+    training_config: dict[str, Any] | None = Field(None, exclude=True)
+    training_data_range: dict[str, Any] | None = Field(None, exclude=True)
+    feature_count: int | None = Field(None, exclude=True)
+    notes: str | None = Field(None, exclude=True)
+
+    @classmethod
+    def of(cls, record: ModelRecord) -> Model:
+        return cls.model_validate(record, from_attributes=True)
 
 
 class ModelList(BaseModel):

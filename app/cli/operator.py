@@ -20,6 +20,8 @@ from app.operations.alerts import current_alerts
 from app.operations.formatting import ago, duration
 from app.operations.read_models import clm_status, key_metrics, list_jobs, list_models
 from app.retraining import JobNotFoundError, RetrainingOrchestrator
+from app.retraining.jobs import CANCELLED, COMPLETED, FAILED, PARTIAL
+from app.retraining.spec import RetrainingSpec
 
 
 def _job_line(job: dict[str, Any]) -> str:
@@ -107,7 +109,7 @@ def jobs_cancel(job_id: str, reason: str) -> None:
     click.echo(f"{job_id}: {record.status}")
 
 
-EXIT_BY_STATUS = {"completed": 0, "partial": 3, "failed": 1, "cancelled": 1}
+EXIT_BY_STATUS = {COMPLETED: 0, PARTIAL: 3, FAILED: 1, CANCELLED: 1}
 
 
 @click.command("retrain")
@@ -125,13 +127,11 @@ def retrain(model_types: tuple[str, ...], reason: str, spec_json: str | None, wa
     container = _container()
     orchestrator = RetrainingOrchestrator(container)
     try:
-        spec = json.loads(spec_json) if spec_json else None
-        if spec is not None and not isinstance(spec, dict):
+        data = json.loads(spec_json) if spec_json else None
+        if data is not None and not isinstance(data, dict):
             raise ValueError("--spec must be a JSON object")
-        if model_types:
-            job_id = orchestrator.start_partial(list(model_types), reason=reason, spec=spec)
-        else:
-            job_id = orchestrator.start_full(reason=reason, spec=spec)
+        spec = RetrainingSpec.create(container.policy_store.get(), list(model_types) or None, reason, data)
+        job_id = orchestrator.start(spec)
     except ValueError as exc:
         click.echo(f"refused: {exc}", err=True)
         sys.exit(2)

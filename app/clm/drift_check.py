@@ -24,6 +24,7 @@ from app.data_pipeline.timeframes import to_ms
 from app.drift_detector.model_reference import reference_for_model
 from app.drift_detector.service import check_feature_drift, check_performance_drift, check_prediction_drift
 from app.model_registry import ModelRegistry
+from app.model_registry.records import ACTIVE
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -58,7 +59,7 @@ def run_drift_check(container: Container, now: datetime | None = None) -> dict[s
     now = now or utcnow()
     summary: dict[str, Any] = {}
     current: pd.DataFrame | None = None
-    for model in ModelRegistry(container).list_models(status="ACTIVE", limit=100):
+    for model in ModelRegistry(container).list_models(status=ACTIVE, limit=100):
         entry: dict[str, Any] = {}
         try:
             if (model.manifest or {}).get("feature_columns"):

@@ -21,6 +21,8 @@ from sqlalchemy import select, text
 from app.core.clock import utcnow
 from app.core.db.models import RetrainingJob
 from app.retraining import RetrainingOrchestrator
+from app.retraining.jobs import CANCELLED, RUNNING
+from app.retraining.spec import RetrainingSpec
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -68,8 +70,8 @@ def blocking_jobs(container: Container, model_types: list[str], cooldown: timede
     since = utcnow() - cooldown
     query = select(RetrainingJob).where(
         RetrainingJob.job_type.in_(("full", "partial")),
-        RetrainingJob.status != "cancelled",
-        (RetrainingJob.status == "running") | (RetrainingJob.started_at >= since),
+        RetrainingJob.status != CANCELLED,
+        (RetrainingJob.status == RUNNING) | (RetrainingJob.started_at >= since),
     )
     blocked: dict[str, str] = {}
     with container.session_factory() as session:
@@ -101,8 +103,6 @@ def request_retraining(
                     {"reason": reason, "model_types": wanted, "blocked_by": blocked, "trigger": trigger or {}},
                 )
             return TriggerDecision(None, False, [], blocked, "a job for these models is running or in cooldown")
-        if full and not blocked:
-            job_id = orchestrator.start_full(reason=reason)
-        else:
-            job_id = orchestrator.start_partial(remaining, reason=reason)
+        spec = RetrainingSpec.create(policy, None if full and not blocked else remaining, reason)
+        job_id = orchestrator.start(spec)
     return TriggerDecision(job_id, True, remaining, blocked, reason)

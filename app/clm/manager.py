@@ -8,7 +8,7 @@
 | `drift.detected` CRITICAL | full retraining and trading halted (`trading_halted` flag, `clm.trading.halted`) |
 | `model.performance.degraded` | partial retraining of that model type |
 | `regime.changed` | RL agents reset when `rl_maintenance.reset_on_regime_change` |
-| `shadow.promotion.recommended` | carried out (promotion) when auto-promotion is on |
+| `shadow.promotion.recommended` | nothing: it reports a decision already carried out (`app.shadow_tester.promotion`) |
 
 Every retraining goes through the storm guard (`app.clm.guard`): while a job for a model
 type runs, or within `retraining_cooldown_hours`, further triggers are recorded and start nothing.
@@ -26,9 +26,9 @@ from app.core.clock import utcnow
 from app.core.db.models import DriftEvent, ModelRegistry, RetrainingJob
 from app.core.system import get_flag, set_flag
 from app.drift_detector.service import follows_lead
-from app.model_registry import ModelRegistry as Registry
-from app.model_registry import RegistryError
+from app.model_registry.records import ACTIVE, SHADOW
 from app.retraining import RetrainingOrchestrator
+from app.retraining.jobs import COMPLETED, PARTIAL, RUNNING
 from app.rl.meta_strategy import RLMetaStrategy
 from app.rl.position_sizing import RLPositionSizing
 
@@ -127,29 +127,6 @@ class ContinuousLearningManager:
             self.container.bus.publish(session, "clm.rl.reset", {"reason": reason, "agents": results})
         return results
 
-    def handle_promotion_recommendation(self, event: dict[str, Any]) -> bool:
-        """Carry out a recommended promotion (auto-promotion on) if the model is still SHADOW.
-
-        The shadow tester promotes in the same call that recommends when auto-promotion is
-        on; this handler covers a recommendation whose promotion did not happen then (a
-        crash between the two), so a recommendation is never lost.
-        """
-
-        payload = event.get("payload", event)
-        if not self.container.policy_store.get().clm_config.auto_promote_threshold.auto_promote:
-            return False  # manual review: the alert module shows the recommendation
-        registry = Registry(self.container)
-        shadow = registry.get_shadow_model(payload.get("model_type", ""))
-        if shadow is None or shadow.model_id != payload.get("shadow_model_id"):
-            return False
-        try:
-            # The registry's model.promoted event becomes clm.model.promoted (on_model_promoted).
-            registry.promote_shadow_to_active(shadow.model_type, "shadow promotion recommended")
-        except RegistryError as exc:
-            log.warning("recommended promotion of %s refused: %s", shadow.model_id, exc)
-            return False
-        return True
-
     def on_model_promoted(self, event: dict[str, Any]) -> None:
         payload = event.get("payload", event)
         with self.container.session() as session:
@@ -179,10 +156,10 @@ class ContinuousLearningManager:
 
         policy = self.container.policy_store.get()
         with self.container.session_factory() as session:
-            running = session.scalars(select(RetrainingJob).where(RetrainingJob.status == "running")).all()
+            running = session.scalars(select(RetrainingJob).where(RetrainingJob.status == RUNNING)).all()
             last = session.scalars(
                 select(RetrainingJob)
-                .where(RetrainingJob.status.in_(("completed", "partial")), RetrainingJob.job_type != "rl_maintenance")
+                .where(RetrainingJob.status.in_((COMPLETED, PARTIAL)), RetrainingJob.job_type != "rl_maintenance")
                 .order_by(RetrainingJob.completed_at.desc())
                 .limit(1)
             ).first()
@@ -192,7 +169,7 @@ class ContinuousLearningManager:
                 .order_by(RetrainingJob.started_at.desc())
                 .limit(1)
             ).first()
-            models = session.scalars(select(ModelRegistry).where(ModelRegistry.status.in_(("ACTIVE", "SHADOW")))).all()
+            models = session.scalars(select(ModelRegistry).where(ModelRegistry.status.in_((ACTIVE, SHADOW)))).all()
             halted = get_flag(session, "trading_halted")
             last_check = get_flag(session, "last_drift_check")
         from datetime import timedelta
@@ -210,8 +187,8 @@ class ContinuousLearningManager:
             "current_jobs": [{"job_id": j.job_id, "stage": j.stage, "progress_pct": j.progress_pct} for j in running],
             "last_retraining": last.completed_at.isoformat() if last and last.completed_at else None,
             "next_scheduled": (last_full.started_at + interval).isoformat() if last_full else None,
-            "active_models": {m.model_type: f"v{m.version}" for m in models if m.status == "ACTIVE"},
-            "shadow_models": {m.model_type: f"v{m.version}" for m in models if m.status == "SHADOW"},
+            "active_models": {m.model_type: f"v{m.version}" for m in models if m.status == ACTIVE},
+            "shadow_models": {m.model_type: f"v{m.version}" for m in models if m.status == SHADOW},
             "rl_versions": rl_versions,
             "trading_halted": bool(halted and halted.enabled),
             "last_drift_check": (last_check.value or {}).get("at") if last_check else None,
@@ -266,10 +243,6 @@ def on_performance_degraded(container: Container, event: dict[str, Any]) -> None
 
 def on_regime_changed(container: Container, event: dict[str, Any]) -> None:
     ContinuousLearningManager(container).handle_regime_change(event)
-
-
-def on_promotion_recommended(container: Container, event: dict[str, Any]) -> None:
-    ContinuousLearningManager(container).handle_promotion_recommendation(event)
 
 
 def on_model_promoted(container: Container, event: dict[str, Any]) -> None:

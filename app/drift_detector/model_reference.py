@@ -22,6 +22,7 @@ from app.core.db.models import ModelRegistry
 from app.data_pipeline.dataset import load_dataset  # the pipeline is only needed here
 from app.drift_detector.reference import ReferenceStats, build_reference, load_reference, save_reference
 from app.drift_detector.service import DriftResult, check_feature_drift
+from app.model_registry.records import ACTIVE
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -82,7 +83,7 @@ def reference_for_model(container: Container, model_id: str, build: bool = True)
 def check_model_feature_drift(container: Container, model_type: str, current_df: pd.DataFrame) -> DriftResult:
     """Feature drift of `current_df` against the ACTIVE `model_type` model's training window."""
     with container.session_factory() as session:
-        active = session.query(ModelRegistry).filter_by(model_type=model_type, status="ACTIVE").one_or_none()
+        active = session.query(ModelRegistry).filter_by(model_type=model_type, status=ACTIVE).one_or_none()
         model_id = active.model_id if active is not None else None
     if model_id is None:
         raise NoReferenceError(f"no ACTIVE {model_type} model to check drift against")

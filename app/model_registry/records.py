@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
 
 from app.core.db.models import ModelRegistry as ModelRow
 
@@ -25,26 +27,35 @@ class NoShadowModelError(RegistryError):
     pass
 
 
-@dataclass(frozen=True)
-class ModelRecord:
+class ModelRecord(BaseModel):
+    """A registered model as every reader gets it: the API (`public_dict`, `schemas.Model`), the CLI, the services."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # What the API shows of a model (`public_dict`).
     model_id: str
     model_type: str
     version: str
     status: str
     metrics: dict[str, Any]
-    file_path: str
+    created_at: datetime
+    promoted_at: datetime | None = None
+    retired_at: datetime | None = None
     sha256: str | None
     file_size_bytes: int | None = None
+    feature_set_id: str | None = None
+    job_id: str | None = None
+    # Where the artifact is and how it was trained (INTERNAL): not part of the API's answer.
+    file_path: str
     manifest: dict[str, Any] | None = None
     training_config: dict[str, Any] | None = None
     training_data_range: dict[str, Any] | None = None
-    feature_set_id: str | None = None
     feature_count: int | None = None
-    created_at: datetime | None = None
-    promoted_at: datetime | None = None
-    retired_at: datetime | None = None
-    job_id: str | None = None
     notes: str | None = None
+
+    INTERNAL: ClassVar[frozenset[str]] = frozenset(
+        {"file_path", "manifest", "training_config", "training_data_range", "feature_count", "notes"}
+    )
 
     @classmethod
     def from_row(cls, row: ModelRow) -> ModelRecord:
@@ -70,10 +81,12 @@ class ModelRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        for key in ("created_at", "promoted_at", "retired_at"):
-            out[key] = out[key].isoformat() if out[key] else None
-        return out
+        """Everything, JSON-ready."""
+        return self.model_dump(mode="json")
+
+    def public_dict(self) -> dict[str, Any]:
+        """What the API and the dashboard show of a model (the JSON of `schemas.Model`, unserialised)."""
+        return self.model_dump(exclude=set(self.INTERNAL))
 
 
 @dataclass

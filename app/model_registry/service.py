@@ -10,6 +10,8 @@ the last line of defence.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, cast, func, select, text
@@ -22,6 +24,7 @@ from app.model_registry.artifact_retention import delete_old_artifacts
 from app.model_registry.records import (
     ACTIVE,
     NOT_LIVE,
+    REJECTED,
     RETIRED,
     SHADOW,
     TRAINING,
@@ -90,16 +93,19 @@ class ModelRegistry:
         self.apply_retention(record.model_type)
         return record
 
-    def reject_model(self, model_id: str, reason: str) -> ModelRecord:
-        """Mark a model REJECTED (a failed shadow test, an abandoned job's staged model)."""
-        with self.container.session() as session:
-            row = self._row(session, model_id)
-            self._lock_type(session, row.model_type)
-            session.refresh(row)
+    def reject_model(self, model_id: str, reason: str, *, session: Session | None = None) -> ModelRecord:
+        """Mark a model REJECTED (a failed shadow test, an abandoned job's staged model).
+
+        With `session`, the change joins the caller's transaction.
+        """
+        with self._transaction(session) as tx:
+            row = self._row(tx, model_id)
+            self._lock_type(tx, row.model_type)
+            tx.refresh(row)
             if row.status not in NOT_LIVE:
-                self._transition(session, row, "REJECTED", reason)
+                self._transition(tx, row, REJECTED, reason)
                 row.retired_at = utcnow()
-                self._publish(session, "model.retired", row, reason)
+                self._publish(tx, "model.retired", row, reason)
             return ModelRecord.from_row(row)
 
     # ----------------------------------------------------------------- reads
@@ -147,17 +153,31 @@ class ModelRegistry:
 
     # ----------------------------------------------------------------- status changes
 
-    def promote_shadow_to_active(self, model_type: str, reason: str = "shadow test passed") -> ModelRecord:
-        """In one transaction: the ACTIVE model is retired and the SHADOW model becomes ACTIVE."""
-        with self.container.session() as session:
-            self._lock_type(session, model_type)
-            shadow = self._current(session, model_type, SHADOW)
+    def promote_shadow_to_active(
+        self, model_type: str, reason: str = "shadow test passed", *, session: Session | None = None
+    ) -> ModelRecord:
+        """In one transaction: the ACTIVE model is retired and the SHADOW model becomes ACTIVE.
+
+        With `session`, the change joins the caller's transaction and the caller applies
+        retention after its commit (`apply_retention`).
+        """
+        with self._transaction(session) as tx:
+            self._lock_type(tx, model_type)
+            shadow = self._current(tx, model_type, SHADOW)
             if shadow is None:
                 raise NoShadowModelError(f"{model_type} has no SHADOW model to promote")
-            self._replace_active(session, shadow, reason)
+            self._replace_active(tx, shadow, reason)
             record = ModelRecord.from_row(shadow)
-        self.apply_retention(model_type)
+        if session is None:
+            self.apply_retention(model_type)
         return record
+
+    def current_shadow(self, session: Session, model_type: str) -> ModelRecord | None:
+        """Within the caller's transaction: the SHADOW model of `model_type`, the type locked
+        until the transaction ends (so a decision about it cannot race another change)."""
+        self._lock_type(session, model_type)
+        row = self._current(session, model_type, SHADOW)
+        return ModelRecord.from_row(row) if row else None
 
     def retire_model(self, model_id: str, reason: str = "retired by operator") -> ModelRecord:
         with self.container.session() as session:
@@ -206,6 +226,15 @@ class ModelRegistry:
             return []
 
     # ----------------------------------------------------------------- internals
+
+    @contextmanager
+    def _transaction(self, session: Session | None) -> Iterator[Session]:
+        """The caller's transaction when given one, else a new one committed at the end."""
+        if session is not None:
+            yield session
+            return
+        with self.container.session() as own:
+            yield own
 
     def _lock_type(self, session: Session, model_type: str) -> None:
         if session.get_bind().dialect.name == "postgresql":

@@ -41,6 +41,7 @@ from app.core.clock import utcnow
 from app.core.db.models import ModelPerformanceLog, PredictionLog
 from app.core.db.models import ModelRegistry as ModelRow
 from app.data_pipeline.timeframes import timeframe_ms
+from app.model_registry.records import ACTIVE
 from app.shadow_tester import outcomes
 from app.shadow_tester.outcomes import resolve_frame
 from app.shadow_tester.rows import telemetry_commit
@@ -142,7 +143,7 @@ class ModelSupervisor:
         """Health of every ACTIVE model: a performance log row each; an event for the unhealthy."""
         self.resolve_outcomes()
         with self.container.session() as session:
-            models = session.execute(select(ModelRow.model_id, ModelRow.model_type).where(ModelRow.status == "ACTIVE"))
+            models = session.execute(select(ModelRow.model_id, ModelRow.model_type).where(ModelRow.status == ACTIVE))
             active = list(models.all())
         report = []
         for model_id, model_type in active:

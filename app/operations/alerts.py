@@ -28,6 +28,8 @@ from app.core.db.models import Candle, DriftEvent, Event, ModelRegistry, Retrain
 from app.core.policy import load_policy
 from app.data_pipeline.timeframes import timeframe_ms
 from app.drift_detector.service import follows_lead
+from app.model_registry.records import ACTIVE, SHADOW
+from app.retraining.jobs import FAILED
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -63,7 +65,7 @@ def _recent_events(session: Session, topics: tuple[str, ...], since: datetime) -
 
 def _job_alerts(session: Session, since: datetime) -> list[Alert]:
     failed = session.scalars(
-        select(RetrainingJob).where(RetrainingJob.status == "failed", RetrainingJob.started_at >= since)
+        select(RetrainingJob).where(RetrainingJob.status == FAILED, RetrainingJob.started_at >= since)
     )
     return [
         Alert(
@@ -102,7 +104,7 @@ def _drift_alerts(session: Session, since: datetime) -> list[Alert]:
 
 
 def _degradation_alerts(session: Session, since: datetime) -> list[Alert]:
-    active = {m.model_id: m for m in session.scalars(select(ModelRegistry).where(ModelRegistry.status == "ACTIVE"))}
+    active = {m.model_id: m for m in session.scalars(select(ModelRegistry).where(ModelRegistry.status == ACTIVE))}
     degraded: dict[str, Event] = {}
     for event in _recent_events(session, (DEGRADED_TOPIC,), since):
         model_id = str((event.payload or {}).get("model_id", ""))
@@ -136,7 +138,7 @@ def _degradation_alerts(session: Session, since: datetime) -> list[Alert]:
 
 def _shadow_stall_alerts(session: Session, now: datetime) -> list[Alert]:
     alerts = []
-    for shadow in session.scalars(select(ModelRegistry).where(ModelRegistry.status == "SHADOW")):
+    for shadow in session.scalars(select(ModelRegistry).where(ModelRegistry.status == SHADOW)):
         # The newest pair's prediction time, from idx_shadow_model (shadow_model_id, timestamp):
         # the write time is in no index, and this runs at every /metrics scrape, so ordering by
         # it read every pair of a test (millions at the live rate).

@@ -35,6 +35,7 @@ from app.core.db.models import (
     RLVersion,
     ShadowTestResult,
 )
+from app.model_registry.records import ACTIVE, SHADOW
 from app.operations.alerts import current_alerts
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ class ClmCollector(Collector):
             select(ModelRegistry.model_type, ModelRegistry.status, ModelRegistry.version, ModelPerformanceLog)
             .join(latest, latest.c.model_id == ModelRegistry.model_id)
             .join(ModelPerformanceLog, ModelPerformanceLog.id == latest.c.last_id)
-            .where(ModelRegistry.status.in_(("ACTIVE", "SHADOW")))
+            .where(ModelRegistry.status.in_((ACTIVE, SHADOW)))
         )
         for model_type, status, version, log_row in rows:
             if log_row.winrate is not None:
@@ -176,7 +177,7 @@ class ClmCollector(Collector):
 
     def _shadow(self, session: Session) -> Iterable[Metric]:
         testing = GaugeMetricFamily("clm_shadow_models_testing", "models in shadow test")
-        testing.add_metric([], float(session.scalar(select(func.count()).where(ModelRegistry.status == "SHADOW")) or 0))
+        testing.add_metric([], float(session.scalar(select(func.count()).where(ModelRegistry.status == SHADOW)) or 0))
         yield testing
         samples = GaugeMetricFamily(
             "clm_shadow_samples",
@@ -191,7 +192,7 @@ class ClmCollector(Collector):
                 func.count(ShadowTestResult.realized_return),
             )
             .join(ShadowTestResult, ShadowTestResult.shadow_model_id == ModelRegistry.model_id, isouter=True)
-            .where(ModelRegistry.status == "SHADOW")
+            .where(ModelRegistry.status == SHADOW)
             .group_by(ModelRegistry.model_type, ModelRegistry.version)
         )
         for model_type, version, predictions, closed in rows:
@@ -201,17 +202,17 @@ class ClmCollector(Collector):
         # A shadow test ends in promotion (SHADOW -> ACTIVE) or not (SHADOW -> RETIRED/REJECTED).
         ends = session.execute(
             select(ModelStatusHistory.new_status, func.count())
-            .where(ModelStatusHistory.old_status == "SHADOW")
+            .where(ModelStatusHistory.old_status == SHADOW)
             .group_by(ModelStatusHistory.new_status)
         ).all()
         outcomes = CounterMetricFamily(
             "clm_shadow_tests_finished", "finished shadow tests by outcome", labels=["outcome"]
         )
         for new_status, n in ends:
-            outcomes.add_metric(["promoted" if new_status == "ACTIVE" else new_status.lower()], float(n))
+            outcomes.add_metric(["promoted" if new_status == ACTIVE else new_status.lower()], float(n))
         yield outcomes
         finished = sum(n for _, n in ends)
-        promoted = sum(n for s, n in ends if s == "ACTIVE")
+        promoted = sum(n for s, n in ends if s == ACTIVE)
         rate = GaugeMetricFamily("clm_promotion_rate", "share of finished shadow tests that ended in promotion")
         if finished:
             rate.add_metric([], promoted / finished)

@@ -21,44 +21,12 @@ from app.core.db.models import (
     SystemFlag,
 )
 from app.core.policy import Policy
+from app.model_registry.records import ACTIVE, SHADOW, ModelRecord
+from app.retraining.jobs import PENDING, RUNNING, JobRecord
 
-RUNNING_STATUSES = ("pending", "running")
+RUNNING_STATUSES = (PENDING, RUNNING)
 KEY_METRICS = ("directional_accuracy", "accuracy", "f1", "sharpe", "rmse", "calibration_error")
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
-
-
-def job_dict(row: RetrainingJob) -> dict[str, Any]:
-    return {
-        "job_id": row.job_id,
-        "job_type": row.job_type,
-        "trigger_reason": row.trigger_reason,
-        "status": row.status,
-        "stage": row.stage,
-        "progress_pct": row.progress_pct,
-        "started_at": row.started_at,
-        "completed_at": row.completed_at,
-        "duration_seconds": row.duration_seconds,
-        "model_types": row.model_types,
-        "models_trained": row.models_trained,
-        "error_message": row.error_message,
-    }
-
-
-def model_dict(row: ModelRegistry) -> dict[str, Any]:
-    return {
-        "model_id": row.model_id,
-        "model_type": row.model_type,
-        "version": row.version,
-        "status": row.status,
-        "metrics": row.metrics or {},
-        "created_at": row.created_at,
-        "promoted_at": row.promoted_at,
-        "retired_at": row.retired_at,
-        "sha256": row.sha256,
-        "file_size_bytes": row.file_size_bytes,
-        "feature_set_id": row.feature_set_id,
-        "job_id": row.job_id,
-    }
 
 
 def drift_dict(row: DriftEvent) -> dict[str, Any]:
@@ -81,7 +49,7 @@ def list_jobs(session: Session, status: str | None = None, limit: int = 20) -> l
     query = select(RetrainingJob).order_by(RetrainingJob.started_at.desc(), RetrainingJob.job_id.desc())
     if status:
         query = query.where(RetrainingJob.status == status)
-    return [job_dict(r) for r in session.scalars(query.limit(limit))]
+    return [JobRecord.from_row(r).public_dict() for r in session.scalars(query.limit(limit))]
 
 
 def list_models(
@@ -92,7 +60,7 @@ def list_models(
         query = query.where(ModelRegistry.model_type == model_type)
     if status:
         query = query.where(ModelRegistry.status == status)
-    return [model_dict(r) for r in session.scalars(query.limit(limit))]
+    return [ModelRecord.from_row(r).public_dict() for r in session.scalars(query.limit(limit))]
 
 
 def list_drift_events(
@@ -269,8 +237,8 @@ def retraining_status(session: Session, policy: Policy) -> dict[str, Any]:
         next_at = last_full_start + timedelta(days=clm.schedule_interval_days)
     return {
         "state": "RUNNING" if running else "IDLE",
-        "running_jobs": [job_dict(r) for r in running],
-        "last": job_dict(last_done) if last_done else None,
+        "running_jobs": [JobRecord.from_row(r).public_dict() for r in running],
+        "last": JobRecord.from_row(last_done).public_dict() if last_done else None,
         "next_scheduled": next_at,
         "due_now": clm.enabled and (next_at is None or next_at <= utcnow()),
         "schedule_enabled": clm.enabled,
@@ -282,13 +250,14 @@ def clm_status(session: Session, policy: Policy) -> dict[str, Any]:
     """What the CLM dashboard shows, read straight from the tables."""
     models: dict[str, dict[str, Any]] = {}
     live = session.scalars(
-        select(ModelRegistry).where(ModelRegistry.status.in_(("ACTIVE", "SHADOW"))).order_by(ModelRegistry.model_type)
+        select(ModelRegistry).where(ModelRegistry.status.in_((ACTIVE, SHADOW))).order_by(ModelRegistry.model_type)
     ).all()
     for row in live:
         entry = models.setdefault(row.model_type, {"active": None, "shadow": None})
-        entry[row.status.lower()] = model_dict(row) | {"key_metrics": key_metrics(row.metrics or {})}
+        record = ModelRecord.from_row(row)
+        entry[row.status.lower()] = record.public_dict() | {"key_metrics": key_metrics(record.metrics)}
     min_samples = policy.clm_config.auto_promote_threshold.min_samples
-    shadows = [shadow_progress(session, r, min_samples) for r in live if r.status == "SHADOW"]
+    shadows = [shadow_progress(session, r, min_samples) for r in live if r.status == SHADOW]
     lookback = timedelta(hours=policy.clm_config.drift_detection.check_interval_hours * 4)
     halted = session.get(SystemFlag, "trading_halted")
     return {

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
 from app.core.db.models import ModelRegistry as ModelRow
+from app.model_registry.records import SHADOW
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -143,7 +144,7 @@ def apply_retention(container: Container, now: datetime | None = None) -> Retent
         topics = list(session.scalars(_TOPICS))
         model_ids = list(session.scalars(select(ModelRow.model_id).order_by(ModelRow.model_id)))
         finished = list(
-            session.scalars(select(ModelRow.model_id).where(ModelRow.status != "SHADOW").order_by(ModelRow.model_id))
+            session.scalars(select(ModelRow.model_id).where(ModelRow.status != SHADOW).order_by(ModelRow.model_id))
         )
     work = (
         (EVENTS, topics, config.events_days),

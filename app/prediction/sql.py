@@ -19,6 +19,7 @@ from app.core.db.models import ModelRegistry as ModelRow
 from app.core.policy import Policy
 from app.data_pipeline import timeframe_ms, warmup_rows
 from app.data_pipeline.timeframes import floor_to_grid, to_ms
+from app.model_registry.records import ACTIVE, SHADOW
 from app.prediction.types import Prediction
 
 if TYPE_CHECKING:
@@ -40,11 +41,11 @@ def _dialect(db: Db) -> str:
 def live_model_ids(session: Session, model_type: str) -> tuple[str | None, str | None]:
     rows = session.execute(
         select(ModelRow.model_id, ModelRow.status).where(
-            ModelRow.model_type == model_type, ModelRow.status.in_(("ACTIVE", "SHADOW"))
+            ModelRow.model_type == model_type, ModelRow.status.in_((ACTIVE, SHADOW))
         )
     ).all()
     by_status = {status: model_id for model_id, status in rows}
-    return by_status.get("ACTIVE"), by_status.get("SHADOW")
+    return by_status.get(ACTIVE), by_status.get(SHADOW)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def _snapshot_statement(postgres: bool) -> Any:
     head = select(*columns).select_from(window).subquery()
     return select(head, ModelRow.model_type, ModelRow.model_id, ModelRow.status).select_from(
         # Two comparisons, not IN: an IN list is expanded again on every execution.
-        head.outerjoin(ModelRow, or_(ModelRow.status == "ACTIVE", ModelRow.status == "SHADOW"))
+        head.outerjoin(ModelRow, or_(ModelRow.status == ACTIVE, ModelRow.status == SHADOW))
     )
 
 
@@ -119,7 +120,7 @@ def read_snapshot(db: Db, policy: Policy, symbol: str, bounds: tuple[int, int]) 
     for row in rows:
         if row.model_type is not None:
             active, shadow = live.get(row.model_type, (None, None))
-            live[row.model_type] = (row.model_id, shadow) if row.status == "ACTIVE" else (active, row.model_id)
+            live[row.model_type] = (row.model_id, shadow) if row.status == ACTIVE else (active, row.model_id)
     first = rows[0]
     drawn = (int(first.log_id_1), int(first.log_id_2), int(first.pair_id)) if postgres else None
     return Snapshot(int(first.policy_version or 0), live, first.last_open, int(first.candles or 0), drawn)

@@ -37,16 +37,16 @@ def finalize_job(container: Container, job_id: str, missing_reason: str | None =
         errors: dict[str, str] = {}
         for model_type in row.model_types or []:
             entry = dict((row.models_trained or {}).get(model_type) or {})
-            if entry.get("status") == "trained" and entry.get("model_id"):
+            if entry.get("status") == jobs.TRAINED and entry.get("model_id"):
                 record = registry.register_staged(entry["model_id"])
-                jobs.set_model_result(row, model_type, status="registered", registry_status=record.status)
-            elif entry.get("status") == "registered":
+                jobs.set_model_result(row, model_type, status=jobs.REGISTERED, registry_status=record.status)
+            elif entry.get("status") == jobs.REGISTERED:
                 continue
             else:
                 reason = entry.get("error") or missing_reason or "no result: the training task never reported"
-                if entry.get("status") == "training" and not entry.get("error"):
+                if entry.get("status") == jobs.TRAINING and not entry.get("error"):
                     reason = missing_reason or "no result: the worker was lost while training"
-                jobs.set_model_result(row, model_type, status="failed", error=reason)
+                jobs.set_model_result(row, model_type, status=jobs.FAILED, error=reason)
                 errors[model_type] = reason
         registered = len(row.model_types or []) - len(errors)
         if meta.get("dataset_error"):
@@ -72,7 +72,7 @@ def cancel_job(
             for model_type, entry in (row.models_trained or {}).items():
                 if entry.get("model_id") and registry.get_model(entry["model_id"]).status == TRAINING:
                     registry.reject_model(entry["model_id"], f"job {job_id} cancelled")
-                    jobs.set_model_result(row, model_type, status="cancelled")
+                    jobs.set_model_result(row, model_type, status=jobs.CANCELLED)
             close(container, session, row, status, reason)
         return jobs.JobRecord.from_row(row)
 

@@ -6,10 +6,10 @@ under a transaction-scoped advisory lock, so concurrent starts never collide.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Integer, cast, func, select, text
 from sqlalchemy.orm import Session
 
@@ -19,8 +19,17 @@ from app.core.db.models import RetrainingJob
 if TYPE_CHECKING:
     from app.core.container import Container
 
-RUNNING, COMPLETED, PARTIAL, FAILED, CANCELLED = "running", "completed", "partial", "failed", "cancelled"
+PENDING, RUNNING, COMPLETED, PARTIAL, FAILED, CANCELLED = (
+    "pending",
+    "running",
+    "completed",
+    "partial",
+    "failed",
+    "cancelled",
+)
 TERMINAL = (COMPLETED, PARTIAL, FAILED, CANCELLED)
+# A model type's entry in a job (`models_trained`): training -> trained -> registered, or FAILED / CANCELLED.
+TRAINING, TRAINED, REGISTERED = "training", "trained", "registered"
 JOB_TYPES = ("full", "partial", "rl_maintenance")
 ID_PREFIX = "RTN-"
 
@@ -29,22 +38,30 @@ class JobNotFoundError(LookupError):
     pass
 
 
-@dataclass(frozen=True)
-class JobRecord:
+class JobRecord(BaseModel):
+    """A retraining job as every reader gets it: the API (`public_dict`, `schemas.Job`), the CLI, the CLM."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # What the API shows of a job (`public_dict`); the per-model results are `models_trained` there.
     job_id: str
     job_type: str
     trigger_reason: str
     status: str
+    stage: str | None
+    progress_pct: float | None
     started_at: datetime
     completed_at: datetime | None
     duration_seconds: int | None
     model_types: list[str]
-    models: dict[str, dict[str, Any]]  # per model type: status, model_id, error, queue, worker, ...
+    # per model type: status, model_id, error, queue, worker, ...
+    models: dict[str, dict[str, Any]] = Field(serialization_alias="models_trained")
     error_message: str | None
-    stage: str | None
-    progress_pct: float | None
-    heartbeat_at: datetime | None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    # The workers' bookkeeping (INTERNAL): not part of the API's answer.
+    heartbeat_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    INTERNAL: ClassVar[frozenset[str]] = frozenset({"heartbeat_at", "metadata"})
 
     @property
     def finished(self) -> bool:
@@ -70,10 +87,12 @@ class JobRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        for key in ("started_at", "completed_at", "heartbeat_at"):
-            out[key] = out[key].isoformat() if out[key] else None
-        return out
+        """Everything, JSON-ready (the CLI's `jobs show`, the CLM's history)."""
+        return self.model_dump(mode="json")
+
+    def public_dict(self) -> dict[str, Any]:
+        """What the API and the dashboard show of a job (the JSON of `schemas.Job`, unserialised)."""
+        return self.model_dump(by_alias=True, exclude=set(self.INTERNAL))
 
 
 def next_job_id(session: Session, now: datetime) -> str:
@@ -140,7 +159,7 @@ def set_metadata(row: RetrainingJob, **values: Any) -> None:
 def training_progress(row: RetrainingJob) -> float:
     """10 % after the dataset, 80 % spread over the models, the rest for finalizing."""
     total = max(1, len(row.model_types or []))
-    done = sum(1 for e in (row.models_trained or {}).values() if e.get("status") in ("trained", "failed"))
+    done = sum(1 for e in (row.models_trained or {}).values() if e.get("status") in (TRAINED, FAILED))
     return round(10.0 + 80.0 * done / total, 1)
 
 

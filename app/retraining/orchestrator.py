@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from app.core.clock import utcnow
 from app.core.db.models import RetrainingJob
-from app.model_training import MODEL_TYPES
 from app.retraining import closing, jobs
+from app.retraining.spec import DataSelection, RetrainingSpec
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -34,49 +34,35 @@ class RetrainingOrchestrator:
 
     # ----------------------------------------------------------------- start
 
-    def start_full(self, reason: str = "manual", spec: dict[str, Any] | None = None) -> str:
-        """Retrain every model type of the policy; returns the job id."""
-        model_types = list(self.container.policy_store.get().training.model_types)
-        return self._start("full", model_types, reason, spec)
+    def start_full(self, reason: str = "manual", spec: DataSelection | Mapping[str, Any] | None = None) -> str:
+        """Retrain every model type of the policy on `spec`'s data; returns the job id."""
+        return self.start(RetrainingSpec.create(self.container.policy_store.get(), None, reason, spec))
 
-    def start_partial(self, model_types: list[str], reason: str = "manual", spec: dict[str, Any] | None = None) -> str:
+    def start_partial(
+        self, model_types: list[str], reason: str = "manual", spec: DataSelection | Mapping[str, Any] | None = None
+    ) -> str:
         """Retrain only `model_types` (e.g. after MEDIUM drift of one model)."""
-        return self._start("partial", model_types, reason, spec)
+        return self.start(RetrainingSpec.create(self.container.policy_store.get(), model_types, reason, spec))
 
-    def _start(self, job_type: str, model_types: list[str], reason: str, spec: dict[str, Any] | None) -> str:
-        model_types = _checked_model_types(model_types)
-        spec = self.default_spec() | (spec or {})
-        # Fixed now, so a redelivered dataset step builds the same dataset (its id hashes the spec).
-        spec.setdefault("end", utcnow().replace(second=0, microsecond=0).isoformat())
+    def start(self, spec: RetrainingSpec) -> str:
+        """Store the job of a validated spec, then start its canvas; returns the job id."""
+        model_types = list(spec.model_types)
+        stored = spec.data.stored()
         with self.container.session() as session:
-            row = jobs.insert_job(session, job_type, reason, model_types, {"spec": spec, "deliveries": {}})
+            row = jobs.insert_job(session, spec.job_type, spec.reason, model_types, {"spec": stored, "deliveries": {}})
             job_id = row.job_id
             self.container.bus.publish(
                 session,
                 "clm.retraining.started",
-                {"job_id": job_id, "job_type": job_type, "reason": reason, "model_types": model_types},
+                {"job_id": job_id, "job_type": spec.job_type, "reason": spec.reason, "model_types": model_types},
             )
         try:
-            self.container.dispatcher.start_retraining(job_id, model_types, spec)
+            self.container.dispatcher.start_retraining(job_id, model_types, stored)
         except Exception as exc:  # the broker is down: the job must not stay "running"
             log.exception("could not start the canvas of %s", job_id)
             closing.cancel_job(self.container, job_id, f"could not start: {type(exc).__name__}: {exc}", jobs.FAILED)
             raise
         return job_id
-
-    def default_spec(self) -> dict[str, Any]:
-        """The dataset a job trains on, from the policy (small: it is stored in the job row).
-
-        Any `DatasetSpec` field may be overridden (`source`, `files`, `start`, `end`, ...);
-        `dataset_id` reuses a dataset already built.
-        """
-        data = self.container.policy_store.get().data
-        return {
-            "exchange": data.exchange,
-            "symbols": list(data.symbols),
-            "timeframe": data.timeframe,
-            "lookback_days": data.lookback_days,
-        }
 
     def run_rl_maintenance(self) -> str:
         """Snapshot and prune the RL agents, recorded as an `rl_maintenance` job."""
@@ -132,12 +118,3 @@ class RetrainingOrchestrator:
 
     def close_stale_jobs(self, stale_after: timedelta | None = None) -> list[str]:
         return closing.close_stale_jobs(self.container, stale_after)
-
-
-def _checked_model_types(model_types: list[str]) -> list[str]:
-    if isinstance(model_types, str) or not model_types:
-        raise ValueError(f"model_types must be a non-empty list of model types, got {model_types!r}")
-    unknown = [m for m in model_types if m not in MODEL_TYPES]
-    if unknown:
-        raise ValueError(f"unknown model types {unknown}; known: {sorted(MODEL_TYPES)}")
-    return list(dict.fromkeys(model_types))

@@ -19,13 +19,14 @@ from app.model_training.service import train_model
 from app.retraining import jobs
 from app.retraining.datasets import build_job_dataset
 from app.retraining.heartbeat import Heartbeat
+from app.retraining.spec import DataSelection
 
 if TYPE_CHECKING:
     from app.core.container import Container
 
 log = logging.getLogger(__name__)
 
-FINAL_MODEL_STATES = ("trained", "failed")
+FINAL_MODEL_STATES = (jobs.TRAINED, jobs.FAILED)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -42,11 +43,11 @@ def prepare_dataset(container: Container, job_id: str) -> dict[str, Any]:
         if meta.get("dataset_id") or meta.get("dataset_error"):
             return {"job_id": job_id, "dataset_id": meta.get("dataset_id"), "error": meta.get("dataset_error")}
         row.stage, row.progress_pct, row.heartbeat_at = "preparing_dataset", 2.0, utcnow()
-    spec = dict(meta.get("spec") or {})
     started = time.monotonic()
     try:
+        selection = DataSelection.model_validate(meta.get("spec") or {})
         with Heartbeat(container, job_id):
-            dataset_id = spec.get("dataset_id") or _build_dataset(container, spec)
+            dataset_id = _build_dataset(container, selection)
         error = None
     except Exception as exc:  # recorded; the training steps then skip and finalize fails the job
         log.exception("job %s: dataset preparation failed", job_id)
@@ -61,8 +62,8 @@ def prepare_dataset(container: Container, job_id: str) -> dict[str, Any]:
     return {"job_id": job_id, "dataset_id": dataset_id, "error": error}
 
 
-def _build_dataset(container: Container, spec: dict[str, Any]) -> str:
-    return build_job_dataset(container, spec)
+def _build_dataset(container: Container, selection: DataSelection) -> str:
+    return build_job_dataset(container, selection)
 
 
 def train_one_model(
@@ -88,12 +89,12 @@ def train_one_model(
                 f"given up after {cap} deliveries: the worker running this training died each time "
                 f"(last on {entry.get('worker')}, pid {entry.get('pid')})"
             )
-            return _summary(job_id, model_type, _finish(row, model_type, status="failed", error=error, **attempt))
+            return _summary(job_id, model_type, _finish(row, model_type, status=jobs.FAILED, error=error, **attempt))
         dataset_id = meta.get("dataset_id")
         if not dataset_id:
             error = f"no dataset: {meta.get('dataset_error') or 'the dataset step did not run'}"
-            return _summary(job_id, model_type, _finish(row, model_type, status="failed", error=error, **attempt))
-        jobs.set_model_result(row, model_type, status="training", started_at=utcnow().isoformat(), **attempt)
+            return _summary(job_id, model_type, _finish(row, model_type, status=jobs.FAILED, error=error, **attempt))
+        jobs.set_model_result(row, model_type, status=jobs.TRAINING, started_at=utcnow().isoformat(), **attempt)
         row.heartbeat_at = utcnow()
     return _train_and_stage(container, job_id, model_type, dataset_id)
 
@@ -117,10 +118,10 @@ def _train_and_stage(container: Container, job_id: str, model_type: str, dataset
                 _discard_artifacts(container, trained)
             return {"job_id": job_id, "model_type": model_type, "skipped": row.status, "duplicate": True}
         if trained is None:
-            entry = _finish(row, model_type, status="failed", error=error, seconds=seconds)
+            entry = _finish(row, model_type, status=jobs.FAILED, error=error, seconds=seconds)
         else:
             model_id = ModelRegistry(container).stage_model(trained, job_id=job_id, session=session)
-            entry = _finish(row, model_type, status="trained", model_id=model_id, seconds=seconds, error=None)
+            entry = _finish(row, model_type, status=jobs.TRAINED, model_id=model_id, seconds=seconds, error=None)
     return _summary(job_id, model_type, entry)
 
 

@@ -3,7 +3,7 @@
 The prediction service records each ACTIVE prediction beside the SHADOW model's; outcomes
 close the pairs (`execution.trade.closed`, or the candles once the horizon has passed);
 `evaluate_shadow_model` compares both on the closed pairs (`stats.evaluate_pairs`) and
-`promote_if_ready` acts on the recommendation through the model registry.
+`promote_if_ready` decides, and has `promotion.carry_out` act on the decision.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from app.core.db.models import ModelRegistry as ModelRow
 from app.core.db.models import PredictionLog, ShadowTestResult
 from app.core.policy import Policy
 from app.data_pipeline.timeframes import timeframe_ms
-from app.model_registry import ModelRegistry, RegistryError
+from app.model_registry import ACTIVE, SHADOW, ModelRegistry
 from app.shadow_tester import outcomes
 from app.shadow_tester.copy_writer import copy_predictions, insert_rows
+from app.shadow_tester.promotion import ShadowDecision, carry_out
 from app.shadow_tester.reads import closed_pairs
 from app.shadow_tester.rows import ShadowPrediction, build_rows, check_model_ids, shadow_row, telemetry_commit
 from app.shadow_tester.stats import ShadowEvaluationResult, Thresholds, evaluate_pairs, round_trip_fee
@@ -55,7 +56,7 @@ class ShadowTester:
             if shadow is None:
                 raise LookupError(f"no model with id {shadow_model_id!r}")
             active = session.scalars(
-                select(ModelRow.model_id).where(ModelRow.model_type == shadow.model_type, ModelRow.status == "ACTIVE")
+                select(ModelRow.model_id).where(ModelRow.model_type == shadow.model_type, ModelRow.status == ACTIVE)
             ).first()
             self.container.bus.publish(
                 session,
@@ -232,73 +233,23 @@ class ShadowTester:
     # ----------------------------------------------------------------- promotion
 
     def promote_if_ready(self, shadow_model_id: str) -> bool:
-        """Act on the evaluation: PROMOTE (if the policy allows auto-promotion) or REJECT.
+        """Decide on the evaluation, PROMOTE (if the policy allows auto-promotion) or REJECT,
+        and have `promotion.carry_out` act on it; True when the shadow was promoted.
 
-        Returns True when the shadow was promoted. A model that is no longer SHADOW is left alone.
+        A model that is no longer SHADOW is left alone.
         """
-
-        registry = ModelRegistry(self.container)
-        record = registry.get_model(shadow_model_id)
-        if record.status != "SHADOW":
+        record = ModelRegistry(self.container).get_model(shadow_model_id)
+        if record.status != SHADOW:
             return False
         result = self.evaluate_shadow_model(shadow_model_id)
-        policy = self.container.policy_store.get()
-        evaluation = result.to_dict()
-        if result.recommendation == "REJECT":
-            registry.reject_model(shadow_model_id, "; ".join(result.reasons))
-            return False
-        if result.recommendation != "PROMOTE":
-            return False
-        with self.container.session() as session:
-            self.container.bus.publish(
-                session,
-                "shadow.promotion.recommended",
-                {
-                    "model_id": shadow_model_id,
-                    "shadow_model_id": shadow_model_id,
-                    "model_type": record.model_type,
-                    "auto_promote": policy.clm_config.auto_promote_threshold.auto_promote,
-                    "evaluation": evaluation,
-                },
-            )
-        if not policy.clm_config.auto_promote_threshold.auto_promote:
-            return False
-        if not self._promote(registry, shadow_model_id, record.model_type, "; ".join(result.reasons)):
-            return False
-        with self.container.session() as session:
-            self.container.bus.publish(
-                session,
-                "shadow.promoted",
-                {
-                    "model_id": shadow_model_id,
-                    "model_type": record.model_type,
-                    "previous_model_id": result.active_model_id,
-                    "evaluation": evaluation,
-                },
-            )
-        return True
-
-    @staticmethod
-    def _promote(registry: ModelRegistry, shadow_model_id: str, model_type: str, reason: str) -> bool:
-        """Promote this shadow; True also when a handler of the recommendation already did."""
-
-        current = registry.get_model(shadow_model_id).status
-        if current == "SHADOW":
-            try:
-                shadow = registry.get_shadow_model(model_type)
-                if shadow is not None and shadow.model_id == shadow_model_id:
-                    registry.promote_shadow_to_active(model_type, reason)
-            except RegistryError as exc:
-                log.warning("promotion of %s refused: %s", shadow_model_id, exc)
-            current = registry.get_model(shadow_model_id).status
-        # ACTIVE now: promoted here or by the CLM reacting to the recommendation (embedded delivery).
-        return current == "ACTIVE"
+        auto_promote = self.container.policy_store.get().clm_config.auto_promote_threshold.auto_promote
+        return carry_out(self.container, ShadowDecision.of(record.model_type, result, auto_promote))
 
     def evaluate_all_shadows(self) -> list[dict[str, Any]]:
         """Resolve what the candles can close, then evaluate (and act on) every SHADOW model."""
         self.resolve_outcomes()
         with self.container.session() as session:
-            shadow_ids = list(session.scalars(select(ModelRow.model_id).where(ModelRow.status == "SHADOW")))
+            shadow_ids = list(session.scalars(select(ModelRow.model_id).where(ModelRow.status == SHADOW)))
         summary = []
         for shadow_model_id in shadow_ids:
             promoted = self.promote_if_ready(shadow_model_id)
@@ -353,5 +304,5 @@ def on_trade_closed(container: Container, event: dict[str, Any]) -> None:
 
 def on_model_registered(container: Container, event: dict[str, Any]) -> None:
     """Handler of `model.registered`: a new SHADOW model starts its shadow test."""
-    if event["payload"].get("status") == "SHADOW":
+    if event["payload"].get("status") == SHADOW:
         ShadowTester(container).start_testing(event["payload"]["model_id"])

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from app.core.clock import utcnow
 from app.core.db.models import Event, RetrainingJob
 from app.operations.schedule import PeriodicJob, SimulatedBeat
+from app.retraining.jobs import RUNNING
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -70,7 +71,7 @@ class JobRunner:
             with self.container.session_factory() as session:
                 pending = session.scalar(select(func.count()).select_from(Event).where(Event.status == "pending"))
                 running = session.scalar(
-                    select(func.count()).select_from(RetrainingJob).where(RetrainingJob.status == "running")
+                    select(func.count()).select_from(RetrainingJob).where(RetrainingJob.status == RUNNING)
                 )
             if not pending and not running:
                 return

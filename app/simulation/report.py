@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.core.db.models import ModelRegistry, RLVersion
+from app.model_registry.records import ACTIVE, REJECTED, SHADOW
 from app.simulation import svg
 from app.simulation.market import from_ms
 from app.simulation.result import Echo, RunResult
@@ -126,7 +127,7 @@ def _text(
         )
     out += ["", "Shadow decisions"]
     out.append(f"  promoted: {', '.join(story.promoted) or 'none'}; rejected: {', '.join(story.rejected) or 'none'}")
-    undecided = [m["model_id"] for m in models if m["status"] == "SHADOW"]
+    undecided = [m["model_id"] for m in models if m["status"] == SHADOW]
     if undecided:
         out.append(f"  still in shadow at the end (no decision yet): {', '.join(undecided)}")
     out += ["", "RL versions"]
@@ -268,8 +269,8 @@ def _version_rows(
         promoted = day(m["promoted_at"]) if m["promoted_at"] else None
         retired = day(m["retired_at"]) if m["retired_at"] else end
         spans = rows.setdefault(m["model_type"], [])
-        if m["status"] in ("SHADOW", "REJECTED") or (promoted is not None and promoted > created):
+        if m["status"] in (SHADOW, REJECTED) or (promoted is not None and promoted > created):
             spans.append((created, promoted if promoted is not None else retired, f"v{m['version']} shadow", "#f0c36d"))
-        if promoted is not None or m["status"] == "ACTIVE":
+        if promoted is not None or m["status"] == ACTIVE:
             spans.append((promoted if promoted is not None else created, retired, f"v{m['version']}", "#7fbf7f"))
     return sorted(rows.items())

@@ -21,7 +21,9 @@ from app.core.container import Container
 from app.core.settings import REPO_ROOT, Mode, Settings
 from app.data_pipeline import CandleStore
 from app.model_registry import ModelRegistry
+from app.model_registry.records import ACTIVE, SHADOW
 from app.retraining import RetrainingOrchestrator
+from app.retraining.jobs import COMPLETED, PARTIAL
 from app.simulation.config import RunConfig
 from app.simulation.engine import TradingEngine
 from app.simulation.jobs import JobRunner
@@ -119,7 +121,7 @@ def _initial_training(container: Container, runner: JobRunner, say: Echo) -> str
             f"  {model_type:9s} {entry.get('status')}: {entry.get('registry_status', '?')} "
             f"{entry.get('model_id', '')} in {entry.get('seconds', 0):.1f} s {entry.get('error') or ''}"
         )
-    if job.status not in ("completed", "partial"):
+    if job.status not in (COMPLETED, PARTIAL):
         raise RuntimeError(f"initial training {job_id} ended {job.status}: {job.error_message}")
     return job_id
 
@@ -156,8 +158,8 @@ def _progress_printer(say: Echo, feed: MarketFeed) -> Callable[[TradingEngine, i
         if (offset + 1) % per_day and offset + 1 != feed.steps:
             return
 
-        active = {m.model_type: m.version for m in ModelRegistry(engine.container).list_models(status="ACTIVE")}
-        shadow = {m.model_type: m.version for m in ModelRegistry(engine.container).list_models(status="SHADOW")}
+        active = {m.model_type: m.version for m in ModelRegistry(engine.container).list_models(status=ACTIVE)}
+        shadow = {m.model_type: m.version for m in ModelRegistry(engine.container).list_models(status=SHADOW)}
         runs = engine.runner.runs
         say(
             f"[{engine.clock.now():%Y-%m-%d %H:%M}] day {(offset + 1) // per_day:>2}/{feed.steps // per_day} "

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from app.core.db.models import Event, ModelRegistry, ModelStatusHistory, RetrainingJob, RLVersion
+from app.model_registry.records import ACTIVE, REJECTED, SHADOW
+from app.retraining.jobs import REGISTERED, TRAINED
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -38,7 +40,7 @@ class Story:
     def checks(self) -> list[tuple[str, bool, str]]:
         """(step, happened, detail) for each step of the two scenarios."""
         job = self.retraining_after_drift
-        trained = [m for m, e in (job or {}).get("models", {}).items() if e.get("status") in ("trained", "registered")]
+        trained = [m for m, e in (job or {}).get("models", {}).items() if e.get("status") in (TRAINED, REGISTERED)]
         return [
             (
                 "initial training: every model type has an ACTIVE first version",
@@ -114,7 +116,7 @@ def read_story(container: Container, shift_at: datetime | None) -> Story:
     ]
     initial: dict[str, str] = {}
     for row in models:
-        if row.model_type not in initial and any(h == (row.model_id, "ACTIVE") for h in history):
+        if row.model_type not in initial and any(h == (row.model_id, ACTIVE) for h in history):
             initial[row.model_type] = row.model_id
     return Story(
         initial_active=initial,
@@ -123,8 +125,8 @@ def read_story(container: Container, shift_at: datetime | None) -> Story:
         drift_after_shift_at=after[0] if after else None,
         retraining_after_drift=drift_jobs[0] if drift_jobs else None,
         shadow_tests_started=[str(p.get("shadow_model_id")) for p in shadow_started],
-        promoted=[m for m, s in history if s == "ACTIVE" and _was_shadow(history, m)],
-        rejected=[m for m, s in history if s == "REJECTED"],
+        promoted=[m for m, s in history if s == ACTIVE and _was_shadow(history, m)],
+        rejected=[m for m, s in history if s == REJECTED],
         regime_changes=[{**(p or {}), "time": at} for topic, at, p in events if topic == "regime.changed"],
         rl_resets=[{**(p or {}), "topic": topic, "time": at} for topic, at, p in events if topic.startswith("rl.")],
         archived_rl_versions=[
@@ -148,7 +150,7 @@ def _status_history(session: Any) -> list[tuple[str, str]]:
 
 
 def _was_shadow(history: list[tuple[str, str]], model_id: str) -> bool:
-    return (model_id, "SHADOW") in history
+    return (model_id, SHADOW) in history
 
 
 def _job_dict(job: RetrainingJob) -> dict[str, Any]:
