@@ -42,7 +42,7 @@ def _fresh_copy(target: Path) -> None:
 
 def _descendants(pid: int) -> dict[int, str]:
     """Every process under `pid`, with its command line."""
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-e", "-o", "pid=,ppid=,args="], capture_output=True, text=True).stdout
     rows = [line.split(None, 2) for line in out.splitlines() if len(line.split(None, 2)) == 3]
     children: dict[int, list[tuple[int, str]]] = {}
     for child, parent, args in rows:
