@@ -56,4 +56,7 @@ def scheduled_full_retraining() -> dict[str, Any]:
 
 @celery_app.task(name="tasks.retraining.close_stale_jobs")
 def close_stale_jobs() -> dict[str, Any]:
-    return {"closed": RetrainingOrchestrator(get_container()).close_stale_jobs()}
+    """Every minute: training tasks lost with their worker (no heartbeat), then whole jobs gone quiet."""
+    orchestrator = RetrainingOrchestrator(get_container())
+    lost = [f"{t.job_id}:{t.model_type}:{t.action}" for t in orchestrator.sweep_lost_tasks()]
+    return {"lost": lost, "closed": orchestrator.close_stale_jobs()}

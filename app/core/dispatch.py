@@ -19,6 +19,9 @@ class Dispatcher(Protocol):
     def run_task(self, task_name: str, **kwargs: Any) -> None:
         """Run a periodic task by name (the simulated beat uses this)."""
 
+    def retry_training(self, job_id: str, model_type: str) -> None:
+        """Send one model type's training task of a running job again (its first delivery was lost)."""
+
 
 class InlineDispatcher:
     """Runs nothing by itself: for code paths (and tests) that need no background work."""
@@ -34,3 +37,6 @@ class InlineDispatcher:
 
     def run_task(self, task_name: str, **kwargs: Any) -> None:
         self.started.append((task_name, [], kwargs))
+
+    def retry_training(self, job_id: str, model_type: str) -> None:
+        self.started.append(("retry_training", [model_type], {"job_id": job_id}))

@@ -42,7 +42,8 @@ def periodic_jobs(policy: Policy) -> list[PeriodicJob]:
             "tasks.rl.run_rl_maintenance",
             timedelta(hours=clm.rl_maintenance.maintenance_interval_hours),
         ),
-        PeriodicJob("stale-job-sweep", "tasks.retraining.close_stale_jobs", timedelta(minutes=5)),
+        # every minute: a training task lost with its worker shows within task_heartbeat_minutes + 1
+        PeriodicJob("stale-job-sweep", "tasks.retraining.close_stale_jobs", timedelta(minutes=1)),
         PeriodicJob("candle-refresh", "tasks.data.refresh_candles", timedelta(minutes=5)),
         # close shadow pairs and prediction logs whose horizon has passed, so progress shows between evaluations
         PeriodicJob("outcome-resolution", "tasks.shadow.resolve_outcomes", timedelta(minutes=15)),

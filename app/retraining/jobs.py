@@ -163,9 +163,16 @@ def training_progress(row: RetrainingJob) -> float:
     return round(10.0 + 80.0 * done / total, 1)
 
 
-def touch(container: Container, job_id: str) -> None:
-    """Heartbeat: the job's tasks are alive."""
+def touch(container: Container, job_id: str, model_type: str | None = None) -> None:
+    """Heartbeat: the job's tasks are alive; with `model_type`, that model's training task is
+    (its entry's `heartbeat_at`, which the lost-task sweep reads)."""
     with container.session() as session:
-        row = session.get(RetrainingJob, job_id)
-        if row is not None and row.status == RUNNING:
-            row.heartbeat_at = utcnow()
+        # A model's beat locks the row: the entries share one JSON column with the other model types' tasks.
+        row = session.get(RetrainingJob, job_id) if model_type is None else lock_job(session, job_id)
+        if row is None or row.status != RUNNING:
+            return
+        now = utcnow()
+        row.heartbeat_at = now
+        entry = (row.models_trained or {}).get(model_type) if model_type else None
+        if entry is not None and entry.get("status") == TRAINING:
+            set_model_result(row, model_type, heartbeat_at=now.isoformat())  # type: ignore[arg-type]

@@ -94,7 +94,8 @@ def train_one_model(
         if not dataset_id:
             error = f"no dataset: {meta.get('dataset_error') or 'the dataset step did not run'}"
             return _summary(job_id, model_type, _finish(row, model_type, status=jobs.FAILED, error=error, **attempt))
-        jobs.set_model_result(row, model_type, status=jobs.TRAINING, started_at=utcnow().isoformat(), **attempt)
+        now = utcnow().isoformat()
+        jobs.set_model_result(row, model_type, status=jobs.TRAINING, started_at=now, heartbeat_at=now, **attempt)
         row.heartbeat_at = utcnow()
     return _train_and_stage(container, job_id, model_type, dataset_id)
 
@@ -103,7 +104,7 @@ def _train_and_stage(container: Container, job_id: str, model_type: str, dataset
     started = time.monotonic()
     trained, error = None, None
     try:
-        with Heartbeat(container, job_id):
+        with Heartbeat(container, job_id, model_type):
             trained = train_model(container, model_type, dataset_id, job_id)
     except Exception as exc:  # one model's failure must not sink the others
         log.exception("job %s: training %s failed", job_id, model_type)

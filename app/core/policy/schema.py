@@ -84,6 +84,8 @@ class ClmConfig(_Strict):
     retired_versions_kept: int = Field(5, ge=0)  # per type; older retired artifacts are deleted
     max_task_deliveries: int = Field(3, ge=1)  # a training task that kills its worker is given up after this
     stale_job_minutes: float = Field(120, gt=0)  # a running job without a heartbeat this long is closed
+    # a training task that has not beaten for this long has lost its worker: redelivered, or closed as lost
+    task_heartbeat_minutes: float = Field(3, gt=0)
     auto_promote_threshold: AutoPromoteThreshold = AutoPromoteThreshold()
     drift_detection: DriftDetection = DriftDetection()
     rl_maintenance: RLMaintenance = RLMaintenance()
