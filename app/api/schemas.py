@@ -328,6 +328,9 @@ class PredictionOut(BaseModel):
 
 class DriftCheckAccepted(BaseModel):
     task: str
+    task_id: str | None = Field(
+        description="the Celery task id to follow (Flower's /api/task/info/{task_id}); none when it ran inline"
+    )
     last_check: datetime | None = Field(description="the previous check, or this one when it ran in this process")
 
 

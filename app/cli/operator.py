@@ -64,7 +64,11 @@ def overview(as_json: bool) -> None:
         )
     for agent in status["rl_agents"]:
         click.echo(f"RL {agent['rl_type']}: v{agent['version']} ({agent['states']} states, eps {agent['epsilon']:.3f})")
-    click.echo(f"Drift status:      {status['drift']['status']} (last check {ago(status['drift']['last_check'])})")
+    drift = status["drift"]
+    click.echo(f"Drift status:      {drift['status']} (last check {ago(drift['last_check'])})")
+    click.echo(
+        f"  checked:         {', '.join(drift['checked']) if drift['checked'] else drift['reason'] or 'nothing'}"
+    )
     click.echo("Recent jobs:")
     for job in status["recent_jobs"][:5]:
         click.echo("  " + _job_line(job))

@@ -93,9 +93,28 @@ def run_drift_check(container: Container, now: datetime | None = None) -> dict[s
             log.exception("drift check of %s failed", model.model_id)
             entry["error"] = f"{type(exc).__name__}: {exc}"
         summary[model.model_type] = entry
+    record = {"at": now.isoformat(), "summary": _compact(summary)} | checked_and_not(summary)
     with container.session() as session:
-        set_flag(session, "last_drift_check", True, {"at": now.isoformat(), "summary": _compact(summary)})
+        set_flag(session, "last_drift_check", True, record)
     return summary
+
+
+def checked_and_not(summary: dict[str, Any]) -> dict[str, Any]:
+    """What the check looked at (`"xgboost feature"`, ...) and what it could not, with the reason.
+
+    A check that looked at nothing says so: a status of "no drift" would claim more than was seen."""
+    checked: list[str] = []
+    not_checked: dict[str, str] = {}
+    for model_type, entry in summary.items():
+        for kind, value in entry.items():
+            if kind == "error":
+                not_checked[model_type] = str(value)
+            elif value.get("checked"):
+                checked.append(f"{model_type} {kind}")
+            else:
+                not_checked[f"{model_type} {kind}"] = str(value.get("reason") or "not checked")
+    reason = None if checked else ("no ACTIVE model to check" if not summary else "no check had enough data")
+    return {"checked": checked, "not_checked": not_checked, "reason": reason}
 
 
 def _compact(summary: dict[str, Any]) -> dict[str, Any]:

@@ -195,11 +195,24 @@ def drift_status(session: Session, lookback: timedelta) -> dict[str, Any]:
     last_check = _flag_time(flag) if flag is not None else None
     if last_check is None:
         last_check = session.scalar(select(func.max(Event.created_at)).where(Event.topic.like("drift.check%")))
+    record = (flag.value or {}) if flag is not None else {}
+    checked, not_checked = record.get("checked"), record.get("not_checked") or {}
+    if worst is not None:
+        status = f"{worst.upper()} DRIFT"
+    elif last_check is None:
+        status = "NOT CHECKED YET"
+    elif checked == []:  # the last check ran but looked at nothing (older records lack the key)
+        status = "NOTHING CHECKED"
+    else:
+        status = "NO DRIFT DETECTED"
     return {
-        "status": "NO DRIFT DETECTED" if worst is None else f"{worst.upper()} DRIFT",
+        "status": status,
         "worst_severity": worst,
         "events_in_window": len(window),
         "last_check": last_check,
+        "checked": checked,
+        "not_checked": not_checked,
+        "reason": record.get("reason") if last_check is not None else "no drift check has run",
         "last_event": recent[0] if recent else None,
     }
 
