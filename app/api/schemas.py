@@ -235,9 +235,24 @@ class ClmStatus(BaseModel):
     shadow_tests: list[dict[str, Any]]
     rl_agents: list[dict[str, Any]]
     drift: dict[str, Any]
+    schedule: dict[str, Any] = Field(description="the beat schedule, as GET /api/schedule")
     recent_jobs: list[dict[str, Any]]
     alerts: list[Alert]
     policy_version: int
+
+
+class ScheduleEntry(BaseModel):
+    name: str
+    task: str | None
+    interval_seconds: float | None
+    last_run_at: datetime | None = Field(description="none until it has run (as beat reported)")
+    next_run_at: datetime | None = Field(description="none while beat is not running")
+
+
+class Schedule(BaseModel):
+    enabled: bool = Field(description="clm_config.enabled: off, beat runs only the event sweep")
+    beat: dict[str, Any] = Field(description="running, seen_at (beat's last report), reason when not running")
+    entries: list[ScheduleEntry]
 
 
 # --------------------------------------------------------------------------- RL

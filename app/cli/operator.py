@@ -17,8 +17,8 @@ from app.cli.common import container as _container
 from app.cli.common import echo_json as _echo_json
 from app.model_registry import ModelRegistry, RegistryError
 from app.operations.alerts import current_alerts
-from app.operations.formatting import ago, duration
-from app.operations.read_models import clm_status, key_metrics, list_jobs, list_models
+from app.operations.formatting import ago, duration, every
+from app.operations.read_models import clm_status, key_metrics, list_jobs, list_models, schedule_status
 from app.retraining import JobNotFoundError, RetrainingOrchestrator
 from app.retraining.jobs import CANCELLED, COMPLETED, FAILED, PARTIAL
 from app.retraining.spec import RetrainingSpec
@@ -48,10 +48,13 @@ def overview(as_json: bool) -> None:
     for job in retraining["running_jobs"]:
         click.echo(f"  {job['job_id']}: {job['stage'] or job['status']} {job['progress_pct'] or 0:.0f}%")
     click.echo(f"Last retraining:   {ago(last['completed_at'] or last['started_at']) if last else 'never'}")
+    full = next((e for e in status["schedule"]["entries"] if e["name"] == "full-retraining"), None)
     if not retraining["schedule_enabled"]:
         next_label = "disabled"
+    elif full and full["next_run_at"]:
+        next_label = ago(full["next_run_at"])
     else:
-        next_label = "due now" if retraining["due_now"] else ago(retraining["next_scheduled"])
+        next_label = f"unknown: {status['schedule']['beat']['reason']}"
     click.echo(f"Next scheduled:    {next_label}")
     click.echo("Active models:")
     for model_type, entry in status["models"].items():
@@ -205,6 +208,26 @@ def rollback(model_type: str, version: str) -> None:
     click.echo(f"{model_type}: v{record.version} ({record.model_id}) is ACTIVE")
 
 
+@click.command("schedule")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def schedule(as_json: bool) -> None:
+    """The beat schedule: each entry, how often, its last and next run (as beat last reported)."""
+    c = _container()
+    with c.session() as session:
+        view = schedule_status(session, c.policy_store.get(session))
+    if as_json:
+        _echo_json(view)
+        return
+    beat = view["beat"]
+    click.echo(f"beat: reported {ago(beat['seen_at'])}" if beat["running"] else f"beat: {beat['reason']}")
+    click.echo(f"{'entry':<22} {'every':<12} {'last run':<22} next run")
+    for e in view["entries"]:
+        next_run = ago(e["next_run_at"]) if e["next_run_at"] else "-"
+        click.echo(f"{e['name']:<22} {every(e['interval_seconds']):<12} {ago(e['last_run_at']):<22} {next_run}")
+    if not view["entries"]:
+        click.echo("no periodic work: the CLM is stopped (clm_config.enabled false)")
+
+
 def register(group: click.Group) -> None:
-    for command in (overview, jobs, retrain, models, promote, rollback):
+    for command in (overview, jobs, retrain, models, promote, rollback, schedule):
         group.add_command(command)

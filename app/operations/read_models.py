@@ -22,6 +22,7 @@ from app.core.db.models import (
 )
 from app.core.policy import Policy
 from app.model_registry.records import ACTIVE, SHADOW, ModelRecord
+from app.operations.schedule import BEAT_FLAG, schedule_view
 from app.retraining.jobs import PENDING, RUNNING, JobRecord
 
 RUNNING_STATUSES = (PENDING, RUNNING)
@@ -186,6 +187,12 @@ def rl_agents(session: Session) -> list[dict[str, Any]]:
     return agents
 
 
+def schedule_status(session: Session, policy: Policy) -> dict[str, Any]:
+    """The beat schedule: each entry's interval, last and next run as beat last reported them."""
+    flag = session.get(SystemFlag, BEAT_FLAG)
+    return schedule_view(policy, flag.value if flag is not None else None, utcnow())
+
+
 def drift_status(session: Session, lookback: timedelta) -> dict[str, Any]:
     now = utcnow()
     recent = list_drift_events(session, limit=200)
@@ -280,6 +287,7 @@ def clm_status(session: Session, policy: Policy) -> dict[str, Any]:
         "shadow_tests": shadows,
         "rl_agents": rl_agents(session),
         "drift": drift_status(session, lookback),
+        "schedule": schedule_status(session, policy),
         "recent_jobs": list_jobs(session, limit=10),
         "policy_version": session.scalar(select(func.max(PolicyVersion.version))) or 0,
     }
