@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+IMPORT_HINT = "import them with `python -m workers.cli data import FILE --symbol SYMBOL --timeframe TF`"
 WARMUP_CANDLES = 300  # enough history for the longest indicator window before the current window
 
 
@@ -38,6 +39,7 @@ def current_features(container: Container, now: datetime) -> pd.DataFrame:
     """Features of the policy's symbols over the lookback window ending at `now` (stored candles)."""
 
     policy = container.policy_store.get()
+    now = policy.data.end or now  # a fixed data end (offline research): the window ends there
     step = timeframe_ms(policy.data.timeframe)
     start = now - timedelta(days=policy.clm_config.drift_detection.lookback_days)
     store = CandleStore(container)
@@ -53,6 +55,16 @@ def current_features(container: Container, now: datetime) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def no_candles_reason(container: Container, now: datetime) -> str:
+    policy = container.policy_store.get()
+    end = policy.data.end or now
+    start = end - timedelta(days=policy.clm_config.drift_detection.lookback_days)
+    return (
+        f"no stored candles for {', '.join(policy.data.symbols)} {policy.data.timeframe} in "
+        f"[{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}); {IMPORT_HINT}"
+    )
+
+
 def run_drift_check(container: Container, now: datetime | None = None) -> dict[str, Any]:
     """Run every drift check for every ACTIVE model; returns a summary per model type."""
 
@@ -65,7 +77,7 @@ def run_drift_check(container: Container, now: datetime | None = None) -> dict[s
             if (model.manifest or {}).get("feature_columns"):
                 current = current_features(container, now) if current is None else current
                 if current.empty:
-                    entry["feature"] = {"checked": False, "reason": "no stored candles in the lookback window"}
+                    entry["feature"] = {"checked": False, "reason": no_candles_reason(container, now)}
                 else:
                     reference = reference_for_model(container, model.model_id)
                     result = check_feature_drift(

@@ -7,6 +7,7 @@ naming the field and the reason. Storage is `app.core.policy.store`.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -175,6 +176,11 @@ class DataConfig(_Strict):
     timeframe: str = "5m"
     lookback_days: float = Field(180, gt=0)
     stalled_feed_intervals: int = Field(3, ge=1)
+    # "exchange": the candle-refresh job keeps the store current from the exchange; "stored": only
+    # candles already imported are used (research, air-gapped) and the refresh job does nothing.
+    source_mode: Literal["exchange", "stored"] = "exchange"
+    # A fixed end of the data (naive UTC) for retraining and drift windows instead of now: imported files end somewhere.
+    end: datetime | None = None
 
 
 class FeatureConfig(_Strict):
