@@ -21,8 +21,10 @@ from app.core.db.session import make_engine, make_session_factory
 from app.core.dispatch import Dispatcher, InlineDispatcher
 from app.core.events import EventBus
 from app.core.migrations import upgrade
-from app.core.policy import PolicyStore
+from app.core.policy import PolicyStore, PolicyVocabulary
 from app.core.settings import Settings, get_settings
+from app.data_pipeline.timeframes import timeframe_ms
+from app.forecasters import MODEL_TYPES
 from app.handlers import register_handlers as _register_handlers
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 __all__ = ["Container", "bootstrap", "get_container", "install_dispatcher_factory", "set_container"]
 
 DispatcherFactory = Callable[[Settings], Dispatcher]
+# What the policy checks need from above app.core: the model types and the data layer's timeframes.
+POLICY_VOCABULARY = PolicyVocabulary(model_types=frozenset(MODEL_TYPES), timeframe_ms=timeframe_ms)
 
 
 def _inline(_: Settings) -> Dispatcher:
@@ -75,7 +79,7 @@ def bootstrap(
         engine=engine,
         session_factory=session_factory,
         bus=bus,
-        policy_store=PolicyStore(session_factory),
+        policy_store=PolicyStore(session_factory, POLICY_VOCABULARY),
         artifacts=ArtifactStore(settings.artifact_root),
         dispatcher=dispatcher,
     )

@@ -34,7 +34,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
 
-    from app.model_training import train_model
+    from app.model_training.service import train_model
     from app.retraining import RetrainingOrchestrator
     from app.simulation.config import RunConfig
     from app.simulation.run import run_simulation

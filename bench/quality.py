@@ -1,14 +1,19 @@
-"""Forecast quality on real candles: each model's test metrics beside the baselines.
+"""Forecast quality on real candles: each model's walk-forward metrics beside the baselines.
 
 Reads every candle file of one timeframe in `--data` (default ../shared/data/ohlcv; file
 names like `binance_BTCUSDT_1h.csv[.gz]`, any folder of files in that format), builds the
-policy's features and labels per file (symbol = file name), splits all symbols by time
-80/10/10 with a purge of one horizon, trains each model type with the policy's
-hyperparameters (neural step budget `--neural-steps`), and evaluates on the test part
-beside the zero-return, persistence and buy-and-hold baselines on the same rows.
+policy's features and labels per file (symbol = file name), and walks forward over the whole
+history (`--folds` expanding folds, purged by label end): each fold trains each model type
+with the policy's hyperparameters (neural step budget `--neural-steps`) and tests on the
+next block beside the zero-return, persistence and buy-and-hold baselines on the same rows.
+Scoring is `app/model_training/scoring.py`: one staggered book, fees on every position
+change for models and baselines alike, directional accuracy on traded rows beside the share
+traded, block-bootstrap `interval_95` (all symbols resampled together) for every metric and
+for each difference to a baseline (`vs`).
 
-Prints a table, then as its last line one JSON object:
-{"models": {MODEL_TYPE: {metric: value}}, "baselines": {BASELINE: {metric: value}}, "data": {...}}
+Prints a table of the pooled test parts, then as its last line one JSON object:
+{"models": {MODEL_TYPE: {metric: value, "interval_95": {...}, "vs": {...}, "per_fold": [...]}},
+ "baselines": {BASELINE: {...}}, "data": {...}}
 """
 
 from __future__ import annotations
@@ -28,21 +33,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.core.policy import Policy
 from app.data_pipeline import engineer_features, feature_columns, generate_labels
 from app.data_pipeline.files import read_candle_file
-from app.model_training import MODEL_TYPES, ForecastSpec
-from app.model_training.evaluation import evaluate_model, timeframe_ms
-from app.model_training.splits import chronological_split
+from app.forecasters import MODEL_TYPES, ForecastSpec
+from app.model_training.evaluation import report, score_model, timeframe_ms
+from app.model_training.scoring import Bootstrap, baseline_gate
+from app.model_training.splits import walk_forward_splits
+from app.model_training.storage import json_safe
 
 SHOWN = (
     "directional_accuracy",
-    "accuracy",
-    "f1",
+    "traded_share",
+    "sign_accuracy",
     "rmse",
     "r2",
     "sharpe",
+    "annual_return",
     "max_drawdown",
     "calibration_error",
-    "trades",
 )
+FOLD_SHOWN = ("sharpe", "directional_accuracy", "traded_share", "annual_return")
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ohlcv"
 
 
@@ -56,7 +64,7 @@ def load(directory: Path, timeframe: str, policy: Policy, max_rows: int | None) 
         if max_rows:
             candles = candles.tail(max_rows).reset_index(drop=True)
         candles = candles.assign(symbol=path.name.split(".")[0])
-        features = engineer_features(candles, policy.features)
+        features = engineer_features(candles, policy.features).assign(close=candles["close"])
         parts.append(generate_labels(features, policy.labels, close=candles["close"]))
     frame = pd.concat(parts, ignore_index=True)
     return frame.sort_values(["timestamp", "symbol"], kind="stable", ignore_index=True)
@@ -67,11 +75,24 @@ def row(name: str, metrics: dict[str, Any]) -> str:
     return f"{name:<14}" + "".join(cells)
 
 
+def interval_row(metrics: dict[str, Any]) -> str:
+    parts = [f"{k} [{v[0]:.3f}, {v[1]:.3f}]" for k, v in metrics.get("interval_95", {}).items()]
+    versus = [
+        f"Sharpe-{b} {d['sharpe_diff']:+.2f} [{d['interval_95']['sharpe_diff'][0]:+.2f}, "
+        f"{d['interval_95']['sharpe_diff'][1]:+.2f}]"
+        for b, d in (metrics.get("vs") or {}).items()
+        if "sharpe_diff" in d.get("interval_95", {})
+    ]
+    return f"{'':<14}95%: " + "; ".join(parts + versus)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--timeframe", default="1h")
     parser.add_argument("--models", default="xgboost,lightgbm,nhits,patchtst,naive")
+    parser.add_argument("--folds", type=int, default=5, help="walk-forward folds over the whole history")
+    parser.add_argument("--replicates", type=int, default=1000, help="block-bootstrap draws")
     parser.add_argument("--neural-steps", type=int, default=None, help="default: the policy's max_steps")
     parser.add_argument("--max-rows", type=int, default=None, help="last N candles per file")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -82,9 +103,9 @@ def main() -> None:
     step_ms = timeframe_ms(args.timeframe)
     frame = load(args.data, args.timeframe, policy, args.max_rows)
     features = feature_columns(policy.features)
-    split = chronological_split(frame, policy.training.train_frac, policy.training.val_frac, horizon, step_ms)
-    train, valid, test = (frame.iloc[rows] for rows in (split.train, split.valid, split.test))
-    history = frame[frame["timestamp"] < test["timestamp"].min()]
+    splits = walk_forward_splits(frame, args.folds, purge=horizon, val_frac=policy.training.val_frac, step_ms=step_ms)
+    bootstrap = Bootstrap(replicates=args.replicates, seed=policy.training.seed)
+    margin = policy.clm_config.baseline_gate.min_sharpe_margin
 
     models: dict[str, dict[str, Any]] = {}
     baselines: dict[str, dict[str, Any]] = {}
@@ -95,27 +116,50 @@ def main() -> None:
             params["max_steps"] = args.neural_steps
         spec = ForecastSpec(features, horizon, params, seed=policy.training.seed, threads=args.threads)
         started = time.perf_counter()
-        model = MODEL_TYPES[model_type](spec).fit(train, valid)
-        result = evaluate_model(model, test, history=history, step_ms=step_ms)
-        models[model_type] = result["model"] | {"fit_seconds": round(time.perf_counter() - started, 2)}
-        baselines = result["baselines"]
-        print(f"trained {model_type} in {models[model_type]['fit_seconds']} s", file=sys.stderr, flush=True)
+        scored_folds, per_fold = [], []
+        for split in splits:
+            train, valid, test = (frame.iloc[rows] for rows in (split.train, split.valid, split.test))
+            history = frame[frame["timestamp"] < test["timestamp"].min()]
+            model = MODEL_TYPES[model_type](spec).fit(train, valid)
+            scored, _ = score_model(model, test, history=history, step_ms=step_ms)
+            scored_folds.append(scored)
+            fold = report([scored], horizon=horizon, step_ms=step_ms, bootstrap=bootstrap)
+            per_fold.append(
+                {
+                    "test_start_ms": int(test["timestamp"].min()),
+                    "test_end_ms": int(test["timestamp"].max()),
+                    "model": {k: fold["model"][k] for k in (*FOLD_SHOWN, "interval_95")},
+                    **{b: {k: m[k] for k in (*FOLD_SHOWN, "interval_95")} for b, m in fold["baselines"].items()},
+                }
+            )
+        pooled = report(scored_folds, horizon=horizon, step_ms=step_ms, bootstrap=bootstrap)
+        gate = baseline_gate({"model": pooled["model"]}, margin=margin)
+        seconds = round(time.perf_counter() - started, 2)
+        models[model_type] = pooled["model"] | {"per_fold": per_fold, "gate": gate.to_dict(), "seconds": seconds}
+        baselines = pooled["baselines"]
+        print(f"walked {model_type} over {len(splits)} folds in {seconds} s", file=sys.stderr, flush=True)
 
-    print(f"{'':<14}" + "".join(f" {k[:10]:>10}" for k in SHOWN))
+    print(f"{'pooled':<14}" + "".join(f" {k[:10]:>10}" for k in SHOWN))
     for name, metrics in models.items():
         print(row(name, metrics))
+        print(interval_row(metrics))
+        print(f"{'':<14}gate: {'PASS' if metrics['gate']['passed'] else 'REJECT'} - {metrics['gate']['reason']}")
     for name, metrics in baselines.items():
         print(row(f"[{name}]", metrics))
+        print(interval_row(metrics))
     data = {
         "directory": str(args.data),
         "timeframe": args.timeframe,
         "symbols": sorted(frame["symbol"].unique().tolist()),
-        "rows": {"train": len(train), "validation": len(valid), "test": len(test)},
+        "rows": len(frame),
+        "folds": len(splits),
         "horizon": horizon,
-        "test_start_ms": int(test["timestamp"].min()),
-        "test_end_ms": int(test["timestamp"].max()),
+        "fee_pct": policy.labels.fee_pct,
+        "test_start_ms": int(frame.iloc[splits[0].test]["timestamp"].min()),
+        "test_end_ms": int(frame.iloc[splits[-1].test]["timestamp"].max()),
+        "bootstrap": {"replicates": bootstrap.replicates, "level": bootstrap.level},
     }
-    print(json.dumps({"models": models, "baselines": baselines, "data": data}))
+    print(json.dumps(json_safe({"models": models, "baselines": baselines, "data": data})))
 
 
 if __name__ == "__main__":

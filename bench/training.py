@@ -31,8 +31,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.core.policy import Policy
-from app.model_training import MODEL_TYPES, ForecastSpec
-from app.model_training.base import TARGET
+from app.forecasters import MODEL_TYPES, ForecastSpec
+from app.forecasters.base import TARGET
 from app.model_training.splits import chronological_split
 
 HOUR_MS = 3_600_000
@@ -94,7 +94,7 @@ def synthetic_frame(rows: int, features: int, symbols: int, horizon: int, seed: 
 def bare_xgboost(spec: ForecastSpec, train: pd.DataFrame, valid: pd.DataFrame) -> None:
     import xgboost as xgb
 
-    from app.model_training.xgboost_model import booster_params
+    from app.forecasters.xgboost_model import XGBoostParams, booster_params
 
     p = spec.params
     dtrain = xgb.QuantileDMatrix(
@@ -102,7 +102,7 @@ def bare_xgboost(spec: ForecastSpec, train: pd.DataFrame, valid: pd.DataFrame) -
     )
     dvalid = xgb.DMatrix(valid[spec.feature_columns].to_numpy(np.float32), label=valid[TARGET].to_numpy())
     xgb.train(
-        booster_params(p, spec.seed, spec.threads, spec.device),
+        booster_params(XGBoostParams.model_validate(p), spec.seed, spec.threads, spec.device),
         dtrain,
         num_boost_round=p["n_estimators"],
         evals=[(dvalid, "valid")],
@@ -114,10 +114,10 @@ def bare_xgboost(spec: ForecastSpec, train: pd.DataFrame, valid: pd.DataFrame) -
 def bare_lightgbm(spec: ForecastSpec, train: pd.DataFrame, valid: pd.DataFrame) -> None:
     import lightgbm as lgb
 
-    from app.model_training.lightgbm_model import booster_params
+    from app.forecasters.lightgbm_model import LightGBMParams, booster_params
 
     p = spec.params
-    params = booster_params(p, spec.seed, spec.threads)
+    params = booster_params(LightGBMParams.model_validate(p), spec.seed, spec.threads)
     dtrain = lgb.Dataset(train[spec.feature_columns].to_numpy(np.float32), label=train[TARGET].to_numpy())
     dvalid = lgb.Dataset(
         valid[spec.feature_columns].to_numpy(np.float32), label=valid[TARGET].to_numpy(), reference=dtrain
@@ -139,7 +139,7 @@ def bare_neural(model_type: str) -> Callable[[ForecastSpec, pd.DataFrame, pd.Dat
 
         torch.set_num_threads(spec.threads)  # as our fit does: same thread count for both
         p = spec.params
-        exog = ["f0", "f1", "f2", "f3"] if model_type == "nhits" else []
+        exog = ["f0", "f1", "f2", "f3"] if model_type == "nhits" else []  # what N-HiTS picks: 4 after ret_1
         series = pd.concat([train, valid]).sort_values(["symbol", "timestamp"], kind="stable")
         df = pd.DataFrame({"unique_id": series["symbol"].to_numpy(), "y": series["ret_1"].to_numpy() * 100})
         for name in exog:
@@ -185,8 +185,6 @@ def measure(
     split = chronological_split(frame, 0.8, 0.1, purge=horizon, step_ms=HOUR_MS)
     train, valid, test = (frame.iloc[rows] for rows in (split.train, split.valid, split.test))
     spec = ForecastSpec(features, horizon, params, seed=42, threads=args.threads, device="cpu")
-    if model_type == "nhits":
-        spec.params = {**params, "exog_columns": ["f0", "f1", "f2", "f3"]}
     # Library imports (seconds for neuralforecast) are paid before either clock starts.
     for library in MODEL_TYPES[model_type].LIBRARIES:
         importlib.import_module(library)

@@ -9,8 +9,8 @@ import pandas as pd
 from app.bootstrap import Container
 from app.core.policy import FeatureConfig
 from app.data_pipeline import feature_set_id
+from app.forecasters import MODEL_TYPES, ForecastSpec
 from app.model_registry import ModelRegistry
-from app.model_training import MODEL_TYPES, ForecastSpec
 from app.model_training.service import store_forecaster
 from app.model_training.splits import chronological_split
 from tests.unit.training_helpers import DATA_DIR, labelled_frame

@@ -15,7 +15,7 @@ from typing import Any
 from celery import Celery, chain, chord, signature
 from celery.canvas import Signature
 
-from app.model_training import forecaster_class
+from app.forecasters import forecaster_class
 
 # The tasks are named, not imported: the canvas is data, and tasks/ imports the Celery app.
 PREPARE_DATASET = "tasks.retraining.prepare_dataset"

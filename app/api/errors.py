@@ -67,7 +67,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
         status = exc.code or 500
-        return jsonify({"error": exc.description or exc.name, "status": status}), status
+        # Keep the exception's own headers (a 405's Allow, RFC 9110 15.5.6), not its HTML content type.
+        headers = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
+        return jsonify({"error": exc.description or exc.name, "status": status}), status, headers
 
     def _schema_missing(exc: DBAPIError) -> Any:
         log.error("database schema missing or outdated: %s", str(exc.orig).strip().splitlines()[0])

@@ -8,9 +8,9 @@ from app.api.common import container, not_found
 from app.api.errors import ApiError
 from app.api.openapi import operation
 from app.api.schemas import Model, ModelList, ModelsQuery, PromoteRequest, RetireRequest, RollbackRequest
+from app.forecasters import MODEL_TYPES
 from app.model_registry import ModelNotFoundError, RegistryError
 from app.model_registry import ModelRegistry as RegistryService
-from app.model_training import MODEL_TYPES
 from app.operations.read_models import list_models
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")

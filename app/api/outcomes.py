@@ -11,10 +11,9 @@ from flask import Blueprint
 from app.api.common import container
 from app.api.openapi import operation
 from app.api.schemas import OutcomeAccepted, TradeOutcome
+from app.core.topics import TradeClosed
 
 bp = Blueprint("outcomes", __name__, url_prefix="/api/outcomes")
-
-TOPIC = "execution.trade.closed"
 
 
 @operation(
@@ -24,7 +23,8 @@ TOPIC = "execution.trade.closed"
 def post_outcome(body: TradeOutcome) -> OutcomeAccepted:
     c = container()
     with c.session() as session:
-        event = c.bus.publish(session, TOPIC, body.model_dump(mode="json", exclude_none=True))
+        # Only the keys the engine sent (TradeClosed is stored sparse).
+        event = c.bus.publish(session, TradeClosed(**body.model_dump(mode="json", exclude_none=True)))
         session.flush()
         event_id = event.id
-    return OutcomeAccepted(event_id=event_id, topic=TOPIC)
+    return OutcomeAccepted(event_id=event_id, topic=TradeClosed.topic)

@@ -13,7 +13,7 @@ from app.api.schemas import PredictionOut, PredictionRequest
 from app.core.container import Container
 from app.data_pipeline.features import warmup_rows
 from app.data_pipeline.validation import CandleValidationError, validate_candles
-from app.model_training import MODEL_TYPES
+from app.forecasters import MODEL_TYPES
 from app.prediction import CANDLE_COLUMNS, InsufficientHistoryError, NoActiveModelError, PredictionService
 
 bp = Blueprint("predictions", __name__, url_prefix="/api/predictions")

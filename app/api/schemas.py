@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.model_registry.records import ModelRecord
 from app.retraining.jobs import JobRecord
@@ -18,6 +18,24 @@ Severity = Literal["low", "medium", "high", "critical"]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _with_utc_offset(value: datetime) -> datetime:
+    """Stored times are naive UTC; an answer says so ("...Z"), as OpenAPI's `date-time` requires."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_with_utc_offset)]
+
+# Dates a dataset can span: candle times are milliseconds since the epoch, and a date near
+# year 1 or 9999 overflowed the lookback arithmetic (OverflowError, a 500).
+EARLIEST_DATA = datetime(1970, 1, 1)
+LATEST_DATA = datetime(2200, 1, 1)
+
+
+def naive_utc(value: datetime) -> datetime:
+    """`value` in UTC without its offset (the stored form); a naive value is already UTC."""
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
 class ErrorBody(BaseModel):
@@ -41,6 +59,18 @@ class DatasetOverrides(_In):
     start: datetime | None = None
     end: datetime | None = None
     seed: int | None = Field(None, ge=0, le=2**31)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc_within_range(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        # The year first: converting a time of year 1 or 9999 to UTC can itself overflow.
+        if not EARLIEST_DATA.year <= value.year < LATEST_DATA.year or not (
+            EARLIEST_DATA <= naive_utc(value) < LATEST_DATA
+        ):
+            raise ValueError(f"must be between {EARLIEST_DATA:%Y-%m-%d} and {LATEST_DATA:%Y-%m-%d} (UTC)")
+        return naive_utc(value)
 
 
 class RetrainingRequest(_In):
@@ -80,6 +110,8 @@ class Job(JobRecord):
         json_schema_serialization_defaults_required=True,
     )
 
+    started_at: UtcDateTime
+    completed_at: UtcDateTime | None
     heartbeat_at: datetime | None = Field(None, exclude=True)
     metadata: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
@@ -108,6 +140,9 @@ class Model(ModelRecord):
         json_schema_mode_override="serialization", json_schema_serialization_defaults_required=True
     )
 
+    created_at: UtcDateTime
+    promoted_at: UtcDateTime | None = None
+    retired_at: UtcDateTime | None = None
     file_path: str = Field("", exclude=True)
     manifest: dict[str, Any] | None = Field(None, exclude=True)
     training_config: dict[str, Any] | None = Field(None, exclude=True)
@@ -151,7 +186,7 @@ class DriftQuery(_In):
 
 class DriftEventOut(BaseModel):
     id: int
-    detected_at: datetime
+    detected_at: UtcDateTime
     drift_type: str
     model_type: str | None
     feature_name: str | None
@@ -220,7 +255,7 @@ class Alert(BaseModel):
     name: str
     severity: Literal["critical", "warning"]
     message: str
-    since: datetime | None
+    since: UtcDateTime | None
 
 
 class AlertList(BaseModel):
@@ -245,8 +280,8 @@ class ScheduleEntry(BaseModel):
     name: str
     task: str | None
     interval_seconds: float | None
-    last_run_at: datetime | None = Field(description="none until it has run (as beat reported)")
-    next_run_at: datetime | None = Field(description="none while beat is not running")
+    last_run_at: UtcDateTime | None = Field(description="none until it has run (as beat reported)")
+    next_run_at: UtcDateTime | None = Field(description="none while beat is not running")
 
 
 class Schedule(BaseModel):
@@ -264,7 +299,7 @@ class RLAgent(BaseModel):
     states: int
     total_updates: int
     epsilon: float
-    updated_at: datetime
+    updated_at: UtcDateTime
 
 
 class RLAgentList(BaseModel):
@@ -334,8 +369,8 @@ class PredictionOut(BaseModel):
     predicted_return: float
     direction: int
     confidence: float
-    timestamp: datetime
-    horizon_end: datetime
+    timestamp: UtcDateTime
+    horizon_end: UtcDateTime
     latency_ms: float
     shadow: dict[str, Any] | None
     shadow_test_id: int | None
@@ -346,7 +381,7 @@ class DriftCheckAccepted(BaseModel):
     task_id: str | None = Field(
         description="the Celery task id to follow (Flower's /api/task/info/{task_id}); none when it ran inline"
     )
-    last_check: datetime | None = Field(description="the previous check, or this one when it ran in this process")
+    last_check: UtcDateTime | None = Field(description="the previous check, or this one when it ran in this process")
 
 
 class ResumeRequest(_In):

@@ -20,6 +20,7 @@ from sqlalchemy import select, text
 
 from app.core.clock import utcnow
 from app.core.db.models import RetrainingJob
+from app.core.topics import RetrainingSuppressed
 from app.retraining import RetrainingOrchestrator
 from app.retraining.jobs import CANCELLED, RUNNING
 from app.retraining.spec import RetrainingSpec
@@ -99,8 +100,7 @@ def request_retraining(
             with container.session() as session:
                 container.bus.publish(
                     session,
-                    "clm.retraining.suppressed",
-                    {"reason": reason, "model_types": wanted, "blocked_by": blocked, "trigger": trigger or {}},
+                    RetrainingSuppressed(reason=reason, model_types=wanted, blocked_by=blocked, trigger=trigger or {}),
                 )
             return TriggerDecision(None, False, [], blocked, "a job for these models is running or in cooldown")
         spec = RetrainingSpec.create(policy, None if full and not blocked else remaining, reason)

@@ -17,6 +17,7 @@ type runs, or within `retraining_cooldown_hours`, further triggers are recorded 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -25,6 +26,17 @@ from app.clm.guard import TriggerDecision, request_retraining
 from app.core.clock import utcnow
 from app.core.db.models import DriftEvent, ModelRegistry, RetrainingJob
 from app.core.system import get_flag, set_flag
+from app.core.topics import (
+    ClmModelPromoted,
+    ClmRLReset,
+    DriftDetected,
+    ModelPromoted,
+    PerformanceDegraded,
+    RegimeChanged,
+    TopicEvent,
+    TradingHalted,
+    TradingResumed,
+)
 from app.drift_detector.service import follows_lead
 from app.model_registry.records import ACTIVE, SHADOW
 from app.retraining import RetrainingOrchestrator
@@ -75,48 +87,47 @@ class ContinuousLearningManager:
         publishes one event per drifted feature, all with the check's severity and model type;
         the lead marks the others `same_check` instead of each asking the storm guard again."""
 
-        payload = event.get("payload", event)
+        payload = DriftDetected.from_event(event)
         if follows_lead(payload):
             return None
-        others = [i for i in payload.get("check_event_ids") or [] if i != payload.get("drift_event_id")]
+        others = [i for i in payload.check_event_ids or [] if i != payload.drift_event_id]
         if others:
             self._mark_same_check(others)
-        severity = str(payload.get("severity", "")).upper()
+        severity = payload.severity.upper()
         if severity not in SEVERITY_ACTION:
             log.warning("drift event with unknown severity %r ignored", severity)
             return None
         decision: TriggerDecision | None = None
         if severity == "MEDIUM":
-            model_type = payload.get("model_type")
-            types = [model_type] if model_type else None
-            decision = request_retraining(self.container, types, "drift_medium", _trigger(event))
+            types = [payload.model_type] if payload.model_type else None
+            decision = request_retraining(self.container, types, "drift_medium", _trigger(event, payload))
         elif severity in ("HIGH", "CRITICAL"):
-            decision = request_retraining(self.container, None, f"drift_{severity.lower()}", _trigger(event))
+            decision = request_retraining(self.container, None, f"drift_{severity.lower()}", _trigger(event, payload))
         if severity == "CRITICAL":
-            self.halt_trading(f"CRITICAL {payload.get('drift_type', '')} drift", payload)
-        self._record_action(payload.get("drift_event_id"), severity, decision)
+            self.halt_trading(f"CRITICAL {payload.drift_type} drift", payload.payload())
+        self._record_action(payload.drift_event_id, severity, decision)
         return decision
 
     def handle_performance_alert(self, event: dict[str, Any]) -> TriggerDecision | None:
-        payload = event.get("payload", event)
-        model_type = payload.get("model_type")
-        if not model_type and payload.get("model_id"):
+        payload = PerformanceDegraded.from_event(event)
+        model_type = payload.model_type
+        if not model_type and payload.model_id:
             with self.container.session_factory() as session:
                 model_type = session.scalar(
-                    select(ModelRegistry.model_type).where(ModelRegistry.model_id == payload["model_id"])
+                    select(ModelRegistry.model_type).where(ModelRegistry.model_id == payload.model_id)
                 )
         if not model_type:
             log.warning("performance alert without a model type ignored: %s", payload)
             return None
-        return request_retraining(self.container, [model_type], "performance_degradation", _trigger(event))
+        return request_retraining(self.container, [model_type], "performance_degradation", _trigger(event, payload))
 
     def handle_regime_change(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """Reset both RL agents (old tables archived) when the policy says so."""
 
-        payload = event.get("payload", event)
+        payload = RegimeChanged.from_event(event)
         if not self.container.policy_store.get().clm_config.rl_maintenance.reset_on_regime_change:
             return None
-        reason = f"regime_change:{payload.get('old')}->{payload.get('new')}"
+        reason = f"regime_change:{payload.old}->{payload.new}"
         results = {}
         for name, agent in (("meta", RLMetaStrategy(self.container)), ("sizing", RLPositionSizing(self.container))):
             reset = agent.reset_on_regime_shift(reason=reason)
@@ -124,25 +135,25 @@ class ContinuousLearningManager:
                 None if reset is None else {"old_version": reset.old_version, "new_version": reset.new_version}
             )
         with self.container.session() as session:
-            self.container.bus.publish(session, "clm.rl.reset", {"reason": reason, "agents": results})
+            self.container.bus.publish(session, ClmRLReset(reason=reason, agents=results))
         return results
 
     def on_model_promoted(self, event: dict[str, Any]) -> None:
-        payload = event.get("payload", event)
+        promoted = ModelPromoted.from_event(event)
         with self.container.session() as session:
-            self.container.bus.publish(session, "clm.model.promoted", dict(payload))
+            self.container.bus.publish(session, ClmModelPromoted(**promoted.model_dump()))
 
     # ----------------------------------------------------------------- trading halt
 
     def halt_trading(self, reason: str, details: dict[str, Any] | None = None) -> None:
         with self.container.session() as session:
             set_flag(session, "trading_halted", True, {"reason": reason, "at": utcnow().isoformat(), **(details or {})})
-            self.container.bus.publish(session, "clm.trading.halted", {"reason": reason})
+            self.container.bus.publish(session, TradingHalted(reason=reason))
 
     def resume_trading(self, reason: str = "operator") -> None:
         with self.container.session() as session:
             set_flag(session, "trading_halted", False, {"resumed_by": reason, "at": utcnow().isoformat()})
-            self.container.bus.publish(session, "clm.trading.resumed", {"reason": reason})
+            self.container.bus.publish(session, TradingResumed(reason=reason))
 
     def trading_halted(self) -> bool:
         with self.container.session_factory() as session:
@@ -172,8 +183,6 @@ class ContinuousLearningManager:
             models = session.scalars(select(ModelRegistry).where(ModelRegistry.status.in_((ACTIVE, SHADOW)))).all()
             halted = get_flag(session, "trading_halted")
             last_check = get_flag(session, "last_drift_check")
-        from datetime import timedelta
-
         interval = timedelta(days=policy.clm_config.schedule_interval_days)
         rl_versions = {}
         for name, agent in (("meta", RLMetaStrategy(self.container)), ("sizing", RLPositionSizing(self.container))):
@@ -223,12 +232,12 @@ class ContinuousLearningManager:
                 row.retraining_job_id = job_id
 
 
-def _trigger(event: dict[str, Any]) -> dict[str, Any]:
-    payload = event.get("payload", event)
+def _trigger(event: dict[str, Any], payload: TopicEvent) -> dict[str, Any]:
+    fields = type(payload).model_fields
     return {
         "event_id": event.get("id"),
         "topic": event.get("topic"),
-        **{k: payload.get(k) for k in ("severity", "model_type", "drift_type") if k in payload},
+        **{k: getattr(payload, k) for k in ("severity", "model_type", "drift_type") if k in fields},
     }
 
 

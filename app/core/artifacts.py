@@ -1,8 +1,8 @@
 """Artifact store: model files, datasets and Q-tables under one root (local or fsspec URL).
 
 Writes are atomic (temporary name, then rename). Every write returns the sha256 and size;
-`open_verified` refuses a file whose hash differs from the one the registry holds, before
-any library parses it.
+`get_bytes(..., expected_sha256)` refuses a file whose hash differs from the one the registry
+holds, before any library parses it.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,14 +81,6 @@ class ArtifactStore:
                 f"the registry expects {expected_sha256[:12]}...: refusing to load it"
             )
         return data
-
-    @contextmanager
-    def open_verified(self, relative: str, expected_sha256: str, workdir: str | os.PathLike[str]) -> Iterator[Path]:
-        """Copy the artifact into `workdir` after checking its hash; yield the local copy."""
-        data = self.get_bytes(relative, expected_sha256)
-        target = Path(workdir) / Path(relative).name
-        target.write_bytes(data)
-        yield target
 
     def exists(self, relative: str) -> bool:
         return bool(self.fs.exists(self._full(relative)))

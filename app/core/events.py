@@ -1,6 +1,7 @@
 """EventBus: a transactional outbox with wildcard subscriptions and at-least-once delivery.
 
-`publish(session, topic, payload)` adds an `events` row inside the caller's transaction,
+`publish(session, event)` adds an `events` row inside the caller's transaction (`event`: a
+typed event of `app/core/topics/`, stored as its topic and its JSON payload),
 so an event exists if and only if the state change it reports was committed. After the
 commit the bus is notified: in the embedded mode it delivers in-process at once; in the
 distributed mode it asks the dispatcher to run the delivery task on a worker.
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.clock import utcnow
 from app.core.db.models import Event, EventDelivery
+from app.core.topics import TopicEvent
 
 log = logging.getLogger(__name__)
 
@@ -114,22 +116,23 @@ class EventBus:
         with self._lock:
             return list(self._subscriptions)
 
-    def publish(self, session: Session, topic: str, payload: dict[str, Any], record_only: bool = False) -> Event:
+    def publish(self, session: Session, event: TopicEvent, record_only: bool = False) -> Event:
         """Add the event to `session`'s transaction; it is delivered after that commits.
 
         `record_only`: a signal published for the record and for outside readers (the
         prediction service's `ai.signal.generated`, 200 a second): when no handler is
         subscribed to its topic it is stored as delivered, and no delivery is scheduled.
         """
-        row = Event(**self.event_values(topic, payload, record_only))
+        row = Event(**self.event_values(event, record_only))
         session.add(row)
         if row.status == "pending":
             session.info["clm_events_published"] = True
         return row
 
-    def event_values(self, topic: str, payload: dict[str, Any], record_only: bool = False) -> dict[str, Any]:
+    def event_values(self, event: TopicEvent, record_only: bool = False) -> dict[str, Any]:
         """The `events` row `publish` adds, for a caller that inserts it with Core in its own
         transaction; when its status is "pending", that caller calls `notify()` after the commit."""
+        topic, payload = event.topic, event.payload()
         now = utcnow()
         if record_only and not any(sub.matches(topic) for sub in self.subscriptions()):
             return {"topic": topic, "payload": payload, "created_at": now, "status": "delivered", "attempts": 0,

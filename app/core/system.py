@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
 from app.core.db.models import SystemFlag
+from app.core.topics import SystemPing
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -30,4 +31,5 @@ def get_flag(session: Session, name: str) -> SystemFlag | None:
 def record_ping(container: Container, event: dict[str, Any]) -> None:
     """Handler of `system.ping`: proves events travel from publisher to a handler."""
     with container.session() as session:
-        set_flag(session, "last_ping", True, {"event_id": event["id"], "payload": event["payload"]})
+        ping = SystemPing.from_event(event)
+        set_flag(session, "last_ping", True, {"event_id": event["id"], "payload": ping.payload()})

@@ -17,13 +17,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import ccxt
 import ccxt.async_support as ccxt_async
 import pandas as pd
 
+from app.core.topics import DataFetchCompleted, DataFetchStarted, TopicEvent
 from app.data_pipeline.candle_store import CandleStore, Range
 from app.data_pipeline.timeframes import ceil_to_grid, floor_to_grid, timeframe_ms, to_ms
 from app.data_pipeline.validation import CANDLE_COLUMNS
@@ -88,15 +89,16 @@ class HistoricalDataFetcher:
         started = time.monotonic()
         result = FetchResult(candles={}, ranges_fetched={s: r for s, r in missing.items() if r})
         self._publish(
-            "data.fetch.started",
-            {
-                "exchange": self.exchange_id,
-                "symbols": symbols,
-                "timeframe": timeframe,
-                "start_ms": start_ms,
-                "end_ms": end_ms,
-                "missing_ranges": {s: [list(r) for r in rs] for s, rs in result.ranges_fetched.items()},
-            },
+            DataFetchStarted(
+                exchange=self.exchange_id,
+                symbols=symbols,
+                timeframe=timeframe,
+                start_date=datetime.fromtimestamp(start_ms / 1000, UTC),
+                end_date=datetime.fromtimestamp(end_ms / 1000, UTC),
+                start_ms=start_ms,
+                end_ms=end_ms,
+                missing_ranges={s: [list(r) for r in rs] for s, rs in result.ranges_fetched.items()},
+            )
         )
         if result.ranges_fetched:
             exchange = self.exchange_factory(self.exchange_id)
@@ -111,16 +113,16 @@ class HistoricalDataFetcher:
         for symbol in symbols:
             result.candles[symbol] = self.store.read(self.exchange_id, symbol, timeframe, start_ms, end_ms)
         self._publish(
-            "data.fetch.completed",
-            {
-                "exchange": self.exchange_id,
-                "symbols": symbols,
-                "timeframe": timeframe,
-                "rows": sum(len(f) for f in result.candles.values()),
-                "rows_fetched": result.rows_fetched,
-                "requests": result.requests,
-                "duration_sec": round(time.monotonic() - started, 3),
-            },
+            DataFetchCompleted(
+                exchange=self.exchange_id,
+                symbols=symbols,
+                timeframe=timeframe,
+                rows=sum(len(f) for f in result.candles.values()),
+                features=[c for c in CANDLE_COLUMNS if c != "timestamp"],
+                rows_fetched=result.rows_fetched,
+                requests=result.requests,
+                duration_sec=round(time.monotonic() - started, 3),
+            )
         )
         return result
 
@@ -193,9 +195,9 @@ class HistoricalDataFetcher:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _publish(self, topic: str, payload: dict[str, Any]) -> None:
+    def _publish(self, event: TopicEvent) -> None:
         with self.container.session() as session:
-            self.container.bus.publish(session, topic, payload)
+            self.container.bus.publish(session, event)
 
 
 async def afetch_historical_data(

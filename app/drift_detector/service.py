@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from app.core.clock import utcnow
 from app.core.db.models import DriftEvent, ModelRegistry
+from app.core.topics import DriftDetected
 from app.drift_detector.check import FeatureDriftReport, evaluate_feature_drift
 from app.drift_detector.performance import PerformanceWindow, evaluate_performance
 from app.drift_detector.reference import ReferenceStats, reference_from_matrix
@@ -34,8 +35,6 @@ from app.drift_detector.stats import Severity
 
 if TYPE_CHECKING:
     from app.core.container import Container
-
-TOPIC = "drift.detected"
 
 
 @dataclass
@@ -108,13 +107,13 @@ def _record(container: Container, result: DriftResult) -> DriftResult:
             }
             if row.id == lead:
                 payload["check_event_ids"] = result.drift_event_ids
-            container.bus.publish(session, TOPIC, payload)
+            container.bus.publish(session, DriftDetected(**payload))
     return result
 
 
-def follows_lead(payload: dict[str, Any]) -> bool:
+def follows_lead(payload: DriftDetected) -> bool:
     """A `drift.detected` payload that is not its check's lead event: the lead's reaction covers it."""
-    lead, own = payload.get("check_lead_event_id"), payload.get("drift_event_id")
+    lead, own = payload.check_lead_event_id, payload.drift_event_id
     return lead is not None and own is not None and own != lead
 
 

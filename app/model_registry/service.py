@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.core.clock import utcnow
 from app.core.db.models import ModelRegistry as ModelRow
 from app.core.db.models import ModelStatusHistory
+from app.core.topics import ModelPromoted, ModelRegistered, ModelRetired, TopicEvent
 from app.model_registry.artifact_retention import delete_old_artifacts
 from app.model_registry.records import (
     ACTIVE,
@@ -105,7 +106,7 @@ class ModelRegistry:
             if row.status not in NOT_LIVE:
                 self._transition(tx, row, REJECTED, reason)
                 row.retired_at = utcnow()
-                self._publish(tx, "model.retired", row, reason)
+                self._publish(tx, ModelRetired, row, reason)
             return ModelRecord.from_row(row)
 
     # ----------------------------------------------------------------- reads
@@ -287,33 +288,48 @@ class ModelRegistry:
         return row
 
     def _make_live(self, session: Session, row: ModelRow) -> None:
+        gate = (row.metrics or {}).get("gate") or {}
+        if gate.get("passed") is False:
+            # Training's baseline gate (app/model_training/scoring.py): it lost to a baseline after fees.
+            reason = f"REJECTED by the baseline gate: {gate.get('reason', 'no reason recorded')}"[:2000]
+            self._transition(session, row, REJECTED, reason)
+            row.retired_at = utcnow()
+            row.notes = row.notes or reason
+            self._publish(session, ModelRetired, row, reason)
+            return
+        gate_note = "; BASELINE GATE OFF" if gate and gate.get("enforced") is False else ""
         if self._current(session, row.model_type, ACTIVE) is None:
-            self._transition(session, row, ACTIVE, "first model of its type")
+            self._transition(session, row, ACTIVE, "first model of its type" + gate_note)
             row.promoted_at = utcnow()
         else:
             old_shadow = self._current(session, row.model_type, SHADOW)
             if old_shadow is not None:
                 self._retire(session, old_shadow, f"superseded by shadow v{row.version}")
-            self._transition(session, row, SHADOW, "new version in shadow test")
-        self._publish(session, "model.registered", row, None)
+            self._transition(session, row, SHADOW, "new version in shadow test" + gate_note)
+        self._publish(session, ModelRegistered, row, None)
 
     def _replace_active(self, session: Session, new_active: ModelRow, reason: str) -> None:
         old_active = self._current(session, new_active.model_type, ACTIVE)
         if old_active is not None:
             # Retired first and flushed: the one-ACTIVE index would refuse the swap otherwise.
             self._retire(session, old_active, f"replaced by v{new_active.version} ({reason})")
+        old_status = new_active.status
         self._transition(session, new_active, ACTIVE, reason)
         new_active.promoted_at = utcnow()
         new_active.retired_at = None
         session.flush()
-        payload_extra = {"previous_model_id": old_active.model_id if old_active else None}
-        self._publish(session, "model.promoted", new_active, reason, payload_extra)
+        payload_extra = {
+            "previous_model_id": old_active.model_id if old_active else None,
+            "old_status": old_status,
+            "new_status": ACTIVE,
+        }
+        self._publish(session, ModelPromoted, new_active, reason, payload_extra)
 
     def _retire(self, session: Session, row: ModelRow, reason: str) -> None:
         self._transition(session, row, RETIRED, reason)
         row.retired_at = utcnow()
         session.flush()
-        self._publish(session, "model.retired", row, reason)
+        self._publish(session, ModelRetired, row, reason)
 
     def _transition(self, session: Session, row: ModelRow, new_status: str, reason: str) -> None:
         old_status = row.status
@@ -323,7 +339,12 @@ class ModelRegistry:
         log.info("model %s: %s -> %s (%s)", row.model_id, old_status, new_status, reason)
 
     def _publish(
-        self, session: Session, topic: str, row: ModelRow, reason: str | None, extra: dict[str, Any] | None = None
+        self,
+        session: Session,
+        event_type: type[TopicEvent],
+        row: ModelRow,
+        reason: str | None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         payload = {
             "model_id": row.model_id,
@@ -333,7 +354,7 @@ class ModelRegistry:
             "job_id": row.job_id,
             "reason": reason,
         } | (extra or {})
-        self.container.bus.publish(session, topic, payload)
+        self.container.bus.publish(session, event_type(**payload))
 
 
 def _history(row: ModelRow, old_status: str | None, new_status: str, reason: str) -> ModelStatusHistory:

@@ -7,7 +7,7 @@ horizon has passed. `get_model_health` measures, over a lookback window:
 - winrate: share of non-flat predictions with an outcome whose PnL is positive (PnL as in
   `app.shadow_tester.stats.per_sample_pnl`: direction x realized return - round-trip fee);
 - calibration error: expected calibration error over 10 confidence bins, confidence being
-  the forecaster's P(direction right) (`app.model_training.base`);
+  the forecaster's P(direction right) (`app.forecasters.base`);
 - long/short ratio: long calls / short calls (inf when there are longs and no shorts);
 - latency p50/p95/p99 and mean, in milliseconds;
 - coverage: share of the policy's symbols with at least one prediction of confidence
@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from app.core.clock import utcnow
 from app.core.db.models import ModelPerformanceLog, PredictionLog
 from app.core.db.models import ModelRegistry as ModelRow
+from app.core.topics import PerformanceDegraded, TradeClosed
 from app.data_pipeline.timeframes import timeframe_ms
 from app.model_registry.records import ACTIVE
 from app.shadow_tester import outcomes
@@ -168,14 +169,13 @@ class ModelSupervisor:
                 if health.status != "HEALTHY":
                     self.container.bus.publish(
                         session,
-                        "model.performance.degraded",
-                        {
-                            "model_id": model_id,
-                            "model_type": model_type,
-                            "metrics": summary,
-                            "recommendation": health.status,
-                            "reasons": health.reasons,
-                        },
+                        PerformanceDegraded(
+                            model_id=model_id,
+                            model_type=model_type,
+                            metrics=summary,
+                            recommendation=health.status,
+                            reasons=health.reasons,
+                        ),
                     )
             report.append(health)
         return report
@@ -194,4 +194,4 @@ class ModelSupervisor:
 
 def on_trade_closed(container: Container, event: dict[str, Any]) -> None:
     """Handler of `execution.trade.closed`."""
-    ModelSupervisor(container).close_from_trade(event["payload"])
+    ModelSupervisor(container).close_from_trade(TradeClosed.from_event(event).payload())

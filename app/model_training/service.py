@@ -10,6 +10,7 @@ hash; `load_forecaster` checks that hash, then each file's, before any library r
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,10 +19,12 @@ import numpy as np
 import pandas as pd
 
 from app.core.clock import utcnow
+from app.core.topics import ModelTrainingCompleted, ModelTrainingFailed, ModelTrainingStarted, TopicEvent
 from app.data_pipeline import load_dataset
-from app.model_training import forecaster_class
-from app.model_training.base import Forecaster, ForecastSpec
-from app.model_training.evaluation import evaluate_model, timeframe_ms
+from app.forecasters import forecaster_class
+from app.forecasters.base import Forecaster, ForecastSpec
+from app.model_training.evaluation import Scored, report, score_model, timeframe_ms
+from app.model_training.scoring import Bootstrap, baseline_gate
 from app.model_training.splits import Split, candle_ms, chronological_split, walk_forward_splits
 from app.model_training.storage import json_safe, load_forecaster, store_forecaster
 
@@ -32,7 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NON_FEATURES = {"symbol", "timestamp", "future_return", "direction", "regime"}
-CV_METRICS = ("directional_accuracy", "rmse", "r2", "accuracy", "f1", "sharpe", "calibration_error")
+CV_METRICS = ("directional_accuracy", "traded_share", "rmse", "r2", "accuracy", "f1", "sharpe", "calibration_error")
+FOLD_METRICS = ("sharpe", "directional_accuracy", "traded_share", "annual_return")
 
 
 @dataclass
@@ -62,7 +66,7 @@ def resolve_device(setting: str) -> str:
         raise ValueError(f"CLM_DEVICE must be auto, cpu or cuda, not {setting!r}")
     if setting != "auto":
         return setting
-    import torch
+    import torch  # deferred: torch is heavy and only this decision needs it here
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -93,25 +97,47 @@ def part_range(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def fit_and_evaluate(
+def fit_and_score(
     model_class: type[Forecaster], spec: ForecastSpec, frame: pd.DataFrame, split: Split, step_ms: int
-) -> tuple[Forecaster, dict[str, Any]]:
-    """Fit on the split's train part, early-stop and calibrate on its validation part, test on its test part."""
+) -> tuple[Forecaster, Scored]:
+    """Fit on the split's train part, early-stop and calibrate on its validation part, score its test part."""
     train, valid, test = frame.iloc[split.train], frame.iloc[split.valid], frame.iloc[split.test]
     model = model_class(spec).fit(train, valid)
     # Everything before the test part is known at test time (the purged rows' features too).
     history = frame[frame["timestamp"] < test["timestamp"].min()]
-    return model, evaluate_model(model, test, history=history, step_ms=step_ms)
+    scored, _ = score_model(model, test, history=history, step_ms=step_ms)
+    return model, scored
+
+
+def fit_and_evaluate(
+    model_class: type[Forecaster],
+    spec: ForecastSpec,
+    frame: pd.DataFrame,
+    split: Split,
+    step_ms: int,
+    bootstrap: Bootstrap | None = None,
+) -> tuple[Forecaster, dict[str, Any]]:
+    """`fit_and_score`, summarised: {"model": metrics, "baselines": {name: metrics}}."""
+    model, scored = fit_and_score(model_class, spec, frame, split, step_ms)
+    return model, report([scored], horizon=spec.horizon, step_ms=step_ms, bootstrap=bootstrap)
 
 
 def cross_validate(
-    model_class: type[Forecaster], spec: ForecastSpec, frame: pd.DataFrame, folds: int, step_ms: int
+    model_class: type[Forecaster],
+    spec: ForecastSpec,
+    frame: pd.DataFrame,
+    folds: int,
+    step_ms: int,
+    bootstrap: Bootstrap | None = None,
 ) -> dict[str, Any]:
-    """Walk-forward folds: per metric the mean and spread (std) of the model and of persistence."""
+    """Walk-forward folds: per metric the mean and spread (std) of the model and of persistence,
+    each fold's headline figures, and the test parts pooled (`pooled`: with intervals)."""
+    scored_folds = []
     per_fold = []
     for split in walk_forward_splits(frame, folds, purge=spec.horizon, step_ms=step_ms):
-        _, result = fit_and_evaluate(model_class, spec, frame, split, step_ms)
-        per_fold.append(result)
+        _, scored = fit_and_score(model_class, spec, frame, split, step_ms)
+        scored_folds.append(scored)
+        per_fold.append(report([scored], horizon=spec.horizon, step_ms=step_ms, bootstrap=Bootstrap(replicates=0)))
     summary: dict[str, Any] = {"folds": len(per_fold)}
     for who in ("model", "persistence"):
         rows = [r["model"] if who == "model" else r["baselines"]["persistence"] for r in per_fold]
@@ -122,12 +148,32 @@ def cross_validate(
             }
             for name in CV_METRICS
         }
+    summary["per_fold"] = [
+        {
+            who: {k: (r["model"] if who == "model" else r["baselines"][who])[k] for k in FOLD_METRICS}
+            for who in ("model", "zero_return", "persistence", "buy_and_hold")
+        }
+        for r in per_fold
+    ]
+    summary["pooled"] = report(scored_folds, horizon=spec.horizon, step_ms=step_ms, bootstrap=bootstrap)
     return summary
 
 
-def _publish(container: Container, topic: str, payload: dict[str, Any]) -> None:
+def gate_verdict(cv: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """The baseline gate on the pooled walk-forward figures; when the policy turns it off, a loud pass."""
+    settings = policy.clm_config.baseline_gate
+    verdict = baseline_gate({"model": cv["pooled"]["model"]}, margin=settings.min_sharpe_margin)
+    out = verdict.to_dict() | {"enforced": settings.enabled, "margin": settings.min_sharpe_margin}
+    if not settings.enabled:
+        out["would_pass"], out["passed"] = verdict.passed, True
+        out["reason"] = f"BASELINE GATE OFF (policy clm_config.baseline_gate.enabled=false): {verdict.reason}"
+        log.warning("%s", out["reason"])
+    return out
+
+
+def _publish(container: Container, event: TopicEvent) -> None:
     with container.session() as session:
-        container.bus.publish(session, topic, json_safe(payload))
+        container.bus.publish(session, event)
 
 
 def train_model(container: Container, model_type: str, dataset_id: str, job_id: str | None = None) -> TrainedModel:
@@ -136,21 +182,22 @@ def train_model(container: Container, model_type: str, dataset_id: str, job_id: 
     model_class = forecaster_class(model_type)
     run_id = f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     base_event = {"model_type": model_type, "dataset_id": dataset_id, "job_id": job_id, "run_id": run_id}
-    _publish(container, "model.training.started", base_event)
+    _publish(container, ModelTrainingStarted(**base_event))
+    started = time.monotonic()
     try:
         trained = _train(container, model_class, dataset_id, job_id, run_id, load_dataset)
     except Exception as exc:
-        _publish(container, "model.training.failed", base_event | {"error": f"{type(exc).__name__}: {exc}"})
+        _publish(container, ModelTrainingFailed(**base_event, error=f"{type(exc).__name__}: {exc}"))
         raise
     _publish(
         container,
-        "model.training.completed",
-        base_event
-        | {
-            "file_path": trained.file_path,
-            "sha256": trained.sha256,
-            "metrics": {k: trained.metrics.get(k) for k in ("directional_accuracy", "rmse", "sharpe")},
-        },
+        ModelTrainingCompleted(
+            **base_event,
+            duration_sec=round(time.monotonic() - started, 3),
+            file_path=trained.file_path,
+            sha256=trained.sha256,
+            metrics={k: trained.metrics.get(k) for k in ("directional_accuracy", "rmse", "sharpe")},
+        ),
     )
     return trained
 
@@ -184,13 +231,16 @@ def _train(
     split = chronological_split(
         frame, policy.training.train_frac, policy.training.val_frac, purge=spec.horizon, step_ms=step_ms
     )
-    model, evaluation = fit_and_evaluate(model_class, spec, frame, split, step_ms)
-    cv = cross_validate(model_class, spec, frame, policy.training.cv_folds, step_ms)
+    bootstrap = Bootstrap(replicates=policy.clm_config.baseline_gate.bootstrap_replicates, seed=spec.seed)
+    model, evaluation = fit_and_evaluate(model_class, spec, frame, split, step_ms, bootstrap)
+    cv = cross_validate(model_class, spec, frame, policy.training.cv_folds, step_ms, bootstrap)
+    gate = gate_verdict(cv, policy)
     metrics = json_safe(
         {
             **evaluation["model"],
             "baselines": evaluation["baselines"],
             "cross_validation": cv,
+            "gate": gate,
             "device": spec.device,
         }
     )
@@ -238,4 +288,12 @@ def _train(
     )
 
 
-__all__ = ["TrainedModel", "cross_validate", "fit_and_evaluate", "load_forecaster", "train_model"]
+__all__ = [
+    "TrainedModel",
+    "cross_validate",
+    "fit_and_evaluate",
+    "fit_and_score",
+    "gate_verdict",
+    "load_forecaster",
+    "train_model",
+]

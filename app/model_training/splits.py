@@ -1,10 +1,12 @@
-"""Chronological splits with a purge gap, and walk-forward folds.
+"""Chronological splits purged by each row's label end, and walk-forward folds.
 
 All symbols share one time axis: a part is a time range, so no symbol's test rows precede
-another symbol's training rows. Between two parts a gap of `purge` candles (one label
-horizon) is dropped: a row's label looks `horizon` candles ahead, so without the gap the
-last training labels would cover the same candles as the first test labels. The gap is
-measured in time, so symbols on offset or gappy grids are purged just as well.
+another symbol's training rows. A row's label ends `purge` rows (one label horizon) later
+in its symbol's rows, which is later than `purge` candles when the exchange had an outage
+in between; every row of a part whose label ends at or after the next part's start is
+dropped (López de Prado, AFML ch. 7), so no label of an earlier part reaches into a later
+one. The label end is the frame's `label_end` column when it has one, otherwise the
+timestamp of the symbol's row `purge` rows later (past the last rows: `purge` candles).
 """
 
 from __future__ import annotations
@@ -33,18 +35,31 @@ def candle_ms(frame: pd.DataFrame) -> int:
     return int(gaps.mode().iloc[0]) if len(gaps) else 60_000
 
 
-def _parts(timestamps: np.ndarray, cuts: list[int], purge_ms: int, where: str) -> list[np.ndarray]:
-    """Rows in [cut_i, cut_i+1), every part after the first starting `purge_ms` later.
+def label_ends(frame: pd.DataFrame, horizon: int, step_ms: int) -> np.ndarray:
+    """Per row, the timestamp where its label ends: `label_end`, or its symbol's row `horizon` rows later."""
+    if "label_end" in frame.columns:
+        return frame["label_end"].to_numpy(dtype=np.int64)
+    stamps = frame["timestamp"].to_numpy(dtype=np.int64)
+    later = frame.groupby("symbol", sort=False)["timestamp"].shift(-horizon).to_numpy()
+    ends = np.where(np.isnan(later.astype(float)), -1, later).astype(np.int64)
+    # The last `horizon` rows of a symbol: their labels end past the frame, `horizon` candles on at least.
+    last = frame.groupby("symbol", sort=False)["timestamp"].transform("max").to_numpy(dtype=np.int64)
+    rank = frame.groupby("symbol", sort=False).cumcount(ascending=False).to_numpy()
+    beyond = last + (horizon - rank) * step_ms
+    return np.where(ends < 0, np.maximum(beyond, stamps + horizon * step_ms), ends)
 
-    A row at t has the label window (t, t + horizon]; the last row of a part is before its
-    cut, the first row of the next at or after cut + horizon, so their windows are disjoint.
-    """
+
+def _parts(timestamps: np.ndarray, ends: np.ndarray, cuts: list[int], where: str) -> list[np.ndarray]:
+    """Rows in [cut_i, cut_i+1) whose labels end before cut_i+1 (the last part: every row)."""
     parts = []
+    last = len(cuts) - 2
     for i in range(len(cuts) - 1):
-        lo = cuts[i] + (purge_ms if i > 0 else 0)
-        rows = np.flatnonzero((timestamps >= lo) & (timestamps < cuts[i + 1]))
+        inside = (timestamps >= cuts[i]) & (timestamps < cuts[i + 1])
+        if i < last:
+            inside &= ends < cuts[i + 1]
+        rows = np.flatnonzero(inside)
         if len(rows) == 0:
-            raise SplitError(f"{where}: part {i + 1} is empty after purging {purge_ms} ms; the data is too short")
+            raise SplitError(f"{where}: part {i + 1} is empty after purging by label end; the data is too short")
         parts.append(rows)
     return parts
 
@@ -60,14 +75,14 @@ def chronological_split(
     n = len(times)
     if n < 3:
         raise SplitError(f"{n} timestamps are too few to split")
-    purge_ms = purge * (step_ms or candle_ms(frame))
+    ends = label_ends(frame, purge, step_ms or candle_ms(frame))
     cuts = [
         int(times[0]),
         int(times[int(n * train_frac)]),
         int(times[int(n * (train_frac + val_frac))]),
         int(times[-1]) + 1,
     ]
-    train, valid, test = _parts(timestamps, cuts, purge_ms, f"a {train_frac}/{val_frac} split with purge {purge}")
+    train, valid, test = _parts(timestamps, ends, cuts, f"a {train_frac}/{val_frac} split with purge {purge}")
     return Split(train, valid, test)
 
 
@@ -82,7 +97,7 @@ def walk_forward_splits(
     n = len(times)
     if n < 3 * (folds + 1):
         raise SplitError(f"{n} timestamps are too few for {folds} walk-forward folds")
-    purge_ms = purge * (step_ms or candle_ms(frame))
+    ends = label_ends(frame, purge, step_ms or candle_ms(frame))
     edges = [round(i * n / (folds + 1)) for i in range(folds + 2)]
     splits = []
     for k in range(1, folds + 1):
@@ -90,6 +105,6 @@ def walk_forward_splits(
         train_end = int(seen_end * (1 - val_frac))
         test_end = int(times[edges[k + 1]]) if edges[k + 1] < n else int(times[-1]) + 1
         cuts = [int(times[0]), int(times[train_end]), int(times[seen_end]), test_end]
-        parts = _parts(timestamps, cuts, purge_ms, f"walk-forward fold {k} of {folds} with purge {purge}")
+        parts = _parts(timestamps, ends, cuts, f"walk-forward fold {k} of {folds} with purge {purge}")
         splits.append(Split(*parts))
     return splits

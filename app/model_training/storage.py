@@ -18,8 +18,8 @@ import numpy as np
 
 from app.core.artifacts import StoredArtifact
 from app.core.clock import utcnow
-from app.model_training import forecaster_class
-from app.model_training.base import Forecaster
+from app.forecasters import forecaster_class
+from app.forecasters.base import Forecaster
 
 if TYPE_CHECKING:
     from app.core.container import Container

@@ -20,12 +20,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
 from app.core.db.models import Candle, DriftEvent, Event, ModelRegistry, RetrainingJob, ShadowTestResult
 from app.core.policy import load_policy
+from app.core.topics import TOPICS, AlertCritical, AlertWarning, DriftDetected
 from app.data_pipeline.timeframes import timeframe_ms
 from app.drift_detector.service import follows_lead
 from app.model_registry.records import ACTIVE, SHADOW
@@ -165,8 +166,6 @@ def _shadow_stall_alerts(session: Session, now: datetime) -> list[Alert]:
 
 def _feed_stall_alerts(session: Session, now: datetime) -> list[Alert]:
     """A symbol of the policy whose newest stored candle is `stalled_feed_intervals` old."""
-    from sqlalchemy import func
-
     data = load_policy(session).data
     step = timedelta(milliseconds=timeframe_ms(data.timeframe))
     alerts = []
@@ -240,7 +239,8 @@ def raise_new_alerts(container: Container) -> list[Alert]:
         }
         new = [a for a in current_alerts(session, now) if a.key not in raised]
         for alert in new:
-            container.bus.publish(session, f"alert.{alert.severity}", alert.as_payload())
+            event_type = AlertCritical if alert.severity == "critical" else AlertWarning
+            container.bus.publish(session, event_type(**alert.as_payload()))
     for alert in new:
         log.warning("ALERT %s: %s", alert.severity.upper(), alert.message)
     return new
@@ -251,7 +251,7 @@ def check_on_event(container: Container, event: dict[str, Any]) -> None:
 
     A drift check's events are checked once, on its lead event (see app.clm.manager)."""
 
-    if follows_lead(event.get("payload", {})):
+    if event["topic"] == DriftDetected.topic and follows_lead(DriftDetected.from_event(event)):
         return
     raise_new_alerts(container)
 
@@ -261,7 +261,8 @@ def deliver_webhook(container: Container, event: dict[str, Any]) -> None:
     url = container.settings.alert_webhook_url
     if not url:
         return
-    body = json.dumps({"topic": event["topic"], "event_id": event["id"], **event["payload"]}).encode()
+    alert = TOPICS[event["topic"]].from_event(event)  # alert.critical or alert.warning
+    body = json.dumps({"topic": event["topic"], "event_id": event["id"], **alert.payload()}).encode()
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
         if response.status >= 300:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -332,8 +333,6 @@ class ClmCollector(Collector):
 
 
 def _epoch(value: Any) -> float:
-    from datetime import UTC
-
     return float(value.replace(tzinfo=UTC).timestamp())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from sqlalchemy import func, select, text
 
 from app.core.container import Container
@@ -35,8 +36,6 @@ def broker_health(container: Container) -> dict[str, Any]:
     url = settings.broker_url
     if not url.startswith(("redis://", "rediss://")):
         return {"ok": False, "error": f"unsupported broker scheme in {url.split('://')[0]}://"}
-    import redis
-
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=1.5, socket_timeout=1.5)
         client.ping()

@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session
 
 from app.core.policy import Policy
 from app.model_registry import ModelRecord, ModelRegistry
-from app.model_training import load_forecaster
+from app.model_training.storage import load_forecaster
 from app.prediction.pool import live_engine
 from app.prediction.sql import live_model_ids
 
 if TYPE_CHECKING:
     from app.core.container import Container
-    from app.model_training import Forecaster
+    from app.forecasters import Forecaster
 
 
 log = logging.getLogger(__name__)

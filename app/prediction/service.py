@@ -43,6 +43,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.core.clock import utcnow
 from app.core.policy import Policy
+from app.core.topics import ModelPromoted, SignalGenerated
 from app.data_pipeline import engineer_features, timeframe_ms, warmup_rows
 from app.model_supervisor.sql import prediction_log_values
 from app.prediction.cache import _CACHE_KEY, ModelPair, Window, model_cache
@@ -52,6 +53,7 @@ from app.prediction.sql import (
     Db,
     Snapshot,
     candle_window,
+    gate_rejection,
     read_candles,
     read_snapshot,
     write_prediction,
@@ -92,7 +94,13 @@ class PredictionService:
         # PostgreSQL: the live pool autocommits (read, then one write statement); SQLite: a transaction.
         with engine.connect() if engine.dialect.name == "postgresql" else engine.begin() as db:
             policy, snapshot, bounds = self._snapshot(db, symbol)
-            model_type, active_id, shadow_id = self._live_ids(snapshot, policy)
+            try:
+                model_type, active_id, shadow_id = self._live_ids(snapshot, policy)
+            except NoActiveModelError:
+                abstention = self._abstention(db, symbol, policy, started)
+                if abstention is None:
+                    raise
+                return abstention
             pair = self.cache.pair(model_type, active_id, shadow_id)
             window = self._window(db, symbol, candles, policy, snapshot, bounds)
             active = window.prediction(pair.active)
@@ -118,7 +126,7 @@ class PredictionService:
                 shadow=shadow,
                 **active,
             )
-            event = self.container.bus.event_values("ai.signal.generated", {}, record_only=True)
+            event = self.container.bus.event_values(SignalGenerated(**result.to_dict()), record_only=True)
             prediction_id, shadow_test_id = write_prediction(db, logs, pair_row, result, event, snapshot.drawn_ids)
             result = replace(result, prediction_id=prediction_id, shadow_test_id=shadow_test_id)
         if event["status"] == "pending":  # a handler listens: deliver as after any commit
@@ -145,6 +153,29 @@ class PredictionService:
             if active_id is not None:
                 return model_type, active_id, shadow_id
         raise NoActiveModelError(f"no ACTIVE model of type {' or '.join(types)} to predict with")
+
+    def _abstention(self, db: Db, symbol: str, policy: Policy, started: float) -> Prediction | None:
+        """No ACTIVE model because none passed the baseline gate: an explicit abstention, never a guess."""
+        types = [self.model_type] if self.model_type else list(policy.training.model_types)
+        rejected = gate_rejection(db, types)
+        if rejected is None:
+            return None
+        model_type, reason = rejected
+        now = utcnow()
+        horizon = timedelta(milliseconds=timeframe_ms(policy.data.timeframe)) * policy.labels.horizon
+        return Prediction(
+            symbol=symbol,
+            model_id="",
+            model_type=model_type,
+            predicted_return=0.0,
+            direction=0,
+            confidence=0.0,
+            timestamp=now,
+            horizon_end=now + horizon,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            prediction_id=0,
+            abstained=f"no {model_type} model passed the baseline gate; the last: {reason}",
+        )
 
     def _shadow_prediction(self, window: Window, pair: ModelPair) -> dict[str, Any] | None:
         if pair.shadow is None:
@@ -205,5 +236,6 @@ def _content_hash(frame: pd.DataFrame) -> str:
 
 def on_model_promoted(container: Container, event: dict[str, Any]) -> None:
     """Handler of `model.promoted`: load the new pair before the next request needs it."""
-    if _CACHE_KEY in container.extras and event["payload"].get("model_type"):
-        model_cache(container).refresh(event["payload"]["model_type"])
+    promoted = ModelPromoted.from_event(event)
+    if _CACHE_KEY in container.extras and promoted.model_type:
+        model_cache(container).refresh(promoted.model_type)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from app.core.db.models import ModelRegistry as ModelRow
 from app.core.policy import Policy
 from app.data_pipeline import timeframe_ms, warmup_rows
 from app.data_pipeline.timeframes import floor_to_grid, to_ms
-from app.model_registry.records import ACTIVE, SHADOW
+from app.model_registry.records import ACTIVE, REJECTED, SHADOW
 from app.prediction.types import Prediction
 
 if TYPE_CHECKING:
@@ -110,6 +110,24 @@ def _snapshot_statement(postgres: bool) -> Any:
     )
 
 
+GATE_REJECTION = "REJECTED by the baseline gate"
+
+
+def gate_rejection(db: Db, model_types: list[str]) -> tuple[str, str] | None:
+    """(model type, reason) of the newest model of `model_types` that the baseline gate rejected, if any."""
+    row = db.execute(
+        select(ModelRow.model_type, ModelRow.notes)
+        .where(
+            ModelRow.model_type.in_(model_types),
+            ModelRow.status == REJECTED,
+            ModelRow.notes.like(f"{GATE_REJECTION}%"),
+        )
+        .order_by(ModelRow.created_at.desc())
+        .limit(1)
+    ).first()
+    return (str(row.model_type), str(row.notes)) if row is not None else None
+
+
 def read_snapshot(db: Db, policy: Policy, symbol: str, bounds: tuple[int, int]) -> Snapshot:
     """One round trip: policy version, every ACTIVE/SHADOW model, the window's newest candle and count
     (and on PostgreSQL the ids the request's rows will have)."""
@@ -135,7 +153,7 @@ def write_prediction(
     drawn_ids: tuple[int, int, int] | None = None,
 ) -> tuple[int, int | None]:
     """Insert the prediction logs (ACTIVE first), the shadow pair and the `ai.signal.generated`
-    event row (`event`: `EventBus.event_values`, its payload filled in here) in `db`'s
+    event row (`event`: `EventBus.event_values` of `result`, its ids filled in here) in `db`'s
     transaction; returns (ACTIVE prediction id, shadow pair id).
 
     With `drawn_ids` (PostgreSQL, drawn by `read_snapshot`): one statement of data-modifying
@@ -148,12 +166,12 @@ def write_prediction(
         if pair_row is not None:
             inserted = db.execute(insert(ShadowTestResult).returning(ShadowTestResult.id), pair_row)
             shadow_test_id = int(inserted.scalar_one())
-        event["payload"] = replace(result, prediction_id=prediction_id, shadow_test_id=shadow_test_id).to_dict()
+        event["payload"] = event["payload"] | {"prediction_id": prediction_id, "shadow_test_id": shadow_test_id}
         db.execute(insert(Event), event)
         return prediction_id, shadow_test_id
     log_ids = list(drawn_ids[: len(logs)])
     shadow_test_id = drawn_ids[2] if pair_row is not None else None
-    event["payload"] = replace(result, prediction_id=log_ids[0], shadow_test_id=shadow_test_id).to_dict()
+    event["payload"] = event["payload"] | {"prediction_id": log_ids[0], "shadow_test_id": shadow_test_id}
     params: dict[str, Any] = {}
     for n, (row, log_id) in enumerate(zip(logs, log_ids, strict=True)):
         params |= {f"l{n}_{key}": value for key, value in (row | {"id": log_id}).items()}

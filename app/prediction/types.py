@@ -35,9 +35,13 @@ class Prediction:
     prediction_id: int
     shadow: dict[str, Any] | None = None  # the SHADOW model's prediction (model_id, ...)
     shadow_test_id: int | None = None
+    # Set when no model of the type passed the baseline gate: direction 0, confidence 0, the reason.
+    abstained: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
         out["timestamp"] = self.timestamp.isoformat()
         out["horizon_end"] = self.horizon_end.isoformat()
+        if out["abstained"] is None:  # the answer of a model: the `ai.signal.generated` payload as it was
+            del out["abstained"]
         return out

@@ -29,12 +29,12 @@ import numpy as np
 import pandas as pd
 
 from app.core.system import get_flag, set_flag
+from app.core.topics import RegimeChanged
 
 if TYPE_CHECKING:
     from app.core.container import Container
 
 LONG_WINDOW_FACTOR = 4
-TOPIC = "regime.changed"
 
 
 class Regime(StrEnum):
@@ -199,14 +199,14 @@ class RegimeService:
                 change = RegimeChange(symbol, switched[0], switched[1], int(ts))
                 changes.append(change)
                 if change.old is not None:  # the first classification is stored, not announced
-                    payload = {
-                        "symbol": symbol,
-                        "old": change.old.value,
-                        "new": change.new.value,
-                        "at": change.at,
-                        "efficiency_ratio": float(e),
-                        "volatility_ratio": float(r),
-                    }
-                    self.container.bus.publish(session, TOPIC, payload)
+                    event = RegimeChanged(
+                        symbol=symbol,
+                        old=change.old.value,
+                        new=change.new.value,
+                        at=change.at,
+                        efficiency_ratio=float(e),
+                        volatility_ratio=float(r),
+                    )
+                    self.container.bus.publish(session, event)
             set_flag(session, flag_name(symbol), True, state.to_dict())
         return changes

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from app.core.clock import utcnow
 from app.core.db.models import RetrainingJob
+from app.core.topics import RetrainingCompleted
 from app.model_registry import TRAINING, ModelRegistry
 from app.retraining import jobs
 
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def finalize_job(container: Container, job_id: str, missing_reason: str | None = None) -> dict[str, Any]:
-    """Register every trained model (SHADOW, or ACTIVE for a first), then close the job."""
+    """Register every trained model (SHADOW, or ACTIVE for a first; REJECTED when it failed the
+    baseline gate, the figures in the job's entry), then close the job."""
 
     registry = ModelRegistry(container)
     with container.session() as session:
@@ -39,7 +41,9 @@ def finalize_job(container: Container, job_id: str, missing_reason: str | None =
             entry = dict((row.models_trained or {}).get(model_type) or {})
             if entry.get("status") == jobs.TRAINED and entry.get("model_id"):
                 record = registry.register_staged(entry["model_id"])
-                jobs.set_model_result(row, model_type, status=jobs.REGISTERED, registry_status=record.status)
+                gate = (record.metrics or {}).get("gate") or {}
+                extra = {"gate": gate.get("reason")} if gate.get("reason") else {}
+                jobs.set_model_result(row, model_type, status=jobs.REGISTERED, registry_status=record.status, **extra)
             elif entry.get("status") == jobs.REGISTERED:
                 continue
             else:
@@ -120,13 +124,14 @@ def close(container: Container, session: Any, row: RetrainingJob, status: str, m
     }
     container.bus.publish(
         session,
-        "clm.retraining.completed",
-        {
-            "job_id": row.job_id,
-            "job_type": row.job_type,
-            "status": status,
-            "duration_seconds": row.duration_seconds,
-            "models": models,
-            "error": message,
-        },
+        RetrainingCompleted(
+            job_id=row.job_id,
+            models_trained={m: e["model_id"] for m, e in models.items() if e.get("model_id")},
+            duration_sec=(now - row.started_at).total_seconds(),
+            job_type=row.job_type,
+            status=status,
+            duration_seconds=row.duration_seconds,
+            models=models,
+            error=message,
+        ),
     )

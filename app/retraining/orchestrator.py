@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from app.core.db.models import RetrainingJob
+from app.core.topics import RetrainingStarted
 from app.retraining import closing, jobs
 from app.retraining.lost_tasks import LostTask, sweep_lost_tasks
 from app.retraining.spec import DataSelection, RetrainingSpec
@@ -54,8 +55,13 @@ class RetrainingOrchestrator:
             job_id = row.job_id
             self.container.bus.publish(
                 session,
-                "clm.retraining.started",
-                {"job_id": job_id, "job_type": spec.job_type, "reason": spec.reason, "model_types": model_types},
+                RetrainingStarted(
+                    job_id=job_id,
+                    trigger_reason=spec.reason,
+                    job_type=spec.job_type,
+                    reason=spec.reason,
+                    model_types=model_types,
+                ),
             )
         try:
             self.container.dispatcher.start_retraining(job_id, model_types, stored)
@@ -70,7 +76,7 @@ class RetrainingOrchestrator:
         with self.container.session() as session:
             job_id = jobs.insert_job(session, "rl_maintenance", "scheduled", [], {}).job_id
             self.container.bus.publish(
-                session, "clm.retraining.started", {"job_id": job_id, "job_type": "rl_maintenance"}
+                session, RetrainingStarted(job_id=job_id, trigger_reason="scheduled", job_type="rl_maintenance")
             )
         module_name, func_name = RL_MAINTENANCE_HOOK.split(":")
         try:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from app.core.clock import utcnow
 from app.core.policy import FeatureConfig, LabelConfig, Policy
 from app.data_pipeline.timeframes import timeframe_ms
-from app.model_training import MODEL_TYPES
+from app.forecasters import MODEL_TYPES
 
 JobKind = Literal["full", "partial"]
 

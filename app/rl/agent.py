@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from app.core.policy import Policy
+from app.core.topics import RLReset, RLUpdated
 from app.rl.qlearning import QParams, epsilon_greedy
 from app.rl.store import AppliedUpdate, QTableStore
 
@@ -47,7 +48,8 @@ def q_params(policy: Policy) -> QParams:
 
 class TabularAgent:
     rl_type = ""  # rl_versions.rl_type
-    topic_prefix = ""  # rl.meta / rl.sizing
+    updated_event: type[RLUpdated]  # rl.meta.updated / rl.sizing.updated
+    reset_event: type[RLReset]  # rl.meta.reset / rl.sizing.reset
     file_prefix = ""  # snapshot file name: <file_prefix>_v<version>.json
     actions: tuple[str, ...] = ()
 
@@ -82,7 +84,7 @@ class TabularAgent:
         next_state_key: str | None,
         event: dict[str, Any],
     ) -> AppliedUpdate | None:
-        """Apply one trade (once) and publish `<prefix>.updated` in the same transaction."""
+        """Apply one trade (once) and publish `updated_event` in the same transaction."""
         if action not in self.actions:
             raise ValueError(f"{self.rl_type}: action {action!r} is not one of this agent's actions")
         policy = self.container.policy_store.get()
@@ -102,9 +104,16 @@ class TabularAgent:
                 snapshot_interval=maintenance.snapshot_interval_trades,
             )
             if applied is not None:
-                payload = {**event, "action": action, "reward": reward, "version": applied.version}
-                payload |= {"trade_id": trade_id, "q_value": applied.q_value, "epsilon": applied.epsilon}
-                self.container.bus.publish(session, f"{self.topic_prefix}.updated", payload)
+                update = self.updated_event(
+                    **event,
+                    action=action,
+                    reward=reward,
+                    version=applied.version,
+                    trade_id=trade_id,
+                    q_value=applied.q_value,
+                    epsilon=applied.epsilon,
+                )
+                self.container.bus.publish(session, update)
             return applied
 
     # ------------------------------------------------------------------ versions
@@ -143,8 +152,7 @@ class TabularAgent:
             result = ResetResult(old, agent.version, reason)
             self.container.bus.publish(
                 session,
-                f"{self.topic_prefix}.reset",
-                {"old_version": old, "new_version": agent.version, "reason": reason, "epsilon": agent.epsilon},
+                self.reset_event(old_version=old, new_version=agent.version, reason=reason, epsilon=agent.epsilon),
             )
             return result
 

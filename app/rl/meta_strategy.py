@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from app.core.topics import RLMetaReset, RLMetaStrategySelected, RLMetaUpdated, TradeClosed
 from app.rl.agent import TabularAgent
 from app.rl.meta_space import STRATEGY_ACTIONS, MetaStrategyState, StrategyType, parse_strategy
 from app.rl.outcome import TradeOutcome, carries
@@ -25,7 +26,8 @@ RL_TYPE = "meta_strategy"
 
 class RLMetaStrategy(TabularAgent):
     rl_type = RL_TYPE
-    topic_prefix = "rl.meta"
+    updated_event = RLMetaUpdated
+    reset_event = RLMetaReset
     file_prefix = "rl_meta_strategy"
     actions = STRATEGY_ACTIONS
 
@@ -34,16 +36,15 @@ class RLMetaStrategy(TabularAgent):
         with self._selecting(state.key) as (session, choice, _policy):
             self.container.bus.publish(
                 session,
-                "rl.meta.strategy_selected",
-                {
-                    "state": state.to_dict(),
-                    "state_key": choice.state_key,
-                    "strategy": choice.action,
-                    "q_value": choice.q_value,
-                    "explored": choice.explored,
-                    "epsilon": choice.epsilon,
-                    "version": choice.version,
-                },
+                RLMetaStrategySelected(
+                    state=state.to_dict(),
+                    state_key=choice.state_key,
+                    strategy=choice.action,
+                    q_value=choice.q_value,
+                    explored=choice.explored,
+                    epsilon=choice.epsilon,
+                    version=choice.version,
+                ),
             )
         return StrategyType(choice.action)
 
@@ -84,5 +85,6 @@ class RLMetaStrategy(TabularAgent):
 
 def on_trade_closed(container: Container, event: dict[str, Any]) -> None:
     """Handler of `execution.trade.closed` (payload keys: `app.rl.outcome`)."""
-    if carries(event["payload"], "meta"):
-        RLMetaStrategy(container).apply_outcome(TradeOutcome.from_payload(event["payload"]))
+    trade = TradeClosed.from_event(event).payload()
+    if carries(trade, "meta"):
+        RLMetaStrategy(container).apply_outcome(TradeOutcome.from_payload(trade))

@@ -12,6 +12,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from app.core.policy import Policy
+from app.core.topics import RLSizingDecision, RLSizingReset, RLSizingUpdated, TradeClosed
 from app.rl.agent import TabularAgent
 from app.rl.clamp import RiskLimits, SizingDecision, clamp_sizing
 from app.rl.outcome import TradeOutcome, carries
@@ -47,7 +48,8 @@ def decide(
 
 class RLPositionSizing(TabularAgent):
     rl_type = RL_TYPE
-    topic_prefix = "rl.sizing"
+    updated_event = RLSizingUpdated
+    reset_event = RLSizingReset
     file_prefix = "rl_position_sizing"
     actions = SIZING_ACTION_KEYS
 
@@ -65,9 +67,7 @@ class RLPositionSizing(TabularAgent):
                 explored=choice.explored,
             )
             self.container.bus.publish(
-                session,
-                "rl.sizing.decision",
-                {"state": state.to_dict(), **decision.to_dict(), "epsilon": choice.epsilon},
+                session, RLSizingDecision(state=state.to_dict(), **decision.to_dict(), epsilon=choice.epsilon)
             )
         return decision
 
@@ -104,5 +104,6 @@ class RLPositionSizing(TabularAgent):
 
 def on_trade_closed(container: Container, event: dict[str, Any]) -> None:
     """Handler of `execution.trade.closed` (payload keys: `app.rl.outcome`)."""
-    if carries(event["payload"], "sizing"):
-        RLPositionSizing(container).apply_outcome(TradeOutcome.from_payload(event["payload"]))
+    trade = TradeClosed.from_event(event).payload()
+    if carries(trade, "sizing"):
+        RLPositionSizing(container).apply_outcome(TradeOutcome.from_payload(trade))

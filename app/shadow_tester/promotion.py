@@ -11,9 +11,11 @@ promotes from the recommendation (the alert module shows it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from app.core.topics import ShadowPromoted, ShadowPromotionRecommended
 from app.model_registry import ModelRegistry
 from app.shadow_tester.stats import Recommendation, ShadowEvaluationResult
 
@@ -63,28 +65,36 @@ def carry_out(container: Container, decision: ShadowDecision) -> bool:
             return False
         container.bus.publish(
             session,
-            "shadow.promotion.recommended",
-            {
-                "model_id": decision.shadow_model_id,
-                "shadow_model_id": decision.shadow_model_id,
-                "model_type": decision.model_type,
-                "auto_promote": decision.auto_promote,
-                "evaluation": decision.evaluation,
-            },
+            ShadowPromotionRecommended(
+                model_id=decision.shadow_model_id,
+                shadow_model_id=decision.shadow_model_id,
+                model_type=decision.model_type,
+                auto_promote=decision.auto_promote,
+                metrics_comparison=metrics_comparison(decision.evaluation),
+                evaluation=decision.evaluation,
+            ),
         )
         if decision.auto_promote:
             registry.promote_shadow_to_active(decision.model_type, decision.reason, session=session)
             container.bus.publish(
                 session,
-                "shadow.promoted",
-                {
-                    "model_id": decision.shadow_model_id,
-                    "model_type": decision.model_type,
-                    "previous_model_id": decision.active_model_id,
-                    "evaluation": decision.evaluation,
-                },
+                ShadowPromoted(
+                    model_id=decision.shadow_model_id,
+                    model_type=decision.model_type,
+                    previous_model_id=decision.active_model_id,
+                    final_metrics=decision.evaluation.get("shadow_metrics", {}),
+                    evaluation=decision.evaluation,
+                ),
             )
             promoted = True
     if promoted:
         registry.apply_retention(decision.model_type)
     return promoted
+
+
+def metrics_comparison(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    """The specification's `metrics_comparison`: both models' metrics and the test's verdict figures."""
+    keys = ("improvement_pct", "pnl_difference", "p_value_better", "total_samples")
+    return {"active": evaluation.get("active_metrics", {}), "shadow": evaluation.get("shadow_metrics", {})} | {
+        k: evaluation.get(k) for k in keys
+    }

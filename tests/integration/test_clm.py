@@ -13,6 +13,7 @@ from app.clm import ContinuousLearningManager
 from app.clm.drift_check import run_drift_check
 from app.core.clock import Clock, SimulatedClock, use_clock
 from app.core.db.models import DriftEvent, RetrainingJob
+from app.core.topics import DriftDetected, PerformanceDegraded
 from app.retraining import RetrainingOrchestrator
 
 pytestmark = pytest.mark.integration
@@ -140,6 +141,12 @@ def test_clm_event_flow(sqlite_container) -> None:
     assert completed["payload"]["job_id"] == job_id
 
 
+def _drift(**fields: Any) -> dict[str, Any]:
+    """A delivered `drift.detected` event's dict (the handler's argument) with these fields."""
+    defaults = {"drift_type": "feature", "feature": "close_return", "p_value": 1e-4}
+    return {"payload": DriftDetected(**(defaults | fields)).payload()}
+
+
 def test_storm_of_concurrent_drift_events_starts_one_job_on_postgresql(pg_container) -> None:
     """Twenty HIGH drift events handled at once by twenty threads: one job, nineteen suppressed."""
     clm = ContinuousLearningManager(pg_container)
@@ -149,9 +156,7 @@ def test_storm_of_concurrent_drift_events_starts_one_job_on_postgresql(pg_contai
     def handle(i: int) -> None:
         try:
             barrier.wait()
-            clm.handle_drift_event(
-                {"id": i, "topic": "drift.detected", "payload": {"severity": "HIGH", "drift_type": "feature"}}
-            )
+            clm.handle_drift_event({"id": i, "topic": "drift.detected", **_drift(severity="HIGH")})
         except BaseException as exc:
             errors.append(exc)
 
@@ -169,17 +174,18 @@ def test_storm_of_concurrent_drift_events_starts_one_job_on_postgresql(pg_contai
 
 def test_medium_drift_retrains_the_affected_model_and_critical_halts_trading(pg_container) -> None:
     clm = ContinuousLearningManager(pg_container)
-    decision = clm.handle_drift_event({"payload": {"severity": "MEDIUM", "model_type": "lightgbm"}})
+    decision = clm.handle_drift_event(_drift(severity="MEDIUM", model_type="lightgbm"))
     assert decision is not None and decision.started and decision.model_types == ["lightgbm"]
-    assert clm.handle_drift_event({"payload": {"severity": "LOW"}}) is None
+    assert clm.handle_drift_event(_drift(severity="LOW")) is None
     assert not clm.trading_halted()
-    critical = clm.handle_drift_event({"payload": {"severity": "CRITICAL", "drift_type": "feature"}})
+    critical = clm.handle_drift_event(_drift(severity="CRITICAL"))
     # lightgbm is running: the full retraining starts for the other types only.
     assert critical is not None and critical.started and "lightgbm" not in critical.model_types
     assert critical.blocked_by == {"lightgbm": decision.job_id}
     assert clm.trading_halted() and clm.get_status()["trading_halted"] is True
     assert [e["type"] for e in pg_container.bus.recent("clm.trading.*")] == ["clm.trading.halted"]
-    degraded = clm.handle_performance_alert({"payload": {"model_type": "xgboost", "model_id": "x"}})
+    alert = PerformanceDegraded(model_type="xgboost", model_id="x", metrics={}, recommendation="DEGRADED", reasons=[])
+    degraded = clm.handle_performance_alert({"payload": alert.payload()})
     assert degraded is not None and not degraded.started  # xgboost is in the running full job
 
 

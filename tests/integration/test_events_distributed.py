@@ -11,7 +11,9 @@ from sqlalchemy import select, update
 
 from app.core.db.models import Event, SystemFlag
 from app.core.system import get_flag
+from app.core.topics import DriftDetected, SystemPing
 from tests.services import celery_worker
+from tests.topic_helpers import make_event
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +36,7 @@ def test_worker_delivers_a_committed_event(pg_container, worker_env, tmp_path) -
     pg_container.bus.scheduler = CeleryDispatcher(celery_app)
     with celery_worker(worker_env, queues="default", log_path=tmp_path / "worker.log"):
         with pg_container.session() as session:
-            pg_container.bus.publish(session, "system.ping", {"hello": "worker"})
+            pg_container.bus.publish(session, SystemPing(hello="worker"))
 
         def delivered() -> SystemFlag | None:
             with pg_container.session_factory() as session:
@@ -53,7 +55,7 @@ def test_event_abandoned_mid_delivery_is_delivered_again(pg_container) -> None:
     pg_container.bus.subscribe("test.*", seen.append, name="test-seen")
     pg_container.bus.inline_delivery = False  # publish without delivering, like a crash
     with pg_container.session() as session:
-        pg_container.bus.publish(session, "test.promoted", {"model_id": "m1"})
+        pg_container.bus.publish(session, make_event("test.promoted", model_id="m1"))
     claimed = pg_container.bus._claim(10, force=False)  # the "dead worker" takes it
     assert len(claimed) == 1
     assert pg_container.bus.deliver_pending().delivered == 0  # leased: not delivered twice
@@ -68,7 +70,9 @@ def test_rolled_back_event_is_never_delivered_on_postgresql(pg_container) -> Non
     seen: list[dict[str, Any]] = []
     pg_container.bus.subscribe("*", seen.append, name="test-all")
     with pytest.raises(ZeroDivisionError), pg_container.session() as session:
-        pg_container.bus.publish(session, "drift.detected", {})
+        pg_container.bus.publish(
+            session, DriftDetected(drift_type="feature", feature="x", p_value=0.0, severity="HIGH")
+        )
         _ = 1 / 0
     pg_container.bus.deliver_pending(force=True)
     assert seen == []

@@ -12,7 +12,8 @@ from sqlalchemy import insert, select
 from app.core.clock import utcnow
 from app.core.db.models import Event, ModelPerformanceLog, PredictionLog
 from app.core.db.models import ModelRegistry as ModelRow
-from app.model_supervisor import ModelSupervisor
+from app.core.topics import TradeClosed
+from app.model_supervisor.service import ModelSupervisor
 
 pytestmark = pytest.mark.integration
 
@@ -106,7 +107,7 @@ def test_logged_predictions_get_outcomes_from_trades(pg_container) -> None:
         supervisor.log_prediction("xgb", {"direction": 1}, -1.0, symbol="BTC/USDT")
     with pg_container.session() as session:
         trade = {"trade_id": "t-9", "prediction_id": prediction_id, "pnl_pct": 1.5, "symbol": "BTC/USDT"}
-        pg_container.bus.publish(session, "execution.trade.closed", trade)
+        pg_container.bus.publish(session, TradeClosed(**trade, duration_hours=1.0))
     pg_container.bus.deliver_pending()
     with pg_container.session() as session:
         row = session.get(PredictionLog, prediction_id)
@@ -121,7 +122,7 @@ def test_postgres_aggregation_equals_the_frame_computation(pg_container) -> None
     # rows); the pandas computation of the embedded mode is the oracle, on awkward rows: flat and
     # NULL directions, open outcomes, a zero return, NULL confidences and latencies, confidences on
     # bin edges (0, 0.1, 0.6, 1.0), and rows before the window.
-    from app.model_supervisor import health_metrics, health_metrics_postgres, prediction_frame
+    from app.model_supervisor.service import health_metrics, health_metrics_postgres, prediction_frame
 
     add_active(pg_container, "sql_oracle")
     rng = np.random.default_rng(7)

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from app.core.clock import Clock, SimulatedClock, use_clock
 from app.core.db.models import Event, PredictionLog, ShadowTestResult
+from app.core.topics import TradeClosed
 from app.model_registry import ModelRegistry
-from app.model_training import load_forecaster
+from app.model_training.storage import load_forecaster
 from app.prediction import (
     InsufficientHistoryError,
     NoActiveModelError,
@@ -59,7 +60,7 @@ def test_active_answers_and_shadow_is_recorded_beside_it(pg_container) -> None:
     # The trade that followed the prediction (as the API's outcome carries it) closes the pair and the log.
     with pg_container.session() as session:
         trade = {"trade_id": "t-1", "prediction_id": result.prediction_id, "pnl_pct": 1.2, "side": "LONG"}
-        pg_container.bus.publish(session, "execution.trade.closed", trade | {"duration_hours": 2.0})
+        pg_container.bus.publish(session, TradeClosed(**trade, duration_hours=2.0))
     pg_container.bus.deliver_pending()
     with pg_container.session() as session:
         assert session.get(ShadowTestResult, result.shadow_test_id).realized_return == pytest.approx(0.012)

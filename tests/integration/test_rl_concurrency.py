@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.core.db.models import Event, RLAppliedUpdate, RLVersion
+from app.core.topics import TradeClosed
 from app.rl.meta_space import MetaStrategyState
 from app.rl.meta_strategy import RLMetaStrategy
 from app.rl.position_sizing import RLPositionSizing
@@ -125,7 +126,7 @@ def test_trade_closed_events_reach_both_agents_through_a_worker(pg_container, wo
     with celery_worker(worker_env, queues="default", pool="prefork", concurrency=2, log_path=tmp_path / "w.log"):
         for n in [0, 1, 2, 3, 4, 2, 0]:  # two trades published twice
             with pg_container.session() as session:
-                pg_container.bus.publish(session, "execution.trade.closed", _payload(n))
+                pg_container.bus.publish(session, TradeClosed(**_payload(n)))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and sizing.status()["total_updates"] < 5:
             time.sleep(0.2)

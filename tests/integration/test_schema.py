@@ -62,3 +62,23 @@ def test_postgresql_refuses_a_second_active_or_shadow_model(pg_container, status
     with pytest.raises(sa.exc.IntegrityError) as info, pg_container.engine.begin() as conn:
         conn.execute(insert, _model_row("xgb_v2", status, "2"))
     assert "uq_model_registry_one_" in str(info.value)
+
+
+def test_inserts_in_the_specifications_shape_take_the_databases_time(pg_container) -> None:
+    """Issue 18, defect 13: `created_at TIMESTAMP DEFAULT NOW()` in the specification; without a server
+    default, another tool's INSERT without created_at was a NOT NULL violation."""
+    inserts = [
+        "INSERT INTO model_registry (model_id, model_type, version, status, metrics, file_path) "
+        "VALUES ('xgboost_v1', 'xgboost', '1', 'RETIRED', '{}', 'models/xgboost_v1')",
+        "INSERT INTO drift_events (detected_at, drift_type, severity) VALUES (now(), 'feature', 'low')",
+        "INSERT INTO policies (version, document) VALUES (1, '{}')",
+    ]
+    with pg_container.engine.begin() as conn:
+        before = conn.execute(sa.text("SELECT timezone('utc', now())")).scalar()
+        for insert in inserts:
+            conn.execute(sa.text(insert))
+        stamped = [
+            conn.execute(sa.text(f"SELECT created_at FROM {table}")).scalar()
+            for table in ("model_registry", "drift_events", "policies")
+        ]
+    assert all(stamp == before for stamp in stamped), (before, stamped)  # one transaction: one now()

@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select, update
 from app.core.clock import utcnow
 from app.core.db.models import Candle, Event, ShadowTestResult
 from app.core.db.models import ModelRegistry as ModelRow
+from app.core.topics import TradeClosed
 from app.model_registry import ModelRegistry
 from app.shadow_tester import InvalidPredictionError, ShadowTester
 from tests.unit.test_shadow_stats import evaluate, simulate
@@ -194,10 +195,10 @@ def test_closed_trades_close_their_pairs_once(pg_container) -> None:
     )
     with pg_container.session() as session:
         trade = {"trade_id": "t-1", "symbol": "ETHUSDT", "pnl_pct": 2.0, "duration_hours": 1.5}
-        pg_container.bus.publish(session, "execution.trade.closed", trade | {"shadow_test_id": named})
+        pg_container.bus.publish(session, TradeClosed(**trade, shadow_test_id=named))
         opened_iso = (opened + timedelta(minutes=1)).isoformat()
         trade2 = {"trade_id": "t-2", "symbol": "BTCUSDT", "pnl_pct": -1.0, "opened_at": opened_iso}
-        pg_container.bus.publish(session, "execution.trade.closed", trade2)
+        pg_container.bus.publish(session, TradeClosed(**trade2, duration_hours=0.0))
     pg_container.bus.deliver_pending()
     with pg_container.session() as session:
         rows = {r.id: r for r in session.scalars(select(ShadowTestResult))}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from app.bootstrap import bootstrap
 from app.core.db.models import Event, ModelRegistry, PredictionLog, RetrainingJob
 from app.core.dispatch import InlineDispatcher
 from app.core.settings import Settings
+from app.retraining.datasets import dataset_spec
+from app.retraining.spec import DataSelection
 from tests.api_fixtures import TOKEN_HEADER, seed_clm_state, synthetic_candles, train_naive
 
 WRONG = {"Authorization": "Bearer not-the-token"}
@@ -49,6 +52,9 @@ BAD_INPUT: list[tuple[str, str, Any, str]] = [
     ("POST", "/api/model-types/xgboost/rollback", {"version": "../../etc"}, "body.version"),
     ("PATCH", "/api/policy", {"patch": {"clm_config": {"schedule_interval_days": -1}}}, "body.patch.clm_config"),
     ("PATCH", "/api/policy", {"patch": {"no_such_section": {}}}, "body.patch.no_such_section"),
+    ("PATCH", "/api/policy", {"patch": {"data": {"timeframe": "banana"}}}, "body.patch.data.timeframe"),
+    ("PATCH", "/api/policy", {"patch": {"training": {"model_types": ["evil"]}}}, "body.patch.training.model_types.0"),
+    ("PATCH", "/api/policy", {"patch": {"data": {"symbols": ["../../etc/passwd"]}}}, "body.patch.data.symbols.0"),
     ("POST", "/api/outcomes", {"trade_id": "T-1", "pnl_pct": 1.0}, "body.duration_hours"),
     ("POST", "/api/outcomes", {"trade_id": "T-1", "pnl_pct": "lots", "duration_hours": 1}, "body.pnl_pct"),
     ("POST", "/api/predictions", {"symbol": "BTC USDT"}, "body.symbol"),
@@ -308,3 +314,71 @@ def test_oversized_and_wrong_method_are_json_errors(client) -> None:
     assert too_big.status_code == 413 and too_big.is_json
     wrong = client.delete("/api/jobs", headers=TOKEN_HEADER)
     assert wrong.status_code == 405 and wrong.is_json and wrong.get_json()["status"] == 405
+
+
+def test_a_deeply_nested_body_is_a_json_4xx_and_authentication_comes_first(client) -> None:
+    """Issue 18, defect 3: 1,000 levels of brackets raised RecursionError in the NUL guard, before auth (500)."""
+    deep = '{"patch": ' + "[" * 1000 + "]" * 1000 + "}"
+    headers = {"Content-Type": "application/json"}
+    anonymous = client.patch("/api/policy", data=deep, headers=headers)
+    assert anonymous.status_code == 401 and anonymous.is_json
+    for depth in (65, 1000, 100_000):
+        body = '{"patch": {"a": ' + "[" * depth + "]" * depth + "}}"
+        for method, path in (("PATCH", "/api/policy"), ("POST", "/api/outcomes"), ("POST", "/api/predictions")):
+            response = client.open(path, method=method, data=body, headers={**headers, **TOKEN_HEADER})
+            assert response.status_code == 400 and response.is_json, (path, depth, response.status_code)
+            assert response.get_json()["details"] == [{"field": "body", "reason": "nested deeper than 64 levels"}]
+    shallow = {"patch": {"clm_config": {"drift_detection": {"enabled": True}}}}
+    assert client.patch("/api/policy", json=shallow, headers=TOKEN_HEADER).status_code == 200
+
+
+def test_unauthenticated_request_with_a_nul_is_401(client) -> None:
+    """Issue 18, defect 11: the NUL guard answered 422 before the token was checked."""
+    body = {"patch": {}, "comment": "a\x00b"}
+    assert client.patch("/api/policy", json=body).status_code == 401
+    assert client.patch("/api/policy", json=body, headers=WRONG).status_code == 403
+    assert client.patch("/api/policy", json=body, headers=TOKEN_HEADER).status_code == 422
+    assert client.post("/api/models/a%00b/retire", json={"reason": "x"}).status_code == 401
+
+
+def test_405_names_the_allowed_methods(client) -> None:
+    response = client.delete("/api/policy", headers=TOKEN_HEADER)
+    assert response.status_code == 405 and response.is_json
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "PATCH"}
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"end": "0001-01-02T00:00:00"}, "body.data.end"),
+        ({"start": "0001-01-01T00:00:00+05:00"}, "body.data.start"),
+        ({"end": "9999-12-31T23:59:59-05:00"}, "body.data.end"),
+        ({"start": "1969-12-31T23:00:00"}, "body.data.start"),
+    ],
+)
+def test_retraining_dates_out_of_range_are_422_naming_the_field(client, data, field) -> None:
+    """Issue 18, defect 10: "end": "0001-01-02T00:00:00" was a 500 (OverflowError)."""
+    response = client.post("/api/jobs/retraining", json={"data": data}, headers=TOKEN_HEADER)
+    assert response.status_code == 422, response.get_json()
+    assert [d["field"] for d in response.get_json()["details"]] == [field]
+
+
+def test_retraining_dates_with_an_offset_are_converted_to_utc(client, sqlite_container) -> None:
+    """Issue 18, defect 10: "+05:00" was dropped, so 05:00+05:00 was read as 05:00 UTC."""
+    data = {"start": "2025-06-01T05:00:00+05:00", "end": "2025-07-01T00:00:00-02:00"}
+    response = client.post("/api/jobs/retraining", json={"data": data}, headers=TOKEN_HEADER)
+    assert response.status_code == 202, response.get_json()
+    spec = sqlite_container.dispatcher.started[-1][2]
+    assert (spec["start"], spec["end"]) == ("2025-06-01T00:00:00", "2025-07-01T02:00:00")
+    selection = DataSelection(start="2025-06-01T05:00:00+05:00", end="2025-07-01T00:00:00Z")
+    built = dataset_spec(sqlite_container.policy_store.get(), selection)
+    assert (built.start, built.end) == (datetime(2025, 6, 1), datetime(2025, 7, 1))
+
+
+def test_datetimes_in_answers_carry_their_utc_offset(client) -> None:
+    """Issue 18, defect 11: naive times broke OpenAPI's `date-time` (which requires an offset)."""
+    job = client.get("/api/jobs").get_json()["jobs"][0]
+    model = client.get("/api/models").get_json()["models"][0]
+    for value in (job["started_at"], model["created_at"]):
+        assert value.endswith("Z") or value.endswith("+00:00"), value
+        assert datetime.fromisoformat(value).utcoffset() == timedelta(0)

@@ -15,6 +15,7 @@ from app.bootstrap import bootstrap
 from app.core.clock import utcnow
 from app.core.db.models import Event, ModelRegistry
 from app.core.dispatch import InlineDispatcher
+from app.core.topics import DriftDetected
 from app.handlers import HANDLER_TABLE
 from app.operations import alerts
 from app.operations.alerts import current_alerts, raise_new_alerts
@@ -146,7 +147,9 @@ def test_a_drift_event_raises_its_alert_through_the_handler_table(sqlite_contain
     with sqlite_container.session() as s:
         now = utcnow()
         s.add(DriftEvent(detected_at=now, drift_type="feature", severity="critical", p_value=1e-6, created_at=now))
-        sqlite_container.bus.publish(s, "drift.detected", {"severity": "critical", "p_value": 1e-6})
+        sqlite_container.bus.publish(
+            s, DriftDetected(severity="critical", p_value=1e-6, drift_type="feature", feature="volume_z_48")
+        )
     with sqlite_container.session() as s:
         alerts = s.scalars(select(Event).where(Event.topic == "alert.critical")).all()
     assert [a.payload["name"] for a in alerts] == ["drift_critical"]

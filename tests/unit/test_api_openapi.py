@@ -8,6 +8,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
+from schemathesis.checks import response_schema_conformance
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
 from app.api import create_app
@@ -90,3 +91,27 @@ def test_schemathesis_finds_no_server_error(app, mode) -> None:
     assert {label for label, _ in seen} == {op.label for op in operations}
     if mode == GenerationMode.NEGATIVE:
         assert any(400 <= status < 500 for _, status in seen)
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_schemathesis_answers_conform_to_the_document(app, mode) -> None:
+    """Every answer (success and error) matches the schema the document declares for its status, datetimes
+    with their offset included (issue 18, defect 11: naive times broke `date-time`)."""
+    api = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    operations = [result.ok() for result in api.get_all_operations()]
+    if mode == GenerationMode.NEGATIVE:  # only operations with an input can be sent a wrong one
+        raw = api.raw_schema["paths"]
+        operations = [op for op in operations if _has_body_or_query(raw[op.path][op.method.lower()])]
+    checked: set[str] = set()
+
+    for operation in operations:
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def run(case) -> None:
+            response = case.call(headers=TOKEN_HEADER)
+            case.validate_response(response, checks=[response_schema_conformance], headers=TOKEN_HEADER)
+            checked.add(case.operation.label)
+
+        run()
+    assert checked == {op.label for op in operations}

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from app.core.db.models import Event, EventDelivery
+from tests.topic_helpers import make_event
 
 
 def test_wildcard_subscription_and_delivery_after_commit(sqlite_container) -> None:
@@ -15,8 +16,8 @@ def test_wildcard_subscription_and_delivery_after_commit(sqlite_container) -> No
     seen: list[dict[str, Any]] = []
     bus.subscribe("clm.*", seen.append, name="test-clm")
     with sqlite_container.session() as session:
-        bus.publish(session, "clm.retraining.started", {"job_id": "RTN-1"})
-        bus.publish(session, "test.promoted", {"model_id": "m"})
+        bus.publish(session, make_event("clm.retraining.started", job_id="RTN-1"))
+        bus.publish(session, make_event("test.promoted", model_id="m"))
         assert seen == []  # nothing is delivered before the commit
     assert [e["type"] for e in seen] == ["clm.retraining.started"]
     assert seen[0]["payload"] == {"job_id": "RTN-1"}
@@ -27,7 +28,7 @@ def test_event_in_rolled_back_transaction_is_never_delivered(sqlite_container) -
     seen: list[dict[str, Any]] = []
     bus.subscribe("*", seen.append, name="test-all")
     with pytest.raises(RuntimeError), sqlite_container.session() as session:
-        bus.publish(session, "test.promoted", {"model_id": "m"})
+        bus.publish(session, make_event("test.promoted", model_id="m"))
         raise RuntimeError("the state change failed")
     bus.deliver_pending(force=True)
     assert seen == []
@@ -50,7 +51,7 @@ def test_failing_handler_is_retried_and_others_are_not_called_twice(sqlite_conta
     bus.subscribe("test.detected", flaky, name="flaky")
     bus.subscribe("test.*", steady, name="steady")
     with sqlite_container.session() as session:
-        bus.publish(session, "test.detected", {"severity": "HIGH"})
+        bus.publish(session, make_event("test.detected", severity="HIGH"))
     assert calls == {"flaky": 1, "steady": 1}
     with sqlite_container.session_factory() as session:
         event = session.scalars(select(Event)).one()
@@ -76,7 +77,7 @@ def test_handler_that_always_fails_ends_dead_but_kept(sqlite_container) -> None:
 
     bus.subscribe("x.*", broken, name="broken")
     with sqlite_container.session() as session:
-        bus.publish(session, "x.y", {})
+        bus.publish(session, make_event("x.y"))
     for _ in range(3):
         bus.deliver_pending(force=True)
     with sqlite_container.session_factory() as session:
@@ -94,9 +95,9 @@ def test_handlers_publishing_events_are_delivered_in_the_same_sweep(sqlite_conta
         seen.append(event["type"])
         if event["type"] == "a.first":
             with sqlite_container.session() as session:
-                bus.publish(session, "a.second", {})
+                bus.publish(session, make_event("a.second"))
 
     bus.subscribe("a.*", chain, name="chain")
     with sqlite_container.session() as session:
-        bus.publish(session, "a.first", {})
+        bus.publish(session, make_event("a.first"))
     assert seen == ["a.first", "a.second"]

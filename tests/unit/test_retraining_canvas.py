@@ -16,7 +16,7 @@ def _parts(canvas):  # type: ignore[no-untyped-def]
 
 
 def test_full_canvas_routes_each_model_by_its_class() -> None:
-    from app.model_training import MODEL_TYPES
+    from app.forecasters import MODEL_TYPES
 
     types = ["xgboost", "lightgbm", "nhits", "patchtst"]
     prepare, header, body = _parts(retraining_canvas("RTN-20260101-001", types, {"symbols": ["BTC/USDT"]}))

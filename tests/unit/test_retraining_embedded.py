@@ -28,7 +28,11 @@ def eager(sqlite_container):  # type: ignore[no-untyped-def]
 
     configure(sqlite_container.settings)
     sqlite_container.dispatcher = CeleryDispatcher(celery_app)
-    sqlite_container.policy_store.update({"training": {"cv_folds": 2}}, author="test")
+    # The canvas's mechanics, not the models' quality: the baseline gate off, explicitly (its own tests:
+    # test_training_gate.py); a naive model on five weeks of BTC would rightly be REJECTED.
+    sqlite_container.policy_store.update(
+        {"training": {"cv_folds": 2}, "clm_config": {"baseline_gate": {"enabled": False}}}, author="test"
+    )
     yield RetrainingOrchestrator(sqlite_container)
     celery_app.conf.task_always_eager = False
 

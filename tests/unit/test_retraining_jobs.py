@@ -111,7 +111,9 @@ def test_re_running_finished_steps_registers_nothing_twice(sqlite_container) -> 
         "start": "2021-01-01T00:00:00",
         "end": "2021-02-05T00:00:00",
     }
-    sqlite_container.policy_store.update({"training": {"cv_folds": 2}}, author="test")
+    # Idempotence of the steps, not the model's quality: the baseline gate off, explicitly.
+    gate_off = {"clm_config": {"baseline_gate": {"enabled": False}}}
+    sqlite_container.policy_store.update({"training": {"cv_folds": 2}} | gate_off, author="test")
     orchestrator = RetrainingOrchestrator(sqlite_container)
     job_id = orchestrator.start_partial(["naive"], spec=spec)
     dataset = steps.prepare_dataset(sqlite_container, job_id)

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.core.db.models import Event, RLAgentState, RLAppliedUpdate, RLVersion
+from app.core.topics import TradeClosed
 from app.rl.meta_space import MetaStrategyState, StrategyType
 from app.rl.meta_strategy import RLMetaStrategy
 from app.rl.position_sizing import RLPositionSizing
@@ -75,7 +76,7 @@ def test_sizing_decision_is_clamped_and_published(sqlite_container) -> None:
 def test_a_trade_closed_event_updates_both_agents_once(sqlite_container) -> None:
     for _ in range(2):  # the same trade delivered twice
         with sqlite_container.session() as session:
-            sqlite_container.bus.publish(session, "execution.trade.closed", _trade("t-42"))
+            sqlite_container.bus.publish(session, TradeClosed(**_trade("t-42")))
     meta, sizing = RLMetaStrategy(sqlite_container), RLPositionSizing(sqlite_container)
     assert meta.status()["total_updates"] == 1 and sizing.status()["total_updates"] == 1
     assert meta.status()["visits"] == 1 and sizing.status()["visits"] == 1
@@ -89,7 +90,7 @@ def test_a_trade_closed_event_updates_both_agents_once(sqlite_container) -> None
 
 def test_a_malformed_trade_is_recorded_as_failed_and_changes_nothing(sqlite_container) -> None:
     with sqlite_container.session() as session:
-        sqlite_container.bus.publish(session, "execution.trade.closed", _trade("bad", meta_action="yolo"))
+        sqlite_container.bus.publish(session, TradeClosed(**_trade("bad", meta_action="yolo")))
     event = sqlite_container.bus.recent("execution.trade.closed")[0]
     assert event["status"] == "pending"  # kept, to be retried / inspected
     with sqlite_container.session_factory() as session:
@@ -100,7 +101,9 @@ def test_a_malformed_trade_is_recorded_as_failed_and_changes_nothing(sqlite_cont
 
 def test_a_trade_without_rl_parts_is_not_the_agents_business(sqlite_container) -> None:
     with sqlite_container.session() as session:
-        sqlite_container.bus.publish(session, "execution.trade.closed", {"trade_id": "other", "symbol": "BTC/USDT"})
+        sqlite_container.bus.publish(
+            session, TradeClosed(trade_id="other", symbol="BTC/USDT", pnl_pct=1.0, duration_hours=1.0)
+        )
     with sqlite_container.session_factory() as session:
         row = session.scalars(select(Event).where(Event.topic == "execution.trade.closed")).one()
         failures = [line for line in (row.last_error or "").splitlines() if "app.rl_" in line]
@@ -109,7 +112,7 @@ def test_a_trade_without_rl_parts_is_not_the_agents_business(sqlite_container) -
     # only the sizing part: the meta agent stays out, the sizing agent learns
     trade = {k: v for k, v in _trade("half").items() if not k.startswith("meta_")}
     with sqlite_container.session() as session:
-        sqlite_container.bus.publish(session, "execution.trade.closed", trade)
+        sqlite_container.bus.publish(session, TradeClosed(**trade))
     assert RLMetaStrategy(sqlite_container).status()["total_updates"] == 0
     assert RLPositionSizing(sqlite_container).status()["total_updates"] == 1
 

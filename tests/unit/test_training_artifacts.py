@@ -8,7 +8,7 @@ import pytest
 
 from app.bootstrap import Container
 from app.core.artifacts import ArtifactIntegrityError
-from app.model_training import MODEL_TYPES, ForecastSpec
+from app.forecasters import MODEL_TYPES, ForecastSpec
 from app.model_training.splits import chronological_split
 from app.model_training.storage import load_forecaster, store_forecaster
 from tests.unit.training_helpers import labelled_frame

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.model_training.base import ConfidenceCalibrator, direction_correct
+from app.forecasters.base import ConfidenceCalibrator, direction_correct
 from app.model_training.evaluation import (
-    baseline_metrics,
     expected_calibration_error,
     persistence_return,
-    simulate_pnl,
+    report,
+    score_part,
     timeframe_ms,
 )
 
@@ -40,17 +40,6 @@ def test_expected_calibration_error() -> None:
     assert expected_calibration_error(np.full(4, 0.9), np.array([1, 0, 1, 0.0])) == pytest.approx(0.4)
 
 
-def test_pnl_takes_non_overlapping_trades_and_pays_fees() -> None:
-    frame = labelled([0.01, 0.02, -0.01, 0.03])
-    result = simulate_pnl(np.ones(4), frame, horizon=2, fee_pct=0.1, periods_per_year=8760)
-    # Trades at rows 0 and 2: (e^0.01 - 1) - 0.002 and (e^-0.01 - 1) - 0.002.
-    net = np.array([np.expm1(0.01) - 0.002, np.expm1(-0.01) - 0.002])
-    assert result["trades"] == 2
-    assert result["total_return"] == pytest.approx(np.prod(1 + net) - 1)
-    assert result["sharpe"] == pytest.approx(net.mean() / net.std(ddof=1) * np.sqrt(8760 / 2))
-    assert result["max_drawdown"] == pytest.approx(1 - (1 + net[0]) * (1 + net[1]) / (1 + net[0]))
-
-
 def test_persistence_is_the_label_one_horizon_earlier() -> None:
     frame = labelled([0.01, 0.02, -0.01, 0.03, 0.05])
     got = persistence_return(frame, None, horizon=2, step_ms=HOUR)
@@ -60,16 +49,23 @@ def test_persistence_is_the_label_one_horizon_earlier() -> None:
 def test_baselines_on_the_same_rows() -> None:
     rng = np.random.default_rng(1)
     frame = labelled(list(rng.normal(0.001, 0.01, 400)))
-    result = baseline_metrics(frame, None, horizon=1, fee_pct=0.1, step_ms=HOUR)
+    scored = score_part(frame, None, {}, horizon=1, fee_pct=0.1, step_ms=HOUR)
+    result = report([scored], horizon=1, step_ms=HOUR)["baselines"]
     assert set(result) == {"zero_return", "persistence", "buy_and_hold"}
     zero = result["zero_return"]
-    assert zero["directional_accuracy"] == 0.5
+    assert zero["sign_accuracy"] == 0.5 and zero["traded_share"] == 0.0
     assert zero["sharpe"] == 0.0 and zero["trades"] == 0
     assert zero["rmse"] == pytest.approx(np.sqrt(np.mean(frame["future_return"] ** 2)))
-    assert result["buy_and_hold"]["trades"] == 400
-    assert result["buy_and_hold"]["directional_accuracy"] == pytest.approx((frame["future_return"] > 0).mean())
-    assert result["buy_and_hold"]["total_return"] == pytest.approx(np.expm1(frame["future_return"]).add(1).prod() - 1)
+    held = result["buy_and_hold"]
+    assert held["trades"] == 400 and held["traded_share"] == 1.0
+    assert held["directional_accuracy"] == pytest.approx((frame["future_return"] > 0).mean())
+    # Held throughout (one slice per candle at horizon 1), paying one entry and one exit.
+    grown = np.expm1(frame["future_return"]).add(1).prod()
+    assert held["total_return"] == pytest.approx(grown * (1 - 0.001) ** 2 - 1, rel=1e-3)
     assert all(m["rows"] == 400 for m in result.values())
+    assert held["vs"]["zero_return"]["sharpe_diff"] == pytest.approx(held["sharpe"])
+    low, high = held["interval_95"]["sharpe"]
+    assert low < held["sharpe"] < high
 
 
 def test_calibrator_maps_larger_moves_to_higher_confidence() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.model_training import MODEL_TYPES, ForecastSpec
+from app.forecasters import MODEL_TYPES, ForecastSpec
 from app.model_training.evaluation import evaluate_model
 from app.model_training.splits import chronological_split
 from tests.unit.training_helpers import labelled_frame
@@ -33,7 +33,7 @@ def accuracy(frame: pd.DataFrame, features: list[str], shuffle_seed: int | None 
             labels = part[["future_return", "direction"]].to_numpy()
             part[["future_return", "direction"]] = labels[rng.permutation(len(part))]
     model = MODEL_TYPES["xgboost"](ForecastSpec(features, 1, PARAMS, threads=1)).fit(train, valid)
-    return float(evaluate_model(model, test, history=valid)["model"]["directional_accuracy"])
+    return float(evaluate_model(model, test, history=valid)["model"]["sign_accuracy"])
 
 
 def test_shuffled_training_labels_give_a_coin_flip(dataset: tuple[pd.DataFrame, list[str]]) -> None:

@@ -8,10 +8,11 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from app.bootstrap import Container
+from app.core.container import Container
 from app.core.db.models import Event
 from app.data_pipeline import DatasetSpec, build_dataset, load_dataset
-from app.model_training import load_forecaster, train_model
+from app.model_training.service import train_model
+from app.model_training.storage import load_forecaster
 from tests.unit.training_helpers import DATA_DIR
 
 

@@ -38,7 +38,7 @@ def test_chronological_split_purges_one_horizon_between_parts(horizon: int) -> N
     split = chronological_split(frame, 0.8, 0.1, purge=horizon)
     assert_purged(frame, split, horizon)
     total = len(split.train) + len(split.valid) + len(split.test)
-    assert 0.75 < len(split.train) / len(frame) < 0.85
+    assert 0.72 < len(split.train) / len(frame) < 0.85  # the purge now trims the end of the training part
     # Only the purge gaps are dropped (about one horizon per symbol per gap).
     assert len(frame) - total <= 2 * 3 * horizon
 
@@ -68,3 +68,26 @@ def test_too_short_data_is_refused_with_a_reason() -> None:
         chronological_split(frame, 0.8, 0.1, purge=12)
     with pytest.raises(SplitError, match="leave a test part"):
         chronological_split(frame, 0.9, 0.1, purge=1)
+
+
+def test_a_cut_at_an_outage_leaves_no_training_label_ending_inside_validation() -> None:
+    """Real 1h candles with a 3-hour outage: the cut falls just before it, inside the last labels' windows."""
+    from tests.unit.training_helpers import labelled_frame
+
+    horizon, hour = 12, 3_600_000
+    frame, _ = labelled_frame(last_rows=None, horizon=horizon)
+    stamps = np.unique(frame["timestamp"].to_numpy())
+    outage = int(np.flatnonzero(np.diff(stamps) > 2 * hour)[0])  # the last candle before the first outage
+    assert stamps[outage + 1] - stamps[outage] == 4 * hour
+    cut = outage - 3  # the train part ends 4 candles before the outage: its last labels span it
+    split = chronological_split(frame, cut / len(stamps), 0.1, purge=horizon, step_ms=hour)
+    ts = frame["timestamp"].to_numpy()
+    sorted_frame = frame.sort_values(["symbol", "timestamp"])
+    label_end = sorted_frame.groupby("symbol")["timestamp"].shift(-horizon).reindex(frame.index).to_numpy()
+    first_valid = ts[split.valid].min()
+    assert np.nanmax(label_end[split.train]) < first_valid
+    # The old purge in time (train before the cut, validation from `horizon` candles after it)
+    # kept training labels that end inside validation: the outage stretches them.
+    cut_ms = int(stamps[cut])
+    valid_by_time = ts[ts >= cut_ms + horizon * hour].min()
+    assert np.nanmax(label_end[ts < cut_ms]) >= valid_by_time

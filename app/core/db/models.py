@@ -32,6 +32,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 # JSONB on PostgreSQL, JSON (text) on SQLite.
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 
+# The database's own "now" in UTC, for rows written in the specification's shape without a
+# write time (`created_at TIMESTAMP DEFAULT NOW()`); the application still sets these columns
+# itself (its clock may be simulated). On PostgreSQL since migration 0006.
+NOW_UTC = text("timezone('utc', now())")
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -64,7 +69,7 @@ class ModelRegistry(Base):
     training_data_range: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     feature_count: Mapped[int | None] = mapped_column(Integer)
     feature_set_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
     promoted_at: Mapped[datetime | None] = mapped_column(DateTime)
     retired_at: Mapped[datetime | None] = mapped_column(DateTime)
     file_path: Mapped[str] = mapped_column(Text)
@@ -106,7 +111,7 @@ class ModelStatusHistory(Base):
     model_type: Mapped[str] = mapped_column(String(50))
     old_status: Mapped[str | None] = mapped_column(String(50))
     new_status: Mapped[str] = mapped_column(String(50))
-    changed_at: Mapped[datetime] = mapped_column(DateTime)
+    changed_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
     reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("idx_status_history_type_time", "model_type", "changed_at"),)
@@ -142,7 +147,7 @@ class ShadowTestResult(Base):
     realized_return: Mapped[float | None] = mapped_column(Float)
     horizon_end: Mapped[datetime | None] = mapped_column(DateTime)
     trade_id: Mapped[str | None] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
 
     __table_args__ = (
         Index("idx_shadow_model", "shadow_model_id", "timestamp"),
@@ -165,7 +170,7 @@ class RLVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     rl_type: Mapped[str] = mapped_column(String(50))  # meta_strategy, position_sizing
     version: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
     archived_at: Mapped[datetime | None] = mapped_column(DateTime)
     q_table_file: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str | None] = mapped_column(String(64))
@@ -194,7 +199,7 @@ class RLAgentState(Base):
     total_updates: Mapped[int] = mapped_column(Integer, default=0)
     updates_since_snapshot: Mapped[int] = mapped_column(Integer, default=0)
     epsilon: Mapped[float] = mapped_column(Float)
-    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
 
 
 class RLQValue(Base):
@@ -216,7 +221,7 @@ class RLAppliedUpdate(Base):
 
     rl_type: Mapped[str] = mapped_column(String(50), primary_key=True)
     trade_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    applied_at: Mapped[datetime] = mapped_column(DateTime)
+    applied_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
     reward: Mapped[float | None] = mapped_column(Float)
     # The experience itself (NULL on rows older than schema 0003): the live version the trade was
     # applied to, and the state and action it rewarded; saved versions compare with a random policy.
@@ -242,7 +247,7 @@ class DriftEvent(Base):
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JsonType)
     action_taken: Mapped[str | None] = mapped_column(String(50))
     retraining_job_id: Mapped[str | None] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
 
     __table_args__ = (
         Index("idx_detected_at", "detected_at"),
@@ -269,7 +274,7 @@ class ModelPerformanceLog(Base):
     avg_latency_ms: Mapped[float | None] = mapped_column(Float)
     total_predictions: Mapped[int | None] = mapped_column(Integer)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JsonType)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
 
     __table_args__ = (Index("idx_model_timestamp", "model_id", "timestamp"),)
 
@@ -290,7 +295,7 @@ class PredictionLog(Base):
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     realized_return: Mapped[float | None] = mapped_column(Float)
     outcome_recorded_at: Mapped[datetime | None] = mapped_column(DateTime)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
 
     __table_args__ = (
         Index("idx_prediction_model_time", "model_id", "timestamp"),
@@ -324,7 +329,7 @@ class RetrainingJob(Base):
     progress_pct: Mapped[float | None] = mapped_column(Float)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JsonType)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
 
     __table_args__ = (
         Index("idx_started_at", "started_at"),
@@ -343,7 +348,7 @@ class Dataset(Base):
     rows: Mapped[int] = mapped_column(Integer)
     feature_set_id: Mapped[str] = mapped_column(String(64))
     manifest: Mapped[dict[str, Any]] = mapped_column(JsonType)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
 
 
 # --------------------------------------------------------------------------- data
@@ -391,7 +396,7 @@ class Event(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     topic: Mapped[str] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, delivered, dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -414,7 +419,7 @@ class EventDelivery(Base):
     status: Mapped[str] = mapped_column(String(20))  # delivered, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
 
 
 class PolicyVersion(Base):
@@ -422,7 +427,7 @@ class PolicyVersion(Base):
 
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     document: Mapped[dict[str, Any]] = mapped_column(JsonType)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
     author: Mapped[str | None] = mapped_column(String(100))
     comment: Mapped[str | None] = mapped_column(Text)
 
@@ -435,7 +440,7 @@ class SystemFlag(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(JsonType)
     enabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
 
 
 # B-tree indexes are scanned in either direction, so the specification's `DESC`

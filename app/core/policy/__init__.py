@@ -1,7 +1,9 @@
 """The policy: one validated document of every tunable (`schema`), stored as versioned rows (`store`)."""
 
+from app.core.policy.checks import PolicyVocabulary, policy_problems
 from app.core.policy.schema import (
     AutoPromoteThreshold,
+    BaselineGate,
     ClmConfig,
     DataConfig,
     DriftDetection,
@@ -16,20 +18,25 @@ from app.core.policy.schema import (
     RLMaintenance,
     SupervisorConfig,
     TrainingConfig,
+    TrainingSettings,
+    training_config,
     validate_policy,
 )
-from app.core.policy.store import PolicyStore, load_policy
+from app.core.policy.store import PolicyConflictError, PolicyStore, load_policy, load_versioned
 
 __all__ = [
     "AutoPromoteThreshold",
+    "BaselineGate",
     "ClmConfig",
     "DataConfig",
     "DriftDetection",
     "FeatureConfig",
     "LabelConfig",
     "Policy",
+    "PolicyConflictError",
     "PolicyStore",
     "PolicyValidationError",
+    "PolicyVocabulary",
     "RLConfig",
     "RLMaintenance",
     "Retention",
@@ -37,6 +44,10 @@ __all__ = [
     "RiskMode",
     "SupervisorConfig",
     "TrainingConfig",
+    "TrainingSettings",
     "load_policy",
+    "load_versioned",
+    "policy_problems",
+    "training_config",
     "validate_policy",
 ]

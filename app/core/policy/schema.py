@@ -7,10 +7,14 @@ naming the field and the reason. Storage is `app.core.policy.store`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from app.core.policy.checks import PolicyVocabulary, policy_problems
+from app.forecasters import MODEL_TYPES, Forecaster
 
 
 class _Strict(BaseModel):
@@ -76,6 +80,17 @@ class Retention(_Strict):
     max_seconds: float = Field(300, gt=0)  # per run; what is left waits for the next run
 
 
+class BaselineGate(_Strict):
+    """A trained model goes live only when, on its pooled walk-forward test parts after fees, its
+    Sharpe beats zero return and buy-and-hold by `min_sharpe_margin` with the block-bootstrap
+    interval of each difference above zero (`app/model_training/scoring.py`). Off is for
+    research only: every registration then says, loudly, that nothing was checked."""
+
+    enabled: bool = True
+    min_sharpe_margin: float = Field(0.1, ge=0)  # annualised Sharpe
+    bootstrap_replicates: int = Field(500, ge=50, le=10_000)
+
+
 class ClmConfig(_Strict):
     enabled: bool = True
     schedule_interval_days: float = Field(7, gt=0)
@@ -88,6 +103,7 @@ class ClmConfig(_Strict):
     # a training task that has not beaten for this long has lost its worker: redelivered, or closed as lost
     task_heartbeat_minutes: float = Field(3, gt=0)
     auto_promote_threshold: AutoPromoteThreshold = AutoPromoteThreshold()
+    baseline_gate: BaselineGate = BaselineGate()
     drift_detection: DriftDetection = DriftDetection()
     rl_maintenance: RLMaintenance = RLMaintenance()
     retention: Retention = Retention()
@@ -106,65 +122,35 @@ class ClmConfig(_Strict):
 # --------------------------------------------------------------------------- training
 
 
-class XGBoostParams(_Strict):
-    n_estimators: int = Field(300, ge=1)
-    max_depth: int = Field(6, ge=1, le=32)
-    learning_rate: float = Field(0.05, gt=0, le=1)
-    subsample: float = Field(0.8, gt=0, le=1)
-    colsample_bytree: float = Field(0.8, gt=0, le=1)
-    min_child_weight: float = Field(1.0, ge=0)
-    early_stopping_rounds: int = Field(30, ge=1)
-    max_bin: int = Field(256, ge=2)
+class TrainingSettings(_Strict):
+    """The training fields every model type shares; `TrainingConfig` adds a section per type."""
 
-
-class LightGBMParams(_Strict):
-    n_estimators: int = Field(300, ge=1)
-    num_leaves: int = Field(31, ge=2)
-    learning_rate: float = Field(0.05, gt=0, le=1)
-    subsample: float = Field(0.8, gt=0, le=1)
-    colsample_bytree: float = Field(0.8, gt=0, le=1)
-    min_child_samples: int = Field(20, ge=1)
-    early_stopping_rounds: int = Field(30, ge=1)
-    max_bin: int = Field(255, ge=2)
-
-
-class NHITSParams(_Strict):
-    input_size: int = Field(48, ge=2)
-    max_steps: int = Field(100, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
-    batch_size: int = Field(32, ge=1)
-    early_stop_patience_steps: int = Field(5, ge=-1)
-    val_check_steps: int = Field(20, ge=1)
-    use_exogenous: bool = True
-
-
-class PatchTSTParams(_Strict):
-    input_size: int = Field(64, ge=2)
-    max_steps: int = Field(100, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
-    batch_size: int = Field(32, ge=1)
-    patch_len: int = Field(16, ge=1)
-    stride: int = Field(8, ge=1)
-    early_stop_patience_steps: int = Field(5, ge=-1)
-    val_check_steps: int = Field(20, ge=1)
-
-
-class TrainingConfig(_Strict):
     model_types: list[str] = ["xgboost", "lightgbm", "nhits", "patchtst"]
     seed: int = 42
     cv_folds: int = Field(5, ge=2)
     train_frac: float = Field(0.8, gt=0, lt=1)
     val_frac: float = Field(0.1, gt=0, lt=1)
-    xgboost: XGBoostParams = XGBoostParams()
-    lightgbm: LightGBMParams = LightGBMParams()
-    nhits: NHITSParams = NHITSParams()
-    patchtst: PatchTSTParams = PatchTSTParams()
 
     @model_validator(mode="after")
-    def _fractions(self) -> TrainingConfig:
+    def _fractions(self) -> TrainingSettings:
         if self.train_frac + self.val_frac >= 1:
             raise ValueError("train_frac + val_frac must leave room for a test part (< 1)")
         return self
+
+
+def training_config(model_types: Mapping[str, type[Forecaster]]) -> type[TrainingSettings]:
+    """The training section: the shared fields, then `<type>: <its Params>` for each model type."""
+    sections: dict[str, Any] = {name: (cls.Params, cls.Params()) for name, cls in model_types.items()}
+    return create_model("TrainingConfig", __base__=TrainingSettings, __module__=__name__, **sections)
+
+
+if TYPE_CHECKING:
+
+    class TrainingConfig(TrainingSettings):
+        def __getattr__(self, model_type: str) -> Any: ...  # one section per registered model type
+
+else:
+    TrainingConfig = training_config(MODEL_TYPES)
 
 
 # --------------------------------------------------------------------------- data, features, labels
@@ -278,12 +264,18 @@ def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def validate_policy(document: dict[str, Any]) -> Policy:
+def validate_policy(document: dict[str, Any], vocabulary: PolicyVocabulary | None = None) -> Policy:
+    """The policy of `document`, checked whole: its schema, then every value the system must be able to
+    use (`app.core.policy.checks`; model types and timeframes too when a `vocabulary` is given)."""
     try:
-        return Policy.model_validate(document)
+        policy = Policy.model_validate(document)
     except ValidationError as exc:
         errors = [
             {"field": ".".join(str(p) for p in err["loc"]) or "(document)", "reason": err["msg"]}
             for err in exc.errors()
         ]
         raise PolicyValidationError(errors) from None
+    problems = policy_problems(policy.model_dump(mode="python"), vocabulary)
+    if problems:
+        raise PolicyValidationError(problems)
+    return policy

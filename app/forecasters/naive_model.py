@@ -7,12 +7,13 @@ orchestration's tests and benchmarks.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from app.model_training.base import Forecaster, ForecasterInputError
-from app.model_training.neural import find_return_column
+from app.forecasters.base import Forecaster, ForecasterInputError, ModelParams
+from app.forecasters.neural import find_return_column
 
 
 def past_horizon_return(
@@ -31,18 +32,22 @@ def past_horizon_return(
     return np.nan_to_num(out)
 
 
+class NaiveParams(ModelParams):
+    mode: Literal["persistence", "zero"] = "persistence"
+
+
 class NaiveForecaster(Forecaster):
     MODEL_TYPE = "naive"
     SUPPORTS_EXOGENOUS = False
+    Params = NaiveParams
+    params: NaiveParams
 
     def _fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> None:
-        mode = self.spec.params.get("mode", "persistence")
-        if mode not in ("persistence", "zero"):
-            raise ForecasterInputError(f"naive: mode must be 'persistence' or 'zero', not {mode!r}")
+        mode: str = self.params.mode
         column = None
         if mode == "persistence":
             try:
-                column = find_return_column(self.spec.feature_columns, self.spec.params.get("return_column"))
+                column = find_return_column(self.spec.feature_columns)
             except ForecasterInputError:
                 mode = "zero"  # nothing to persist: the zero-return forecast is the honest fallback
         self.extra_state.update(mode=mode, return_column=column)

@@ -1,7 +1,8 @@
 """The forecaster interface every model type implements, and its calibrated confidence.
 
-A model type writes only `_fit`, `_predict_return`, `_save` and `_load`; the base class
-checks inputs, calibrates the confidence on validation data, turns predicted returns into
+A model type writes only its `Params` (typed hyperparameters: the policy's
+`training.<type>` section), `_fit`, `_predict_return`, `_save` and `_load`; the base class
+validates the params, checks inputs, calibrates the confidence on validation data, turns predicted returns into
 directions and writes the state every forecaster shares (`forecaster.json`, plain JSON).
 Every forecaster answers the same thing per (symbol, time): the predicted log return over
 the label horizon, a direction (-1/0/1, flat inside the round-trip fee) and a confidence in
@@ -19,6 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 STATE_FILE = "forecaster.json"
 FORMAT_VERSION = 1
@@ -29,13 +31,22 @@ class ForecasterInputError(ValueError):
     """A frame handed to a forecaster lacks what it needs (names the columns)."""
 
 
+class ModelParams(BaseModel):
+    """A model type's hyperparameters, defaults and bounds: its section of the policy's training.
+
+    An unknown key is refused (a typo is an error, not a knob silently left at its default).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
 @dataclass
 class ForecastSpec:
     """What a forecaster is told: its inputs, the label horizon and how to run."""
 
     feature_columns: list[str]
     horizon: int
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # validated by the type's Params
     seed: int = 42
     threads: int = 1
     device: str = "cpu"  # "cpu" or "cuda"
@@ -62,7 +73,7 @@ class ConfidenceCalibrator:
 
     @classmethod
     def fit(cls, predicted: np.ndarray, actual: np.ndarray, min_rows: int = 20) -> ConfidenceCalibrator:
-        from sklearn.isotonic import IsotonicRegression
+        from sklearn.isotonic import IsotonicRegression  # deferred: scikit-learn is heavy to import
 
         keep = np.isfinite(predicted) & np.isfinite(actual) & (actual != 0)
         magnitude, hit = np.abs(predicted[keep]), direction_correct(predicted[keep], actual[keep])
@@ -82,9 +93,13 @@ class Forecaster(ABC):
     CAN_USE_GPU: ClassVar[bool] = False  # trains on CUDA when the worker has it
     SUPPORTS_EXOGENOUS: ClassVar[bool] = True  # uses the engineered features
     LIBRARIES: ClassVar[tuple[str, ...]] = ()  # whose versions go into the manifest
+    Params: ClassVar[type[ModelParams]] = ModelParams  # the type's hyperparameters (policy.training.<type>)
+    params: ModelParams  # spec.params, validated and defaulted by Params
+    TINY_PARAMS: ClassVar[dict[str, Any]] = {}  # a fit of seconds on a few hundred rows (contract tests)
 
     def __init__(self, spec: ForecastSpec) -> None:
         self.spec = spec
+        self.params = self.Params.model_validate(spec.params)
         self.calibrator = ConfidenceCalibrator()
         self.fitted = False
         self.extra_state: dict[str, Any] = {}  # model-type state that is plain JSON

@@ -19,19 +19,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from app.model_training.base import Forecaster, ForecasterInputError
+from app.forecasters.base import Forecaster, ForecasterInputError, ModelParams
 
 NF_DIR = "neuralforecast"
 # Names the data pipeline may give the one-candle log return (the series the models see).
 RETURN_COLUMNS = ("log_return_1", "return_1", "ret_1", "logret_1")
 
 
-def find_return_column(columns: list[str], preferred: str | None = None) -> str:
-    if preferred:
-        if preferred not in columns:
-            raise ForecasterInputError(f"return column {preferred!r} is not among the features")
-        return preferred
+def find_return_column(columns: list[str]) -> str:
     for name in RETURN_COLUMNS:
         if name in columns:
             return name
@@ -39,6 +36,17 @@ def find_return_column(columns: list[str], preferred: str | None = None) -> str:
 
 
 DEFAULT_EXOG = ("rsi_14", "rvol_12", "volume_rel_12", "macd_hist_norm")
+
+
+class NeuralParams(ModelParams):
+    """What every neuralforecast model here takes; a type adds its own (PatchTST's patches)."""
+
+    input_size: int = Field(48, ge=2)  # candles of context per forecast
+    max_steps: int = Field(100, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(32, ge=1)
+    early_stop_patience_steps: int = Field(5, ge=-1)
+    val_check_steps: int = Field(20, ge=1)
 
 
 @contextmanager
@@ -60,12 +68,18 @@ class NeuralForecaster(Forecaster):
     LIBRARIES = ("neuralforecast", "torch", "pytorch_lightning")
     NF_MODEL: ClassVar[str] = ""  # class name in neuralforecast.models
     EXOG_COUNT: ClassVar[int] = 4  # "a few" historical features for models that take them
+    Params = NeuralParams
+    params: NeuralParams
 
     # ----------------------------------------------------------------- per-type hooks
 
     def model_kwargs(self) -> dict[str, Any]:
         """Arguments of the neuralforecast model beyond the common ones."""
         return {}
+
+    def uses_exogenous(self) -> bool:
+        """Whether this model gets the historical features (a type may make it a param)."""
+        return self.SUPPORTS_EXOGENOUS
 
     # ----------------------------------------------------------------- inputs
 
@@ -79,11 +93,11 @@ class NeuralForecaster(Forecaster):
 
     def _choose_inputs(self, train: pd.DataFrame) -> None:
         features = self.spec.feature_columns
-        ret = find_return_column(features, self.spec.params.get("return_column"))
+        ret = find_return_column(features)
         exog: list[str] = []
-        if self.SUPPORTS_EXOGENOUS and self.spec.params.get("use_exogenous", True):
+        if self.uses_exogenous():
             preferred = [c for c in DEFAULT_EXOG if c in features] or [c for c in features if c != ret]
-            exog = list(self.spec.params.get("exog_columns") or preferred[: self.EXOG_COUNT])
+            exog = preferred[: self.EXOG_COUNT]
         columns = [ret, *exog]
         values = train[columns].to_numpy(dtype=float)
         mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
@@ -115,20 +129,21 @@ class NeuralForecaster(Forecaster):
         }
 
     def _build(self, early_stop: bool) -> Any:
+        # deferred: neuralforecast and torch take seconds to import; only neural training needs them
         import neuralforecast.models as nf_models
         from neuralforecast import NeuralForecast
 
-        params = self.spec.params
+        params = self.params
         model_class = getattr(nf_models, self.NF_MODEL)
         hist = [f"x{i}" for i in range(len(self.exog_columns))]
         model = model_class(
             h=self.spec.horizon,
-            input_size=params.get("input_size", 48),
-            max_steps=params.get("max_steps", 100),
-            learning_rate=params.get("learning_rate", 1e-3),
-            batch_size=params.get("batch_size", 32),
-            val_check_steps=params.get("val_check_steps", 20),
-            early_stop_patience_steps=params.get("early_stop_patience_steps", 5) if early_stop else -1,
+            input_size=params.input_size,
+            max_steps=params.max_steps,
+            learning_rate=params.learning_rate,
+            batch_size=params.batch_size,
+            val_check_steps=params.val_check_steps,
+            early_stop_patience_steps=params.early_stop_patience_steps if early_stop else -1,
             random_seed=self.spec.seed,
             **({"hist_exog_list": hist} if hist else {}),
             **self.model_kwargs(),
@@ -139,7 +154,7 @@ class NeuralForecaster(Forecaster):
     # ----------------------------------------------------------------- Forecaster
 
     def _fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> None:
-        import torch
+        import torch  # deferred: heavy, as above
 
         torch.set_num_threads(max(1, self.spec.threads))
         self._choose_inputs(train)
@@ -155,7 +170,7 @@ class NeuralForecaster(Forecaster):
 
     def _windows(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
         """One small series per row of `frame`: its last `input_size` rows of context."""
-        size = int(self.spec.params.get("input_size", 48))
+        size = self.params.input_size
         scaled = self._scaled(frame)
         scaled["_row"] = np.arange(len(frame))
         if history is not None and len(history):
@@ -192,7 +207,7 @@ class NeuralForecaster(Forecaster):
         self.nf.save(str(directory / NF_DIR), save_dataset=False, overwrite=True)
 
     def _load(self, directory: Path) -> None:
-        from neuralforecast import NeuralForecast
+        from neuralforecast import NeuralForecast  # deferred: heavy, as above
 
         with _quiet_lightning():
             self.nf = NeuralForecast.load(str(directory / NF_DIR))

@@ -7,25 +7,37 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from app.model_training.base import TARGET, Forecaster
+from app.forecasters.base import TARGET, Forecaster, ModelParams
 
 MODEL_FILE = "model.ubj"  # XGBoost's own binary JSON format
 SMALL_BATCH_ROWS = 2048
 
 
-def booster_params(params: dict[str, Any], seed: int, threads: int, device: str) -> dict[str, Any]:
+class XGBoostParams(ModelParams):
+    n_estimators: int = Field(300, ge=1)
+    max_depth: int = Field(6, ge=1, le=32)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    min_child_weight: float = Field(1.0, ge=0)
+    early_stopping_rounds: int = Field(30, ge=1)
+    max_bin: int = Field(256, ge=2)
+
+
+def booster_params(params: XGBoostParams, seed: int, threads: int, device: str) -> dict[str, Any]:
     """Policy.training.xgboost -> the parameters `xgboost.train` takes."""
     return {
         "objective": "reg:squarederror",
         "tree_method": "hist",
         "device": "cuda" if device == "cuda" else "cpu",
-        "max_depth": params.get("max_depth", 6),
-        "eta": params.get("learning_rate", 0.05),
-        "subsample": params.get("subsample", 0.8),
-        "colsample_bytree": params.get("colsample_bytree", 0.8),
-        "min_child_weight": params.get("min_child_weight", 1.0),
-        "max_bin": params.get("max_bin", 256),
+        "max_depth": params.max_depth,
+        "eta": params.learning_rate,
+        "subsample": params.subsample,
+        "colsample_bytree": params.colsample_bytree,
+        "min_child_weight": params.min_child_weight,
+        "max_bin": params.max_bin,
         "nthread": threads,
         "seed": seed,
         "verbosity": 0,
@@ -36,24 +48,25 @@ class XGBoostForecaster(Forecaster):
     MODEL_TYPE = "xgboost"
     CAN_USE_GPU = True
     LIBRARIES = ("xgboost",)
+    Params = XGBoostParams
+    params: XGBoostParams
+    TINY_PARAMS = {"n_estimators": 30, "max_depth": 4}
 
     def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
         return frame[self.spec.feature_columns].to_numpy(dtype=np.float32)
 
     def _fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> None:
-        import xgboost as xgb
+        import xgboost as xgb  # deferred: a heavy library, loaded only where this type trains or loads
 
-        params = self.spec.params
-        dtrain = xgb.QuantileDMatrix(
-            self._matrix(train), label=train[TARGET].to_numpy(), max_bin=params.get("max_bin", 256)
-        )
+        params = self.params
+        dtrain = xgb.QuantileDMatrix(self._matrix(train), label=train[TARGET].to_numpy(), max_bin=params.max_bin)
         dvalid = xgb.DMatrix(self._matrix(valid), label=valid[TARGET].to_numpy())
         self.booster = xgb.train(
             booster_params(params, self.spec.seed, self.spec.threads, self.spec.device),
             dtrain,
-            num_boost_round=params.get("n_estimators", 300),
+            num_boost_round=params.n_estimators,
             evals=[(dvalid, "valid")],
-            early_stopping_rounds=params.get("early_stopping_rounds", 30),
+            early_stopping_rounds=params.early_stopping_rounds,
             verbose_eval=False,
         )
         self.extra_state["best_iteration"] = int(self.booster.best_iteration)
@@ -70,7 +83,7 @@ class XGBoostForecaster(Forecaster):
         self.booster.save_model(str(directory / MODEL_FILE))
 
     def _load(self, directory: Path) -> None:
-        import xgboost as xgb
+        import xgboost as xgb  # deferred: a heavy library, loaded only where this type trains or loads
 
         self.booster = xgb.Booster(params={"nthread": self.spec.threads})
         self.booster.load_model(str(directory / MODEL_FILE))

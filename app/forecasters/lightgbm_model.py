@@ -7,23 +7,35 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from app.model_training.base import TARGET, Forecaster
+from app.forecasters.base import TARGET, Forecaster, ModelParams
 
 MODEL_FILE = "model.txt"  # LightGBM's own text format
 
 
-def booster_params(params: dict[str, Any], seed: int, threads: int) -> dict[str, Any]:
+class LightGBMParams(ModelParams):
+    n_estimators: int = Field(300, ge=1)
+    num_leaves: int = Field(31, ge=2)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    min_child_samples: int = Field(20, ge=1)
+    early_stopping_rounds: int = Field(30, ge=1)
+    max_bin: int = Field(255, ge=2)
+
+
+def booster_params(params: LightGBMParams, seed: int, threads: int) -> dict[str, Any]:
     """Policy.training.lightgbm -> the parameters `lightgbm.train` takes."""
     return {
         "objective": "regression",
-        "num_leaves": params.get("num_leaves", 31),
-        "learning_rate": params.get("learning_rate", 0.05),
-        "bagging_fraction": params.get("subsample", 0.8),
+        "num_leaves": params.num_leaves,
+        "learning_rate": params.learning_rate,
+        "bagging_fraction": params.subsample,
         "bagging_freq": 1,
-        "feature_fraction": params.get("colsample_bytree", 0.8),
-        "min_child_samples": params.get("min_child_samples", 20),
-        "max_bin": params.get("max_bin", 255),
+        "feature_fraction": params.colsample_bytree,
+        "min_child_samples": params.min_child_samples,
+        "max_bin": params.max_bin,
         "num_threads": threads,
         "seed": seed,
         "deterministic": True,
@@ -34,14 +46,17 @@ def booster_params(params: dict[str, Any], seed: int, threads: int) -> dict[str,
 class LightGBMForecaster(Forecaster):
     MODEL_TYPE = "lightgbm"
     LIBRARIES = ("lightgbm",)
+    Params = LightGBMParams
+    params: LightGBMParams
+    TINY_PARAMS = {"n_estimators": 30, "num_leaves": 15}
 
     def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
         return frame[self.spec.feature_columns].to_numpy(dtype=np.float32)
 
     def _fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> None:
-        import lightgbm as lgb
+        import lightgbm as lgb  # deferred: a heavy library, loaded only where this type trains or loads
 
-        params = self.spec.params
+        params = self.params
         lgb_params = booster_params(params, self.spec.seed, self.spec.threads)
         dtrain = lgb.Dataset(
             self._matrix(train), label=train[TARGET].to_numpy(), params={"max_bin": lgb_params["max_bin"]}
@@ -50,9 +65,9 @@ class LightGBMForecaster(Forecaster):
         self.booster = lgb.train(
             lgb_params,
             dtrain,
-            num_boost_round=params.get("n_estimators", 300),
+            num_boost_round=params.n_estimators,
             valid_sets=[dvalid],
-            callbacks=[lgb.early_stopping(params.get("early_stopping_rounds", 30), verbose=False)],
+            callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
         )
 
     def _predict_return(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> np.ndarray:
@@ -69,6 +84,6 @@ class LightGBMForecaster(Forecaster):
         self.booster.save_model(str(directory / MODEL_FILE), num_iteration=self.booster.best_iteration or None)
 
     def _load(self, directory: Path) -> None:
-        import lightgbm as lgb
+        import lightgbm as lgb  # deferred: a heavy library, loaded only where this type trains or loads
 
         self.booster = lgb.Booster(model_file=str(directory / MODEL_FILE))

@@ -1,0 +1,116 @@
+"""The baseline gate: only a model that beats zero return and buy-and-hold after fees goes live."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.core.policy import Policy
+from app.forecasters import MODEL_TYPES, ForecastSpec
+from app.forecasters.base import TARGET, Forecaster, ModelParams
+from app.model_registry import ModelRegistry
+from app.model_training.service import cross_validate, gate_verdict
+from app.prediction.service import PredictionService
+
+HOUR = 3_600_000
+HORIZON = 4
+
+
+class MeanForecaster(Forecaster):
+    """Learns only the training period's mean return."""
+
+    MODEL_TYPE = "mean_only"
+    Params = ModelParams
+
+    def _fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> None:
+        self.extra_state["mean"] = float(train[TARGET].mean())
+
+    def _predict_return(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> np.ndarray:
+        return np.full(len(frame), self.extra_state["mean"])
+
+    def _save(self, directory: Path) -> None: ...
+
+    def _load(self, directory: Path) -> None: ...
+
+
+def planted_market(rows: int = 3000, symbols: int = 2, seed: int = 5) -> pd.DataFrame:
+    """Drifting up (so always-long is a fair baseline) with a feature that announces the next moves."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for k in range(symbols):
+        moves = 0.0008 + rng.normal(0, 0.01, rows + HORIZON)
+        close = 100 * np.exp(np.cumsum(moves))
+        future = np.log(close[HORIZON:] / close[:rows])
+        parts.append(
+            pd.DataFrame(
+                {
+                    "symbol": f"S{k}",
+                    "timestamp": np.arange(rows, dtype=np.int64) * HOUR,
+                    "close": close[:rows],
+                    "signal": future + rng.normal(0, 0.01, rows),
+                    "noise": rng.normal(0, 1, rows),
+                    TARGET: future,
+                    "direction": np.sign(future).astype(int),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True).sort_values(["timestamp", "symbol"], ignore_index=True)
+
+
+def verdict(model_class: type[Forecaster], params: dict, policy: Policy | None = None) -> dict:
+    frame = planted_market()
+    spec = ForecastSpec(["signal", "noise"], HORIZON, params, threads=1, fee_pct=0.1)
+    cv = cross_validate(model_class, spec, frame, folds=3, step_ms=HOUR)
+    return gate_verdict(cv, policy or Policy())
+
+
+def test_a_model_that_learns_only_the_mean_is_rejected_with_the_figures() -> None:
+    gate = verdict(MeanForecaster, {})
+    assert gate["passed"] is False and gate["enforced"] is True
+    # Always long: buy-and-hold's book exactly, so no edge over it.
+    assert "buy_and_hold" in gate["reason"] and "interval" in gate["reason"]
+    assert gate["figures"]["buy_and_hold"]["sharpe_diff"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_model_with_planted_signal_passes() -> None:
+    gate = verdict(MODEL_TYPES["xgboost"], {"n_estimators": 60, "max_depth": 3})
+    assert gate["passed"] is True, gate["reason"]
+    assert gate["figures"]["zero_return"]["interval_95"][0] > 0
+    assert gate["figures"]["buy_and_hold"]["interval_95"][0] > 0
+
+
+def test_the_gate_off_is_said_loudly(caplog: pytest.LogCaptureFixture) -> None:
+    policy = Policy.model_validate({"clm_config": {"baseline_gate": {"enabled": False}}})
+    gate = verdict(MeanForecaster, {}, policy)
+    assert gate["passed"] is True and gate["would_pass"] is False and gate["enforced"] is False
+    assert gate["reason"].startswith("BASELINE GATE OFF")
+    assert any("BASELINE GATE OFF" in record.message for record in caplog.records)
+
+
+def _trained(container, gate: dict | None) -> dict:  # type: ignore[no-untyped-def]
+    run = uuid.uuid4().hex[:8]
+    stored = container.artifacts.put_bytes(f"models/xgboost/{run}/forecaster.json", json.dumps({"r": run}).encode())
+    metrics = {"gate": gate} if gate is not None else {}
+    return {"model_type": "xgboost", "file_path": stored.path, "sha256": stored.sha256, "metrics": metrics}
+
+
+def test_the_registry_rejects_a_model_that_failed_the_gate_and_the_type_abstains(sqlite_container) -> None:
+    registry = ModelRegistry(sqlite_container)
+    failed = {"passed": False, "reason": "fails the baseline gate after fees: Sharpe +0.00 vs buy_and_hold"}
+    model_id = registry.register_model(_trained(sqlite_container, failed))
+    record = registry.get_model(model_id)
+    assert record.status == "REJECTED" and registry.get_active_model("xgboost") is None
+    history = registry.status_history("xgboost")
+    assert "Sharpe +0.00 vs buy_and_hold" in history[-1]["reason"]
+
+    answer = PredictionService(sqlite_container, "xgboost").predict("BTCUSDT")
+    assert answer.direction == 0 and answer.confidence == 0.0 and answer.predicted_return == 0.0
+    assert answer.abstained and "baseline gate" in answer.abstained and answer.model_id == ""
+
+    passed = {"passed": True, "reason": "beats the baselines after fees"}
+    assert registry.get_model(registry.register_model(_trained(sqlite_container, passed))).status == "ACTIVE"
