@@ -52,11 +52,12 @@ def prepare_dataset(container: Container, job_id: str) -> dict[str, Any]:
     except Exception as exc:  # recorded; the training steps then skip and finalize fails the job
         log.exception("job %s: dataset preparation failed", job_id)
         dataset_id, error = None, _error_text(exc)
+    seconds = round(time.monotonic() - started, 3)
+    # One line per stage with its time: an operator follows a long job in the worker's log.
+    log.info("job %s: dataset %s in %.1f s", job_id, dataset_id or f"failed ({error})", seconds)
     with container.session() as session:
         row = jobs.lock_job(session, job_id)
-        jobs.set_metadata(
-            row, dataset_id=dataset_id, dataset_error=error, dataset_seconds=round(time.monotonic() - started, 3)
-        )
+        jobs.set_metadata(row, dataset_id=dataset_id, dataset_error=error, dataset_seconds=seconds)
         if row.status == jobs.RUNNING:
             row.stage, row.progress_pct, row.heartbeat_at = "training", 10.0, utcnow()
     return {"job_id": job_id, "dataset_id": dataset_id, "error": error}
@@ -103,6 +104,7 @@ def train_one_model(
 def _train_and_stage(container: Container, job_id: str, model_type: str, dataset_id: str) -> dict[str, Any]:
     started = time.monotonic()
     trained, error = None, None
+    log.info("job %s: training %s on dataset %s", job_id, model_type, dataset_id)
     try:
         with Heartbeat(container, job_id, model_type):
             trained = train_model(container, model_type, dataset_id, job_id)
@@ -123,6 +125,7 @@ def _train_and_stage(container: Container, job_id: str, model_type: str, dataset
         else:
             model_id = ModelRegistry(container).stage_model(trained, job_id=job_id, session=session)
             entry = _finish(row, model_type, status=jobs.TRAINED, model_id=model_id, seconds=seconds, error=None)
+    log.info("job %s: %s %s in %.1f s", job_id, model_type, entry.get("model_id") or f"failed ({error})", seconds)
     return _summary(job_id, model_type, entry)
 
 
