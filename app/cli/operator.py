@@ -26,7 +26,7 @@ from app.retraining.spec import RetrainingSpec
 
 def _job_line(job: dict[str, Any]) -> str:
     took = duration(job["duration_seconds"])
-    error = f"  ({job['error_message'][:60]})" if job.get("error_message") else ""
+    error = f"  ({job['error_message']})" if job.get("error_message") else ""  # whole: the cause is often at the end
     return f"{job['job_id']:<22} {job['job_type']:<14} {job['status'].upper():<10} {took:>8}{error}"
 
 
@@ -88,6 +88,7 @@ def jobs() -> None:
 @click.option("--status", default=None, help="Only jobs with this status.")
 @click.option("--limit", default=20, show_default=True)
 def jobs_list(status: str | None, limit: int) -> None:
+    """Recent jobs, newest first: id, type, status, duration and the whole error (`jobs show` for the rest)."""
     with _container().session() as session:
         rows = list_jobs(session, status, limit)
     for job in rows:
@@ -99,6 +100,7 @@ def jobs_list(status: str | None, limit: int) -> None:
 @jobs.command("show")
 @click.argument("job_id")
 def jobs_show(job_id: str) -> None:
+    """One job as JSON: stage, progress, each model's status, worker, deliveries, error."""
     try:
         _echo_json(RetrainingOrchestrator(_container()).get_job(job_id).to_dict())
     except JobNotFoundError as exc:
@@ -109,6 +111,7 @@ def jobs_show(job_id: str) -> None:
 @click.argument("job_id")
 @click.option("--reason", default="cancelled by operator", show_default=True)
 def jobs_cancel(job_id: str, reason: str) -> None:
+    """Close a running job as cancelled, reject what it staged and revoke its queued tasks."""
     try:
         record = RetrainingOrchestrator(_container()).cancel(job_id, reason)
     except JobNotFoundError as exc:
