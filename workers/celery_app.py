@@ -15,6 +15,7 @@ from app.bootstrap import install_dispatcher_factory, reset_container
 from app.core.clock import install_clock
 from app.core.dispatch import Dispatcher
 from app.core.settings import Settings, get_settings
+from app.model_training.service import resolve_device
 from workers.celery_dispatcher import CeleryDispatcher
 
 celery_app = Celery("quantum_trader_clm")
@@ -74,6 +75,10 @@ def _check_gpu_pool(sender: str, instance: Any, **_: Any) -> None:
         log.warning("gpu queue on the solo pool: this worker answers no ping while it trains; use --pool threads")
     elif getattr(instance, "concurrency", 1) != 1:
         log.warning("gpu queue with %s threads: trainings will share the device", instance.concurrency)
+    setting = get_settings().device
+    if resolve_device(setting) == "cpu":
+        # Said once, at start: otherwise a slow neural training on the CPU looks like a hang.
+        log.warning("gpu queue without a CUDA device (CLM_DEVICE=%s): neural models will train on the CPU", setting)
 
 
 def configure(settings: Any) -> Celery:

@@ -136,3 +136,4 @@ def test_flower_sees_a_training_gpu_worker_and_a_failed_training(pg_container, w
             time.sleep(0.3)
         job = orchestrator.get_job(failed)
         assert job.status == "failed" and "no dataset" in job.models["naive"]["error"]  # closed by the errback
+    assert "neural models will train on the CPU" in (tmp_path / "gpu.log").read_text()  # said once, at start
