@@ -10,6 +10,7 @@ exception would propagate out of the caller.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -35,7 +36,14 @@ def prepare_dataset(job_id: str) -> dict[str, Any]:
 def train_model(self: Any, job_id: str, model_type: str) -> dict[str, Any]:
     queue = (self.request.delivery_info or {}).get("routing_key")
     try:
-        summary = steps.train_one_model(get_container(), job_id, model_type, queue=queue, worker=self.request.hostname)
+        summary = steps.train_one_model(
+            get_container(),
+            job_id,
+            model_type,
+            queue=queue,
+            worker=self.request.hostname,
+            on_progress=None if self.request.is_eager else _flower_progress(self),
+        )
     except Exception as exc:
         log.exception("train_model(%s, %s) failed", job_id, model_type)
         error = f"{type(exc).__name__}: {exc}"
@@ -43,6 +51,17 @@ def train_model(self: Any, job_id: str, model_type: str) -> dict[str, Any]:
     if summary.get("status") == FAILED and not self.request.is_eager:
         raise TrainingFailed(f"{job_id} {model_type}: {summary.get('error')}")
     return summary
+
+
+def _flower_progress(task: Any) -> Any:
+    """Progress for Flower (a `task-progress` event: state PROGRESS, the stage in its `result` field, as
+    task-succeeded carries its result) and for the result backend (`AsyncResult.info`)."""
+
+    def report(meta: dict[str, Any]) -> None:
+        task.update_state(state="PROGRESS", meta=meta)
+        task.send_event("task-progress", result=json.dumps(meta))
+
+    return report
 
 
 class TrainingFailed(Exception):

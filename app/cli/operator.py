@@ -151,15 +151,22 @@ def retrain(model_types: tuple[str, ...], reason: str, spec_json: str | None, wa
     job = orchestrator.get_job(job_id)
     deadline = time.monotonic() + timeout
     with click.progressbar(length=100, label=job_id, show_percent=True, file=sys.stderr) as bar:
-        shown = 0
+        shown, shown_detail = 0, ""
         while True:
             job = orchestrator.get_job(job_id)
             progress = 100 if job.finished else int(job.progress_pct or 0)
-            if progress > shown:
-                bar.update(progress - shown)
-                shown = progress
+            # inside each model: "nhits cv fold 2 of 5"
+            detail = ", ".join(
+                f"{m} {e['progress']['stage']}"
+                for m, e in job.models.items()
+                if e.get("status") == "training" and e.get("progress")
+            )
+            if progress > shown or detail != shown_detail:
+                bar.label = f"{job_id} {detail}".strip()
+                bar.update(max(0, progress - shown))
+                shown, shown_detail = max(shown, progress), detail
                 if not sys.stderr.isatty():  # a log has no bar to redraw: one line per step instead
-                    click.echo(f" {job.stage or job.status} {progress}%", err=True)
+                    click.echo(f" {job.stage or job.status} {progress}% {detail}".rstrip(), err=True)
             if job.finished or time.monotonic() > deadline:
                 break
             time.sleep(1.0)

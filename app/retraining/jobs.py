@@ -157,10 +157,23 @@ def set_metadata(row: RetrainingJob, **values: Any) -> None:
 
 
 def training_progress(row: RetrainingJob) -> float:
-    """10 % after the dataset, 80 % spread over the models, the rest for finalizing."""
+    """10 % after the dataset, 80 % spread over the models (a training's share grows with its CV
+    folds), the rest for finalizing."""
     total = max(1, len(row.model_types or []))
-    done = sum(1 for e in (row.models_trained or {}).values() if e.get("status") in (TRAINED, FAILED))
+    done = sum(model_fraction(e) for e in (row.models_trained or {}).values())
     return round(10.0 + 80.0 * done / total, 1)
+
+
+def model_fraction(entry: dict[str, Any]) -> float:
+    """How far one model's training is: 0 at the fit, k/(n+1) at CV fold k of n, 1 once it has an outcome."""
+    if entry.get("status") in (TRAINED, FAILED):
+        return 1.0
+    progress = entry.get("progress") or {}
+    if entry.get("status") != TRAINING or not progress.get("total"):
+        return 0.0
+    if str(progress.get("stage", "")).startswith("cv fold"):
+        return float(progress["done"]) / (float(progress["total"]) + 1.0)
+    return 0.95 if progress.get("stage") == "storing" else 0.0
 
 
 def touch(container: Container, job_id: str, model_type: str | None = None) -> None:

@@ -111,13 +111,24 @@ def test_flower_sees_a_training_gpu_worker_and_a_failed_training(pg_container, w
             online = _get(f"{base}/api/workers?status=1")  # type: ignore[assignment]
             with contextlib.suppress(urllib.error.HTTPError):  # 404 until Flower has seen the task
                 task = _get(f"{base}/api/task/info/{task_id}")  # type: ignore[assignment]
-            if any(n.startswith("fl-gpu@") and up for n, up in online.items()) and task.get("state") == "STARTED":
+            running = task.get("state") in ("STARTED", "PROGRESS")  # PROGRESS: the training reported a stage
+            if any(n.startswith("fl-gpu@") and up for n, up in online.items()) and running:
                 break
             time.sleep(0.5)
         else:
             pytest.fail(f"the training GPU worker is not online or its task not active in Flower: {online} {task}")
         assert orchestrator.get_job(job_id).models["nhits"]["status"] == "training", "seen only after training"
         assert task["worker"].startswith("fl-gpu@"), task
+        # Progress inside the model: the job entry (API, CLI) and Flower's task state and result meta.
+        seen: dict = {}
+        while time.monotonic() < deadline and not seen.get("stage", "").startswith("cv fold"):
+            answer = _get(f"{base}/api/task/info/{task_id}")
+            if answer.get("state") == "PROGRESS" and answer.get("result"):  # type: ignore[union-attr]
+                seen = json.loads(answer["result"])  # type: ignore[index]
+            time.sleep(0.3)
+        assert seen.get("stage", "").startswith("cv fold") and seen["model_type"] == "nhits", seen
+        entry = orchestrator.get_job(job_id).models["nhits"]
+        assert entry["progress"]["stage"].startswith(("cv fold", "storing")) or entry["status"] != "training", entry
         workers = _get(f"{base}/api/workers?refresh=1&workername={task['worker']}")
         assert workers[task["worker"]]["stats"]["pool"]["implementation"].endswith("thread:TaskPool")  # type: ignore[index]
 
