@@ -29,8 +29,10 @@ integration: setup
 	$(PY) -m pytest tests/integration tests/e2e
 
 # The distributed stack on one machine, without Docker (needs PostgreSQL and Redis running).
+# Both steps read .env (honcho's default), so the migration upgrades the stack's database.
 migrate: setup
-	$(PY) -m workers.cli db upgrade
+	.venv/bin/honcho run $(PY) -m workers.cli db upgrade
 
+# honcho runs the Procfile; each line is under workers/keepalive.py, which restarts a process that dies.
 stack: setup migrate
 	.venv/bin/honcho start -f Procfile

@@ -1,11 +1,16 @@
 """Retraining tasks: thin wrappers around `app.retraining` steps (ids in, small dicts out).
 
-Header tasks of the chord never raise: an exception there would skip the callback and
-leave the job running, so anything unexpected comes back as an error dict instead.
+A training that failed is recorded in the job first, then raised, so its task state is
+FAILURE (Flower, the result backend) rather than a success carrying an error. A failed
+header task makes Celery skip the chord's callback and call its errback instead:
+`finalize_after_failure` (linked by workers/canvas.py) closes the job from its records, as
+`finalize_job` does. Eager runs (the embedded mode) return the error dict instead: there an
+exception would propagate out of the caller.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -31,10 +36,42 @@ def prepare_dataset(job_id: str) -> dict[str, Any]:
 def train_model(self: Any, job_id: str, model_type: str) -> dict[str, Any]:
     queue = (self.request.delivery_info or {}).get("routing_key")
     try:
-        return steps.train_and_close(get_container(), job_id, model_type, queue=queue, worker=self.request.hostname)
-    except Exception as exc:  # never raise in a chord header
+        summary = steps.train_and_close(
+            get_container(),
+            job_id,
+            model_type,
+            queue=queue,
+            worker=self.request.hostname,
+            on_progress=None if self.request.is_eager else _flower_progress(self),
+        )
+    except Exception as exc:
         log.exception("train_model(%s, %s) failed", job_id, model_type)
-        return {"job_id": job_id, "model_type": model_type, "status": FAILED, "error": f"{type(exc).__name__}: {exc}"}
+        error = f"{type(exc).__name__}: {exc}"
+        summary = {"job_id": job_id, "model_type": model_type, "status": FAILED, "error": error}
+    if summary.get("status") == FAILED and not self.request.is_eager:
+        raise TrainingFailed(f"{job_id} {model_type}: {summary.get('error')}")
+    return summary
+
+
+def _flower_progress(task: Any) -> Any:
+    """Progress for Flower (a `task-progress` event: state PROGRESS, the stage in its `result` field, as
+    task-succeeded carries its result) and for the result backend (`AsyncResult.info`)."""
+
+    def report(meta: dict[str, Any]) -> None:
+        task.update_state(state="PROGRESS", meta=meta)
+        task.send_event("task-progress", result=json.dumps(meta))
+
+    return report
+
+
+class TrainingFailed(Exception):
+    """A training task's failure, already recorded in its job (raised for a true FAILURE task state)."""
+
+
+@celery_app.task(name="tasks.retraining.finalize_after_failure", autoretry_for=(Exception,), max_retries=5)
+def finalize_after_failure(job_id: str) -> dict[str, Any]:
+    """The chord's errback (a training task failed): the job's records say what happened to each model."""
+    return closing.finalize_job(get_container(), job_id)
 
 
 # Idempotent, so retried on any error (a database hiccup): a lost callback would leave the
@@ -57,4 +94,7 @@ def scheduled_full_retraining() -> dict[str, Any]:
 
 @celery_app.task(name="tasks.retraining.close_stale_jobs")
 def close_stale_jobs() -> dict[str, Any]:
-    return {"closed": RetrainingOrchestrator(get_container()).close_stale_jobs()}
+    """Every minute: training tasks lost with their worker (no heartbeat), then whole jobs gone quiet."""
+    orchestrator = RetrainingOrchestrator(get_container())
+    lost = [f"{t.job_id}:{t.model_type}:{t.action}" for t in orchestrator.sweep_lost_tasks()]
+    return {"lost": lost, "closed": orchestrator.close_stale_jobs()}

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery.beat import PersistentScheduler
 
 from app.bootstrap import get_container
+from app.core.clock import utcnow
 from app.core.policy import Policy
-from app.operations.schedule import periodic_jobs
+from app.core.system import set_flag
+from app.operations.schedule import BEAT_FLAG, periodic_jobs
 from workers.routing import TASK_ROUTES
 
 log = logging.getLogger(__name__)
 
 EVENT_SWEEP_SECONDS = 30.0
 POLICY_RESYNC_SECONDS = 30.0
+REPORT_SECONDS = 30.0  # how often beat writes its entries' last and next runs for the API, CLI and dashboard
 
 
 def build_beat_schedule(policy: Policy) -> dict[str, dict[str, Any]]:
@@ -51,6 +54,7 @@ class PolicyScheduler(PersistentScheduler):
 
     _policy_version: int = -1
     _last_sync: float = 0.0
+    _last_report: float = 0.0
 
     def setup_schedule(self) -> None:
         super().setup_schedule()
@@ -59,7 +63,32 @@ class PolicyScheduler(PersistentScheduler):
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if time.monotonic() - self._last_sync > POLICY_RESYNC_SECONDS:
             self._sync_with_policy()
-        return float(super().tick(*args, **kwargs))
+        wait = float(super().tick(*args, **kwargs))
+        if time.monotonic() - self._last_report > REPORT_SECONDS:
+            self._report()
+        return wait
+
+    def _report(self) -> None:
+        """Each entry's last run (none until it has run) and next run, stored for GET /api/schedule."""
+        self._last_report = time.monotonic()
+        now = utcnow()
+        entries: dict[str, dict[str, Any]] = {}
+        for name, entry in self.schedule.items():
+            if name.startswith("celery."):
+                continue
+            every = getattr(entry.schedule, "run_every", None)
+            remaining = entry.schedule.remaining_estimate(entry.last_run_at)
+            entries[name] = {
+                "task": entry.task,
+                "interval_seconds": every.total_seconds() if every is not None else None,
+                "last_run_at": _naive_utc(entry.last_run_at).isoformat() if entry.total_run_count else None,
+                "next_run_at": (now + max(remaining, timedelta(0))).isoformat(),
+            }
+        try:
+            with get_container().session() as session:
+                set_flag(session, BEAT_FLAG, True, {"at": now.isoformat(), "entries": entries})
+        except Exception:
+            log.warning("beat could not record its schedule", exc_info=True)
 
     def _sync_with_policy(self, force: bool = False) -> None:
         self._last_sync = time.monotonic()
@@ -77,3 +106,8 @@ class PolicyScheduler(PersistentScheduler):
         self.merge_inplace(wanted)
         self._policy_version = version
         log.info("beat schedule synced with policy v%s: %s", version, sorted(wanted))
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """Celery's times are aware; the tables' are naive UTC (app.core.clock)."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

@@ -21,6 +21,7 @@ from app.forecasters import forecaster_class
 PREPARE_DATASET = "tasks.retraining.prepare_dataset"
 TRAIN_MODEL = "tasks.retraining.train_model"
 FINALIZE_JOB = "tasks.retraining.finalize_job"
+FINALIZE_AFTER_FAILURE = "tasks.retraining.finalize_after_failure"
 
 
 def task_ids(job_id: str, model_types: list[str]) -> dict[str, str]:
@@ -53,7 +54,10 @@ def retraining_canvas(
         )
         for m in model_types
     ]
+    finalize = signature(FINALIZE_JOB, args=(job_id,), app=app).set(queue="default", task_id=ids["finalize"])
+    # A failed training (a FAILURE task) skips the callback; its errback closes the job instead.
+    finalize.on_error(signature(FINALIZE_AFTER_FAILURE, args=(job_id,), immutable=True, app=app).set(queue="default"))
     return chain(
         signature(PREPARE_DATASET, args=(job_id,), immutable=True, app=app).set(queue="cpu", task_id=ids["prepare"]),
-        chord(header, signature(FINALIZE_JOB, args=(job_id,), app=app).set(queue="default", task_id=ids["finalize"])),
+        chord(header, finalize),
     )

@@ -15,6 +15,7 @@ from app.bootstrap import install_dispatcher_factory, reset_container
 from app.core.clock import install_clock
 from app.core.dispatch import Dispatcher
 from app.core.settings import Settings, get_settings
+from app.model_training.service import resolve_device
 from workers.celery_dispatcher import CeleryDispatcher
 
 celery_app = Celery("quantum_trader_clm")
@@ -57,7 +58,9 @@ def _after_fork(**_: Any) -> None:
 
 @signals.celeryd_after_setup.connect
 def _check_gpu_pool(sender: str, instance: Any, **_: Any) -> None:
-    """CUDA cannot be re-initialised in a forked child: the gpu queue needs solo or threads."""
+    """The gpu queue runs `--pool threads --concurrency 1`: CUDA cannot be re-initialised in a
+    forked child (prefork refused), and with solo the training blocks the worker's only thread,
+    so it answers no ping or heartbeat while it trains and Flower shows it offline."""
     queues = (
         {q.name for q in instance.app.amqp.queues.consume_from.values()}
         if instance.app.amqp.queues.consume_from
@@ -65,8 +68,18 @@ def _check_gpu_pool(sender: str, instance: Any, **_: Any) -> None:
     )
     pool = getattr(instance, "pool_cls", None)
     pool_name = getattr(pool, "__module__", str(pool))
-    if "gpu" in queues and "prefork" in pool_name:
-        raise RuntimeError("the gpu queue must run with --pool solo or --pool threads (CUDA does not survive fork)")
+    if "gpu" not in queues:
+        return
+    if "prefork" in pool_name:
+        raise RuntimeError("the gpu queue must run with --pool threads --concurrency 1 (CUDA does not survive fork)")
+    if "solo" in pool_name:
+        log.warning("gpu queue on the solo pool: this worker answers no ping while it trains; use --pool threads")
+    elif getattr(instance, "concurrency", 1) != 1:
+        log.warning("gpu queue with %s threads: trainings will share the device", instance.concurrency)
+    setting = get_settings().device
+    if resolve_device(setting) == "cpu":
+        # Said once, at start: otherwise a slow neural training on the CPU looks like a hang.
+        log.warning("gpu queue without a CUDA device (CLM_DEVICE=%s): neural models will train on the CPU", setting)
 
 
 def configure(settings: Any) -> Celery:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
 from celery import Celery
 
-from workers.canvas import retraining_canvas, task_ids
+from workers.canvas import TRAIN_MODEL, retraining_canvas, task_ids, training_queue
 
 DELIVER_EVENTS = "tasks.events.deliver_events"
 
@@ -23,6 +24,14 @@ class CeleryDispatcher:
 
     def start_retraining(self, job_id: str, model_types: list[str], spec: dict[str, Any]) -> None:
         retraining_canvas(job_id, model_types, spec, app=self.app).apply_async()
+
+    def retry_training(self, job_id: str, model_type: str) -> None:
+        """Outside the chord (its callback waits on the lost task): the lost-task sweep finalizes the job."""
+        self.app.tasks[TRAIN_MODEL].apply_async(
+            args=(job_id, model_type),
+            queue=training_queue(model_type),
+            task_id=f"{job_id}.train.{model_type}.{uuid4().hex[:8]}",
+        )
 
     def cancel_retraining(self, job_id: str, model_types: list[str]) -> None:
         """Revoke the job's queued tasks (their ids derive from the job id)."""

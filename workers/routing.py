@@ -24,6 +24,7 @@ TASK_ROUTES: dict[str, str] = {
     "tasks.retraining.prepare_dataset": "cpu",
     "tasks.retraining.train_model": "cpu",
     "tasks.retraining.finalize_job": "default",
+    "tasks.retraining.finalize_after_failure": "default",
     "tasks.retraining.scheduled_full_retraining": "default",
     "tasks.retraining.close_stale_jobs": "default",
     # market regime (issue 16): regime.changed, to which the CLM reacts

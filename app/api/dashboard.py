@@ -11,7 +11,7 @@ from flask import Blueprint, render_template
 from app.api.common import container
 from app.core.clock import utcnow
 from app.operations.alerts import current_alerts
-from app.operations.formatting import ago, duration
+from app.operations.formatting import ago, duration, every
 from app.operations.read_models import chart_data, clm_status
 
 bp = Blueprint("dashboard", __name__)
@@ -35,6 +35,7 @@ def dashboard() -> str:
         alerts=alerts,
         now=utcnow(),
         ago=ago,
+        every=every,
         duration=duration,
         charts_json=json.dumps(charts, default=_json_default),
     )

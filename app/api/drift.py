@@ -31,7 +31,7 @@ DRIFT_CHECK_TASK = "tasks.drift.run_drift_check"
 def post_drift_check() -> DriftCheckAccepted:
     """Findings become `drift_events` rows and `drift.detected` events; the CLM reacts to them."""
     c = container()
-    c.dispatcher.run_task(DRIFT_CHECK_TASK)
+    handle = c.dispatcher.run_task(DRIFT_CHECK_TASK)
     with c.session() as session:
         last = drift_status(session, timedelta(hours=1))["last_check"]
-    return DriftCheckAccepted(task=DRIFT_CHECK_TASK, last_check=last)
+    return DriftCheckAccepted(task=DRIFT_CHECK_TASK, task_id=getattr(handle, "id", None), last_check=last)

@@ -7,8 +7,10 @@ from typing import Any
 
 from flask import Flask, jsonify
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
+
+from app.core.migrations import UPGRADE_COMMAND
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,16 @@ def database_unavailable(exc: OperationalError) -> bool:
     return "locked" in str(orig) or "busy" in str(orig)
 
 
+def schema_missing(exc: DBAPIError) -> bool:
+    """A table or column the code expects is not there: the database was never migrated, or
+    is behind the code (PostgreSQL SQLSTATE 42P01 undefined table, 42703 undefined column;
+    SQLite's "no such table/column")."""
+    orig = exc.orig
+    if type(orig).__module__.startswith("psycopg2"):
+        return getattr(orig, "pgcode", None) in ("42P01", "42703")
+    return "no such table" in str(orig) or "no such column" in str(orig)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Any:
@@ -59,8 +71,19 @@ def register_error_handlers(app: Flask) -> None:
         headers = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
         return jsonify({"error": exc.description or exc.name, "status": status}), status, headers
 
+    def _schema_missing(exc: DBAPIError) -> Any:
+        log.error("database schema missing or outdated: %s", str(exc.orig).strip().splitlines()[0])
+        message = f"the database schema is missing or outdated: run migrations ({UPGRADE_COMMAND}, or make migrate)"
+        return jsonify({"error": message, "status": 500, "kind": "SchemaMissing"}), 500
+
+    @app.errorhandler(ProgrammingError)
+    def _programming_error(exc: ProgrammingError) -> Any:
+        return _schema_missing(exc) if schema_missing(exc) else _unexpected(exc)
+
     @app.errorhandler(OperationalError)
     def _database_unavailable(exc: OperationalError) -> Any:
+        if schema_missing(exc):
+            return _schema_missing(exc)
         if not database_unavailable(exc):
             return _unexpected(exc)
         # The database refused or lost the connection (down, restarting, too many clients) or

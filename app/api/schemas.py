@@ -313,9 +313,24 @@ class ClmStatus(BaseModel):
         default_factory=dict, description="symbol (and MARKET, the index) -> current regime, from the beat task"
     )
     drift: dict[str, Any]
+    schedule: dict[str, Any] = Field(description="the beat schedule, as GET /api/schedule")
     recent_jobs: list[dict[str, Any]]
     alerts: list[Alert]
     policy_version: int
+
+
+class ScheduleEntry(BaseModel):
+    name: str
+    task: str | None
+    interval_seconds: float | None
+    last_run_at: UtcDateTime | None = Field(description="none until it has run (as beat reported)")
+    next_run_at: UtcDateTime | None = Field(description="none while beat is not running")
+
+
+class Schedule(BaseModel):
+    enabled: bool = Field(description="clm_config.enabled: off, beat runs only the event sweep")
+    beat: dict[str, Any] = Field(description="running, seen_at (beat's last report), reason when not running")
+    entries: list[ScheduleEntry]
 
 
 # --------------------------------------------------------------------------- RL
@@ -476,6 +491,9 @@ class PredictionOut(TradingHaltView):
 
 class DriftCheckAccepted(BaseModel):
     task: str
+    task_id: str | None = Field(
+        description="the Celery task id to follow (Flower's /api/task/info/{task_id}); none when it ran inline"
+    )
     last_check: UtcDateTime | None = Field(description="the previous check, or this one when it ran in this process")
 
 

@@ -6,10 +6,10 @@ from flask import Blueprint
 
 from app.api.common import container
 from app.api.openapi import operation
-from app.api.schemas import Alert, AlertList, ClmStatus, ResumeRequest
+from app.api.schemas import Alert, AlertList, ClmStatus, ResumeRequest, Schedule
 from app.clm.manager import ContinuousLearningManager
 from app.operations.alerts import current_alerts
-from app.operations.read_models import clm_status
+from app.operations.read_models import clm_status, schedule_status
 
 bp = Blueprint("clm", __name__, url_prefix="/api")
 
@@ -32,6 +32,16 @@ def get_clm_status() -> ClmStatus:
         alerts = _alerts(session)
     manager = ContinuousLearningManager(c).get_status()
     return ClmStatus.model_validate(status | {"alerts": alerts, "manager": manager})
+
+
+@operation(
+    bp, "/schedule", summary="The beat schedule: each entry, its last and next run", tag="clm", response=Schedule
+)
+def get_schedule() -> Schedule:
+    """Read from what beat last reported (every 30 s); without a live beat the times are absent and `beat` says why."""
+    c = container()
+    with c.session() as session:
+        return Schedule.model_validate(schedule_status(session, c.policy_store.get(session)))
 
 
 @operation(bp, "/alerts", summary="Alert conditions holding now, critical first", tag="clm", response=AlertList)

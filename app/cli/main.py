@@ -110,7 +110,8 @@ def policy_show() -> None:
     _print(_container().policy_store.get().model_dump(mode="json"))
 
 
-@policy.command("set")
+# VALUE may start with "-" (`policy set clm_config.x -0.5`): not an option.
+@policy.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("path")
 @click.argument("value")
 @click.option("--comment", default="", help="Why the change.")

@@ -17,8 +17,8 @@ from app.cli.common import container as _container
 from app.cli.common import echo_json as _echo_json
 from app.model_registry import ModelRegistry, RegistryError
 from app.operations.alerts import current_alerts
-from app.operations.formatting import ago, duration
-from app.operations.read_models import clm_status, key_metrics, list_jobs, list_models
+from app.operations.formatting import ago, duration, every
+from app.operations.read_models import clm_status, key_metrics, list_jobs, list_models, schedule_status
 from app.retraining import JobNotFoundError, RetrainingOrchestrator
 from app.retraining.jobs import CANCELLED, COMPLETED, FAILED, PARTIAL
 from app.retraining.spec import RetrainingSpec
@@ -26,7 +26,7 @@ from app.retraining.spec import RetrainingSpec
 
 def _job_line(job: dict[str, Any]) -> str:
     took = duration(job["duration_seconds"])
-    error = f"  ({job['error_message'][:60]})" if job.get("error_message") else ""
+    error = f"  ({job['error_message']})" if job.get("error_message") else ""  # whole: the cause is often at the end
     return f"{job['job_id']:<22} {job['job_type']:<14} {job['status'].upper():<10} {took:>8}{error}"
 
 
@@ -48,10 +48,13 @@ def overview(as_json: bool) -> None:
     for job in retraining["running_jobs"]:
         click.echo(f"  {job['job_id']}: {job['stage'] or job['status']} {job['progress_pct'] or 0:.0f}%")
     click.echo(f"Last retraining:   {ago(last['completed_at'] or last['started_at']) if last else 'never'}")
+    full = next((e for e in status["schedule"]["entries"] if e["name"] == "full-retraining"), None)
     if not retraining["schedule_enabled"]:
         next_label = "disabled"
+    elif full and full["next_run_at"]:
+        next_label = ago(full["next_run_at"])
     else:
-        next_label = "due now" if retraining["due_now"] else ago(retraining["next_scheduled"])
+        next_label = f"unknown: {status['schedule']['beat']['reason']}"
     click.echo(f"Next scheduled:    {next_label}")
     click.echo("Active models:")
     for model_type, entry in status["models"].items():
@@ -64,7 +67,11 @@ def overview(as_json: bool) -> None:
         )
     for agent in status["rl_agents"]:
         click.echo(f"RL {agent['rl_type']}: v{agent['version']} ({agent['states']} states, eps {agent['epsilon']:.3f})")
-    click.echo(f"Drift status:      {status['drift']['status']} (last check {ago(status['drift']['last_check'])})")
+    drift = status["drift"]
+    click.echo(f"Drift status:      {drift['status']} (last check {ago(drift['last_check'])})")
+    click.echo(
+        f"  checked:         {', '.join(drift['checked']) if drift['checked'] else drift['reason'] or 'nothing'}"
+    )
     click.echo("Recent jobs:")
     for job in status["recent_jobs"][:5]:
         click.echo("  " + _job_line(job))
@@ -81,6 +88,7 @@ def jobs() -> None:
 @click.option("--status", default=None, help="Only jobs with this status.")
 @click.option("--limit", default=20, show_default=True)
 def jobs_list(status: str | None, limit: int) -> None:
+    """Recent jobs, newest first: id, type, status, duration and the whole error (`jobs show` for the rest)."""
     with _container().session() as session:
         rows = list_jobs(session, status, limit)
     for job in rows:
@@ -92,6 +100,7 @@ def jobs_list(status: str | None, limit: int) -> None:
 @jobs.command("show")
 @click.argument("job_id")
 def jobs_show(job_id: str) -> None:
+    """One job as JSON: stage, progress, each model's status, worker, deliveries, error."""
     try:
         _echo_json(RetrainingOrchestrator(_container()).get_job(job_id).to_dict())
     except JobNotFoundError as exc:
@@ -102,6 +111,7 @@ def jobs_show(job_id: str) -> None:
 @click.argument("job_id")
 @click.option("--reason", default="cancelled by operator", show_default=True)
 def jobs_cancel(job_id: str, reason: str) -> None:
+    """Close a running job as cancelled, reject what it staged and revoke its queued tasks."""
     try:
         record = RetrainingOrchestrator(_container()).cancel(job_id, reason)
     except JobNotFoundError as exc:
@@ -141,15 +151,22 @@ def retrain(model_types: tuple[str, ...], reason: str, spec_json: str | None, wa
     job = orchestrator.get_job(job_id)
     deadline = time.monotonic() + timeout
     with click.progressbar(length=100, label=job_id, show_percent=True, file=sys.stderr) as bar:
-        shown = 0
+        shown, shown_detail = 0, ""
         while True:
             job = orchestrator.get_job(job_id)
             progress = 100 if job.finished else int(job.progress_pct or 0)
-            if progress > shown:
-                bar.update(progress - shown)
-                shown = progress
+            # inside each model: "nhits cv fold 2 of 5"
+            detail = ", ".join(
+                f"{m} {e['progress']['stage']}"
+                for m, e in job.models.items()
+                if e.get("status") == "training" and e.get("progress")
+            )
+            if progress > shown or detail != shown_detail:
+                bar.label = f"{job_id} {detail}".strip()
+                bar.update(max(0, progress - shown))
+                shown, shown_detail = max(shown, progress), detail
                 if not sys.stderr.isatty():  # a log has no bar to redraw: one line per step instead
-                    click.echo(f" {job.stage or job.status} {progress}%", err=True)
+                    click.echo(f" {job.stage or job.status} {progress}% {detail}".rstrip(), err=True)
             if job.finished or time.monotonic() > deadline:
                 break
             time.sleep(1.0)
@@ -201,6 +218,26 @@ def rollback(model_type: str, version: str) -> None:
     click.echo(f"{model_type}: v{record.version} ({record.model_id}) is ACTIVE")
 
 
+@click.command("schedule")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def schedule(as_json: bool) -> None:
+    """The beat schedule: each entry, how often, its last and next run (as beat last reported)."""
+    c = _container()
+    with c.session() as session:
+        view = schedule_status(session, c.policy_store.get(session))
+    if as_json:
+        _echo_json(view)
+        return
+    beat = view["beat"]
+    click.echo(f"beat: reported {ago(beat['seen_at'])}" if beat["running"] else f"beat: {beat['reason']}")
+    click.echo(f"{'entry':<22} {'every':<12} {'last run':<22} next run")
+    for e in view["entries"]:
+        next_run = ago(e["next_run_at"]) if e["next_run_at"] else "-"
+        click.echo(f"{e['name']:<22} {every(e['interval_seconds']):<12} {ago(e['last_run_at']):<22} {next_run}")
+    if not view["entries"]:
+        click.echo("no periodic work: the CLM is stopped (clm_config.enabled false)")
+
+
 def register(group: click.Group) -> None:
-    for command in (overview, jobs, retrain, models, promote, rollback):
+    for command in (overview, jobs, retrain, models, promote, rollback, schedule):
         group.add_command(command)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+IMPORT_HINT = "import them with `python -m workers.cli data import FILE --symbol SYMBOL --timeframe TF`"
 WARMUP_CANDLES = 300  # enough history for the longest indicator window before the current window
 
 
@@ -38,6 +39,7 @@ def current_features(container: Container, now: datetime) -> pd.DataFrame:
     """Features of the policy's symbols over the lookback window ending at `now` (stored candles)."""
 
     policy = container.policy_store.get()
+    now = policy.data.end or now  # a fixed data end (offline research): the window ends there
     step = timeframe_ms(policy.data.timeframe)
     start = now - timedelta(days=policy.clm_config.drift_detection.lookback_days)
     store = CandleStore(container)
@@ -53,6 +55,16 @@ def current_features(container: Container, now: datetime) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def no_candles_reason(container: Container, now: datetime) -> str:
+    policy = container.policy_store.get()
+    end = policy.data.end or now
+    start = end - timedelta(days=policy.clm_config.drift_detection.lookback_days)
+    return (
+        f"no stored candles for {', '.join(policy.data.symbols)} {policy.data.timeframe} in "
+        f"[{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}); {IMPORT_HINT}"
+    )
+
+
 def run_drift_check(container: Container, now: datetime | None = None) -> dict[str, Any]:
     """Run every drift check for every ACTIVE model; returns a summary per model type."""
 
@@ -65,7 +77,7 @@ def run_drift_check(container: Container, now: datetime | None = None) -> dict[s
             if (model.manifest or {}).get("feature_columns"):
                 current = current_features(container, now) if current is None else current
                 if current.empty:
-                    entry["feature"] = {"checked": False, "reason": "no stored candles in the lookback window"}
+                    entry["feature"] = {"checked": False, "reason": no_candles_reason(container, now)}
                 else:
                     reference = reference_for_model(container, model.model_id)
                     result = check_feature_drift(
@@ -93,9 +105,28 @@ def run_drift_check(container: Container, now: datetime | None = None) -> dict[s
             log.exception("drift check of %s failed", model.model_id)
             entry["error"] = f"{type(exc).__name__}: {exc}"
         summary[model.model_type] = entry
+    record = {"at": now.isoformat(), "summary": _compact(summary)} | checked_and_not(summary)
     with container.session() as session:
-        set_flag(session, "last_drift_check", True, {"at": now.isoformat(), "summary": _compact(summary)})
+        set_flag(session, "last_drift_check", True, record)
     return summary
+
+
+def checked_and_not(summary: dict[str, Any]) -> dict[str, Any]:
+    """What the check looked at (`"xgboost feature"`, ...) and what it could not, with the reason.
+
+    A check that looked at nothing says so: a status of "no drift" would claim more than was seen."""
+    checked: list[str] = []
+    not_checked: dict[str, str] = {}
+    for model_type, entry in summary.items():
+        for kind, value in entry.items():
+            if kind == "error":
+                not_checked[model_type] = str(value)
+            elif value.get("checked"):
+                checked.append(f"{model_type} {kind}")
+            else:
+                not_checked[f"{model_type} {kind}"] = str(value.get("reason") or "not checked")
+    reason = None if checked else ("no ACTIVE model to check" if not summary else "no check had enough data")
+    return {"checked": checked, "not_checked": not_checked, "reason": reason}
 
 
 def _compact(summary: dict[str, Any]) -> dict[str, Any]:

@@ -16,8 +16,11 @@ class Dispatcher(Protocol):
     def start_retraining(self, job_id: str, model_types: list[str], spec: dict[str, Any]) -> None:
         """Start the retraining canvas for an existing `retraining_jobs` row."""
 
-    def run_task(self, task_name: str, **kwargs: Any) -> None:
-        """Run a periodic task by name (the simulated beat uses this)."""
+    def run_task(self, task_name: str, **kwargs: Any) -> Any:
+        """Run a task by name (the simulated beat, the API); returns a handle whose `id` can be followed."""
+
+    def retry_training(self, job_id: str, model_type: str) -> None:
+        """Send one model type's training task of a running job again (its first delivery was lost)."""
 
 
 class InlineDispatcher:
@@ -34,3 +37,6 @@ class InlineDispatcher:
 
     def run_task(self, task_name: str, **kwargs: Any) -> None:
         self.started.append((task_name, [], kwargs))
+
+    def retry_training(self, job_id: str, model_type: str) -> None:
+        self.started.append(("retry_training", [model_type], {"job_id": job_id}))

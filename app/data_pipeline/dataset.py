@@ -176,9 +176,15 @@ def build_dataset(container: Container, spec: DatasetSpec) -> DatasetInfo:
     for symbol in spec.symbols:
         rows = _symbol_rows(symbol, candles[symbol], spec)
         if rows.empty:
+            hint = (
+                f"; import them with `python -m workers.cli data import FILE --symbol {symbol} "
+                f"--timeframe {spec.timeframe}`, or set policy data.end to where the stored candles end"
+                if spec.source == "store"
+                else ""
+            )
             raise ValueError(
-                f"dataset {dataset_id}: {symbol} has {len(candles[symbol])} candles in "
-                f"[{spec.start}, {spec.end}) from {spec.source}, too few for the feature and label windows"
+                f"dataset {dataset_id}: {symbol} {spec.timeframe} has {len(candles[symbol])} candles in "
+                f"[{spec.start}, {spec.end}) from {spec.source}, too few for the feature and label windows{hint}"
             )
         parts.append(rows)
         per_symbol[symbol] = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +123,14 @@ def fit_and_evaluate(
     return model, report([scored], horizon=spec.horizon, step_ms=step_ms, bootstrap=bootstrap)
 
 
+# A training's progress: (stage, done, total), e.g. ("cv fold", 2, 5); the caller records it where it is seen.
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
 def cross_validate(
     model_class: type[Forecaster],
     spec: ForecastSpec,
@@ -129,12 +138,15 @@ def cross_validate(
     folds: int,
     step_ms: int,
     bootstrap: Bootstrap | None = None,
+    progress: Progress = _no_progress,
 ) -> dict[str, Any]:
     """Walk-forward folds: per metric the mean and spread (std) of the model and of persistence,
     each fold's headline figures, and the test parts pooled (`pooled`: with intervals)."""
     scored_folds = []
     per_fold = []
-    for split in walk_forward_splits(frame, folds, purge=spec.horizon, step_ms=step_ms):
+    splits = list(walk_forward_splits(frame, folds, purge=spec.horizon, step_ms=step_ms))
+    for number, split in enumerate(splits, start=1):
+        progress("cv fold", number, len(splits))
         _, scored = fit_and_score(model_class, spec, frame, split, step_ms)
         scored_folds.append(scored)
         per_fold.append(report([scored], horizon=spec.horizon, step_ms=step_ms, bootstrap=Bootstrap(replicates=0)))
@@ -176,7 +188,13 @@ def _publish(container: Container, event: TopicEvent) -> None:
         container.bus.publish(session, event)
 
 
-def train_model(container: Container, model_type: str, dataset_id: str, job_id: str | None = None) -> TrainedModel:
+def train_model(
+    container: Container,
+    model_type: str,
+    dataset_id: str,
+    job_id: str | None = None,
+    progress: Progress = _no_progress,
+) -> TrainedModel:
     """Train one model type on a built dataset; store and return it (not yet registered)."""
 
     model_class = forecaster_class(model_type)
@@ -185,7 +203,7 @@ def train_model(container: Container, model_type: str, dataset_id: str, job_id: 
     _publish(container, ModelTrainingStarted(**base_event))
     started = time.monotonic()
     try:
-        trained = _train(container, model_class, dataset_id, job_id, run_id, load_dataset)
+        trained = _train(container, model_class, dataset_id, job_id, run_id, load_dataset, progress)
     except Exception as exc:
         _publish(container, ModelTrainingFailed(**base_event, error=f"{type(exc).__name__}: {exc}"))
         raise
@@ -209,6 +227,7 @@ def _train(
     job_id: str | None,
     run_id: str,
     load_dataset: Any,
+    progress: Progress = _no_progress,
 ) -> TrainedModel:
     model_type = model_class.MODEL_TYPE
     policy = container.policy_store.get()
@@ -232,8 +251,10 @@ def _train(
         frame, policy.training.train_frac, policy.training.val_frac, purge=spec.horizon, step_ms=step_ms
     )
     bootstrap = Bootstrap(replicates=policy.clm_config.baseline_gate.bootstrap_replicates, seed=spec.seed)
+    progress("fit", 0, 1)
     model, evaluation = fit_and_evaluate(model_class, spec, frame, split, step_ms, bootstrap)
-    cv = cross_validate(model_class, spec, frame, policy.training.cv_folds, step_ms, bootstrap)
+    cv = cross_validate(model_class, spec, frame, policy.training.cv_folds, step_ms, bootstrap, progress)
+    progress("storing", 1, 1)
     gate = gate_verdict(cv, policy)
     metrics = json_safe(
         {

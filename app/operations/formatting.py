@@ -23,6 +23,20 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     return f"{text} ago" if seconds >= 0 else f"in {text}"
 
 
+def every(seconds: float | None) -> str:
+    """An interval in the largest whole unit: '7 days', '6 hours', '1 minute', '30 seconds' (not '7.0 days')."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    if seconds >= 60:
+        return duration(seconds)
+    n = int(seconds)
+    return f"{n} second{'s' if n != 1 else ''}"
+
+
 def duration(seconds: int | float | None) -> str:
     if seconds is None:
         return "-"

@@ -22,6 +22,7 @@ from app.core.db.models import (
 )
 from app.core.policy import Policy
 from app.model_registry.records import ACTIVE, SHADOW, ModelRecord
+from app.operations.schedule import BEAT_FLAG, schedule_view
 from app.retraining.jobs import PENDING, RUNNING, JobRecord
 
 RUNNING_STATUSES = (PENDING, RUNNING)
@@ -186,6 +187,12 @@ def rl_agents(session: Session) -> list[dict[str, Any]]:
     return agents
 
 
+def schedule_status(session: Session, policy: Policy) -> dict[str, Any]:
+    """The beat schedule: each entry's interval, last and next run as beat last reported them."""
+    flag = session.get(SystemFlag, BEAT_FLAG)
+    return schedule_view(policy, flag.value if flag is not None else None, utcnow())
+
+
 def drift_status(session: Session, lookback: timedelta) -> dict[str, Any]:
     now = utcnow()
     recent = list_drift_events(session, limit=200)
@@ -195,11 +202,24 @@ def drift_status(session: Session, lookback: timedelta) -> dict[str, Any]:
     last_check = _flag_time(flag) if flag is not None else None
     if last_check is None:
         last_check = session.scalar(select(func.max(Event.created_at)).where(Event.topic.like("drift.check%")))
+    record = (flag.value or {}) if flag is not None else {}
+    checked, not_checked = record.get("checked"), record.get("not_checked") or {}
+    if worst is not None:
+        status = f"{worst.upper()} DRIFT"
+    elif last_check is None:
+        status = "NOT CHECKED YET"
+    elif checked == []:  # the last check ran but looked at nothing (older records lack the key)
+        status = "NOTHING CHECKED"
+    else:
+        status = "NO DRIFT DETECTED"
     return {
-        "status": "NO DRIFT DETECTED" if worst is None else f"{worst.upper()} DRIFT",
+        "status": status,
         "worst_severity": worst,
         "events_in_window": len(window),
         "last_check": last_check,
+        "checked": checked,
+        "not_checked": not_checked,
+        "reason": record.get("reason") if last_check is not None else "no drift check has run",
         "last_event": recent[0] if recent else None,
     }
 
@@ -281,6 +301,7 @@ def clm_status(session: Session, policy: Policy) -> dict[str, Any]:
         "rl_agents": rl_agents(session),
         "regimes": market_regimes(session),
         "drift": drift_status(session, lookback),
+        "schedule": schedule_status(session, policy),
         "recent_jobs": list_jobs(session, limit=10),
         "policy_version": session.scalar(select(func.max(PolicyVersion.version))) or 0,
     }

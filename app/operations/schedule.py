@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from app.core.policy import Policy
 from app.data_pipeline import timeframe_ms
@@ -49,7 +50,8 @@ def periodic_jobs(policy: Policy) -> list[PeriodicJob]:
             "tasks.regime.detect_regimes",
             timedelta(milliseconds=timeframe_ms(policy.data.timeframe)),
         ),
-        PeriodicJob("stale-job-sweep", "tasks.retraining.close_stale_jobs", timedelta(minutes=5)),
+        # every minute: a training task lost with its worker shows within task_heartbeat_minutes + 1
+        PeriodicJob("stale-job-sweep", "tasks.retraining.close_stale_jobs", timedelta(minutes=1)),
         PeriodicJob("candle-refresh", "tasks.data.refresh_candles", timedelta(minutes=5)),
         # close shadow pairs and prediction logs whose horizon has passed, so progress shows between evaluations
         PeriodicJob("outcome-resolution", "tasks.shadow.resolve_outcomes", timedelta(minutes=15)),
@@ -99,3 +101,48 @@ class SimulatedBeat:
                 self.run(job, now)
                 ran.append(job.name)
         return ran
+
+
+BEAT_FLAG = "beat_schedule"  # system flag the beat process writes (workers/beat.py)
+BEAT_SILENT_AFTER = timedelta(minutes=3)  # beat records every 30 s; silence this long means it is not running
+
+
+def schedule_view(policy: Policy, beat: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+    """Each periodic job with its interval and, as beat last reported, its last and next run.
+
+    Without a report from beat (embedded mode, beat not started) or with a stale one, the times
+    are absent and `beat` says why: the schedule is then what the policy asks for, not what runs."""
+    entries = (beat or {}).get("entries") or {}
+    seen_at = datetime.fromisoformat(beat["at"]) if beat and beat.get("at") else None
+    beat_state: dict[str, Any]
+    if seen_at is None:
+        beat_state = {"running": False, "seen_at": None, "reason": "beat has not reported (not started, or embedded)"}
+    elif now - seen_at > BEAT_SILENT_AFTER:
+        beat_state = {"running": False, "seen_at": seen_at, "reason": f"beat silent since {seen_at.isoformat()}"}
+    else:
+        beat_state = {"running": True, "seen_at": seen_at, "reason": None}
+    names = [job.name for job in periodic_jobs(policy)]
+    rows = []
+    for job in periodic_jobs(policy):
+        entry = entries.get(job.name) or {}
+        rows.append(
+            {
+                "name": job.name,
+                "task": job.task,
+                "interval_seconds": job.interval.total_seconds(),
+                "last_run_at": _time(entry.get("last_run_at")),
+                "next_run_at": _time(entry.get("next_run_at")) if beat_state["running"] else None,
+            }
+        )
+    rows += [  # beat's own entries that are not the CLM's (the event sweep)
+        {"name": name, "task": e.get("task"), "interval_seconds": e.get("interval_seconds")}
+        | {"last_run_at": _time(e.get("last_run_at"))}
+        | {"next_run_at": _time(e.get("next_run_at")) if beat_state["running"] else None}
+        for name, e in sorted(entries.items())
+        if name not in names
+    ]
+    return {"enabled": policy.clm_config.enabled, "beat": beat_state, "entries": rows}
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

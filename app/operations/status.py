@@ -9,15 +9,24 @@ from sqlalchemy import func, select, text
 
 from app.core.container import Container
 from app.core.db.models import Event, ModelRegistry, PolicyVersion, RetrainingJob
+from app.core.migrations import schema_status
 
 
 def database_health(container: Container) -> dict[str, Any]:
     try:
         with container.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        return {"ok": True, "dialect": container.engine.dialect.name}
     except Exception as exc:
         return {"ok": False, "dialect": container.engine.dialect.name, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    # Reachable is not enough: an unmigrated or outdated schema fails every query that follows.
+    try:
+        schema = schema_status(container.engine)
+    except Exception as exc:
+        schema = {"ok": False, "state": "unreadable", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    health: dict[str, Any] = {"ok": schema["ok"], "dialect": container.engine.dialect.name, "schema": schema}
+    if not schema["ok"]:
+        health["error"] = schema["error"]
+    return health
 
 
 def broker_health(container: Container) -> dict[str, Any]:

@@ -115,6 +115,7 @@ def close(container: Container, session: Any, row: RetrainingJob, status: str, m
     row.status, row.error_message = status, message
     row.completed_at = now
     row.duration_seconds = max(0, round((now - row.started_at).total_seconds()))
+    log.info("job %s: %s after %s s%s", row.job_id, status, row.duration_seconds, f" ({message})" if message else "")
     row.stage, row.heartbeat_at = "done", now
     if status != jobs.CANCELLED:
         row.progress_pct = 100.0

@@ -18,16 +18,20 @@ HEARTBEAT_SECONDS = 30.0
 
 
 class Heartbeat:
-    """`with Heartbeat(container, job_id):` stamps the job's `heartbeat_at` every 30 s.
+    """`with Heartbeat(container, job_id[, model_type]):` stamps the job's `heartbeat_at` (and the
+    model's entry's, for a training task) every 30 s.
 
-    Beats come at least four times per `stale_job_minutes`, so a live job is never taken for a stale one.
+    Beats come at least four times per `stale_job_minutes` and six times per `task_heartbeat_minutes`,
+    so a live job or task is never taken for a lost one.
     """
 
-    def __init__(self, container: Container, job_id: str, interval: float | None = None) -> None:
+    def __init__(
+        self, container: Container, job_id: str, model_type: str | None = None, interval: float | None = None
+    ) -> None:
         if interval is None:
-            stale_seconds = container.policy_store.get().clm_config.stale_job_minutes * 60
-            interval = min(HEARTBEAT_SECONDS, stale_seconds / 4)
-        self.container, self.job_id, self.interval = container, job_id, interval
+            clm = container.policy_store.get().clm_config
+            interval = min(HEARTBEAT_SECONDS, clm.stale_job_minutes * 60 / 4, clm.task_heartbeat_minutes * 60 / 6)
+        self.container, self.job_id, self.model_type, self.interval = container, job_id, model_type, interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
 
@@ -44,6 +48,6 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                jobs.touch(self.container, self.job_id)
+                jobs.touch(self.container, self.job_id, self.model_type)
             except Exception:  # a missed beat is harmless; the next one retries
                 log.warning("heartbeat for %s failed", self.job_id, exc_info=True)

@@ -157,15 +157,35 @@ def set_metadata(row: RetrainingJob, **values: Any) -> None:
 
 
 def training_progress(row: RetrainingJob) -> float:
-    """10 % after the dataset, 80 % spread over the models, the rest for finalizing."""
+    """10 % after the dataset, 80 % spread over the models (a training's share grows with its CV
+    folds), the rest for finalizing."""
     total = max(1, len(row.model_types or []))
-    done = sum(1 for e in (row.models_trained or {}).values() if e.get("status") in (TRAINED, FAILED))
+    done = sum(model_fraction(e) for e in (row.models_trained or {}).values())
     return round(10.0 + 80.0 * done / total, 1)
 
 
-def touch(container: Container, job_id: str) -> None:
-    """Heartbeat: the job's tasks are alive."""
+def model_fraction(entry: dict[str, Any]) -> float:
+    """How far one model's training is: 0 at the fit, k/(n+1) at CV fold k of n, 1 once it has an outcome."""
+    if entry.get("status") in (TRAINED, FAILED):
+        return 1.0
+    progress = entry.get("progress") or {}
+    if entry.get("status") != TRAINING or not progress.get("total"):
+        return 0.0
+    if str(progress.get("stage", "")).startswith("cv fold"):
+        return float(progress["done"]) / (float(progress["total"]) + 1.0)
+    return 0.95 if progress.get("stage") == "storing" else 0.0
+
+
+def touch(container: Container, job_id: str, model_type: str | None = None) -> None:
+    """Heartbeat: the job's tasks are alive; with `model_type`, that model's training task is
+    (its entry's `heartbeat_at`, which the lost-task sweep reads)."""
     with container.session() as session:
-        row = session.get(RetrainingJob, job_id)
-        if row is not None and row.status == RUNNING:
-            row.heartbeat_at = utcnow()
+        # A model's beat locks the row: the entries share one JSON column with the other model types' tasks.
+        row = session.get(RetrainingJob, job_id) if model_type is None else lock_job(session, job_id)
+        if row is None or row.status != RUNNING:
+            return
+        now = utcnow()
+        row.heartbeat_at = now
+        entry = (row.models_trained or {}).get(model_type) if model_type else None
+        if entry is not None and entry.get("status") == TRAINING:
+            set_model_result(row, model_type, heartbeat_at=now.isoformat())  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from app.core.db.models import RetrainingJob
 from app.core.topics import RetrainingStarted
 from app.retraining import closing, jobs
+from app.retraining.lost_tasks import LostTask, sweep_lost_tasks
 from app.retraining.spec import DataSelection, RetrainingSpec
 from app.rl.maintenance import run_rl_maintenance
 
@@ -128,3 +129,6 @@ class RetrainingOrchestrator:
 
     def close_stale_jobs(self, stale_after: timedelta | None = None) -> list[str]:
         return closing.close_stale_jobs(self.container, stale_after)
+
+    def sweep_lost_tasks(self) -> list[LostTask]:
+        return sweep_lost_tasks(self.container)

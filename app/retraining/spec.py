@@ -127,7 +127,7 @@ class RetrainingSpec(BaseModel):
             "symbols": list(policy.data.symbols),
             "timeframe": policy.data.timeframe,
             "lookback_days": policy.data.lookback_days,
-            "end": (now or utcnow()).replace(second=0, microsecond=0),
+            "end": policy.data.end or (now or utcnow()).replace(second=0, microsecond=0),
         }
         values = {
             "job_type": "full" if model_types is None else "partial",

@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from app.core.clock import utcnow
 from app.core.db.models import RetrainingJob
 from app.model_registry import ModelCandidate, ModelRegistry, artifact_dir
-from app.model_training.service import train_model
+from app.model_training.service import Progress, train_model
 from app.retraining import closing, jobs
 from app.retraining.datasets import build_job_dataset
 from app.retraining.heartbeat import Heartbeat
@@ -59,11 +60,12 @@ def prepare_dataset(container: Container, job_id: str) -> dict[str, Any]:
     except Exception as exc:  # recorded; the training steps then skip and finalize fails the job
         log.exception("job %s: dataset preparation failed", job_id)
         dataset_id, error = None, _error_text(exc)
+    seconds = round(time.monotonic() - started, 3)
+    # One line per stage with its time: an operator follows a long job in the worker's log.
+    log.info("job %s: dataset %s in %.1f s", job_id, dataset_id or f"failed ({error})", seconds)
     with container.session() as session:
         row = jobs.lock_job(session, job_id)
-        jobs.set_metadata(
-            row, dataset_id=dataset_id, dataset_error=error, dataset_seconds=round(time.monotonic() - started, 3)
-        )
+        jobs.set_metadata(row, dataset_id=dataset_id, dataset_error=error, dataset_seconds=seconds)
         if row.status == jobs.RUNNING:
             row.stage, row.progress_pct, row.heartbeat_at = "training", 10.0, utcnow()
     return {"job_id": job_id, "dataset_id": dataset_id, "error": error}
@@ -74,7 +76,13 @@ def _build_dataset(container: Container, selection: DataSelection) -> str:
 
 
 def train_one_model(
-    container: Container, job_id: str, model_type: str, *, queue: str | None = None, worker: str | None = None
+    container: Container,
+    job_id: str,
+    model_type: str,
+    *,
+    queue: str | None = None,
+    worker: str | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train one model type for the job and stage it (TRAINING); errors are recorded, not raised."""
     cap = container.policy_store.get().clm_config.max_task_deliveries
@@ -101,16 +109,23 @@ def train_one_model(
         if not dataset_id:
             error = f"no dataset: {meta.get('dataset_error') or 'the dataset step did not run'}"
             return _summary(job_id, model_type, _finish(row, model_type, status=jobs.FAILED, error=error, **attempt))
-        jobs.set_model_result(row, model_type, status=jobs.TRAINING, started_at=utcnow().isoformat(), **attempt)
+        now = utcnow().isoformat()
+        jobs.set_model_result(row, model_type, status=jobs.TRAINING, started_at=now, heartbeat_at=now, **attempt)
         row.heartbeat_at = utcnow()
-    return _train_and_stage(container, job_id, model_type, dataset_id)
+    return _train_and_stage(container, job_id, model_type, dataset_id, on_progress)
 
 
 def train_and_close(
-    container: Container, job_id: str, model_type: str, *, queue: str | None = None, worker: str | None = None
+    container: Container,
+    job_id: str,
+    model_type: str,
+    *,
+    queue: str | None = None,
+    worker: str | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """`train_one_model`, then close the job when every training of it has a final result."""
-    summary = train_one_model(container, job_id, model_type, queue=queue, worker=worker)
+    summary = train_one_model(container, job_id, model_type, queue=queue, worker=worker, on_progress=on_progress)
     try:
         if all_trainings_done(container, job_id):
             closing.finalize_job(container, job_id)
@@ -129,12 +144,45 @@ def all_trainings_done(container: Container, job_id: str) -> bool:
         return all((results.get(m) or {}).get("status") in FINAL_MODEL_STATES for m in row.model_types or [])
 
 
-def _train_and_stage(container: Container, job_id: str, model_type: str, dataset_id: str) -> dict[str, Any]:
+def _progress_recorder(
+    container: Container, job_id: str, model_type: str, on_progress: Callable[[dict[str, Any]], None] | None
+) -> Progress:
+    """Records a training's progress in its job entry (API, CLI) and hands it to `on_progress` (Flower)."""
+    started = time.monotonic()
+
+    def record(stage: str, done: int, total: int) -> None:
+        label = f"{stage} {done} of {total}" if stage == "cv fold" else stage
+        seconds = round(time.monotonic() - started, 1)
+        log.info("job %s: %s %s (%.1f s in)", job_id, model_type, label, seconds)
+        progress = {"stage": label, "done": done, "total": total, "seconds": seconds}
+        try:
+            with container.session() as session:
+                row = jobs.lock_job(session, job_id)
+                if (row.models_trained or {}).get(model_type, {}).get("status") == jobs.TRAINING:
+                    jobs.set_model_result(row, model_type, progress=progress)
+                    row.progress_pct = max(row.progress_pct or 0.0, jobs.training_progress(row))
+            if on_progress is not None:
+                on_progress({"job_id": job_id, "model_type": model_type} | progress)
+        except Exception:  # progress is for watching; it never stops a training
+            log.warning("job %s: could not record %s progress", job_id, model_type, exc_info=True)
+
+    return record
+
+
+def _train_and_stage(
+    container: Container,
+    job_id: str,
+    model_type: str,
+    dataset_id: str,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     started = time.monotonic()
     trained, error = None, None
+    log.info("job %s: training %s on dataset %s", job_id, model_type, dataset_id)
+    progress = _progress_recorder(container, job_id, model_type, on_progress)
     try:
-        with Heartbeat(container, job_id):
-            trained = train_model(container, model_type, dataset_id, job_id)
+        with Heartbeat(container, job_id, model_type):
+            trained = train_model(container, model_type, dataset_id, job_id, progress)
     except Exception as exc:  # one model's failure must not sink the others
         log.exception("job %s: training %s failed", job_id, model_type)
         error = _error_text(exc)
@@ -152,6 +200,7 @@ def _train_and_stage(container: Container, job_id: str, model_type: str, dataset
         else:
             model_id = ModelRegistry(container).stage_model(trained, job_id=job_id, session=session)
             entry = _finish(row, model_type, status=jobs.TRAINED, model_id=model_id, seconds=seconds, error=None)
+    log.info("job %s: %s %s in %.1f s", job_id, model_type, entry.get("model_id") or f"failed ({error})", seconds)
     return _summary(job_id, model_type, entry)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 import urllib.error
@@ -72,3 +73,78 @@ def test_flower_shows_live_workers_and_a_finished_task(pg_container, worker_env,
             metrics = response.read().decode()
         assert f'flower_worker_online{{worker="{name}"}} 1.0' in metrics
         assert 'type="task-succeeded"' in metrics and "flower_task_runtime_seconds_bucket" in metrics
+
+
+def test_flower_sees_a_training_gpu_worker_and_a_failed_training(pg_container, worker_env, tmp_path) -> None:
+    """The gpu queue's threads pool answers Flower's inspect calls while it trains; a failed training is FAILURE."""
+    from app.retraining import RetrainingOrchestrator
+    from tests.integration.test_retraining_workers import SPEC, TINY_TRAINING
+    from workers.celery_app import celery_app, configure
+    from workers.celery_dispatcher import CeleryDispatcher
+
+    configure(pg_container.settings)
+    pg_container.dispatcher = CeleryDispatcher(celery_app)
+    # long enough to be seen running
+    training = TINY_TRAINING | {"nhits": {"max_steps": 150, "input_size": 24, "val_check_steps": 50}}
+    pg_container.policy_store.update({"training": training}, author="test")
+    orchestrator = RetrainingOrchestrator(pg_container)
+    env = worker_env | {"CLM_TRAIN_THREADS": "1", "CLM_DEVICE": "cpu"}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = ["sh", "-c", f"exec {procfile_command('flower')} --persistent=False --inspect_timeout=3000"]
+    flower_env = worker_env | {"FLOWER_BASIC_AUTH": FLOWER_AUTH, "CLM_FLOWER_PORT": str(port)}
+    with (
+        celery_worker(env, queues="default,cpu", name="fl-cpu@%h", log_path=tmp_path / "cpu.log"),
+        celery_worker(env, queues="gpu", pool="threads", name="fl-gpu@%h", log_path=tmp_path / "gpu.log"),
+        background(cmd, flower_env, tmp_path / "flower.log", f"{base}/healthcheck"),
+    ):
+        job_id = orchestrator.start_partial(["nhits"], reason="test", spec=SPEC)
+        task_id = f"{job_id}.train.nhits"
+        deadline = time.monotonic() + 120
+        while orchestrator.get_job(job_id).models.get("nhits", {}).get("status") != "training":
+            assert time.monotonic() < deadline, orchestrator.get_job(job_id)
+            time.sleep(0.2)
+        online: dict = {}
+        task: dict = {}
+        while time.monotonic() < deadline:
+            # ?status=1: Flower pings every worker now; the training worker must answer
+            online = _get(f"{base}/api/workers?status=1")  # type: ignore[assignment]
+            with contextlib.suppress(urllib.error.HTTPError):  # 404 until Flower has seen the task
+                task = _get(f"{base}/api/task/info/{task_id}")  # type: ignore[assignment]
+            running = task.get("state") in ("STARTED", "PROGRESS")  # PROGRESS: the training reported a stage
+            if any(n.startswith("fl-gpu@") and up for n, up in online.items()) and running:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the training GPU worker is not online or its task not active in Flower: {online} {task}")
+        assert orchestrator.get_job(job_id).models["nhits"]["status"] == "training", "seen only after training"
+        assert task["worker"].startswith("fl-gpu@"), task
+        # Progress inside the model: the job entry (API, CLI) and Flower's task state and result meta.
+        seen: dict = {}
+        while time.monotonic() < deadline and not seen.get("stage", "").startswith("cv fold"):
+            answer = _get(f"{base}/api/task/info/{task_id}")
+            if answer.get("state") == "PROGRESS" and answer.get("result"):  # type: ignore[union-attr]
+                seen = json.loads(answer["result"])  # type: ignore[index]
+            time.sleep(0.3)
+        assert seen.get("stage", "").startswith("cv fold") and seen["model_type"] == "nhits", seen
+        entry = orchestrator.get_job(job_id).models["nhits"]
+        assert entry["progress"]["stage"].startswith(("cv fold", "storing")) or entry["status"] != "training", entry
+        workers = _get(f"{base}/api/workers?refresh=1&workername={task['worker']}")
+        assert workers[task["worker"]]["stats"]["pool"]["implementation"].endswith("thread:TaskPool")  # type: ignore[index]
+
+        # A training that fails (no candles in its window) is recorded in the job, and FAILURE in Flower.
+        empty = SPEC | {"start": "2030-01-01T00:00:00", "end": "2030-01-29T00:00:00"}
+        failed = orchestrator.start_partial(["naive"], reason="test", spec=empty)
+        state: dict = {}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and state.get("state") != "FAILURE":
+            with contextlib.suppress(urllib.error.HTTPError):  # 404 until Flower has seen it
+                state = _get(f"{base}/api/task/info/{failed}.train.naive")  # type: ignore[assignment]
+            time.sleep(0.5)
+        assert state.get("state") == "FAILURE", state
+        assert "TrainingFailed" in state["exception"] and "no dataset" in state["exception"]
+        while not orchestrator.get_job(failed).finished and time.monotonic() < deadline:
+            time.sleep(0.3)
+        job = orchestrator.get_job(failed)
+        assert job.status == "failed" and "no dataset" in job.models["naive"]["error"]  # closed by the errback
+    assert "neural models will train on the CPU" in (tmp_path / "gpu.log").read_text()  # said once, at start

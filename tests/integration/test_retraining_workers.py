@@ -165,3 +165,75 @@ def test_cancel_marks_the_job_revokes_queued_tasks_and_keeps_nothing(orchestrato
     assert "lightgbm" not in job.models  # revoked before it started
     assert ModelRegistry(orchestrator.container).list_models() == []  # the running one kept nothing
     assert not orchestrator.container.artifacts.list("models")
+
+
+# The policy's default limit (3) with beat's cadence (60) measures what an operator waits:
+# CLM_TEST_TASK_HEARTBEAT_MINUTES=3 CLM_TEST_SWEEP_SECONDS=60 pytest -s -k lost_in_minutes
+LIMIT_MINUTES = float(os.environ.get("CLM_TEST_TASK_HEARTBEAT_MINUTES", "0.25"))
+SWEEP_SECONDS = float(os.environ.get("CLM_TEST_SWEEP_SECONDS", "2"))
+
+
+def _sweep_until_lost(job_id: str, orchestrator, killed_at: float) -> float:  # type: ignore[no-untyped-def]
+    """Runs beat's stale-job sweep on the cpu worker until the job shows nhits lost; the seconds since the kill."""
+    from tasks.retraining import close_stale_jobs
+
+    deadline = time.monotonic() + LIMIT_MINUTES * 60 + SWEEP_SECONDS + 90
+    while time.monotonic() < deadline:
+        time.sleep(SWEEP_SECONDS)
+        close_stale_jobs.apply_async().get(timeout=30)
+        if orchestrator.get_job(job_id).models["nhits"].get("lost"):
+            return time.monotonic() - killed_at
+    pytest.fail(f"nhits of {job_id} not declared lost: {orchestrator.get_job(job_id).models}")
+
+
+def test_a_gpu_worker_killed_mid_training_shows_the_task_lost_in_minutes(orchestrator, env, tmp_path) -> None:
+    """Per-task heartbeats: the job shows the lost training within task_heartbeat_minutes (+ one sweep), not
+    after the broker's 6 h visibility timeout; it is redelivered within the cap, else closed with the reason."""
+    limit_minutes = LIMIT_MINUTES
+    store = orchestrator.container.policy_store
+    store.update({"clm_config": {"task_heartbeat_minutes": limit_minutes, "max_task_deliveries": 1}}, author="test")
+    with celery_worker(env, queues="default,cpu", name="cpu-sweep@%h", log_path=tmp_path / "cpu.log"):
+        with celery_worker(
+            env, queues="gpu", pool="threads", name="gpu-lost@%h", log_path=tmp_path / "gpu1.log"
+        ) as gpu:
+            closed = orchestrator.start_partial(["naive", "nhits"], reason="test", spec=SPEC)
+            assert wait_for_training(orchestrator, closed, "nhits", 1) == gpu.pid  # threads pool: the worker itself
+            gpu.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+            gpu.wait()
+        seconds = _sweep_until_lost(closed, orchestrator, killed_at)
+        print(f"\ntask lost shown {seconds:.1f}s after the GPU worker's death (limit {limit_minutes * 60:.0f}s)")
+        assert seconds < limit_minutes * 60 + SWEEP_SECONDS + 30
+        job = wait_until_finished(orchestrator, closed, timeout=60)
+        assert job.status == "partial" and job.models["naive"]["status"] == "registered"
+        error = job.models["nhits"]["error"]
+        assert job.models["nhits"]["status"] == "failed" and "lost: no heartbeat" in error and "gpu-lost@" in error
+        assert "given up after 1 of 1 deliveries" in error and "nhits: lost" in job.error_message
+
+        # Within the cap the lost training is sent again; a live GPU worker trains it and the job completes.
+        store.update({"clm_config": {"max_task_deliveries": 2}}, author="test")
+        with celery_worker(
+            env, queues="gpu", pool="threads", name="gpu-lost2@%h", log_path=tmp_path / "gpu2.log"
+        ) as gpu:
+            again = orchestrator.start_partial(["naive", "nhits"], reason="test", spec=SPEC)
+            wait_for_training(orchestrator, again, "nhits", 1)
+            gpu.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+            gpu.wait()
+        _sweep_until_lost(again, orchestrator, killed_at)
+        assert orchestrator.get_job(again).models["nhits"]["status"] in ("redelivered", "training", "trained")
+        with celery_worker(env, queues="gpu", pool="threads", name="gpu-new@%h", log_path=tmp_path / "gpu3.log"):
+            deadline = time.monotonic() + 180
+            while not orchestrator.get_job(again).finished and time.monotonic() < deadline:
+                close_stale_jobs_now()
+                time.sleep(2)
+        job = orchestrator.get_job(again)
+        assert job.status == "completed", (job.error_message, job.models)
+        assert job.models["nhits"]["deliveries"] == 2 and job.models["nhits"]["worker"].startswith("gpu-new@")
+        assert len(job.models["nhits"]["lost"]) == 1
+
+
+def close_stale_jobs_now() -> None:
+    from tasks.retraining import close_stale_jobs
+
+    close_stale_jobs.apply_async().get(timeout=30)

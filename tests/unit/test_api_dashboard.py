@@ -40,4 +40,4 @@ def test_dashboard_shows_every_part(sqlite_container) -> None:
 
 def test_dashboard_of_an_empty_system(sqlite_container) -> None:
     page = create_app(sqlite_container).test_client().get("/").get_data(as_text=True)
-    assert "IDLE" in page and "no models registered yet" in page and "NO DRIFT DETECTED" in page
+    assert "IDLE" in page and "no models registered yet" in page and "NOT CHECKED YET" in page

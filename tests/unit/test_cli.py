@@ -34,3 +34,17 @@ def test_policy_set_refuses_bad_values_with_the_field(tmp_path: Path) -> None:
     assert "clm_config.drift_detection.check_interval_hours" in bad.stderr
     good = _cli(tmp_path, "policy", "set", "clm_config.drift_detection.check_interval_hours", "12")
     assert good.returncode == 0 and "v1" in good.stdout
+
+
+def test_a_negative_value_is_a_value_not_an_option(tmp_path: Path) -> None:
+    assert _cli(tmp_path, "db", "upgrade").returncode == 0
+    bad = _cli(tmp_path, "policy", "set", "clm_config.drift_detection.check_interval_hours", "-0.5")  # no "--"
+    assert bad.returncode == 2 and "No such option" not in bad.stderr
+    assert "clm_config.drift_detection.check_interval_hours" in bad.stderr
+
+
+def test_jobs_subcommands_have_help(tmp_path: Path) -> None:
+    listing = _cli(tmp_path, "jobs", "--help").stdout
+    for name in ("list", "show", "cancel"):
+        line = next(line for line in listing.splitlines() if line.strip().startswith(name))
+        assert len(line.split()) > 1, f"jobs {name} has no help: {line!r}"

@@ -89,7 +89,7 @@ def test_store_and_file_sources(sqlite_container: Container, data_dir: Path) -> 
     from_files = build_dataset(
         sqlite_container, DatasetSpec(symbols=("SOL/USDT",), source="files", files={"SOL/USDT": str(path)}, **window)
     )
-    with pytest.raises(ValueError, match="SOL/USDT has 0 candles"):
+    with pytest.raises(ValueError, match="SOL/USDT 1h has 0 candles"):
         build_dataset(sqlite_container, DatasetSpec(symbols=("SOL/USDT",), source="store", **window))
     import_candle_file(sqlite_container, path, symbol="SOL/USDT", timeframe="1h", exchange="binance")
     from_store = build_dataset(sqlite_container, DatasetSpec(symbols=("SOL/USDT",), source="store", **window))

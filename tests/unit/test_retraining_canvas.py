@@ -36,6 +36,10 @@ def test_full_canvas_routes_each_model_by_its_class() -> None:
     assert body.task == "tasks.retraining.finalize_job"
     assert body.args == ("RTN-20260101-001",) and not body.immutable
     assert body.options["queue"] == "default"
+    # A failed training is a FAILURE task, which skips the callback: the errback closes the job instead.
+    (errback,) = body.options["link_error"]
+    assert errback["task"] == "tasks.retraining.finalize_after_failure" and errback["immutable"]
+    assert tuple(errback["args"]) == ("RTN-20260101-001",) and errback["options"]["queue"] == "default"
 
 
 def test_task_ids_derive_from_the_job_so_cancel_can_revoke_them() -> None:

@@ -138,3 +138,13 @@ def test_rl_maintenance_is_recorded_as_a_job(sqlite_container) -> None:
     job = orchestrator.get_job(orchestrator.run_rl_maintenance())
     assert job.job_type == "rl_maintenance" and job.status == "completed", job.error_message
     assert isinstance(job.metadata["report"], dict) and job.progress_pct == 100.0
+
+
+def test_a_models_share_of_the_progress_grows_with_its_cv_folds() -> None:
+    from app.retraining.jobs import model_fraction
+
+    assert model_fraction({"status": "training"}) == 0.0
+    assert model_fraction({"status": "training", "progress": {"stage": "fit", "done": 0, "total": 1}}) == 0.0
+    assert model_fraction({"status": "training", "progress": {"stage": "cv fold 2 of 3", "done": 2, "total": 3}}) == 0.5
+    assert model_fraction({"status": "training", "progress": {"stage": "storing", "done": 1, "total": 1}}) == 0.95
+    assert model_fraction({"status": "trained"}) == model_fraction({"status": "failed"}) == 1.0

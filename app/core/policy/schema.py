@@ -8,6 +8,7 @@ naming the field and the reason. Storage is `app.core.policy.store`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
@@ -104,6 +105,8 @@ class ClmConfig(_Strict):
     # The ACTIVE model's artifact failing its hash check: predictions of the type answer 503 naming
     # it; with this, they are served by the newest earlier ACTIVE version whose artifact is intact.
     integrity_fallback: bool = False
+    # a training task that has not beaten for this long has lost its worker: redelivered, or closed as lost
+    task_heartbeat_minutes: float = Field(3, gt=0)
     auto_promote_threshold: AutoPromoteThreshold = AutoPromoteThreshold()
     baseline_gate: BaselineGate = BaselineGate()
     drift_detection: DriftDetection = DriftDetection()
@@ -164,6 +167,11 @@ class DataConfig(_Strict):
     timeframe: str = "5m"
     lookback_days: float = Field(180, gt=0)
     stalled_feed_intervals: int = Field(3, ge=1)
+    # "exchange": the candle-refresh job keeps the store current from the exchange; "stored": only
+    # candles already imported are used (research, air-gapped) and the refresh job does nothing.
+    source_mode: Literal["exchange", "stored"] = "exchange"
+    # A fixed end of the data (naive UTC) for retraining and drift windows instead of now: imported files end somewhere.
+    end: datetime | None = None
 
 
 class FeatureConfig(_Strict):
