@@ -11,7 +11,7 @@ from typing import Any
 
 from app.bootstrap import get_container
 from app.clm.guard import request_retraining
-from app.retraining import RetrainingOrchestrator, closing, steps
+from app.retraining import RetrainingOrchestrator, closing, folds, steps
 from app.retraining.jobs import FAILED
 from workers.celery_app import celery_app
 
@@ -35,6 +35,18 @@ def train_model(self: Any, job_id: str, model_type: str) -> dict[str, Any]:
     except Exception as exc:  # never raise in a chord header
         log.exception("train_model(%s, %s) failed", job_id, model_type)
         return {"job_id": job_id, "model_type": model_type, "status": FAILED, "error": f"{type(exc).__name__}: {exc}"}
+
+
+@celery_app.task(name="tasks.retraining.train_fold", bind=True)
+def train_fold(self: Any, job_id: str, model_type: str, fold: int) -> dict[str, Any]:
+    """One walk-forward fold of one model type (a fanned-out job's canvas: workers/canvas.py)."""
+    queue = (self.request.delivery_info or {}).get("routing_key")
+    try:
+        return folds.train_fold(get_container(), job_id, model_type, fold, queue=queue, worker=self.request.hostname)
+    except Exception as exc:  # never raise in a chord header
+        log.exception("train_fold(%s, %s, %s) failed", job_id, model_type, fold)
+        error = f"{type(exc).__name__}: {exc}"
+        return {"job_id": job_id, "model_type": model_type, "fold": fold, "status": FAILED, "error": error}
 
 
 # Idempotent, so retried on any error (a database hiccup): a lost callback would leave the

@@ -23,6 +23,7 @@ TASK_ROUTES: dict[str, str] = {
     # retraining (issue 5): the chord's header tasks are sent to cpu or gpu by workers/canvas.py
     "tasks.retraining.prepare_dataset": "cpu",
     "tasks.retraining.train_model": "cpu",
+    "tasks.retraining.train_fold": "cpu",
     "tasks.retraining.finalize_job": "default",
     "tasks.retraining.scheduled_full_retraining": "default",
     "tasks.retraining.close_stale_jobs": "default",

@@ -58,7 +58,7 @@ def prepare_dataset(container: Container, job_id: str) -> dict[str, Any]:
             row, dataset_id=dataset_id, dataset_error=error, dataset_seconds=round(time.monotonic() - started, 3)
         )
         if row.status == jobs.RUNNING:
-            row.stage, row.progress_pct, row.heartbeat_at = "training", 10.0, utcnow()
+            row.stage, row.progress_pct, row.heartbeat_at = "training", jobs.training_progress(row), utcnow()
     return {"job_id": job_id, "dataset_id": dataset_id, "error": error}
 
 
@@ -96,15 +96,19 @@ def train_one_model(
             return _summary(job_id, model_type, _finish(row, model_type, status=jobs.FAILED, error=error, **attempt))
         jobs.set_model_result(row, model_type, status=jobs.TRAINING, started_at=utcnow().isoformat(), **attempt)
         row.heartbeat_at = utcnow()
-    return _train_and_stage(container, job_id, model_type, dataset_id)
+        # A fanned-out job runs its walk-forward folds as tasks of their own (app/retraining/folds.py).
+        folds_apart = bool(meta.get("cv_folds"))
+    return _train_and_stage(container, job_id, model_type, dataset_id, folds_apart)
 
 
-def _train_and_stage(container: Container, job_id: str, model_type: str, dataset_id: str) -> dict[str, Any]:
+def _train_and_stage(
+    container: Container, job_id: str, model_type: str, dataset_id: str, folds_apart: bool = False
+) -> dict[str, Any]:
     started = time.monotonic()
     trained, error = None, None
     try:
         with Heartbeat(container, job_id):
-            trained = train_model(container, model_type, dataset_id, job_id)
+            trained = train_model(container, model_type, dataset_id, job_id, cross_validation=not folds_apart)
     except Exception as exc:  # one model's failure must not sink the others
         log.exception("job %s: training %s failed", job_id, model_type)
         error = _error_text(exc)
