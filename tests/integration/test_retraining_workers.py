@@ -41,7 +41,10 @@ def orchestrator(pg_container):  # type: ignore[no-untyped-def]
 
     configure(pg_container.settings)
     pg_container.dispatcher = CeleryDispatcher(celery_app)
-    pg_container.policy_store.update({"training": TINY_TRAINING}, author="test")
+    # The canvas's mechanics, not the models' quality: the baseline gate off, explicitly (its own
+    # tests: test_training_gate.py); 20 trees on four weeks would rightly be REJECTED.
+    gate_off = {"clm_config": {"baseline_gate": {"enabled": False}}}
+    pg_container.policy_store.update({"training": TINY_TRAINING} | gate_off, author="test")
     return RetrainingOrchestrator(pg_container)
 
 
@@ -121,9 +124,10 @@ def test_a_killed_training_is_redelivered_and_a_serial_killer_is_given_up(orches
 
 
 def test_a_job_whose_worker_died_is_closed_by_the_stale_sweep(orchestrator, env, tmp_path) -> None:
-    from tasks.retraining import close_stale_jobs
+    from datetime import timedelta
 
-    orchestrator.container.policy_store.update({"clm_config": {"stale_job_minutes": 0.1}}, author="test")
+    # The policy's floor is a minute; the sweep is asked directly for six seconds.
+    orchestrator.container.policy_store.update({"clm_config": {"stale_job_minutes": 1}}, author="test")
     with celery_worker(env, queues="default,cpu", name="cpu-live@%h", log_path=tmp_path / "cpu.log"):
         with celery_worker(env, queues="gpu", name="gpu-dies@%h", log_path=tmp_path / "gpu.log") as gpu:
             job_id = orchestrator.start_partial(["naive", "nhits"], reason="test", spec=SPEC)
@@ -134,8 +138,8 @@ def test_a_job_whose_worker_died_is_closed_by_the_stale_sweep(orchestrator, env,
         while orchestrator.get_job(job_id).models.get("naive", {}).get("status") != "trained":
             assert time.monotonic() < deadline, orchestrator.get_job(job_id).models
             time.sleep(0.2)
-        time.sleep(7)  # past stale_job_minutes without a heartbeat
-        closed = close_stale_jobs.apply_async().get(timeout=30)["closed"]
+        time.sleep(7)  # past six seconds without a heartbeat
+        closed = orchestrator.close_stale_jobs(timedelta(seconds=6))
 
     assert closed == [job_id]
     job = orchestrator.get_job(job_id)
@@ -163,3 +167,40 @@ def test_cancel_marks_the_job_revokes_queued_tasks_and_keeps_nothing(orchestrato
     assert "lightgbm" not in job.models  # revoked before it started
     assert ModelRegistry(orchestrator.container).list_models() == []  # the running one kept nothing
     assert not orchestrator.container.artifacts.list("models")
+
+
+def wait_for_fold(orchestrator, job_id: str, model_type: str, fold: int, delivery: int, timeout: float = 120.0) -> int:  # type: ignore[no-untyped-def]
+    """The pid of the process running fold `fold` of `model_type` in its `delivery`-th delivery."""
+    deadline = time.monotonic() + timeout
+    entry: dict = {}
+    while time.monotonic() < deadline:
+        entry = orchestrator.get_job(job_id).models.get(model_type, {}).get("folds", {}).get(str(fold), {})
+        if entry.get("status") == "training" and entry.get("deliveries") == delivery:
+            return int(entry["pid"])
+        time.sleep(0.02)
+    pytest.fail(f"fold {fold} of {model_type} in {job_id} never started delivery {delivery}: {entry}")
+
+
+def test_a_killed_fold_is_redelivered_and_the_job_completes_once(orchestrator, env, tmp_path) -> None:
+    from app.model_registry import ModelRegistry
+
+    # Slow enough folds (no early stopping) to be caught running.
+    orchestrator.container.policy_store.update(
+        {"training": {"xgboost": {"n_estimators": 1500, "early_stopping_rounds": 1500}}}, author="test"
+    )
+    # Prefork: SIGKILL of the pool process running the fold; the worker requeues it (acks_late).
+    with celery_worker(env, queues="default,cpu", pool="prefork", name="cpu-fold@%h", log_path=tmp_path / "w.log"):
+        job_id = orchestrator.start_partial(["xgboost"], reason="test", spec=SPEC)
+        os.kill(wait_for_fold(orchestrator, job_id, "xgboost", 1, 1), signal.SIGKILL)
+        job = wait_until_finished(orchestrator, job_id)
+
+    assert job.status == "completed", job.error_message
+    folds = job.models["xgboost"]["folds"]
+    assert folds["1"]["deliveries"] == 2 and folds["1"]["status"] == "scored"
+    assert folds["2"]["deliveries"] == 1 and job.models["xgboost"]["deliveries"] == 1
+    assert job.progress_pct == 100.0
+    (model,) = ModelRegistry(orchestrator.container).list_models("xgboost")  # registered once
+    assert model.model_id == job.models["xgboost"]["model_id"] and model.status == "ACTIVE"
+    assert model.metrics["cross_validation"]["folds"] == 2 and model.metrics["gate"]["enforced"] is False
+    completed = orchestrator.container.bus.recent("clm.retraining.completed")
+    assert [e["payload"]["job_id"] for e in completed] == [job_id]
