@@ -11,7 +11,7 @@ from typing import Any
 
 from app.bootstrap import get_container
 from app.clm.guard import request_retraining
-from app.retraining import RetrainingOrchestrator, closing, folds, steps
+from app.retraining import RetrainingOrchestrator, closing, folds, pieces, steps
 from app.retraining.jobs import FAILED
 from workers.celery_app import celery_app
 
@@ -25,6 +25,16 @@ def prepare_dataset(job_id: str) -> dict[str, Any]:
     except Exception as exc:  # keep the chain going: the training steps then see no dataset
         log.exception("prepare_dataset(%s) failed", job_id)
         return {"job_id": job_id, "error": f"{type(exc).__name__}: {exc}"}
+
+
+@celery_app.task(name="tasks.retraining.prepare_piece")
+def prepare_piece(job_id: str, piece: int) -> dict[str, Any]:
+    """One group of symbols of a large job's dataset (joined by `prepare_dataset`)."""
+    try:
+        return pieces.prepare_piece(get_container(), job_id, piece)
+    except Exception as exc:  # never raise in a chord header: the dataset step then builds the piece
+        log.exception("prepare_piece(%s, %s) failed", job_id, piece)
+        return {"job_id": job_id, "piece": piece, "error": f"{type(exc).__name__}: {exc}"}
 
 
 @celery_app.task(name="tasks.retraining.train_model", bind=True)

@@ -1,6 +1,7 @@
 """The retraining canvas as data (STYLE 9): built here, unit-tested for its shape, run elsewhere.
 
-    chain(prepare_dataset (cpu) | chord([train_model per type, train_fold per (type, fold)], finalize_job))
+    chain([chord(prepare_piece per group of symbols) ->] prepare_dataset (cpu)
+          | chord([train_model per type, train_fold per (type, fold)], finalize_job))
 
 Each model type is one final fit (`train_model`) and, when the job fans out (`folds` > 0),
 one task per walk-forward fold (`train_fold`), all on `gpu` when the model class says
@@ -23,15 +24,18 @@ from celery.canvas import Signature
 from app.forecasters import forecaster_class
 
 # The tasks are named, not imported: the canvas is data, and tasks/ imports the Celery app.
+PREPARE_PIECE = "tasks.retraining.prepare_piece"
 PREPARE_DATASET = "tasks.retraining.prepare_dataset"
 TRAIN_MODEL = "tasks.retraining.train_model"
 TRAIN_FOLD = "tasks.retraining.train_fold"
 FINALIZE_JOB = "tasks.retraining.finalize_job"
 
 
-def task_ids(job_id: str, model_types: list[str], folds: int = 0) -> dict[str, str]:
-    """Every task id of a job's canvas, by step (`prepare`, `train:<type>`, `fold:<type>:<k>`, `finalize`)."""
-    ids = {"prepare": f"{job_id}.prepare", "finalize": f"{job_id}.finalize"}
+def task_ids(job_id: str, model_types: list[str], folds: int = 0, pieces: int = 0) -> dict[str, str]:
+    """Every task id of a job's canvas, by step (`piece:<k>`, `prepare`, `train:<type>`, `fold:<type>:<k>`,
+    `finalize`)."""
+    ids = {f"piece:{k}": f"{job_id}.piece.{k}" for k in range(1, pieces + 1)}
+    ids |= {"prepare": f"{job_id}.prepare", "finalize": f"{job_id}.finalize"}
     ids |= {f"train:{m}": f"{job_id}.train.{m}" for m in model_types}
     ids |= {f"fold:{m}:{k}": f"{job_id}.fold.{m}.{k}" for m in model_types for k in range(1, folds + 1)}
     return ids
@@ -76,15 +80,28 @@ def retraining_canvas(
     needs_gpu: Mapping[str, bool] | None = None,
     app: Celery | None = None,
     folds: int = 0,
+    pieces: int = 0,
 ) -> Signature:
     """The canvas of one retraining job (`spec` is stored with the job; it is not sent)."""
     if not model_types:
         raise ValueError(f"job {job_id}: a retraining canvas needs at least one model type")
     if folds < 0:
         raise ValueError(f"job {job_id}: folds must be 0 or more, got {folds}")
-    ids = task_ids(job_id, model_types, folds)
+    ids = task_ids(job_id, model_types, folds, pieces)
     header = training_header(job_id, model_types, folds, needs_gpu, app)
+    prepare = signature(PREPARE_DATASET, args=(job_id,), immutable=True, app=app).set(
+        queue="cpu", task_id=ids["prepare"]
+    )
+    if pieces:
+        # A large dataset: one task per group of symbols, joined by the dataset step.
+        piece_tasks = [
+            signature(PREPARE_PIECE, args=(job_id, k), immutable=True, app=app).set(
+                queue="cpu", task_id=ids[f"piece:{k}"]
+            )
+            for k in range(1, pieces + 1)
+        ]
+        prepare = chord(piece_tasks, prepare)
     return chain(
-        signature(PREPARE_DATASET, args=(job_id,), immutable=True, app=app).set(queue="cpu", task_id=ids["prepare"]),
+        prepare,
         chord(header, signature(FINALIZE_JOB, args=(job_id,), app=app).set(queue="default", task_id=ids["finalize"])),
     )

@@ -22,6 +22,7 @@ TASK_ROUTES: dict[str, str] = {
     "tasks.maintenance.apply_retention": "default",
     # retraining (issue 5): the chord's header tasks are sent to cpu or gpu by workers/canvas.py
     "tasks.retraining.prepare_dataset": "cpu",
+    "tasks.retraining.prepare_piece": "cpu",
     "tasks.retraining.train_model": "cpu",
     "tasks.retraining.train_fold": "cpu",
     "tasks.retraining.finalize_job": "default",

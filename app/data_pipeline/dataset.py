@@ -157,7 +157,7 @@ def _symbol_rows(symbol: str, candles: pd.DataFrame, spec: DatasetSpec) -> pd.Da
     return rows
 
 
-def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = io.BytesIO()
     # Dictionary encoding only where values repeat: tried on float features it costs 5x the time.
@@ -165,19 +165,20 @@ def _parquet_bytes(frame: pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
-def build_dataset(container: Container, spec: DatasetSpec) -> DatasetInfo:
-    """Build (or find already built) the dataset of `spec`; Parquet + manifest + `datasets` row."""
-    dataset_id = spec.dataset_id()
-    existing = _existing(container, dataset_id)
-    if existing is not None:
-        return existing
-    candles, source_info = _candles(container, spec)
+def symbol_frame(
+    container: Container, spec: DatasetSpec, symbols: tuple[str, ...] | None = None
+) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
+    """The dataset rows of `symbols` (default: all the spec's), time-major, with per-symbol counts and the source."""
+    symbols = spec.symbols if symbols is None else symbols
+    candles, source_info = _candles(
+        container, spec if symbols == spec.symbols else spec.model_copy(update={"symbols": symbols})
+    )
     parts, per_symbol = [], {}
-    for symbol in spec.symbols:
+    for symbol in symbols:
         rows = _symbol_rows(symbol, candles[symbol], spec)
         if rows.empty:
             raise ValueError(
-                f"dataset {dataset_id}: {symbol} has {len(candles[symbol])} candles in "
+                f"dataset {spec.dataset_id()}: {symbol} has {len(candles[symbol])} candles in "
                 f"[{spec.start}, {spec.end}) from {spec.source}, too few for the feature and label windows"
             )
         parts.append(rows)
@@ -187,12 +188,42 @@ def build_dataset(container: Container, spec: DatasetSpec) -> DatasetInfo:
             "first_ms": int(rows["timestamp"].iloc[0]),
             "last_ms": int(rows["timestamp"].iloc[-1]),
         }
+        del candles[symbol]
+    return time_major(parts), per_symbol, source_info
+
+
+def time_major(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Symbols' rows (in the spec's order) joined and sorted by time, the spec's order kept within a time."""
     frame = pd.concat(parts, ignore_index=True)
-    del parts
-    # Time-major: a stable sort on the int64 timestamps keeps the spec's symbol order within a time.
+    parts.clear()
+    # A stable sort on the int64 timestamps keeps the spec's symbol order within a time.
     order = np.argsort(frame["timestamp"].to_numpy(), kind="stable")
     frame = frame.take(order).reset_index(drop=True)
-    data = _parquet_bytes(frame)
+    if not isinstance(frame["regime"].dtype, pd.CategoricalDtype):  # pieces read back from Parquet
+        frame["regime"] = pd.Categorical(frame["regime"], categories=list(REGIMES))
+    return frame
+
+
+def build_dataset(container: Container, spec: DatasetSpec) -> DatasetInfo:
+    """Build (or find already built) the dataset of `spec`; Parquet + manifest + `datasets` row."""
+    existing = _existing(container, spec.dataset_id())
+    if existing is not None:
+        return existing
+    frame, per_symbol, source_info = symbol_frame(container, spec)
+    return store_dataset(container, spec, frame, per_symbol, source_info)
+
+
+def store_dataset(
+    container: Container,
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    per_symbol: dict[str, Any],
+    source_info: dict[str, Any],
+) -> DatasetInfo:
+    """Write a built frame as the dataset of `spec` (Parquet, manifest, `datasets` row); a dataset
+    already registered under its id (built concurrently) is returned instead."""
+    dataset_id = spec.dataset_id()
+    data = parquet_bytes(frame)
     stored = container.artifacts.put_bytes(f"datasets/{dataset_id}/data.parquet", data)
     manifest: dict[str, Any] = {
         "dataset_id": dataset_id,
@@ -234,6 +265,11 @@ def build_dataset(container: Container, spec: DatasetSpec) -> DatasetInfo:
             return found
         raise
     return DatasetInfo(dataset_id, stored.path, stored.sha256, len(frame), manifest["feature_set_id"], manifest)
+
+
+def existing_dataset(container: Container, dataset_id: str) -> DatasetInfo | None:
+    """The registered dataset `dataset_id` (its file checked present), or None."""
+    return _existing(container, dataset_id)
 
 
 def _existing(container: Container, dataset_id: str) -> DatasetInfo | None:

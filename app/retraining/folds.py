@@ -40,9 +40,10 @@ log = logging.getLogger(__name__)
 FINAL_FOLD_STATES = (jobs.SCORED, jobs.FAILED)
 
 
-def canvas_task_count(model_types: list[str], folds: int) -> int:
-    """Tasks of a job's canvas: the dataset, per type its final fit and its folds, the callback."""
-    return 2 + len(model_types) * (folds + 1)
+def canvas_task_count(model_types: list[str], folds: int, pieces: int = 0) -> int:
+    """Tasks of a job's canvas: the dataset's pieces and the dataset, per type its final fit and
+    its folds, the callback."""
+    return pieces + 2 + len(model_types) * (folds + 1)
 
 
 def fold_entry(row: RetrainingJob, model_type: str, fold: int) -> dict[str, Any]:

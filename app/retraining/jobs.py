@@ -167,6 +167,7 @@ def training_progress(row: RetrainingJob) -> float:
     total = int(meta.get("canvas_tasks") or 0)
     if total:
         done = 1 if meta.get("dataset_id") or meta.get("dataset_error") else 0
+        done += len(meta.get("pieces") or {})
         for entry in entries:
             done += entry.get("status") in (TRAINED, FAILED, REGISTERED)
             done += sum(f.get("status") in (SCORED, FAILED) for f in (entry.get("folds") or {}).values())

@@ -17,8 +17,9 @@ from app.core.clock import utcnow
 from app.model_registry import ModelCandidate, ModelRegistry, artifact_dir
 from app.model_training.service import train_model
 from app.retraining import jobs
-from app.retraining.datasets import build_job_dataset
+from app.retraining.datasets import build_job_dataset, dataset_spec
 from app.retraining.heartbeat import Heartbeat
+from app.retraining.pieces import join_job_pieces
 from app.retraining.spec import DataSelection
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def prepare_dataset(container: Container, job_id: str) -> dict[str, Any]:
     try:
         selection = DataSelection.model_validate(meta.get("spec") or {})
         with Heartbeat(container, job_id):
-            dataset_id = _build_dataset(container, selection)
+            dataset_id = _build_dataset(container, selection, meta)
         error = None
     except Exception as exc:  # recorded; the training steps then skip and finalize fails the job
         log.exception("job %s: dataset preparation failed", job_id)
@@ -62,7 +63,12 @@ def prepare_dataset(container: Container, job_id: str) -> dict[str, Any]:
     return {"job_id": job_id, "dataset_id": dataset_id, "error": error}
 
 
-def _build_dataset(container: Container, selection: DataSelection) -> str:
+def _build_dataset(container: Container, selection: DataSelection, meta: dict[str, Any]) -> str:
+    count = int(meta.get("dataset_pieces") or 0)
+    if count and not selection.dataset_id:
+        # A large job: its pieces were prepared by tasks of their own before this one (app/retraining/pieces.py).
+        spec = dataset_spec(container.policy_store.get(), selection)
+        return join_job_pieces(container, spec, dict(meta.get("pieces") or {}), count)
     return build_job_dataset(container, selection)
 
 

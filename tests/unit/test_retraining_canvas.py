@@ -138,3 +138,16 @@ def test_fanned_out_messages_stay_small_and_negative_folds_are_refused() -> None
     assert len(json.dumps(canvas)) < 30_000
     with pytest.raises(ValueError, match="folds must be 0 or more"):
         retraining_canvas("RTN-1", ["xgboost"], {}, folds=-1)
+
+
+def test_a_large_dataset_is_prepared_by_piece_tasks_before_the_dataset_step() -> None:
+    canvas = retraining_canvas("RTN-9", ["xgboost"], {}, folds=2, pieces=3)
+    prepare, fan_out = canvas.tasks
+    assert isinstance(prepare, chord) and isinstance(fan_out, chord)
+    assert [s.task for s in prepare.tasks] == ["tasks.retraining.prepare_piece"] * 3
+    assert [s.args for s in prepare.tasks] == [("RTN-9", k) for k in (1, 2, 3)]
+    assert {s.options["queue"] for s in prepare.tasks} == {"cpu"} and all(s.immutable for s in prepare.tasks)
+    assert prepare.body.task == "tasks.retraining.prepare_dataset" and prepare.body.immutable
+    ids = task_ids("RTN-9", ["xgboost"], 2, 3)
+    assert [s.options["task_id"] for s in prepare.tasks] == [ids[f"piece:{k}"] for k in (1, 2, 3)]
+    assert len(fan_out.tasks) == 3 and len(ids) == 3 + 2 + 3
