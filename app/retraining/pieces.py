@@ -10,6 +10,7 @@ builds any piece whose task was lost itself, and reports a piece's error as the 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from app.core.clock import utcnow
@@ -51,6 +52,7 @@ def prepare_piece(container: Container, job_id: str, piece: int) -> dict[str, An
         if row.stage == "queued":
             row.stage, row.heartbeat_at = "preparing_dataset", utcnow()
     result: dict[str, Any]
+    started = time.monotonic()
     try:
         spec = dataset_spec(container.policy_store.get(), DataSelection.model_validate(meta.get("spec") or {}))
         groups = symbol_groups(spec, container.settings.dataset_piece_symbols)
@@ -58,6 +60,7 @@ def prepare_piece(container: Container, job_id: str, piece: int) -> dict[str, An
             raise ValueError(f"piece {piece} is not one of the dataset's {len(groups)} pieces")
         with Heartbeat(container, job_id):
             result = build_piece(container, spec, groups[piece - 1]).to_dict()
+        result["seconds"] = round(time.monotonic() - started, 3)
     except Exception as exc:  # recorded; the dataset step reports it as the dataset's error
         log.exception("job %s: dataset piece %d failed", job_id, piece)
         result = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
