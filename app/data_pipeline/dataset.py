@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.exc import IntegrityError
 
+from app.core.artifacts import ArtifactIntegrityError
 from app.core.clock import utcnow
 from app.core.db.models import Dataset
 from app.core.policy import FeatureConfig, LabelConfig, Policy
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from app.core.container import Container
 
 DATASET_FORMAT_VERSION = 2
+ROW_GROUP_ROWS = 131_072
 
 
 class DatasetSpec(BaseModel):
@@ -161,7 +163,8 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = io.BytesIO()
     # Dictionary encoding only where values repeat: tried on float features it costs 5x the time.
-    pq.write_table(table, sink, compression="zstd", use_dictionary=["symbol", "regime"])
+    # Row groups of 128 Ki rows: a reader of the rows before a time skips the groups after it.
+    pq.write_table(table, sink, compression="zstd", use_dictionary=["symbol", "regime"], row_group_size=ROW_GROUP_ROWS)
     return sink.getvalue()
 
 
@@ -283,12 +286,36 @@ def _existing(container: Container, dataset_id: str) -> DatasetInfo | None:
     return info
 
 
-def load_dataset(container: Container, dataset_id: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The dataset's rows and manifest; refuses a file whose sha256 differs from the registered one."""
+def load_dataset(
+    container: Container, dataset_id: str, *, columns: list[str] | None = None, before_ms: int | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The dataset's rows and manifest; refuses a file whose sha256 differs from the registered one.
+
+    `columns` reads only those columns, `before_ms` only the rows before that time (whole row
+    groups are skipped: the file is time-major). From a local store the file is hashed as a
+    stream and read by Parquet directly, so no copy of its bytes is held beside the frame.
+    """
     with container.session() as session:
         row = session.get(Dataset, dataset_id)
         if row is None:
             raise KeyError(f"unknown dataset {dataset_id!r}")
         path, sha256, manifest = row.file_path, row.sha256, dict(row.manifest)
-    data = container.artifacts.get_bytes(path, expected_sha256=sha256)
-    return pd.read_parquet(io.BytesIO(data)), manifest
+    filters = [("timestamp", "<", int(before_ms))] if before_ms is not None else None
+    source: Any
+    if container.artifacts.is_local and container.artifacts.exists(path):
+        source = container.artifacts.local_path(path)
+        _check_file_sha256(source, sha256, path)
+    else:
+        source = io.BytesIO(container.artifacts.get_bytes(path, expected_sha256=sha256))
+    table = pq.read_table(source, columns=columns, filters=filters)
+    # self_destruct: each column's Arrow memory is released as it is converted (one copy at a time).
+    return table.to_pandas(self_destruct=True, split_blocks=True), manifest
+
+
+def _check_file_sha256(file: Any, expected: str, name: str) -> None:
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for chunk in iter(lambda: handle.read(8 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != expected:
+        raise ArtifactIntegrityError(f"{name}: sha256 {digest.hexdigest()} differs from the recorded {expected}")

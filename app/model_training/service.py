@@ -167,14 +167,33 @@ class TrainingSetup:
     step_ms: int
 
 
+def time_ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows by (timestamp, symbol); a frame already in that order (a dataset whose symbols are
+    listed alphabetically) is returned as it is, not copied."""
+    stamps = frame["timestamp"].to_numpy()
+    symbols = frame["symbol"].to_numpy()
+    same_time = stamps[1:] == stamps[:-1]
+    if (stamps[1:] >= stamps[:-1]).all() and (symbols[1:][same_time] > symbols[:-1][same_time]).all():
+        return frame
+    return frame.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
+
+
 def training_setup(
-    container: Container, model_class: type[Forecaster], dataset_id: str, load: Any = load_dataset
+    container: Container,
+    model_class: type[Forecaster],
+    dataset_id: str,
+    load: Any = load_dataset,
+    before_ms: int | None = None,
 ) -> TrainingSetup:
-    """Load the dataset and build the model type's `ForecastSpec` from the policy (as every training does)."""
+    """Load the dataset (only its rows before `before_ms` when given) and build the model type's
+    `ForecastSpec` from the policy (as every training does)."""
     model_type = model_class.MODEL_TYPE
     policy = container.policy_store.get()
-    frame, dataset_manifest = load(container, dataset_id)
-    frame = frame.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
+    if before_ms is None:
+        frame, dataset_manifest = load(container, dataset_id)
+    else:
+        frame, dataset_manifest = load(container, dataset_id, before_ms=before_ms)
+    frame = time_ordered(frame)
     features = dataset_features(frame, dataset_manifest)
     labels = label_settings(dataset_manifest, policy)
     params_model = getattr(policy.training, model_type, None)

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.core.clock import utcnow
+from app.data_pipeline import load_dataset
 from app.forecasters import forecaster_class
-from app.model_training.evaluation import Scored
+from app.model_training.evaluation import Scored, timeframe_ms
 from app.model_training.scoring import Bootstrap
-from app.model_training.service import fit_and_score, gate_verdict, training_setup
-from app.model_training.splits import walk_forward_splits
+from app.model_training.service import fit_and_score, gate_verdict, label_settings, time_ordered, training_setup
+from app.model_training.splits import candle_ms, walk_forward_splits
 from app.model_training.storage import json_safe
 from app.model_training.walk_forward import cv_summary, scored_from_bytes, scored_to_bytes
 from app.retraining import jobs
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FINAL_FOLD_STATES = (jobs.SCORED, jobs.FAILED)
+# What cutting the folds reads of a dataset (its rows carry no `label_end`: label ends come from the horizon).
+AXIS_COLUMNS = ["timestamp", "symbol"]
 
 
 def canvas_task_count(model_types: list[str], folds: int, pieces: int = 0) -> int:
@@ -135,9 +138,20 @@ def score_fold(
 ) -> tuple[Scored, int, int]:
     """Fold `fold` of `folds` fitted and scored as `service.cross_validate` scores it; with horizon and candle ms."""
     model_class = forecaster_class(model_type)
-    setup = training_setup(container, model_class, dataset_id)
-    splits = walk_forward_splits(setup.frame, folds, purge=setup.spec.horizon, step_ms=setup.step_ms)
-    _, scored = fit_and_score(model_class, setup.spec, setup.frame, splits[fold - 1], setup.step_ms)
+    # The folds are cut on the time axis alone; then only the rows up to the fold's test end are read
+    # (the file's later row groups are skipped). Rows keep their positions: the frame is time-major.
+    axis, manifest = load_dataset(container, dataset_id, columns=AXIS_COLUMNS)
+    axis = time_ordered(axis)
+    horizon = label_settings(manifest, container.policy_store.get())["horizon"]
+    step_ms = timeframe_ms(manifest["timeframe"]) if manifest.get("timeframe") else candle_ms(axis)
+    split = walk_forward_splits(axis, folds, purge=horizon, step_ms=step_ms)[fold - 1]
+    before_ms = int(axis["timestamp"].to_numpy()[split.test].max()) + 1
+    rows = int((axis["timestamp"].to_numpy() < before_ms).sum())
+    del axis
+    setup = training_setup(container, model_class, dataset_id, before_ms=before_ms)
+    if len(setup.frame) != rows:
+        raise RuntimeError(f"fold {fold}: read {len(setup.frame)} rows before {before_ms}, the time axis has {rows}")
+    _, scored = fit_and_score(model_class, setup.spec, setup.frame, split, setup.step_ms)
     return scored, setup.spec.horizon, setup.step_ms
 
 
