@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=180, help="--scale seed: days of 5m candles per symbol")
     parser.add_argument("--workers", default="1,2", help="--scale seed: worker process counts to run the job on")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ohlcv")
+    parser.add_argument("--model-types", default=None, help="--scale seed: only these (default: the policy's)")
     args = parser.parse_args()
     args.workers = sorted({int(k) for k in str(args.workers).split(",")})
     # SIGTERM ends like Ctrl-C: the workers are stopped and the database dropped.
@@ -201,6 +202,10 @@ def main() -> None:
                 k: "1" for k in ("CLM_TRAIN_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
             }
             env = service_env(database, broker, backend, settings.artifact_root, CLM_DEVICE=device, **threads)
+            if args.model_types:  # a full job of fewer types, every hyperparameter the policy's default
+                container.policy_store.update(
+                    {"training": {"model_types": args.model_types.split(",")}}, author="benchmark"
+                )
             orchestrator = RetrainingOrchestrator(container)  # the policy's defaults
             result |= {"benchmark": "retraining_seed_scale"} | run_seed(
                 args, settings, container, orchestrator, env, workdir

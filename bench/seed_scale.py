@@ -233,6 +233,7 @@ def run_seed(
         "job_seconds": round(runs[max(runs)]["seconds"], 1),
         "job_seconds_by_workers": {str(k): round(r["seconds"], 1) for k, r in runs.items()},
         "job_status": job.status,
+        "model_types": list(job.model_types),
         "models": {m: {k: e.get(k) for k in ("status", "registry_status", "error")} for m, e in job.models.items()},
         "stages": stages,
         "dataset_stages_one_piece": stages_here | {"symbols": len(group)},
