@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from app.core.artifacts import sha256_bytes
 from app.data_pipeline.dataset import (
     DatasetInfo,
     DatasetSpec,
@@ -79,8 +80,8 @@ def build_piece(container: Container, spec: DatasetSpec, symbols: tuple[str, ...
     data = parquet_bytes(frame)
     rows = len(frame)
     del frame
-    # Written under a name of its own first, then addressed by its hash (one put, the hash it returns).
-    stored = container.artifacts.put_bytes(f"datasets/{spec.dataset_id()}/pieces/{'-'.join(symbols)}.parquet", data)
+    # Content-addressed: a redelivered piece task rewrites the same bytes under the same name.
+    stored = container.artifacts.put_bytes(f"datasets/{spec.dataset_id()}/pieces/{sha256_bytes(data)}.parquet", data)
     return Piece(tuple(symbols), stored.path, stored.sha256, rows, per_symbol, source)
 
 
