@@ -11,6 +11,9 @@
    every job must end, none lost.
 
 Usage: python bench/retraining.py [--load-jobs 1000] [--overhead-jobs 7]
+       python bench/retraining.py --scale seed [--symbols 50 --days 180] [--workers 1,2]
+(the seed-scale job, bench/seed_scale.py: 50 symbols x 180 days of 5m candles through the
+candle store and real workers with the policy's defaults; a reduced scale with --symbols/--days).
 Needs PostgreSQL and Redis on 127.0.0.1 (Redis dbs CLM_BENCH_REDIS_DB and +1, default 11/12).
 Last output line: one JSON object.
 """
@@ -148,7 +151,14 @@ def main() -> None:
     parser.add_argument("--load-jobs", type=int, default=1000)
     parser.add_argument("--overhead-jobs", type=int, default=7)
     parser.add_argument("--skip-full", action="store_true")
+    parser.add_argument("--scale", choices=("small", "seed"), default="small")
+    parser.add_argument("--symbols", type=int, default=50, help="--scale seed: symbols tiled from --data")
+    parser.add_argument("--days", type=float, default=180, help="--scale seed: days of 5m candles per symbol")
+    parser.add_argument("--workers", default="1,2", help="--scale seed: worker process counts to run the job on")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ohlcv")
+    parser.add_argument("--model-types", default=None, help="--scale seed: only these (default: the policy's)")
     args = parser.parse_args()
+    args.workers = sorted({int(k) for k in str(args.workers).split(",")})
     # SIGTERM ends like Ctrl-C: the workers are stopped and the database dropped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -184,6 +194,25 @@ def main() -> None:
         configure(settings)
         container = bootstrap(settings, CeleryDispatcher(celery_app))
         set_container(container)
+        if args.scale == "seed":
+            from bench.seed_scale import run_seed
+
+            device = os.environ.get("CLM_DEVICE", "auto")
+            threads = {
+                k: "1" for k in ("CLM_TRAIN_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+            }
+            env = service_env(database, broker, backend, settings.artifact_root, CLM_DEVICE=device, **threads)
+            if args.model_types:  # a full job of fewer types, every hyperparameter the policy's default
+                container.policy_store.update(
+                    {"training": {"model_types": args.model_types.split(",")}}, author="benchmark"
+                )
+            orchestrator = RetrainingOrchestrator(container)  # the policy's defaults
+            result |= {"benchmark": "retraining_seed_scale"} | run_seed(
+                args, settings, container, orchestrator, env, workdir
+            )
+            result["load_average_at_end"] = os.getloadavg()[0]
+            container.dispose()
+            return
         container.policy_store.update({"training": TRAINING}, author="benchmark")
         orchestrator = RetrainingOrchestrator(container)
         one_thread = {
@@ -224,7 +253,7 @@ def main() -> None:
         container.dispose()
     finally:
         drop_database(database)
-    print(json.dumps(result))
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Any
 
 from app.bootstrap import get_container
 from app.clm.guard import request_retraining
-from app.retraining import RetrainingOrchestrator, closing, steps
+from app.retraining import RetrainingOrchestrator, closing, folds, pieces, steps
 from app.retraining.jobs import FAILED
 from workers.celery_app import celery_app
 
@@ -30,6 +30,16 @@ def prepare_dataset(job_id: str) -> dict[str, Any]:
     except Exception as exc:  # keep the chain going: the training steps then see no dataset
         log.exception("prepare_dataset(%s) failed", job_id)
         return {"job_id": job_id, "error": f"{type(exc).__name__}: {exc}"}
+
+
+@celery_app.task(name="tasks.retraining.prepare_piece")
+def prepare_piece(job_id: str, piece: int) -> dict[str, Any]:
+    """One group of symbols of a large job's dataset (joined by `prepare_dataset`)."""
+    try:
+        return pieces.prepare_piece(get_container(), job_id, piece)
+    except Exception as exc:  # never raise in a chord header: the dataset step then builds the piece
+        log.exception("prepare_piece(%s, %s) failed", job_id, piece)
+        return {"job_id": job_id, "piece": piece, "error": f"{type(exc).__name__}: {exc}"}
 
 
 @celery_app.task(name="tasks.retraining.train_model", bind=True)
@@ -72,6 +82,21 @@ class TrainingFailed(Exception):
 def finalize_after_failure(job_id: str) -> dict[str, Any]:
     """The chord's errback (a training task failed): the job's records say what happened to each model."""
     return closing.finalize_job(get_container(), job_id)
+
+
+@celery_app.task(name="tasks.retraining.train_fold", bind=True)
+def train_fold(self: Any, job_id: str, model_type: str, fold: int) -> dict[str, Any]:
+    """One walk-forward fold of one model type (a fanned-out job's canvas: workers/canvas.py)."""
+    queue = (self.request.delivery_info or {}).get("routing_key")
+    try:
+        container = get_container()
+        summary = folds.train_fold(container, job_id, model_type, fold, queue=queue, worker=self.request.hostname)
+        steps.close_if_done(container, job_id)
+        return summary
+    except Exception as exc:  # never raise in a chord header
+        log.exception("train_fold(%s, %s, %s) failed", job_id, model_type, fold)
+        error = f"{type(exc).__name__}: {exc}"
+        return {"job_id": job_id, "model_type": model_type, "fold": fold, "status": FAILED, "error": error}
 
 
 # Idempotent, so retried on any error (a database hiccup): a lost callback would leave the

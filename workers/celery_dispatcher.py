@@ -22,8 +22,10 @@ class CeleryDispatcher:
     def deliver_events(self) -> None:
         self.app.tasks[DELIVER_EVENTS].apply_async()
 
-    def start_retraining(self, job_id: str, model_types: list[str], spec: dict[str, Any]) -> None:
-        retraining_canvas(job_id, model_types, spec, app=self.app).apply_async()
+    def start_retraining(
+        self, job_id: str, model_types: list[str], spec: dict[str, Any], folds: int = 0, pieces: int = 0
+    ) -> None:
+        retraining_canvas(job_id, model_types, spec, app=self.app, folds=folds, pieces=pieces).apply_async()
 
     def retry_training(self, job_id: str, model_type: str) -> None:
         """Outside the chord (its callback waits on the lost task): the lost-task sweep finalizes the job."""
@@ -33,9 +35,9 @@ class CeleryDispatcher:
             task_id=f"{job_id}.train.{model_type}.{uuid4().hex[:8]}",
         )
 
-    def cancel_retraining(self, job_id: str, model_types: list[str]) -> None:
+    def cancel_retraining(self, job_id: str, model_types: list[str], folds: int = 0, pieces: int = 0) -> None:
         """Revoke the job's queued tasks (their ids derive from the job id)."""
-        self.app.control.revoke(list(task_ids(job_id, model_types).values()))
+        self.app.control.revoke(list(task_ids(job_id, model_types, folds, pieces).values()))
 
     def run_task(self, task_name: str, **kwargs: Any) -> Any:
         """Eager in the embedded mode (runs here), sent to the task's queue otherwise.

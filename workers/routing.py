@@ -22,7 +22,9 @@ TASK_ROUTES: dict[str, str] = {
     "tasks.maintenance.apply_retention": "default",
     # retraining (issue 5): the chord's header tasks are sent to cpu or gpu by workers/canvas.py
     "tasks.retraining.prepare_dataset": "cpu",
+    "tasks.retraining.prepare_piece": "cpu",
     "tasks.retraining.train_model": "cpu",
+    "tasks.retraining.train_fold": "cpu",
     "tasks.retraining.finalize_job": "default",
     "tasks.retraining.finalize_after_failure": "default",
     "tasks.retraining.scheduled_full_retraining": "default",

@@ -13,8 +13,12 @@ class Dispatcher(Protocol):
     def deliver_events(self) -> None:
         """Run event delivery soon (on a worker, or inline)."""
 
-    def start_retraining(self, job_id: str, model_types: list[str], spec: dict[str, Any]) -> None:
-        """Start the retraining canvas for an existing `retraining_jobs` row."""
+    def start_retraining(
+        self, job_id: str, model_types: list[str], spec: dict[str, Any], folds: int = 0, pieces: int = 0
+    ) -> None:
+        """Start the retraining canvas for an existing `retraining_jobs` row (`folds`: walk-forward
+        folds as tasks of their own, one per model type and fold; 0: inside each training task;
+        `pieces`: the dataset prepared in that many tasks first, 0: by the dataset step alone)."""
 
     def run_task(self, task_name: str, **kwargs: Any) -> Any:
         """Run a task by name (the simulated beat, the API); returns a handle whose `id` can be followed."""
@@ -32,7 +36,9 @@ class InlineDispatcher:
     def deliver_events(self) -> None:
         return None
 
-    def start_retraining(self, job_id: str, model_types: list[str], spec: dict[str, Any]) -> None:
+    def start_retraining(
+        self, job_id: str, model_types: list[str], spec: dict[str, Any], folds: int = 0, pieces: int = 0
+    ) -> None:
         self.started.append((job_id, model_types, spec))
 
     def run_task(self, task_name: str, **kwargs: Any) -> None:

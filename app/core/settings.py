@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     exchange_id: str = Field(default="binance", alias="CLM_EXCHANGE")
     train_threads: int = Field(default=max(1, os.cpu_count() or 1), alias="CLM_TRAIN_THREADS")
     device: str = Field(default="auto", alias="CLM_DEVICE")  # auto | cpu | cuda
+    # A job's dataset is prepared in pieces of this many symbols (one task each) when it has more.
+    dataset_piece_symbols: int = Field(default=10, ge=1, alias="CLM_DATASET_PIECE_SYMBOLS")
     alert_webhook_url: str | None = Field(default=None, alias="CLM_ALERT_WEBHOOK_URL")
     log_level: str = Field(default="INFO", alias="CLM_LOG_LEVEL")
     # A replay's simulated clock shared with worker processes through a file (the distributed

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.exc import IntegrityError
 
+from app.core.artifacts import ArtifactIntegrityError
 from app.core.clock import utcnow
 from app.core.db.models import Dataset
 from app.core.policy import FeatureConfig, LabelConfig, Policy
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from app.core.container import Container
 
 DATASET_FORMAT_VERSION = 2
+ROW_GROUP_ROWS = 131_072
 
 
 class DatasetSpec(BaseModel):
@@ -157,23 +159,25 @@ def _symbol_rows(symbol: str, candles: pd.DataFrame, spec: DatasetSpec) -> pd.Da
     return rows
 
 
-def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = io.BytesIO()
     # Dictionary encoding only where values repeat: tried on float features it costs 5x the time.
-    pq.write_table(table, sink, compression="zstd", use_dictionary=["symbol", "regime"])
+    # Row groups of 128 Ki rows: a reader of the rows before a time skips the groups after it.
+    pq.write_table(table, sink, compression="zstd", use_dictionary=["symbol", "regime"], row_group_size=ROW_GROUP_ROWS)
     return sink.getvalue()
 
 
-def build_dataset(container: Container, spec: DatasetSpec) -> DatasetInfo:
-    """Build (or find already built) the dataset of `spec`; Parquet + manifest + `datasets` row."""
-    dataset_id = spec.dataset_id()
-    existing = _existing(container, dataset_id)
-    if existing is not None:
-        return existing
-    candles, source_info = _candles(container, spec)
+def symbol_frame(
+    container: Container, spec: DatasetSpec, symbols: tuple[str, ...] | None = None
+) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
+    """The dataset rows of `symbols` (default: all the spec's), time-major, with per-symbol counts and the source."""
+    symbols = spec.symbols if symbols is None else symbols
+    candles, source_info = _candles(
+        container, spec if symbols == spec.symbols else spec.model_copy(update={"symbols": symbols})
+    )
     parts, per_symbol = [], {}
-    for symbol in spec.symbols:
+    for symbol in symbols:
         rows = _symbol_rows(symbol, candles[symbol], spec)
         if rows.empty:
             hint = (
@@ -183,7 +187,7 @@ def build_dataset(container: Container, spec: DatasetSpec) -> DatasetInfo:
                 else ""
             )
             raise ValueError(
-                f"dataset {dataset_id}: {symbol} {spec.timeframe} has {len(candles[symbol])} candles in "
+                f"dataset {spec.dataset_id()}: {symbol} {spec.timeframe} has {len(candles[symbol])} candles in "
                 f"[{spec.start}, {spec.end}) from {spec.source}, too few for the feature and label windows{hint}"
             )
         parts.append(rows)
@@ -193,12 +197,42 @@ def build_dataset(container: Container, spec: DatasetSpec) -> DatasetInfo:
             "first_ms": int(rows["timestamp"].iloc[0]),
             "last_ms": int(rows["timestamp"].iloc[-1]),
         }
+        del candles[symbol]
+    return time_major(parts), per_symbol, source_info
+
+
+def time_major(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Symbols' rows (in the spec's order) joined and sorted by time, the spec's order kept within a time."""
     frame = pd.concat(parts, ignore_index=True)
-    del parts
-    # Time-major: a stable sort on the int64 timestamps keeps the spec's symbol order within a time.
+    parts.clear()
+    # A stable sort on the int64 timestamps keeps the spec's symbol order within a time.
     order = np.argsort(frame["timestamp"].to_numpy(), kind="stable")
     frame = frame.take(order).reset_index(drop=True)
-    data = _parquet_bytes(frame)
+    if not isinstance(frame["regime"].dtype, pd.CategoricalDtype):  # pieces read back from Parquet
+        frame["regime"] = pd.Categorical(frame["regime"], categories=list(REGIMES))
+    return frame
+
+
+def build_dataset(container: Container, spec: DatasetSpec) -> DatasetInfo:
+    """Build (or find already built) the dataset of `spec`; Parquet + manifest + `datasets` row."""
+    existing = _existing(container, spec.dataset_id())
+    if existing is not None:
+        return existing
+    frame, per_symbol, source_info = symbol_frame(container, spec)
+    return store_dataset(container, spec, frame, per_symbol, source_info)
+
+
+def store_dataset(
+    container: Container,
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    per_symbol: dict[str, Any],
+    source_info: dict[str, Any],
+) -> DatasetInfo:
+    """Write a built frame as the dataset of `spec` (Parquet, manifest, `datasets` row); a dataset
+    already registered under its id (built concurrently) is returned instead."""
+    dataset_id = spec.dataset_id()
+    data = parquet_bytes(frame)
     stored = container.artifacts.put_bytes(f"datasets/{dataset_id}/data.parquet", data)
     manifest: dict[str, Any] = {
         "dataset_id": dataset_id,
@@ -242,6 +276,11 @@ def build_dataset(container: Container, spec: DatasetSpec) -> DatasetInfo:
     return DatasetInfo(dataset_id, stored.path, stored.sha256, len(frame), manifest["feature_set_id"], manifest)
 
 
+def existing_dataset(container: Container, dataset_id: str) -> DatasetInfo | None:
+    """The registered dataset `dataset_id` (its file checked present), or None."""
+    return _existing(container, dataset_id)
+
+
 def _existing(container: Container, dataset_id: str) -> DatasetInfo | None:
     with container.session() as session:
         row = session.get(Dataset, dataset_id)
@@ -253,12 +292,36 @@ def _existing(container: Container, dataset_id: str) -> DatasetInfo | None:
     return info
 
 
-def load_dataset(container: Container, dataset_id: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The dataset's rows and manifest; refuses a file whose sha256 differs from the registered one."""
+def load_dataset(
+    container: Container, dataset_id: str, *, columns: list[str] | None = None, before_ms: int | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The dataset's rows and manifest; refuses a file whose sha256 differs from the registered one.
+
+    `columns` reads only those columns, `before_ms` only the rows before that time (whole row
+    groups are skipped: the file is time-major). From a local store the file is hashed as a
+    stream and read by Parquet directly, so no copy of its bytes is held beside the frame.
+    """
     with container.session() as session:
         row = session.get(Dataset, dataset_id)
         if row is None:
             raise KeyError(f"unknown dataset {dataset_id!r}")
         path, sha256, manifest = row.file_path, row.sha256, dict(row.manifest)
-    data = container.artifacts.get_bytes(path, expected_sha256=sha256)
-    return pd.read_parquet(io.BytesIO(data)), manifest
+    filters = [("timestamp", "<", int(before_ms))] if before_ms is not None else None
+    source: Any
+    if container.artifacts.is_local and container.artifacts.exists(path):
+        source = container.artifacts.local_path(path)
+        _check_file_sha256(source, sha256, path)
+    else:
+        source = io.BytesIO(container.artifacts.get_bytes(path, expected_sha256=sha256))
+    table = pq.read_table(source, columns=columns, filters=filters)
+    # self_destruct: each column's Arrow memory is released as it is converted (one copy at a time).
+    return table.to_pandas(self_destruct=True, split_blocks=True), manifest
+
+
+def _check_file_sha256(file: Any, expected: str, name: str) -> None:
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for chunk in iter(lambda: handle.read(8 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != expected:
+        raise ArtifactIntegrityError(f"{name}: sha256 {digest.hexdigest()} differs from the recorded {expected}")

@@ -98,6 +98,17 @@ class ModelRegistry:
         self.apply_retention(record.model_type)
         return record
 
+    def add_staged_metrics(self, model_id: str, metrics: dict[str, Any]) -> ModelRecord:
+        """Merge `metrics` into a TRAINING model's (the walk-forward figures and the gate its folds
+        produced after the final fit was stored); a model already live or rejected is left as it was."""
+        with self.container.session() as session:
+            row = self._row(session, model_id)
+            self._lock_type(session, row.model_type)
+            session.refresh(row)
+            if row.status == TRAINING:
+                row.metrics = dict(row.metrics or {}) | metrics
+            return ModelRecord.from_row(row)
+
     def reject_model(self, model_id: str, reason: str, *, session: Session | None = None) -> ModelRecord:
         """Mark a model REJECTED (a failed shadow test, an abandoned job's staged model).
 

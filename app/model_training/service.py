@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from app.core.clock import utcnow
@@ -28,6 +27,7 @@ from app.model_training.evaluation import Scored, report, score_model, timeframe
 from app.model_training.scoring import Bootstrap, baseline_gate
 from app.model_training.splits import Split, candle_ms, chronological_split, walk_forward_splits
 from app.model_training.storage import json_safe, load_forecaster, store_forecaster
+from app.model_training.walk_forward import cv_summary
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NON_FEATURES = {"symbol", "timestamp", "future_return", "direction", "regime"}
-CV_METRICS = ("directional_accuracy", "traded_share", "rmse", "r2", "accuracy", "f1", "sharpe", "calibration_error")
-FOLD_METRICS = ("sharpe", "directional_accuracy", "traded_share", "annual_return")
 
 
 @dataclass
@@ -143,32 +141,12 @@ def cross_validate(
     """Walk-forward folds: per metric the mean and spread (std) of the model and of persistence,
     each fold's headline figures, and the test parts pooled (`pooled`: with intervals)."""
     scored_folds = []
-    per_fold = []
     splits = list(walk_forward_splits(frame, folds, purge=spec.horizon, step_ms=step_ms))
     for number, split in enumerate(splits, start=1):
         progress("cv fold", number, len(splits))
         _, scored = fit_and_score(model_class, spec, frame, split, step_ms)
         scored_folds.append(scored)
-        per_fold.append(report([scored], horizon=spec.horizon, step_ms=step_ms, bootstrap=Bootstrap(replicates=0)))
-    summary: dict[str, Any] = {"folds": len(per_fold)}
-    for who in ("model", "persistence"):
-        rows = [r["model"] if who == "model" else r["baselines"]["persistence"] for r in per_fold]
-        summary[who] = {
-            name: {
-                "mean": float(np.nanmean([r[name] for r in rows])),
-                "std": float(np.nanstd([r[name] for r in rows])),
-            }
-            for name in CV_METRICS
-        }
-    summary["per_fold"] = [
-        {
-            who: {k: (r["model"] if who == "model" else r["baselines"][who])[k] for k in FOLD_METRICS}
-            for who in ("model", "zero_return", "persistence", "buy_and_hold")
-        }
-        for r in per_fold
-    ]
-    summary["pooled"] = report(scored_folds, horizon=spec.horizon, step_ms=step_ms, bootstrap=bootstrap)
-    return summary
+    return cv_summary(scored_folds, horizon=spec.horizon, step_ms=step_ms, bootstrap=bootstrap)
 
 
 def gate_verdict(cv: dict[str, Any], policy: Policy) -> dict[str, Any]:
@@ -188,14 +166,77 @@ def _publish(container: Container, event: TopicEvent) -> None:
         container.bus.publish(session, event)
 
 
+@dataclass
+class TrainingSetup:
+    """A dataset made ready for one model type: rows in time order, the spec built from the policy."""
+
+    frame: pd.DataFrame
+    manifest: dict[str, Any]
+    features: list[str]
+    labels: dict[str, Any]
+    params: dict[str, Any]
+    spec: ForecastSpec
+    step_ms: int
+
+
+def time_ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows by (timestamp, symbol); a frame already in that order (a dataset whose symbols are
+    listed alphabetically) is returned as it is, not copied."""
+    stamps = frame["timestamp"].to_numpy()
+    symbols = frame["symbol"].to_numpy()
+    same_time = stamps[1:] == stamps[:-1]
+    if (stamps[1:] >= stamps[:-1]).all() and (symbols[1:][same_time] > symbols[:-1][same_time]).all():
+        return frame
+    return frame.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
+
+
+def training_setup(
+    container: Container,
+    model_class: type[Forecaster],
+    dataset_id: str,
+    load: Any = load_dataset,
+    before_ms: int | None = None,
+) -> TrainingSetup:
+    """Load the dataset (only its rows before `before_ms` when given) and build the model type's
+    `ForecastSpec` from the policy (as every training does)."""
+    model_type = model_class.MODEL_TYPE
+    policy = container.policy_store.get()
+    if before_ms is None:
+        frame, dataset_manifest = load(container, dataset_id)
+    else:
+        frame, dataset_manifest = load(container, dataset_id, before_ms=before_ms)
+    frame = time_ordered(frame)
+    features = dataset_features(frame, dataset_manifest)
+    labels = label_settings(dataset_manifest, policy)
+    params_model = getattr(policy.training, model_type, None)
+    params = params_model.model_dump() if params_model is not None else {}
+    spec = ForecastSpec(
+        feature_columns=features,
+        horizon=labels["horizon"],
+        params=params,
+        seed=policy.training.seed,
+        threads=container.settings.train_threads,
+        device=resolve_device(container.settings.device) if model_class.CAN_USE_GPU else "cpu",
+        fee_pct=labels["fee_pct"],
+    )
+    step_ms = timeframe_ms(dataset_manifest["timeframe"]) if dataset_manifest.get("timeframe") else candle_ms(frame)
+    return TrainingSetup(frame, dataset_manifest, features, labels, params, spec, step_ms)
+
+
 def train_model(
     container: Container,
     model_type: str,
     dataset_id: str,
     job_id: str | None = None,
     progress: Progress = _no_progress,
+    *,
+    cross_validation: bool = True,
 ) -> TrainedModel:
-    """Train one model type on a built dataset; store and return it (not yet registered)."""
+    """Train one model type on a built dataset; store and return it (not yet registered).
+
+    `cross_validation=False`: the final fit only; the walk-forward folds run as their own
+    tasks (app/retraining/folds.py) and the job's callback adds their figures and the gate.
+    """
 
     model_class = forecaster_class(model_type)
     run_id = f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -203,7 +244,7 @@ def train_model(
     _publish(container, ModelTrainingStarted(**base_event))
     started = time.monotonic()
     try:
-        trained = _train(container, model_class, dataset_id, job_id, run_id, load_dataset, progress)
+        trained = _train(container, model_class, dataset_id, job_id, run_id, load_dataset, cross_validation, progress)
     except Exception as exc:
         _publish(container, ModelTrainingFailed(**base_event, error=f"{type(exc).__name__}: {exc}"))
         raise
@@ -227,41 +268,30 @@ def _train(
     job_id: str | None,
     run_id: str,
     load_dataset: Any,
+    cross_validation: bool = True,
     progress: Progress = _no_progress,
 ) -> TrainedModel:
     model_type = model_class.MODEL_TYPE
     policy = container.policy_store.get()
-    frame, dataset_manifest = load_dataset(container, dataset_id)
-    frame = frame.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
-    features = dataset_features(frame, dataset_manifest)
-    labels = label_settings(dataset_manifest, policy)
-    params_model = getattr(policy.training, model_type, None)
-    params = params_model.model_dump() if params_model is not None else {}
-    spec = ForecastSpec(
-        feature_columns=features,
-        horizon=labels["horizon"],
-        params=params,
-        seed=policy.training.seed,
-        threads=container.settings.train_threads,
-        device=resolve_device(container.settings.device) if model_class.CAN_USE_GPU else "cpu",
-        fee_pct=labels["fee_pct"],
-    )
-    step_ms = timeframe_ms(dataset_manifest["timeframe"]) if dataset_manifest.get("timeframe") else candle_ms(frame)
+    setup = training_setup(container, model_class, dataset_id, load_dataset)
+    frame, dataset_manifest, features, labels = setup.frame, setup.manifest, setup.features, setup.labels
+    params, spec, step_ms = setup.params, setup.spec, setup.step_ms
     split = chronological_split(
         frame, policy.training.train_frac, policy.training.val_frac, purge=spec.horizon, step_ms=step_ms
     )
     bootstrap = Bootstrap(replicates=policy.clm_config.baseline_gate.bootstrap_replicates, seed=spec.seed)
     progress("fit", 0, 1)
     model, evaluation = fit_and_evaluate(model_class, spec, frame, split, step_ms, bootstrap)
-    cv = cross_validate(model_class, spec, frame, policy.training.cv_folds, step_ms, bootstrap, progress)
+    checks: dict[str, Any] = {}
+    if cross_validation:
+        cv = cross_validate(model_class, spec, frame, policy.training.cv_folds, step_ms, bootstrap, progress)
+        checks = {"cross_validation": cv, "gate": gate_verdict(cv, policy)}
     progress("storing", 1, 1)
-    gate = gate_verdict(cv, policy)
     metrics = json_safe(
         {
             **evaluation["model"],
             "baselines": evaluation["baselines"],
-            "cross_validation": cv,
-            "gate": gate,
+            **checks,
             "device": spec.device,
         }
     )
@@ -311,10 +341,12 @@ def _train(
 
 __all__ = [
     "TrainedModel",
+    "TrainingSetup",
     "cross_validate",
     "fit_and_evaluate",
     "fit_and_score",
     "gate_verdict",
     "load_forecaster",
     "train_model",
+    "training_setup",
 ]

@@ -17,7 +17,7 @@ from app.core.clock import utcnow
 from app.core.db.models import RetrainingJob
 from app.core.topics import RetrainingCompleted
 from app.model_registry import TRAINING, ModelRegistry
-from app.retraining import jobs
+from app.retraining import folds, jobs
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -39,6 +39,15 @@ def finalize_job(container: Container, job_id: str, missing_reason: str | None =
         errors: dict[str, str] = {}
         for model_type in row.model_types or []:
             entry = dict((row.models_trained or {}).get(model_type) or {})
+            if entry.get("status") == jobs.TRAINED and entry.get("model_id") and meta.get("cv_folds"):
+                # Fanned out: the folds' figures and the gate join the staged model before it goes live.
+                assembled = folds.assemble(container, row, model_type)
+                if assembled.reason is not None:
+                    registry.reject_model(entry["model_id"], assembled.reason)
+                    jobs.set_model_result(row, model_type, status=jobs.PARTIAL, error=assembled.reason)
+                    errors[model_type] = assembled.reason
+                    continue
+                registry.add_staged_metrics(entry["model_id"], assembled.checks or {})
             if entry.get("status") == jobs.TRAINED and entry.get("model_id"):
                 record = registry.register_staged(entry["model_id"])
                 gate = (record.metrics or {}).get("gate") or {}

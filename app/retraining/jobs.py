@@ -30,6 +30,8 @@ PENDING, RUNNING, COMPLETED, PARTIAL, FAILED, CANCELLED = (
 TERMINAL = (COMPLETED, PARTIAL, FAILED, CANCELLED)
 # A model type's entry in a job (`models_trained`): training -> trained -> registered, or FAILED / CANCELLED.
 TRAINING, TRAINED, REGISTERED = "training", "trained", "registered"
+# A walk-forward fold's entry (`models_trained[<type>]["folds"][<k>]`, app/retraining/folds.py): training -> scored.
+SCORED = "scored"
 JOB_TYPES = ("full", "partial", "rl_maintenance")
 ID_PREFIX = "RTN-"
 
@@ -157,11 +159,22 @@ def set_metadata(row: RetrainingJob, **values: Any) -> None:
 
 
 def training_progress(row: RetrainingJob) -> float:
-    """10 % after the dataset, 80 % spread over the models (a training's share grows with its CV
-    folds), the rest for finalizing."""
-    total = max(1, len(row.model_types or []))
-    done = sum(model_fraction(e) for e in (row.models_trained or {}).values())
-    return round(10.0 + 80.0 * done / total, 1)
+    """The share of the canvas's tasks that have finished (`metadata.canvas_tasks`: the dataset,
+    every final fit and fold, the callback); jobs without that count: 10 % after the dataset,
+    80 % spread over the models, the rest for finalizing."""
+    meta = row.metadata_ or {}
+    entries = (row.models_trained or {}).values()
+    total = int(meta.get("canvas_tasks") or 0)
+    if total:
+        done = 1 if meta.get("dataset_id") or meta.get("dataset_error") else 0
+        done += len(meta.get("pieces") or {})
+        for entry in entries:
+            done += entry.get("status") in (TRAINED, FAILED, REGISTERED)
+            done += sum(f.get("status") in (SCORED, FAILED) for f in (entry.get("folds") or {}).values())
+        return round(100.0 * done / total, 1)
+    count = max(1, len(row.model_types or []))
+    fraction = sum(model_fraction(e) for e in entries)
+    return round(10.0 + 80.0 * fraction / count, 1)
 
 
 def model_fraction(entry: dict[str, Any]) -> float:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.core.db.models import RetrainingJob
 from app.core.topics import RetrainingStarted
-from app.retraining import closing, jobs
+from app.retraining import closing, folds, jobs, pieces
 from app.retraining.lost_tasks import LostTask, sweep_lost_tasks
 from app.retraining.spec import DataSelection, RetrainingSpec
 from app.rl.maintenance import run_rl_maintenance
@@ -52,7 +52,18 @@ class RetrainingOrchestrator:
         the storm guard (`app.clm.guard`), recorded on the job."""
         model_types = list(spec.model_types)
         stored = spec.data.stored()
-        metadata: dict[str, Any] = {"spec": stored, "deliveries": {}}
+        # Fixed with the job: its canvas has one task per (model type, walk-forward fold) besides the final fits.
+        training = self.container.policy_store.get().training
+        cv_folds = training.cv_folds if training.fold_tasks else 0  # 0: the folds run inside the training task
+        # A large dataset is prepared in pieces, one task per group of symbols.
+        dataset_pieces = pieces.piece_count(self.container, spec.data)
+        metadata = {
+            "spec": stored,
+            "deliveries": {},
+            "cv_folds": cv_folds,
+            "dataset_pieces": dataset_pieces,
+            "canvas_tasks": folds.canvas_task_count(model_types, cv_folds, dataset_pieces),
+        }
         if forced_over is not None:
             metadata["forced_over"] = dict(forced_over)
         with self.container.session() as session:
@@ -69,7 +80,9 @@ class RetrainingOrchestrator:
                 ),
             )
         try:
-            self.container.dispatcher.start_retraining(job_id, model_types, stored)
+            self.container.dispatcher.start_retraining(
+                job_id, model_types, stored, folds=cv_folds, pieces=dataset_pieces
+            )
         except Exception as exc:  # the broker is down: the job must not stay "running"
             log.exception("could not start the canvas of %s", job_id)
             closing.cancel_job(self.container, job_id, f"could not start: {type(exc).__name__}: {exc}", jobs.FAILED)
@@ -122,7 +135,12 @@ class RetrainingOrchestrator:
         revoke = getattr(self.container.dispatcher, "cancel_retraining", None)
         if revoke is not None and record.status == jobs.CANCELLED:
             try:
-                revoke(job_id, record.model_types)
+                revoke(
+                    job_id,
+                    record.model_types,
+                    folds=int(record.metadata.get("cv_folds") or 0),
+                    pieces=int(record.metadata.get("dataset_pieces") or 0),
+                )
             except Exception:  # the tasks still see the cancelled job and do nothing
                 log.warning("could not revoke the tasks of %s", job_id, exc_info=True)
         return record

@@ -25,8 +25,9 @@ from app.core.db.models import RetrainingJob
 from app.model_registry import ModelCandidate, ModelRegistry, artifact_dir
 from app.model_training.service import Progress, train_model
 from app.retraining import closing, jobs
-from app.retraining.datasets import build_job_dataset
+from app.retraining.datasets import build_job_dataset, dataset_spec
 from app.retraining.heartbeat import Heartbeat
+from app.retraining.pieces import join_job_pieces
 from app.retraining.spec import DataSelection
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def prepare_dataset(container: Container, job_id: str) -> dict[str, Any]:
     try:
         selection = DataSelection.model_validate(meta.get("spec") or {})
         with Heartbeat(container, job_id):
-            dataset_id = _build_dataset(container, selection)
+            dataset_id = _build_dataset(container, selection, meta)
         error = None
     except Exception as exc:  # recorded; the training steps then skip and finalize fails the job
         log.exception("job %s: dataset preparation failed", job_id)
@@ -67,11 +68,16 @@ def prepare_dataset(container: Container, job_id: str) -> dict[str, Any]:
         row = jobs.lock_job(session, job_id)
         jobs.set_metadata(row, dataset_id=dataset_id, dataset_error=error, dataset_seconds=seconds)
         if row.status == jobs.RUNNING:
-            row.stage, row.progress_pct, row.heartbeat_at = "training", 10.0, utcnow()
+            row.stage, row.progress_pct, row.heartbeat_at = "training", jobs.training_progress(row), utcnow()
     return {"job_id": job_id, "dataset_id": dataset_id, "error": error}
 
 
-def _build_dataset(container: Container, selection: DataSelection) -> str:
+def _build_dataset(container: Container, selection: DataSelection, meta: dict[str, Any]) -> str:
+    count = int(meta.get("dataset_pieces") or 0)
+    if count and not selection.dataset_id:
+        # A large job: its pieces were prepared by tasks of their own before this one (app/retraining/pieces.py).
+        spec = dataset_spec(container.policy_store.get(), selection)
+        return join_job_pieces(container, spec, dict(meta.get("pieces") or {}), count)
     return build_job_dataset(container, selection)
 
 
@@ -112,7 +118,9 @@ def train_one_model(
         now = utcnow().isoformat()
         jobs.set_model_result(row, model_type, status=jobs.TRAINING, started_at=now, heartbeat_at=now, **attempt)
         row.heartbeat_at = utcnow()
-    return _train_and_stage(container, job_id, model_type, dataset_id, on_progress)
+        # A fanned-out job runs its walk-forward folds as tasks of their own (app/retraining/folds.py).
+        folds_apart = bool(meta.get("cv_folds"))
+    return _train_and_stage(container, job_id, model_type, dataset_id, on_progress, folds_apart)
 
 
 def train_and_close(
@@ -126,12 +134,18 @@ def train_and_close(
 ) -> dict[str, Any]:
     """`train_one_model`, then close the job when every training of it has a final result."""
     summary = train_one_model(container, job_id, model_type, queue=queue, worker=worker, on_progress=on_progress)
+    close_if_done(container, job_id)
+    return summary
+
+
+def close_if_done(container: Container, job_id: str) -> None:
+    """Close the job when every training task of it (final fits and folds) has a result: the job's
+    own records decide, so a chord whose state died with the broker does not hold it open."""
     try:
         if all_trainings_done(container, job_id):
             closing.finalize_job(container, job_id)
     except Exception:  # the chord's callback or the stale-job sweep closes it instead
         log.exception("job %s: closing after the last training failed", job_id)
-    return summary
 
 
 def all_trainings_done(container: Container, job_id: str) -> bool:
@@ -141,7 +155,18 @@ def all_trainings_done(container: Container, job_id: str) -> bool:
         if row is None or row.status != jobs.RUNNING:
             return False
         results = row.models_trained or {}
-        return all((results.get(m) or {}).get("status") in FINAL_MODEL_STATES for m in row.model_types or [])
+        folds = int((row.metadata_ or {}).get("cv_folds") or 0)
+        return all(_final(results.get(m) or {}, folds) for m in row.model_types or [])
+
+
+def _final(entry: dict[str, Any], folds: int) -> bool:
+    """A model's final fit has its result, and (a fanned-out job) so has each of its folds."""
+    if entry.get("status") not in FINAL_MODEL_STATES:
+        return False
+    fold_entries = entry.get("folds") or {}
+    return entry.get("status") == jobs.FAILED or all(
+        (fold_entries.get(str(k)) or {}).get("status") in (jobs.SCORED, jobs.FAILED) for k in range(1, folds + 1)
+    )
 
 
 def _progress_recorder(
@@ -175,6 +200,7 @@ def _train_and_stage(
     model_type: str,
     dataset_id: str,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    folds_apart: bool = False,
 ) -> dict[str, Any]:
     started = time.monotonic()
     trained, error = None, None
@@ -182,7 +208,7 @@ def _train_and_stage(
     progress = _progress_recorder(container, job_id, model_type, on_progress)
     try:
         with Heartbeat(container, job_id, model_type):
-            trained = train_model(container, model_type, dataset_id, job_id, progress)
+            trained = train_model(container, model_type, dataset_id, job_id, progress, cross_validation=not folds_apart)
     except Exception as exc:  # one model's failure must not sink the others
         log.exception("job %s: training %s failed", job_id, model_type)
         error = _error_text(exc)

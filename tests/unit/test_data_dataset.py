@@ -132,3 +132,28 @@ def test_a_synthetic_origin_makes_one_world_for_every_window(sqlite_container: C
     assert len(common) > 300
     np.testing.assert_array_equal(a.loc[common, "close"], b.loc[common, "close"])
     assert b.index.min() >= pd.Timestamp("2024-01-10").value // 1_000_000
+
+
+def test_a_reader_of_the_rows_before_a_time_gets_exactly_them_and_skips_later_row_groups(
+    sqlite_container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    from app.data_pipeline import dataset as dataset_module
+
+    monkeypatch.setattr(dataset_module, "ROW_GROUP_ROWS", 500)  # many row groups on a small dataset
+    info = build_dataset(sqlite_container, SYNTHETIC)
+    whole, _ = load_dataset(sqlite_container, info.dataset_id)
+    path = sqlite_container.artifacts.local_path(info.file_path)
+    groups = pq.ParquetFile(path).metadata.num_row_groups
+    assert groups > 3 and whole["regime"].dtype == "category"
+    assert {str(whole[c].dtype) for c in feature_columns(SYNTHETIC.features)} == {"float32"}
+
+    cut = int(whole["timestamp"].iloc[len(whole) // 3])
+    head, _ = load_dataset(sqlite_container, info.dataset_id, before_ms=cut)
+    pd.testing.assert_frame_equal(head, whole[whole["timestamp"] < cut].reset_index(drop=True))
+    axis, _ = load_dataset(sqlite_container, info.dataset_id, columns=["timestamp", "symbol"], before_ms=cut)
+    assert list(axis.columns) == ["timestamp", "symbol"] and len(axis) == len(head)
+    # The statistics let a reader skip every row group that starts at or after the cut.
+    later = [g for g in range(groups) if pq.ParquetFile(path).metadata.row_group(g).column(0).statistics.min >= cut]
+    assert later, "the cut should leave whole row groups after it"

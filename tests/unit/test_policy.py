@@ -59,7 +59,7 @@ def test_a_policy_stored_before_a_model_type_had_a_section_still_loads() -> None
     assert policy.training.xgboost.n_estimators == 50 and policy.training.xgboost.max_bin == 256
     assert policy.training.patchtst.input_size == 64 and policy.training.nhits.input_size == 48
     assert set(Policy().model_dump()["training"]) == {
-        *("model_types", "seed", "cv_folds", "train_frac", "val_frac"),
+        *("model_types", "seed", "cv_folds", "fold_tasks", "train_frac", "val_frac"),
         *("xgboost", "lightgbm", "nhits", "patchtst", "naive"),
     }
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from app.core.clock import SimulatedClock, get_clock, use_clock
-from app.retraining import RetrainingOrchestrator, closing, jobs, steps
+from app.retraining import RetrainingOrchestrator, closing, folds, jobs, steps
 
 
 @pytest.fixture
@@ -119,9 +119,12 @@ def test_re_running_finished_steps_registers_nothing_twice(sqlite_container) -> 
     dataset = steps.prepare_dataset(sqlite_container, job_id)
     trained = steps.train_one_model(sqlite_container, job_id, "naive", queue="cpu", worker="w1")
     assert trained["status"] == "trained", trained
+    scored = [folds.train_fold(sqlite_container, job_id, "naive", k, queue="cpu", worker="w1") for k in (1, 2)]
+    assert [f["status"] for f in scored] == ["scored", "scored"], scored
     # Redeliveries of finished steps (and a second chord callback) find their work done.
     assert steps.prepare_dataset(sqlite_container, job_id)["dataset_id"] == dataset["dataset_id"]
     assert steps.train_one_model(sqlite_container, job_id, "naive", queue="cpu", worker="w2") == trained
+    assert [folds.train_fold(sqlite_container, job_id, "naive", k, worker="w2") for k in (1, 2)] == scored
     assert closing.finalize_job(sqlite_container, job_id)["status"] == "completed"
     assert closing.finalize_job(sqlite_container, job_id)["skipped"]
     assert steps.train_one_model(sqlite_container, job_id, "naive")["skipped"] == "completed"
@@ -130,6 +133,7 @@ def test_re_running_finished_steps_registers_nothing_twice(sqlite_container) -> 
     assert [m.model_id for m in models] == [trained["model_id"]] and models[0].status == "ACTIVE"
     job = orchestrator.get_job(job_id)
     assert job.metadata["deliveries"] == {"naive": 1} and job.models["naive"]["worker"] == "w1"
+    assert [job.models["naive"]["folds"][k]["deliveries"] for k in ("1", "2")] == [1, 1]
     assert len(sqlite_container.bus.recent("clm.retraining.completed")) == 1
 
 

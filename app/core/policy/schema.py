@@ -133,6 +133,9 @@ class TrainingSettings(_Strict):
     model_types: list[str] = ["xgboost", "lightgbm", "nhits", "patchtst"]
     seed: int = 42
     cv_folds: int = Field(5, ge=2)
+    # Each walk-forward fold its own task (a job shortens with every added worker); off, a
+    # model's folds run inside its training task, one after the other.
+    fold_tasks: bool = True
     train_frac: float = Field(0.8, gt=0, lt=1)
     val_frac: float = Field(0.1, gt=0, lt=1)
 
