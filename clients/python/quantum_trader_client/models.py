@@ -216,4 +216,5 @@ class ClmStatus(_Response):
     drift: dict[str, Any]
     recent_jobs: list[dict[str, Any]]
     alerts: list[dict[str, Any]]
+    schedule: dict[str, Any]
     policy_version: int
