@@ -4,35 +4,19 @@ figures equal those of one in-process cross-validation, and a failing fold makes
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from app.retraining import RetrainingOrchestrator
+from tests.unit.training_helpers import BTC_FILES_SPEC, eager_orchestrator
+from workers.celery_app import celery_app
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "ohlcv"
-SPEC = {
-    "source": "files",
-    "symbols": ["BTC/USDT"],
-    "timeframe": "1h",
-    "files": {"BTC/USDT": str(DATA / "binance_BTCUSDT_1h.csv")},
-    "start": "2021-01-01T00:00:00",
-    "end": "2021-02-05T00:00:00",
-}
+SPEC = BTC_FILES_SPEC
 
 
 @pytest.fixture
 def eager(sqlite_container):  # type: ignore[no-untyped-def]
-    from workers.celery_app import celery_app, configure
-    from workers.celery_dispatcher import CeleryDispatcher
-
-    configure(sqlite_container.settings)
-    sqlite_container.dispatcher = CeleryDispatcher(celery_app)
-    # The mechanics of the fan-out, not the models' quality: the baseline gate off, explicitly.
-    sqlite_container.policy_store.update(
-        {"training": {"cv_folds": 3}, "clm_config": {"baseline_gate": {"enabled": False}}}, author="test"
-    )
-    yield RetrainingOrchestrator(sqlite_container)
+    yield eager_orchestrator(sqlite_container, cv_folds=3)
     celery_app.conf.task_always_eager = False
 
 
