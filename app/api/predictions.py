@@ -11,7 +11,6 @@ from app.api.openapi import operation
 from app.api.request_metrics import observe_prediction
 from app.api.schemas import PredictionOut, PredictionRequest
 from app.core.container import Container
-from app.core.system import trading_halt
 from app.data_pipeline.features import warmup_rows
 from app.data_pipeline.validation import CandleValidationError, validate_candles
 from app.forecasters import MODEL_TYPES
@@ -48,9 +47,8 @@ def post_prediction(body: PredictionRequest) -> PredictionOut:
     except ValueError as exc:  # the candles (given or stored) do not pass validation
         raise ApiError(422, "invalid body", [{"field": "body.candles", "reason": str(exc)}]) from None
     observe_prediction(current_app, prediction.model_type, prediction.latency_ms / 1000.0)
-    with c.session_factory() as session:  # every answer says whether trading is halted (CRITICAL drift)
-        halt = trading_halt(session)
-    return PredictionOut.model_validate(prediction.to_dict() | halt_view(halt))
+    # Every answer says whether trading is halted (CRITICAL drift), as the request's snapshot read it.
+    return PredictionOut.model_validate(prediction.to_dict() | halt_view(prediction.halt))
 
 
 def _validated(c: Container, body: PredictionRequest) -> pd.DataFrame:

@@ -43,11 +43,16 @@ def trading_halt(session: Session) -> TradingHalt | None:
     flag = session.get(SystemFlag, "trading_halted")
     if flag is None or not flag.enabled:
         return None
-    value = flag.value or {}
+    return halt_of(flag.value, flag.updated_at)
+
+
+def halt_of(value: dict[str, Any] | None, updated_at: datetime | None) -> TradingHalt:
+    """The halt a set `trading_halted` flag stands for (its value names the reason and the time)."""
+    value = value or {}
     try:
-        since = datetime.fromisoformat(value["at"]) if value.get("at") else flag.updated_at
+        since = datetime.fromisoformat(value["at"]) if value.get("at") else updated_at
     except ValueError:
-        since = flag.updated_at
+        since = updated_at
     return TradingHalt(str(value.get("reason") or "trading halted"), since)
 
 

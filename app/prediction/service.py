@@ -100,7 +100,7 @@ class PredictionService:
                 abstention = self._abstention(db, symbol, policy, started)
                 if abstention is None:
                     raise
-                return abstention
+                return replace(abstention, halt=snapshot.halt)
             try:
                 pair = self.cache.pair(model_type, active_id, shadow_id)
             except ModelIntegrityError:
@@ -131,6 +131,7 @@ class PredictionService:
                 latency_ms=latency_ms,
                 prediction_id=0,  # known once written
                 shadow=shadow,
+                halt=snapshot.halt,
                 **active,
             )
             event = self.container.bus.event_values(SignalGenerated(**result.to_dict()), record_only=True)

@@ -14,9 +14,10 @@ from sqlalchemy import Connection, bindparam, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.db.models import Candle, Event, PolicyVersion, PredictionLog, ShadowTestResult
+from app.core.db.models import Candle, Event, PolicyVersion, PredictionLog, ShadowTestResult, SystemFlag
 from app.core.db.models import ModelRegistry as ModelRow
 from app.core.policy import Policy
+from app.core.system import TradingHalt, halt_of
 from app.data_pipeline import timeframe_ms, warmup_rows
 from app.data_pipeline.timeframes import floor_to_grid, to_ms
 from app.model_registry.records import ACTIVE, REJECTED, SHADOW
@@ -57,6 +58,7 @@ class Snapshot:
     last_open: int | None  # open time (ms) of the newest closed candle in the window
     candles: int
     drawn_ids: tuple[int, int, int] | None = None  # PostgreSQL: two prediction log ids, one shadow pair id
+    halt: TradingHalt | None = None  # the trading halt, read in the same statement (every answer carries it)
 
 
 def candle_window(policy: Policy, now: datetime) -> tuple[int, int]:
@@ -92,10 +94,14 @@ def _snapshot_statement(postgres: bool) -> Any:
         )
         .subquery()
     )  # one scan of the window's index entries for both values
+    halted = (SystemFlag.name == "trading_halted", SystemFlag.enabled.is_(True))
     columns: list[Any] = [
         select(func.max(PolicyVersion.version)).scalar_subquery().label("policy_version"),
         window.c.last_open,
         window.c.candles,
+        select(func.count()).select_from(SystemFlag).where(*halted).scalar_subquery().label("halted"),
+        select(SystemFlag.value).where(*halted).scalar_subquery().label("halt_value"),
+        select(SystemFlag.updated_at).where(*halted).scalar_subquery().label("halt_updated"),
     ]
     if postgres:
         # Ids for the rows this request will write, so the signal can carry them and the
@@ -141,7 +147,8 @@ def read_snapshot(db: Db, policy: Policy, symbol: str, bounds: tuple[int, int]) 
             live[row.model_type] = (row.model_id, shadow) if row.status == ACTIVE else (active, row.model_id)
     first = rows[0]
     drawn = (int(first.log_id_1), int(first.log_id_2), int(first.pair_id)) if postgres else None
-    return Snapshot(int(first.policy_version or 0), live, first.last_open, int(first.candles or 0), drawn)
+    halt = halt_of(first.halt_value, first.halt_updated) if first.halted else None
+    return Snapshot(int(first.policy_version or 0), live, first.last_open, int(first.candles or 0), drawn, halt)
 
 
 def write_prediction(

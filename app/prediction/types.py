@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from app.core.system import TradingHalt
 
 if TYPE_CHECKING:
     pass
@@ -45,9 +47,11 @@ class Prediction:
     shadow_test_id: int | None = None
     # Set when no model of the type passed the baseline gate: direction 0, confidence 0, the reason.
     abstained: str | None = None
+    # The trading halt when the request was served (from the request's own snapshot; not in the signal).
+    halt: TradingHalt | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "halt"}
         out["timestamp"] = self.timestamp.isoformat()
         out["horizon_end"] = self.horizon_end.isoformat()
         if out["abstained"] is None:  # the answer of a model: the `ai.signal.generated` payload as it was
