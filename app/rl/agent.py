@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from app.core.policy import Policy
+from app.core.system import TradingHalt
 from app.core.topics import RLReset, RLUpdated
 from app.rl.qlearning import QParams, epsilon_greedy
 from app.rl.store import AppliedUpdate, QTableStore
@@ -62,17 +63,26 @@ class TabularAgent:
     # ------------------------------------------------------------------ select / update
 
     @contextmanager
-    def _selecting(self, state_key: str) -> Iterator[tuple[Session, Choice, Policy]]:
-        """Choose an action epsilon-greedily; the caller publishes its event in the session."""
-        policy = self.container.policy_store.get()
+    def _selecting(self, state_key: str) -> Iterator[tuple[Session, Choice, Policy, TradingHalt | None]]:
+        """Choose an action epsilon-greedily (with the policy and the trading halt read in the same
+        statement); the caller records the decision and publishes its event in the session."""
         with self.container.session() as session:
-            agent = self.store.read_agent(session) or self.store.lock_agent(session, policy.rl.epsilon_start)
-            row = self.store.q_row(session, agent.version, state_key)
-            action, explored = epsilon_greedy(row, self.actions, agent.epsilon, self.rng)
+            read = self.store.read_selection(session, state_key)
+            policy = self.container.policy_store.resolve(session, read.policy_version)
+            version, epsilon, row = read.agent_version, read.epsilon, read.q_row
+            if version is None or epsilon is None:  # the agent's first decision: create its row
+                agent = self.store.lock_agent(session, policy.rl.epsilon_start)
+                version, epsilon, row = (
+                    agent.version,
+                    agent.epsilon,
+                    self.store.q_row(session, agent.version, state_key),
+                )
+            action, explored = epsilon_greedy(row, self.actions, epsilon, self.rng)
             yield (
                 session,
-                Choice(state_key, action, row.get(action, 0.0), explored, agent.epsilon, agent.version, row),
+                Choice(state_key, action, row.get(action, 0.0), explored, epsilon, version, row),
                 policy,
+                read.halt,
             )
 
     def _update(

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.core.system import TradingHalt, trading_halt
+from app.core.system import TradingHalt
 from app.core.topics import RLMetaReset, RLMetaStrategySelected, RLMetaUpdated, TradeClosed
 from app.rl.agent import TabularAgent
 from app.rl.decisions import new_decision_id, record_decision
@@ -55,8 +55,7 @@ class RLMetaStrategy(TabularAgent):
 
     def decide(self, state: MetaStrategyState) -> MetaDecision:
         """Choose, record the decision (`rl_decisions`) and publish `rl.meta.strategy_selected`, in one transaction."""
-        with self._selecting(state.key) as (session, choice, _policy):
-            halt = trading_halt(session)
+        with self._selecting(state.key) as (session, choice, _policy, halt):
             decision = MetaDecision(
                 decision_id=new_decision_id(self.rl_type),
                 state=state,
@@ -93,6 +92,7 @@ class RLMetaStrategy(TabularAgent):
                     decision_id=decision.decision_id,
                     halted=halt is not None,
                 ),
+                record_only=True,  # for the record and outside readers: no delivery when no handler subscribes
             )
         return decision
 

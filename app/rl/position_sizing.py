@@ -12,7 +12,6 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from app.core.policy import Policy
-from app.core.system import trading_halt
 from app.core.topics import RLSizingDecision, RLSizingReset, RLSizingUpdated, TradeClosed
 from app.rl.agent import TabularAgent
 from app.rl.clamp import RiskLimits, SizingDecision, clamp_sizing, halted_decision
@@ -58,7 +57,7 @@ class RLPositionSizing(TabularAgent):
     def get_sizing_decision(self, state: SizingState, *, balance_usd: float, open_positions: int = 0) -> SizingDecision:
         """Choose an action, clamp it to the active risk mode (and to nothing while trading is
         halted); records the decision (`rl_decisions`) and publishes `rl.sizing.decision`."""
-        with self._selecting(state.key) as (session, choice, policy):
+        with self._selecting(state.key) as (session, choice, policy, halt):
             decision = decide(
                 SizingAction.from_key(choice.action),
                 policy,
@@ -71,7 +70,6 @@ class RLPositionSizing(TabularAgent):
                 epsilon=choice.epsilon,
                 decision_id=new_decision_id(self.rl_type),
             )
-            halt = trading_halt(session)
             if halt is not None:
                 decision = halted_decision(decision, halt)
             record_decision(
@@ -86,7 +84,9 @@ class RLPositionSizing(TabularAgent):
                 allowed=decision.allowed,
                 detail=decision.to_dict(),
             )
-            self.container.bus.publish(session, RLSizingDecision(state=state.to_dict(), **decision.to_dict()))
+            self.container.bus.publish(
+                session, RLSizingDecision(state=state.to_dict(), **decision.to_dict()), record_only=True
+            )
         return decision
 
     def update_q_table(

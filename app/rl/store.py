@@ -21,13 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.db.models import RLAgentState, RLAppliedUpdate, RLQValue, RLVersion
+from app.core.db.models import PolicyVersion, RLAgentState, RLAppliedUpdate, RLQValue, RLVersion, SystemFlag
+from app.core.system import TradingHalt, halt_of
 from app.rl.baseline import Experience, WinrateComparison, compare_with_random
 from app.rl.qlearning import QParams, decay_epsilon, q_update, stale_states, td_target
 from app.rl.snapshot import encode_snapshot, parse_snapshot, snapshot_document
@@ -47,6 +48,17 @@ class AppliedUpdate:
     total_updates: int
     epsilon: float
     snapshot_version: int | None  # set when this update completed a snapshot interval
+
+
+@dataclass(frozen=True)
+class SelectionRead:
+    """What a decision reads, in one round trip (`QTableStore.read_selection`)."""
+
+    policy_version: int  # the newest stored policy version (0: none stored)
+    agent_version: int | None  # None: the agent has no row yet
+    epsilon: float | None
+    q_row: dict[str, float]  # the state's row in the live table (actions never tried: absent)
+    halt: TradingHalt | None
 
 
 class QTableStore:
@@ -89,6 +101,41 @@ class QTableStore:
             .execution_options(populate_existing=True)
         )
         return session.scalars(query).one()
+
+    def read_selection(self, session: Session, state_key: str) -> SelectionRead:
+        """The newest policy version, the agent's live version and epsilon, the state's Q row and
+        the trading halt, in one statement: a decision is asked for every signal, so it reads
+        like a prediction does (one round trip, not one per value)."""
+        halted = (SystemFlag.name == "trading_halted", SystemFlag.enabled.is_(True))
+        head = select(
+            select(func.max(PolicyVersion.version)).scalar_subquery().label("policy_version"),
+            select(func.count()).select_from(SystemFlag).where(*halted).scalar_subquery().label("halted"),
+            select(SystemFlag.value).where(*halted).scalar_subquery().label("halt_value"),
+            select(SystemFlag.updated_at).where(*halted).scalar_subquery().label("halt_updated"),
+        ).subquery()
+        agent = (
+            select(RLAgentState.version.label("agent_version"), RLAgentState.epsilon)
+            .where(RLAgentState.rl_type == self.rl_type)
+            .subquery()
+        )
+        live_row = and_(
+            RLQValue.rl_type == self.rl_type,
+            RLQValue.version == agent.c.agent_version,
+            RLQValue.state_key == state_key,
+        )
+        rows = session.execute(
+            select(head, agent.c.agent_version, agent.c.epsilon, RLQValue.action, RLQValue.q_value).select_from(
+                head.outerjoin(agent, true()).outerjoin(RLQValue, live_row)
+            )
+        ).all()
+        first = rows[0]
+        return SelectionRead(
+            policy_version=int(first.policy_version or 0),
+            agent_version=None if first.agent_version is None else int(first.agent_version),
+            epsilon=None if first.epsilon is None else float(first.epsilon),
+            q_row={row.action: float(row.q_value) for row in rows if row.action is not None},
+            halt=halt_of(first.halt_value, first.halt_updated) if first.halted else None,
+        )
 
     def read_agent(self, session: Session) -> RLAgentState | None:
         return session.get(RLAgentState, self.rl_type, populate_existing=True)

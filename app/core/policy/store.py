@@ -72,6 +72,10 @@ class PolicyStore:
     def __init__(self, session_factory: sessionmaker[Session], vocabulary: PolicyVocabulary | None = None) -> None:
         self._session_factory = session_factory
         self._vocabulary = vocabulary
+        # (newest stored version, the policy it resolves to): versions are immutable rows, so a
+        # reader whose newest version is unchanged gets the validated policy without reading the
+        # document again. Treat what `get` returns as read-only: it is shared.
+        self._latest: tuple[int, Policy] | None = None
 
     def get(self, session: Session | None = None) -> Policy:
         if session is not None:
@@ -85,7 +89,17 @@ class PolicyStore:
             return load_versioned(session, self._vocabulary)
 
     def _get(self, session: Session) -> Policy:
-        return load_policy(session, self._vocabulary)
+        return self.resolve(session, session.scalar(select(func.max(PolicyVersion.version))) or 0)
+
+    def resolve(self, session: Session, newest: int) -> Policy:
+        """The policy in force when `newest` is the newest stored version (read in `session`;
+        the cached policy when `newest` is unchanged since the last read)."""
+        cached = self._latest
+        if cached is not None and cached[0] == newest:
+            return cached[1]
+        policy = load_policy(session, self._vocabulary)
+        self._latest = (newest, policy)
+        return policy
 
     def at_version(self, db: Session | Connection, version: int) -> Policy:
         """The stored policy of `version` (the defaults for 0: nothing stored yet), read in `db`."""
