@@ -274,6 +274,22 @@ def test_shadow_evaluation_of_the_seeded_test(client) -> None:
     assert default["recommendation"] == "CONTINUE_TESTING" and "1000 needed" in " ".join(default["reasons"])
 
 
+def test_shadow_evaluation_of_an_active_model_is_a_conflict_naming_its_challengers(client) -> None:
+    response = client.get("/api/shadow/xgboost_v2")
+    assert response.status_code == 409
+    body = response.get_json()
+    assert "'xgboost_v2' is ACTIVE" in body["error"] and "baseline" in body["error"]
+    assert "/api/shadow/xgboost_v3" in body["error"]
+    assert body["details"] == {"model_id": "xgboost_v2", "status": "ACTIVE", "shadow_challengers": ["xgboost_v3"]}
+    lonely = client.get("/api/shadow/lightgbm_v1")
+    assert lonely.status_code == 409 and lonely.get_json()["details"]["shadow_challengers"] == []
+    assert "no lightgbm model is in shadow testing" in lonely.get_json()["error"]
+    # A retired model's shadow history is still readable (it answers an evaluation, not a conflict).
+    assert client.get("/api/shadow/xgboost_v1").status_code == 200
+    doc = client.get("/openapi.json").get_json()["paths"]["/api/shadow/{model_id}"]["get"]
+    assert "409" in doc["responses"] and "ACTIVE" in doc["description"]
+
+
 def test_rl_reset_archives_and_starts_a_new_version(client, sqlite_container) -> None:
     response = client.post("/api/rl/position_sizing/reset", json={"reason": "regime"}, headers=TOKEN_HEADER)
     assert response.status_code == 200
