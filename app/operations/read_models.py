@@ -327,5 +327,5 @@ def chart_data(session: Session) -> dict[str, Any]:
         "shadow_pnl": shadow_pnl_series(session),
         "drift_pvalues": [{"t": t.isoformat(), "p": p, "severity": s, "feature": f} for t, p, s, f in reversed(drift)],
         "job_durations": durations,
-        "job_duration_axis": duration_axis(max((d["seconds"] for d in durations), default=0)),
+        "job_duration_axis": duration_axis(max((j.duration_seconds or 0 for j in jobs), default=0)),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from datetime import timedelta
@@ -37,7 +38,7 @@ def test_duration_axis_has_distinct_nice_ticks_in_a_unit_that_fits() -> None:
         axis = duration_axis(peak)
         seconds = [t["seconds"] for t in axis["ticks"]]
         labels = [t["label"] for t in axis["ticks"]]
-        steps = {round(b - a, 6) for a, b in zip(seconds, seconds[1:], strict=False)}
+        steps = {round(b - a, 6) for a, b in itertools.pairwise(seconds)}
         assert len(set(labels)) == len(labels) and 2 <= len(labels) <= 5, (peak, labels)
         assert len(steps) == 1 and seconds[0] == 0 and axis["top"] == seconds[-1] >= peak, (peak, seconds)
         assert axis["top"] < 2.6 * peak or peak < 0.1, (peak, axis["top"])  # the bars fill the chart
