@@ -42,8 +42,8 @@ def type_text(schema: dict[str, Any], components: dict[str, Any], nullable: bool
     variants = schema.get("anyOf") or schema.get("oneOf")
     if variants:
         kinds = [v for v in variants if v.get("type") != "null"]
-        words = " or ".join(type_text(v, components) for v in kinds) or "null"
-        return words + (" or null" if nullable and len(kinds) < len(variants) else "")
+        either = " or ".join(type_text(v, components) for v in kinds) or "null"
+        return either + (" or null" if nullable and len(kinds) < len(variants) else "")
     if "enum" in schema:
         return "one of: " + ", ".join(str(v) for v in schema["enum"])
     if "const" in schema:
