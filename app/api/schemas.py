@@ -506,7 +506,10 @@ class PredictionOut(TradingHaltView):
     confidence: float
     timestamp: UtcDateTime
     horizon_end: UtcDateTime
-    latency_ms: float
+    latency_ms: float = Field(description="the prediction's own time; model loading is apart (model_load_ms)")
+    model_load_ms: float = Field(
+        0.0, description="time this request spent loading its models (0 once they were preloaded): a cold start"
+    )
     shadow: dict[str, Any] | None
     shadow_test_id: int | None
 
