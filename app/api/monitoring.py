@@ -1,4 +1,4 @@
-"""`/metrics` for Prometheus, the OpenAPI document and its docs page."""
+"""`/metrics` for Prometheus, the OpenAPI document and its docs page (rendered here, no script)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template
 
 from app.api.common import container
+from app.api.docs_page import docs_view
 from app.api.openapi import build_openapi
 from app.api.request_metrics import render_request_metrics
 from app.operations.metrics import render_metrics
@@ -30,4 +31,4 @@ def openapi_document() -> Any:
 
 @bp.get("/docs")
 def docs() -> str:
-    return render_template("docs.html")
+    return render_template("docs.html", docs=docs_view(build_openapi(current_app)))

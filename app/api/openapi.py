@@ -168,7 +168,10 @@ def build_openapi(app: Flask) -> dict[str, Any]:
             schemas.update(query_schema.pop("$defs", {}))
             required = set(query_schema.get("required", []))
             for name, prop in query_schema.get("properties", {}).items():
-                op["parameters"].append({"name": name, "in": "query", "required": name in required, "schema": prop})
+                parameter = {"name": name, "in": "query", "required": name in required, "schema": prop}
+                if prop.get("description"):
+                    parameter["description"] = prop["description"]
+                op["parameters"].append(parameter)
         if spec.body is not None:
             op["requestBody"] = {
                 "required": True,

@@ -48,7 +48,9 @@ def post_prediction(body: PredictionRequest) -> PredictionOut:
         raise ApiError(422, "invalid body", [{"field": "body.candles", "reason": str(exc)}]) from None
     observe_prediction(current_app, prediction.model_type, prediction.latency_ms / 1000.0)
     # Every answer says whether trading is halted (CRITICAL drift), as the request's snapshot read it.
-    return PredictionOut.model_validate(prediction.to_dict() | halt_view(prediction.halt))
+    return PredictionOut.model_validate(
+        prediction.to_dict() | halt_view(prediction.halt) | {"model_load_ms": prediction.model_load_ms}
+    )
 
 
 def _validated(c: Container, body: PredictionRequest) -> pd.DataFrame:

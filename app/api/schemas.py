@@ -290,12 +290,34 @@ class OutcomeAccepted(BaseModel):
 # --------------------------------------------------------------------------- status, alerts
 
 
+class Acknowledgement(BaseModel):
+    by: str = Field(description="who acknowledged it (as they named themselves)")
+    at: UtcDateTime
+    note: str | None
+
+
 class Alert(BaseModel):
-    key: str
+    id: str = Field(description="the occurrence's short id: `POST /api/alerts/{id}/ack` acknowledges it")
+    key: str = Field(description="identifies one occurrence: raised once")
     name: str
     severity: Literal["critical", "warning"]
-    message: str
+    message: str = Field(description="the whole message (a failed job's whole error), never cut")
     since: UtcDateTime | None
+    acknowledged: Acknowledgement | None = Field(description="who acknowledged it and when; none if nobody has")
+
+
+class AcknowledgeRequest(_In):
+    by: str = Field("operator", min_length=1, max_length=100, description="who acknowledges it")
+    note: str | None = Field(None, min_length=1, max_length=2000)
+
+
+class AcknowledgeAnswer(BaseModel):
+    id: str
+    key: str
+    name: str
+    acknowledged: Acknowledgement
+    recorded: bool = Field(description="false when it was acknowledged before: the first acknowledgement stands")
+    holds: bool = Field(description="whether the alert's condition still holds")
 
 
 class AlertList(BaseModel):
@@ -484,7 +506,10 @@ class PredictionOut(TradingHaltView):
     confidence: float
     timestamp: UtcDateTime
     horizon_end: UtcDateTime
-    latency_ms: float
+    latency_ms: float = Field(description="the prediction's own time; model loading is apart (model_load_ms)")
+    model_load_ms: float = Field(
+        0.0, description="time this request spent loading its models (0 once they were preloaded): a cold start"
+    )
     shadow: dict[str, Any] | None
     shadow_test_id: int | None
 

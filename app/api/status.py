@@ -5,17 +5,18 @@ from __future__ import annotations
 from flask import Blueprint
 
 from app.api.common import container
+from app.api.errors import ApiError
 from app.api.openapi import operation
-from app.api.schemas import Alert, AlertList, ClmStatus, ResumeRequest, Schedule
+from app.api.schemas import AcknowledgeAnswer, AcknowledgeRequest, Alert, AlertList, ClmStatus, ResumeRequest, Schedule
 from app.clm.manager import ContinuousLearningManager
-from app.operations.alerts import current_alerts
+from app.operations.alerts import UnknownAlert, acknowledge, current_alerts
 from app.operations.read_models import clm_status, schedule_status
 
 bp = Blueprint("clm", __name__, url_prefix="/api")
 
 
 def _alerts(session) -> list[Alert]:  # type: ignore[no-untyped-def]
-    return [Alert.model_validate(a.as_payload()) for a in current_alerts(session)]
+    return [Alert.model_validate(a.view()) for a in current_alerts(session)]
 
 
 @operation(
@@ -48,6 +49,21 @@ def get_schedule() -> Schedule:
 def get_alerts() -> AlertList:
     with container().session() as session:
         return AlertList(alerts=_alerts(session))
+
+
+@operation(
+    bp, "/alerts/<alert_id>/ack", "POST", summary="Acknowledge an alert (who and when are recorded)", tag="clm",
+    body=AcknowledgeRequest, response=AcknowledgeAnswer, auth=True,
+)  # fmt: skip
+def post_acknowledge_alert(alert_id: str, body: AcknowledgeRequest) -> AcknowledgeAnswer:
+    """Acknowledge the alert occurrence `alert_id` (the `id` of `GET /api/alerts`). Idempotent:
+    a repeat answers the first acknowledgement (`recorded` false), also once the condition has
+    ended. 404 for an id that no current alert has and that was never acknowledged."""
+    try:
+        result = acknowledge(container(), alert_id, body.by, body.note)
+    except UnknownAlert as exc:
+        raise ApiError(404, str(exc)) from None
+    return AcknowledgeAnswer.model_validate(result.view())
 
 
 @operation(

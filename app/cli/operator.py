@@ -6,6 +6,7 @@ Registered on the `clm` group by `app.cli.main`. They use the same services as t
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 import time
@@ -16,7 +17,7 @@ import click
 from app.cli.common import container as _container
 from app.cli.common import echo_json as _echo_json
 from app.model_registry import ModelRegistry, RegistryError
-from app.operations.alerts import current_alerts
+from app.operations.alerts import Alert, UnknownAlert, acknowledge, current_alerts
 from app.operations.formatting import ago, duration, every
 from app.operations.read_models import clm_status, key_metrics, list_jobs, list_models, schedule_status
 from app.retraining import JobNotFoundError, RetrainingOrchestrator
@@ -40,7 +41,7 @@ def overview(as_json: bool) -> None:
         status = clm_status(session, container.policy_store.get(session))
         alerts = current_alerts(session)
     if as_json:
-        _echo_json(status | {"alerts": [a.as_payload() for a in alerts]})
+        _echo_json(status | {"alerts": [a.view() for a in alerts]})
         return
     retraining = status["retraining"]
     last = retraining["last"]
@@ -76,7 +77,13 @@ def overview(as_json: bool) -> None:
     for job in status["recent_jobs"][:5]:
         click.echo("  " + _job_line(job))
     for alert in alerts:
-        click.echo(f"ALERT {alert.severity.upper()}: {alert.message}")
+        click.echo("ALERT " + _alert_line(alert))
+
+
+def _alert_line(alert: Alert) -> str:
+    ack = alert.acknowledgement
+    acked = f" [acknowledged by {ack.by} {ago(ack.at)}]" if ack else ""
+    return f"{alert.severity.upper()} {alert.id}{acked}: {alert.message}"
 
 
 @click.group("jobs")
@@ -238,6 +245,50 @@ def schedule(as_json: bool) -> None:
         click.echo("no periodic work: the CLM is stopped (clm_config.enabled false)")
 
 
+@click.group("alerts")
+def alerts() -> None:
+    """Alert conditions holding now; acknowledge one."""
+
+
+@alerts.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+def alerts_list(as_json: bool) -> None:
+    """Every alert holding now, critical first: severity, id, acknowledgement and the whole message."""
+    with _container().session() as session:
+        rows = current_alerts(session)
+    if as_json:
+        _echo_json({"alerts": [a.view() for a in rows]})
+        return
+    for alert in rows:
+        click.echo(_alert_line(alert))
+    if not rows:
+        click.echo("no alerts")
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except OSError:  # no login name (a container's uid without a passwd entry)
+        return "cli"
+
+
+@alerts.command("ack")
+@click.argument("alert_id")
+@click.option("--by", default=None, help="Who acknowledges it (default: the login name).")
+@click.option("--note", default=None, help="A note kept with the acknowledgement.")
+def alerts_ack(alert_id: str, by: str | None, note: str | None) -> None:
+    """Acknowledge the alert ALERT_ID (the id `alerts list` shows); a repeat keeps the first acknowledgement."""
+    try:
+        result = acknowledge(_container(), alert_id, by or _login_name(), note)
+    except UnknownAlert as exc:
+        raise click.ClickException(str(exc)) from None
+    ack = result.acknowledgement
+    if result.recorded:
+        click.echo(f"alert {result.alert_id} ({result.name}) acknowledged by {ack.by}")
+    else:
+        click.echo(f"alert {result.alert_id} ({result.name}) was already acknowledged by {ack.by} {ago(ack.at)}")
+
+
 def register(group: click.Group) -> None:
-    for command in (overview, jobs, retrain, models, promote, rollback, schedule):
+    for command in (overview, jobs, retrain, models, promote, rollback, schedule, alerts):
         group.add_command(command)

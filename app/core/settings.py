@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     # A job's dataset is prepared in pieces of this many symbols (one task each) when it has more.
     dataset_piece_symbols: int = Field(default=10, ge=1, alias="CLM_DATASET_PIECE_SYMBOLS")
     alert_webhook_url: str | None = Field(default=None, alias="CLM_ALERT_WEBHOOK_URL")
+    # The API loads the ACTIVE and SHADOW models in the background when it starts, and every
+    # `model_watch_seconds` loads the ones that changed (a promotion, a new shadow) before a
+    # request needs them (app.prediction.preload); 0 loads once at start only.
+    model_preload: bool = Field(default=True, alias="CLM_MODEL_PRELOAD")
+    model_watch_seconds: float = Field(default=10.0, ge=0, alias="CLM_MODEL_WATCH_SECONDS")
     log_level: str = Field(default="INFO", alias="CLM_LOG_LEVEL")
     # A replay's simulated clock shared with worker processes through a file (the distributed
     # main run); unset in production, where the wall clock rules.

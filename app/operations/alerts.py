@@ -11,22 +11,29 @@ test without a new sample for 24 hours, events that went dead (their handlers ga
 outcome the agents never learned from), a model type of the policy without an ACTIVE model
 (its predictions are refused). Warning: HIGH drift, one model degraded, an RL
 agent reset, a shadow promotion recommended for manual review.
+
+Messages are whole (a failed job's whole error, a dead event's whole last error); readers
+wrap them. Each occurrence has a short `id` (a hash of its key); `acknowledge` records who
+acknowledged it and when (`alert_acknowledgements`), and `current_alerts` says so.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
 from app.core.db.models import (
+    AlertAcknowledgement,
     Candle,
     DriftEvent,
     Event,
@@ -54,6 +61,21 @@ RL_RESET_TOPICS = ("rl.meta.reset", "rl.sizing.reset")
 RECOMMENDED_TOPIC = "shadow.promotion.recommended"
 
 
+def alert_id(key: str) -> str:
+    """The short id of an alert occurrence (what `POST /api/alerts/<id>/ack` names): its key's hash."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    by: str
+    at: datetime
+    note: str | None
+
+    def view(self) -> dict[str, Any]:
+        return {"by": self.by, "at": self.at.isoformat(), "note": self.note}
+
+
 @dataclass(frozen=True)
 class Alert:
     key: str  # identifies one occurrence: raised once
@@ -61,9 +83,21 @@ class Alert:
     severity: str  # critical | warning
     message: str
     since: datetime | None
+    acknowledgement: Acknowledgement | None = None
+
+    @property
+    def id(self) -> str:
+        return alert_id(self.key)
 
     def as_payload(self) -> dict[str, Any]:
-        return asdict(self) | {"since": self.since.isoformat() if self.since else None}
+        """The fields of the `alert.<severity>` event."""
+        since = self.since.isoformat() if self.since else None
+        return {"key": self.key, "name": self.name, "severity": self.severity, "message": self.message, "since": since}
+
+    def view(self) -> dict[str, Any]:
+        """What the API and the CLI show: the event's fields, the id and the acknowledgement."""
+        ack = self.acknowledgement.view() if self.acknowledgement else None
+        return {"id": self.id, **self.as_payload(), "acknowledged": ack}
 
 
 def _recent_events(session: Session, topics: tuple[str, ...], since: datetime) -> list[Event]:
@@ -83,7 +117,7 @@ def _job_alerts(session: Session, since: datetime) -> list[Alert]:
             key=f"retraining_failed:{job.job_id}",
             name="retraining_failed",
             severity="critical",
-            message=f"retraining job {job.job_id} failed: {(job.error_message or 'no error recorded')[:200]}",
+            message=f"retraining job {job.job_id} failed: {job.error_message or 'no error recorded'}",
             since=job.completed_at or job.started_at,
         )
         for job in failed
@@ -214,7 +248,7 @@ def _dead_event_alerts(session: Session) -> list[Alert]:
     if not dead:
         return []
     newest = dead[0]
-    error = (newest.last_error or "no error recorded").splitlines()[0][:200]
+    error = (newest.last_error or "no error recorded").strip()
     return [
         Alert(
             key=f"events_dead:{newest.id}",
@@ -267,7 +301,7 @@ def _event_alerts(session: Session, since: datetime) -> list[Alert]:
 
 
 def current_alerts(session: Session, now: datetime | None = None) -> list[Alert]:
-    """Every alert condition that holds now, critical first."""
+    """Every alert condition that holds now, critical first, each with its acknowledgement if any."""
     now = now or utcnow()
     since = now - WINDOW
     alerts = (
@@ -280,7 +314,88 @@ def current_alerts(session: Session, now: datetime | None = None) -> list[Alert]
         + _dead_event_alerts(session)
         + _no_active_model_alerts(session)
     )
+    alerts = _with_acknowledgements(session, alerts)
     return sorted(alerts, key=lambda a: (a.severity != "critical", -(a.since or now).timestamp()))
+
+
+def _with_acknowledgements(session: Session, alerts: list[Alert]) -> list[Alert]:
+    if not alerts:
+        return alerts
+    rows = session.scalars(
+        select(AlertAcknowledgement).where(AlertAcknowledgement.alert_id.in_({a.id for a in alerts}))
+    )
+    acks = {row.alert_id: _acknowledgement(row) for row in rows}
+    return [replace(a, acknowledgement=acks[a.id]) if a.id in acks else a for a in alerts]
+
+
+def _acknowledgement(row: AlertAcknowledgement) -> Acknowledgement:
+    return Acknowledgement(by=row.acknowledged_by, at=row.acknowledged_at, note=row.note)
+
+
+class UnknownAlert(LookupError):
+    """No alert with this id holds now, and none was acknowledged."""
+
+
+@dataclass(frozen=True)
+class AcknowledgeResult:
+    alert_id: str
+    key: str
+    name: str
+    acknowledgement: Acknowledgement
+    recorded: bool  # False: it was acknowledged before (the first acknowledgement stands)
+    holds: bool  # the alert's condition still holds
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.alert_id,
+            "key": self.key,
+            "name": self.name,
+            "acknowledged": self.acknowledgement.view(),
+            "recorded": self.recorded,
+            "holds": self.holds,
+        }
+
+
+def acknowledge(
+    container: Container, wanted: str, by: str, note: str | None = None, now: datetime | None = None
+) -> AcknowledgeResult:
+    """Acknowledge the alert occurrence whose `Alert.id` is `wanted`, recorded as by `by` now.
+
+    Idempotent: an occurrence already acknowledged keeps its first acknowledgement (who, when,
+    note), also after its condition ended. Raises `UnknownAlert` for an id that is neither a
+    current alert nor acknowledged before; changes nothing then."""
+    now = now or utcnow()
+    try:
+        with container.session() as session:
+            current = next((a for a in current_alerts(session, now) if a.id == wanted), None)
+            existing = session.get(AlertAcknowledgement, wanted)
+            if existing is not None:
+                return _result(existing, recorded=False, holds=current is not None)
+            if current is None:
+                raise UnknownAlert(
+                    f"alert {wanted!r} not found: no alert with this id holds now, and none was acknowledged "
+                    "(GET /api/alerts or `clm alerts list` shows the ids)"
+                )
+            row = AlertAcknowledgement(
+                alert_id=wanted, alert_key=current.key, name=current.name, acknowledged_at=now, acknowledged_by=by,
+                note=note,
+            )  # fmt: skip
+            session.add(row)
+            session.flush()
+            result = _result(row, recorded=True, holds=True)
+    except IntegrityError:
+        # Acknowledged at the same moment by another caller: theirs came first and stands.
+        with container.session() as session:
+            first = session.get(AlertAcknowledgement, wanted)
+            if first is None:
+                raise
+            return _result(first, recorded=False, holds=True)
+    log.info("alert %s (%s) acknowledged by %s", wanted, result.key, by)
+    return result
+
+
+def _result(row: AlertAcknowledgement, *, recorded: bool, holds: bool) -> AcknowledgeResult:
+    return AcknowledgeResult(row.alert_id, row.alert_key, row.name, _acknowledgement(row), recorded, holds)
 
 
 def raise_new_alerts(container: Container) -> list[Alert]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
+from typing import Any
 
 from app.core.clock import utcnow
 
@@ -46,3 +48,35 @@ def duration(seconds: int | float | None) -> str:
     if seconds >= 60:
         return f"{seconds // 60}min"
     return f"{seconds}s"
+
+
+# Nice steps of a duration axis, in the unit its labels use. Seconds and minutes step in
+# clock-like amounts (15, 30); below a second and above a day, 1-2-5 steps.
+_AXIS_UNITS: tuple[tuple[str, float, float, tuple[float, ...]], ...] = (
+    # (label suffix, seconds per unit, axis top below which this unit is used, steps in the unit)
+    ("s", 1.0, 180.0, (0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 20, 30, 60)),
+    ("min", 60.0, 2 * 3600.0, (0.5, 1, 2, 5, 10, 15, 20, 30, 60)),
+    ("h", 3600.0, float("inf"), (0.5, 1, 2, 3, 6, 12, 24, 48, 120, 240, 480, 1200, 2400)),
+)
+
+
+def duration_axis(max_seconds: float, max_intervals: int = 4) -> dict[str, Any]:
+    """The y-axis of a chart of durations up to `max_seconds`: `top` (seconds) and `ticks`,
+    each `{"seconds", "label"}` from 0 to `top` in one nice step, at most `max_intervals`
+    steps, labels in the one unit that fits the range ("0s 0.5s 1s 1.5s", "0min 10min 20min").
+    """
+    if max_intervals < 1:
+        raise ValueError(f"max_intervals must be at least 1, got {max_intervals}")
+    peak = float(max_seconds) if max_seconds and max_seconds > 0 and math.isfinite(max_seconds) else 1.0
+    suffix, size, _, steps = next(unit for unit in _AXIS_UNITS if peak < unit[2])
+    span = peak / size
+    step = next((s for s in steps if math.ceil(span / s - 1e-9) <= max_intervals), None)
+    if step is None:  # beyond the table: 1-2-5 steps of the unit
+        magnitude = 10 ** math.floor(math.log10(span / max_intervals))
+        step = next(m * magnitude for m in (1, 2, 5, 10) if math.ceil(span / (m * magnitude) - 1e-9) <= max_intervals)
+    count = max(1, math.ceil(span / step - 1e-9))
+    ticks = []
+    for i in range(count + 1):
+        value = round(i * step, 6)
+        ticks.append({"seconds": round(value * size, 6), "label": f"{value:g}{suffix}"})
+    return {"top": ticks[-1]["seconds"], "ticks": ticks}

@@ -22,6 +22,7 @@ from app.core.db.models import (
 )
 from app.core.policy import Policy
 from app.model_registry.records import ACTIVE, SHADOW, ModelRecord
+from app.operations.formatting import duration_axis
 from app.operations.schedule import BEAT_FLAG, schedule_view
 from app.retraining.jobs import PENDING, RUNNING, JobRecord
 
@@ -321,10 +322,10 @@ def chart_data(session: Session) -> dict[str, Any]:
         .order_by(RetrainingJob.started_at.desc())
         .limit(30)
     ).all()
+    durations = [{"job_id": j.job_id, "seconds": j.duration_seconds, "status": j.status} for j in reversed(jobs)]
     return {
         "shadow_pnl": shadow_pnl_series(session),
         "drift_pvalues": [{"t": t.isoformat(), "p": p, "severity": s, "feature": f} for t, p, s, f in reversed(drift)],
-        "job_durations": [
-            {"job_id": j.job_id, "seconds": j.duration_seconds, "status": j.status} for j in reversed(jobs)
-        ],
+        "job_durations": durations,
+        "job_duration_axis": duration_axis(max((j.duration_seconds or 0 for j in jobs), default=0)),
     }

@@ -98,6 +98,7 @@ class ModelCache:
         # process, so a broken artifact costs one read, not one per request.
         self._broken: dict[str, str] = {}
         self._fallbacks: dict[str, ModelPair] = {}  # model type -> the pair serving for a broken ACTIVE
+        self.loads = 0  # models this process has loaded from their artifacts (a preload's proof, the tests')
 
     @property
     def engine(self) -> Engine:
@@ -149,6 +150,7 @@ class ModelCache:
 
     def _load(self, model_id: str) -> LoadedModel:
         record = ModelRegistry(self.container).get_model(model_id)
+        self.loads += 1
         try:
             return LoadedModel(record, load_forecaster(self.container, record))
         except (ArtifactIntegrityError, ArtifactNotFoundError) as exc:

@@ -49,9 +49,11 @@ class Prediction:
     abstained: str | None = None
     # The trading halt when the request was served (from the request's own snapshot; not in the signal).
     halt: TradingHalt | None = field(default=None, compare=False)
+    # Time this request spent loading its models (a cold start), not counted in latency_ms; not in the signal.
+    model_load_ms: float = field(default=0.0, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "halt"}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("halt", "model_load_ms")}
         out["timestamp"] = self.timestamp.isoformat()
         out["horizon_end"] = self.horizon_end.isoformat()
         if out["abstained"] is None:  # the answer of a model: the `ai.signal.generated` payload as it was

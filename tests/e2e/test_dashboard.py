@@ -35,6 +35,13 @@ def test_dashboard_in_headless_chromium(pg_container, worker_env, tmp_path) -> N
     assert len(re.findall(r'class="drift-point"', html)) == 3
     assert len(re.findall(r'class="job-bar"', html)) == 2
     assert 'data-series="shadow"' in html and 'data-series="active"' in html
+    # The job-duration axis: distinct ticks in one unit that fits the 45-minute job (was "1s 1s 1s 0s 0s").
+    jobs_chart = html.split('id="chart-jobs"', 1)[1].split("</svg>", 1)[0]
+    assert re.findall(r'class="y-tick"[^>]*>([^<]+)<', jobs_chart) == ["0min", "15min", "30min", "45min"]
+    # Alerts carry their id and whether anyone acknowledged them.
+    assert (
+        re.search(r'data-alert="retraining_failed" data-alert-id="[0-9a-f]{12}"', html) and "not acknowledged" in html
+    )
     # ... and the stored state is on the page.
     assert "RUNNING" in html and "CRITICAL DRIFT" in html
     assert "xgboost v3</b>: Testing (40/1000 samples)" in html
@@ -45,8 +52,9 @@ def test_dashboard_in_headless_chromium(pg_container, worker_env, tmp_path) -> N
     assert (width, height) == (1280, 1400)
     colours = {row[i : i + 3] for row in rows[::7] for i in range(0, len(row), 4 * 13)}
     assert len(colours) > 20, f"the screenshot looks blank ({len(colours)} colours)"
-    # The docs page rendered /openapi.json by its own script: every operation, with its auth mark.
+    # The docs page: every operation of /openapi.json, with its auth mark and readable parameter tables.
     assert docs.returncode == 0, docs.stderr[-2000:]
     operations = re.findall(r'<span class="method (\w+)">\w+</span><code>([^<]+)</code>', docs.stdout)
     assert ("post", "/api/jobs/retraining") in operations and ("patch", "/api/policy") in operations
     assert len(operations) >= 20 and "[bearer token]" in docs.stdout
+    assert 'data-table="parameters"' in docs.stdout and "<td>integer, 1 to 200</td>" in docs.stdout

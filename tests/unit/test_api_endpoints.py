@@ -14,11 +14,13 @@ from app.bootstrap import bootstrap
 from app.core.db.models import Event, ModelRegistry, PredictionLog, RetrainingJob
 from app.core.dispatch import InlineDispatcher
 from app.core.settings import Settings
+from app.operations.alerts import alert_id
 from app.retraining.datasets import dataset_spec
 from app.retraining.spec import DataSelection
 from tests.api_fixtures import TOKEN_HEADER, seed_clm_state, synthetic_candles, train_naive
 
 WRONG = {"Authorization": "Bearer not-the-token"}
+FAILED_JOB_ALERT = alert_id("retraining_failed:RTN-20260102-001")  # the seeded failed job's alert
 META_STATE = {
     "market_regime": "TRENDING",
     "volatility_level": "LOW",
@@ -48,6 +50,7 @@ GUARDED: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/api/rl/position-sizing/decision", {"state": SIZING_STATE, "balance_usd": 10_000}),
     ("POST", "/api/drift/check", None),
     ("POST", "/api/clm/resume-trading", {}),
+    ("POST", f"/api/alerts/{FAILED_JOB_ALERT}/ack", {"by": "alice"}),
 ]
 
 # (method, path, body, field named in the 422)
@@ -99,6 +102,8 @@ BAD_INPUT: list[tuple[str, str, Any, str]] = [
     ),
     ("POST", "/api/clm/resume-trading", {"reason": 7}, "body.reason"),
     ("GET", "/api/shadow/xgboost_v3?min_samples=0", None, "query.min_samples"),
+    ("POST", f"/api/alerts/{FAILED_JOB_ALERT}/ack", {"by": ""}, "body.by"),
+    ("POST", f"/api/alerts/{FAILED_JOB_ALERT}/ack", {"who": "bob"}, "body.who"),
     ("POST", "/api/jobs/retraining", {"kind": "full", "data": {"source": "files"}}, "body.data.source"),
     (
         "POST",
@@ -117,6 +122,7 @@ UNKNOWN: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/model-types/gpt/rollback", {"version": "1"}),
     ("POST", "/api/model-types/xgboost/rollback", {"version": "42"}),
     ("GET", "/api/shadow/xgboost_v99", None),
+    ("POST", "/api/alerts/0123456789ab/ack", {}),
     ("POST", "/api/rl/no_such_agent/reset", {}),
 ]
 
@@ -272,6 +278,22 @@ def test_shadow_evaluation_of_the_seeded_test(client) -> None:
     assert body["recommendation"] in {"PROMOTE", "CONTINUE_TESTING", "REJECT"}
     default = client.get("/api/shadow/xgboost_v3").get_json()
     assert default["recommendation"] == "CONTINUE_TESTING" and "1000 needed" in " ".join(default["reasons"])
+
+
+def test_shadow_evaluation_of_an_active_model_is_a_conflict_naming_its_challengers(client) -> None:
+    response = client.get("/api/shadow/xgboost_v2")
+    assert response.status_code == 409
+    body = response.get_json()
+    assert "'xgboost_v2' is ACTIVE" in body["error"] and "baseline" in body["error"]
+    assert "/api/shadow/xgboost_v3" in body["error"]
+    assert body["details"] == {"model_id": "xgboost_v2", "status": "ACTIVE", "shadow_challengers": ["xgboost_v3"]}
+    lonely = client.get("/api/shadow/lightgbm_v1")
+    assert lonely.status_code == 409 and lonely.get_json()["details"]["shadow_challengers"] == []
+    assert "no lightgbm model is in shadow testing" in lonely.get_json()["error"]
+    # A retired model's shadow history is still readable (it answers an evaluation, not a conflict).
+    assert client.get("/api/shadow/xgboost_v1").status_code == 200
+    doc = client.get("/openapi.json").get_json()["paths"]["/api/shadow/{model_id}"]["get"]
+    assert "409" in doc["responses"] and "ACTIVE" in doc["description"]
 
 
 def test_rl_reset_archives_and_starts_a_new_version(client, sqlite_container) -> None:

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from app.api import create_app
 from app.bootstrap import bootstrap
+from app.cli.main import cli
 from app.core.clock import utcnow
-from app.core.db.models import Event, ModelRegistry
+from app.core.db.models import AlertAcknowledgement, Event, ModelRegistry, RetrainingJob
 from app.core.dispatch import InlineDispatcher
 from app.core.topics import DriftDetected
 from app.handlers import HANDLER_TABLE
 from app.operations import alerts
 from app.operations.alerts import current_alerts, raise_new_alerts
-from tests.api_fixtures import seed_clm_state
+from tests.api_fixtures import TOKEN_HEADER, seed_clm_state
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -171,3 +174,64 @@ def test_the_periodic_check_notices_a_quiet_shadow_test(sqlite_container) -> Non
             )  # fmt: skip
     assert check_alerts() == {"raised": [f"shadow_stuck:naive_v2:{old.isoformat()}"]}
     assert check_alerts() == {"raised": []}
+
+
+def test_alerts_are_whole_and_acknowledged_once_through_the_api_the_cli_and_the_page(sqlite_container) -> None:
+    seed = seed_clm_state(sqlite_container)
+    # A long error whose cause is at its end (it was cut at 200 characters before).
+    error = "xgboost: RuntimeError: " + "while fitting fold 3 of 5 the worker " * 12 + "ran out of memory (OOM at 6 GB)"
+    with sqlite_container.session() as s:
+        s.get(RetrainingJob, seed.failed_job).error_message = error
+    client = create_app(sqlite_container).test_client()
+    listed = {a["name"]: a for a in client.get("/api/alerts").get_json()["alerts"]}
+    failed = listed["retraining_failed"]
+    assert failed["message"].endswith("ran out of memory (OOM at 6 GB)") and error in failed["message"]
+    assert failed["acknowledged"] is None and failed["id"] == alerts.alert_id(failed["key"])
+    page = client.get("/").get_data(as_text=True)
+    item = re.search(
+        rf'<li class="alert critical" data-alert="retraining_failed" data-alert-id="{failed["id"]}">.*?</li>',
+        page,
+        re.S,
+    )
+    assert item and "ran out of memory (OOM at 6 GB)" in item[0] and "<details" in item[0]  # whole, behind an expand
+    assert "not acknowledged" in item[0]
+
+    first = client.post(
+        f"/api/alerts/{failed['id']}/ack", json={"by": "alice", "note": "looking"}, headers=TOKEN_HEADER
+    )
+    assert first.status_code == 200, first.get_json()
+    body = first.get_json()
+    assert body["recorded"] is True and body["holds"] is True and body["acknowledged"]["by"] == "alice"
+    with sqlite_container.session() as s:
+        row = s.get(AlertAcknowledgement, failed["id"])
+        assert row is not None and row.acknowledged_by == "alice" and row.alert_key == failed["key"]
+        assert abs((utcnow() - row.acknowledged_at).total_seconds()) < 60 and row.note == "looking"
+    # Idempotent: a repeat (by someone else) keeps the first acknowledgement.
+    again = client.post(f"/api/alerts/{failed['id']}/ack", json={"by": "bob"}, headers=TOKEN_HEADER).get_json()
+    assert again["recorded"] is False and again["acknowledged"] == body["acknowledged"]
+    listed = {a["name"]: a for a in client.get("/api/alerts").get_json()["alerts"]}
+    assert listed["retraining_failed"]["acknowledged"]["by"] == "alice"
+    assert listed["drift_critical"]["acknowledged"] is None  # only that occurrence
+    page = client.get("/").get_data(as_text=True)
+    assert re.search(r'class="alert critical acknowledged" data-alert="retraining_failed"', page)
+    assert (
+        "acknowledged by alice" in page
+        and 'class="alert critical acknowledged" data-alert="drift_critical"' not in page
+    )
+    # After its condition ended, the acknowledgement is still answered (not a 404).
+    late = alerts.acknowledge(sqlite_container, failed["id"], "carol", now=utcnow() + timedelta(hours=30))
+    assert late.recorded is False and late.holds is False and late.acknowledgement.by == "alice"
+
+    # The CLI lists ids with their acknowledgement and acknowledges by id.
+    runner = CliRunner()
+    listing = runner.invoke(cli, ["alerts", "list"], catch_exceptions=False)
+    assert listing.exit_code == 0 and f"{failed['id']} [acknowledged by alice" in listing.output
+    drift = listed["drift_critical"]["id"]
+    acked = runner.invoke(cli, ["alerts", "ack", drift, "--by", "dave"], catch_exceptions=False)
+    assert acked.exit_code == 0 and f"alert {drift} (drift_critical) acknowledged by dave" in acked.output
+    repeat = runner.invoke(cli, ["alerts", "ack", drift, "--by", "erin"], catch_exceptions=False)
+    assert "already acknowledged by dave" in repeat.output
+    unknown = runner.invoke(cli, ["alerts", "ack", "0123456789ab"])
+    assert unknown.exit_code != 0 and "not found" in unknown.output
+    with sqlite_container.session() as s:
+        assert s.scalar(select(func.count()).select_from(AlertAcknowledgement)) == 2  # the unknown id changed nothing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import schemathesis
@@ -12,6 +13,8 @@ from schemathesis.checks import response_schema_conformance
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
 from app.api import create_app
+from app.api.docs_page import inline_code, type_text
+from app.api.openapi import build_openapi
 from tests.api_fixtures import TOKEN_HEADER, seed_clm_state
 
 
@@ -56,9 +59,54 @@ def test_every_api_route_is_described(app, document) -> None:
 
 def test_docs_page_is_self_contained(app) -> None:
     page = app.test_client().get("/docs").get_data(as_text=True)
-    assert "/static/docs.js" in page and "http://" not in page and "https://" not in page
-    script = app.test_client().get("/static/docs.js")
-    assert script.status_code == 200 and b"/openapi.json" in script.data
+    assert "http://" not in page and "https://" not in page and "<script" not in page  # rendered here, no script
+    operations = re.findall(r'<span class="method (\w+)">\w+</span><code>([^<]+)</code>', page)
+    assert ("post", "/api/jobs/retraining") in operations and ("get", "/api/shadow/{model_id}") in operations
+    assert len(operations) == sum(len(item) for item in build_openapi(app)["paths"].values())
+
+
+def _table(page: str, op: str, title: str) -> list[list[str]]:
+    block = page.split(f'data-op="{op}"', 1)[1].split('<div class="op"', 1)[0]
+    table = block.split(f'data-table="{title}"', 1)[1].split("</table>", 1)[0]
+    return [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(<td>.*?)</tr>", table)]
+
+
+def test_docs_page_shows_parameters_as_a_table_and_inline_code_as_code(app) -> None:
+    page = app.test_client().get("/docs").get_data(as_text=True)
+    rows = _table(page, "get /api/jobs", "parameters")
+    assert rows == [
+        ["<code>status</code>", "query", "one of: pending, running, completed, partial, failed, cancelled", "no", ""],
+        ["<code>limit</code>", "query", "integer, 1 to 200", "no", "default <code>20</code>"],
+    ]
+    shadow = _table(page, "get /api/shadow/{model_id}", "parameters")
+    assert shadow[0][:4] == ["<code>model_id</code>", "path", "string, non-empty", "yes"]
+    assert shadow[1] == [
+        "<code>min_samples</code>",
+        "query",
+        "integer, 1 to 10000000",
+        "no",
+        "default: the policy&#39;s",
+    ]
+    body = {r[0]: r for r in _table(page, "post /api/jobs/retraining", "request body")}
+    assert body["<code>kind</code>"][2:] == ["one of: full, partial", "no", "default <code>&#34;full&#34;</code>"]
+    assert body["<code>data</code>"][2] == "DatasetOverrides or null"
+    # No raw JSON Schema in a parameter row, and no literal backtick left in the page's prose.
+    assert '"anyOf"' not in page.split("<details>")[0] and "`" not in re.sub(r"<pre>.*?</pre>", "", page, flags=re.S)
+    assert "need <code>Authorization: Bearer &lt;token&gt;</code>" in page
+
+
+def test_docs_wording_of_schemas() -> None:
+    components = {"Kind": {"enum": ["a", "b"], "type": "string"}}
+    assert type_text({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e12}, {}) == "number, > 0, < 1e+12"
+    assert type_text({"anyOf": [{"$ref": "#/components/schemas/Kind"}, {"type": "null"}]}, components) == (
+        "one of: a, b or null"
+    )
+    assert type_text({"anyOf": [{"type": "integer"}, {"type": "null"}]}, {}, nullable=False) == "integer"
+    assert type_text({"type": "array", "items": {"type": "string", "maxLength": 9}}, {}) == (
+        "list of string, up to 9 characters"
+    )
+    assert inline_code("run `clm db upgrade` <now>") == "run <code>clm db upgrade</code> &lt;now&gt;"
+    assert inline_code("an odd ` backtick") == "an odd ` backtick"  # unpaired: left as it is
 
 
 def _has_body_or_query(op: dict) -> bool:

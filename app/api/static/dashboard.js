@@ -18,13 +18,16 @@
     return function (v) { return r0 + (v - d0) / span * (r1 - r0); };
   }
 
+  // fmt: a function of the value (five even ticks), or a list of {seconds, label} ticks made by the server.
   function axes(svg, yMin, yMax, fmt, xLabel) {
     var y = scale(yMin, yMax, H - PAD.b, PAD.t);
-    for (var i = 0; i <= 4; i++) {
-      var v = yMin + (yMax - yMin) * i / 4;
-      el("line", { x1: PAD.l, x2: W - PAD.r, y1: y(v), y2: y(v), stroke: "#e6eaee" }, svg);
-      el("text", { x: PAD.l - 6, y: y(v) + 4, "text-anchor": "end" }, svg, fmt(v));
-    }
+    var ticks = typeof fmt === "function"
+      ? [0, 1, 2, 3, 4].map(function (i) { var v = yMin + (yMax - yMin) * i / 4; return { seconds: v, label: fmt(v) }; })
+      : fmt;
+    ticks.forEach(function (t) {
+      el("line", { x1: PAD.l, x2: W - PAD.r, y1: y(t.seconds), y2: y(t.seconds), stroke: "#e6eaee" }, svg);
+      el("text", { x: PAD.l - 6, y: y(t.seconds) + 4, "text-anchor": "end", class: "y-tick" }, svg, t.label);
+    });
     el("text", { x: (W + PAD.l) / 2, y: H - 6, "text-anchor": "middle" }, svg, xLabel);
     return y;
   }
@@ -73,9 +76,8 @@
 
   function jobsChart(svg, jobs) {
     if (!jobs.length) { empty(svg, "no finished jobs yet"); return; }
-    var hi = Math.max.apply(null, jobs.map(function (j) { return j.seconds; })) || 1;
-    var y = axes(svg, 0, hi, function (v) { return v >= 120 ? (v / 60).toFixed(0) + "m" : v.toFixed(0) + "s"; },
-      "last " + jobs.length + " jobs");
+    var axis = data.job_duration_axis;  // nice steps in one unit that fits (app.operations.formatting.duration_axis)
+    var y = axes(svg, 0, axis.top, axis.ticks, "last " + jobs.length + " jobs");
     var band = (W - PAD.l - PAD.r) / jobs.length;
     var colour = { completed: "#2f9e5b", partial: "#d9a400", failed: "#c92a2a", cancelled: "#868e96" };
     jobs.forEach(function (j, i) {

@@ -444,6 +444,21 @@ class EventDelivery(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
 
 
+class AlertAcknowledgement(Base):
+    """An operator's acknowledgement of one alert occurrence (`POST /api/alerts/<id>/ack`, `clm
+    alerts ack`). Alerts are derived from the tables; `alert_id` is the short hash of the
+    occurrence's key (`app.operations.alerts.alert_id`). The first acknowledgement stands."""
+
+    __tablename__ = "alert_acknowledgements"
+
+    alert_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    alert_key: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(String(100))
+    acknowledged_at: Mapped[datetime] = mapped_column(DateTime, index=True, server_default=NOW_UTC)
+    acknowledged_by: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
 class PolicyVersion(Base):
     __tablename__ = "policies"
 

@@ -57,7 +57,8 @@ class Prediction(TradingHaltView):
     confidence: float
     timestamp: datetime
     horizon_end: datetime
-    latency_ms: float
+    latency_ms: float  # the prediction's own time; model loading is apart
+    model_load_ms: float = 0.0  # time the request spent loading its models (a cold start)
     shadow: dict[str, Any] | None
     shadow_test_id: int | None
 
