@@ -16,6 +16,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from quantum_trader_client import CLMClient
+
 from app.bootstrap import bootstrap, dispatcher_for, set_container
 from app.core.clock import Clock, SimulatedClock, use_clock
 from app.core.container import Container
@@ -62,7 +64,10 @@ def run_simulation(
     container: Container | None = None,
     echo: Echo = print,
     clock: SimulatedClock | None = None,
+    api: CLMClient | None = None,
 ) -> RunResult:
+    """`api`: the engine's client of the API (the real-stack test's points at gunicorn); by default the
+    API built on `container`, served in this process."""
     started = time.perf_counter()
     stages: dict[str, float] = {}
     container = container or embedded_container(config)
@@ -87,7 +92,7 @@ def run_simulation(
         initial_job_id = _initial_training(container, runner, say)
         stages["initial_training"] = time.perf_counter() - t0
 
-        api = in_process_client(container)
+        api = api or in_process_client(container)
         world = SimulatedWorld(container, config, feed, clock, runner)
         engine = TradingEngine(
             config, _engine_setup(container), feed, world, api, progress=_progress_printer(say, container, runner, feed)
