@@ -1,4 +1,4 @@
-"""Retention of the high-volume telemetry: delivered events, prediction logs, finished shadow tests' pairs, RL decisions.
+"""Retention of the high-volume telemetry: events, prediction logs, finished shadow tests' pairs, RL decisions.
 
 Every prediction writes two prediction logs, one shadow pair and one `ai.signal.generated`
 event; at the live path's 200 requests/s that is about 70 million rows a day, which no

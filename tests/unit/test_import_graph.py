@@ -278,7 +278,8 @@ def test_the_simulated_engine_reaches_the_system_only_through_the_client() -> No
             assert any(t.startswith("quantum_trader_client.") for t, _, _ in _engine_side_imports(text))
     assert not bad, "the simulated engine imports the system instead of calling its API:\n" + "\n".join(bad)
     planted = "from typing import TYPE_CHECKING\nfrom app.prediction import PredictionService\n"
-    planted += "if TYPE_CHECKING:\n    from app.core.container import Container\n    from app.simulation.market import X\n"
+    planted += "if TYPE_CHECKING:\n    from app.core.container import Container\n"
+    planted += "    from app.simulation.market import X\n"
     assert _engine_side_violations("planted", planted) == [
         "planted:2 -> app.prediction.PredictionService",
         "planted:4 -> app.core.container.Container (type only)",
