@@ -1,4 +1,4 @@
-"""Retention of the high-volume telemetry: delivered events, prediction logs, finished shadow tests' pairs.
+"""Retention of the high-volume telemetry: events, prediction logs, finished shadow tests' pairs, RL decisions.
 
 Every prediction writes two prediction logs, one shadow pair and one `ai.signal.generated`
 event; at the live path's 200 requests/s that is about 70 million rows a day, which no
@@ -10,15 +10,23 @@ table should keep for ever. `apply_retention` deletes what the policy's
 - prediction logs older than `prediction_logs_days` (the policy refuses less than twice
   the prediction drift window, which reads that far back);
 - shadow pairs older than `shadow_results_days` of tests that are over (the shadow model
-  is no longer SHADOW); a running test keeps every pair, as its evaluation reads them all.
+  is no longer SHADOW); a running test keeps every pair, as its evaluation reads them all;
+- RL decisions served over the API (`rl_decisions`, one row per decision request, so as
+  many as the trading engine asks): those an outcome applied, and sizing decisions that
+  allowed no trade (no outcome can apply them), older than `rl_decisions_days`; decisions
+  an outcome may still name (not applied, not refused) older than
+  `rl_unapplied_decisions_days` (at least a day: a trade still open names its decisions when
+  it closes, and an outcome naming a deleted decision is refused as unknown). Most of these
+  are decisions the engine did not act on, which no outcome will ever name.
 
 Kept for ever: the registry and its status history, jobs, drift events, health logs,
-policy versions, RL state.
+policy versions, RL state (Q-tables and their versions).
 
 Deletes go in batches of `batch_rows`, each its own short transaction (no long transaction
 holding back vacuum), and each batch is the oldest rows of one key read in the order of an
 index the tables already have: (topic, created_at) for events, (model_id, timestamp) for
-prediction logs, (shadow_model_id, timestamp) for shadow pairs. On PostgreSQL a batch is one
+prediction logs, (shadow_model_id, timestamp) for shadow pairs; RL decisions have no key, one
+walk of (decided_at). On PostgreSQL a batch is one
 statement deleting by physical row address (`ctid = ANY(ARRAY(...))`, a TID scan): the plain
 `id IN (SELECT ... LIMIT n)` is planned as a hash join over a scan of the whole table, per
 batch. A run stops after `max_seconds`; what is left waits for the next run (beat, every
@@ -60,21 +68,36 @@ _TOPICS = text(
 @dataclass(frozen=True)
 class _Table:
     name: str
-    key: str  # fixed per batch: the leading column of the index walked
+    key: str  # fixed per batch: the leading column of the index walked ("": none, the time index alone)
     time: str  # the index's second column: the batch is the oldest rows before the cutoff
     only: str = ""  # a further condition on the rows deleted
+    rowid: str = "id"  # SQLite: the column a batch is chosen by
+    label: str = ""  # the cutoff's name in the result, when two passes delete from one table
 
     def oldest(self, select_list: str) -> str:
-        only = f" AND {self.only}" if self.only else ""
+        conditions = [f"{self.key} = :key"] if self.key else []
+        conditions += [f"{self.time} < :cutoff"] + ([self.only] if self.only else [])
         return (
-            f"SELECT {select_list} FROM {self.name} WHERE {self.key} = :key AND {self.time} < :cutoff{only} "
-            f"ORDER BY {self.time} LIMIT :rows"
+            f"SELECT {select_list} FROM {self.name} WHERE {' AND '.join(conditions)} ORDER BY {self.time} LIMIT :rows"
         )
 
 
 EVENTS = _Table("events", "topic", "created_at", "status = 'delivered'")
 PREDICTION_LOGS = _Table("prediction_logs", "model_id", "timestamp")
 SHADOW_PAIRS = _Table("shadow_test_results", "shadow_model_id", "timestamp")
+# Applied by an outcome, or refused (a sizing decision that allowed no trade: 409 for any outcome).
+RL_DECISIONS_SETTLED = _Table(
+    "rl_decisions", "", "decided_at", "(trade_id IS NOT NULL OR allowed = false)", rowid="rowid"
+)
+# Not applied yet, and an outcome may still apply them.
+RL_DECISIONS_UNAPPLIED = _Table(
+    "rl_decisions",
+    "",
+    "decided_at",
+    "trade_id IS NULL AND allowed = true",
+    rowid="rowid",
+    label="rl_decisions_unapplied",
+)
 
 
 @functools.cache
@@ -83,7 +106,7 @@ def _batch_statements(table: _Table, postgres: bool) -> tuple[TextClause, ...]:
     deleted). SQLite: by rowid, the delivery records first for events (the first DELETE takes
     the write lock, so both see one batch); their row counts are the same two numbers."""
     if not postgres:
-        rows = text(f"DELETE FROM {table.name} WHERE id IN ({table.oldest('id')})")
+        rows = text(f"DELETE FROM {table.name} WHERE {table.rowid} IN ({table.oldest(table.rowid)})")
         if table is not EVENTS:
             return (rows,)
         return text(f"DELETE FROM event_deliveries WHERE event_id IN ({table.oldest('id')})"), rows
@@ -120,7 +143,13 @@ def _delete_batch(session: Session, table: _Table, params: dict[str, Any], postg
 @dataclass
 class RetentionResult:
     deleted: dict[str, int] = field(
-        default_factory=lambda: {"events": 0, "event_deliveries": 0, "prediction_logs": 0, "shadow_test_results": 0}
+        default_factory=lambda: {
+            "events": 0,
+            "event_deliveries": 0,
+            "prediction_logs": 0,
+            "shadow_test_results": 0,
+            "rl_decisions": 0,
+        }
     )
     cutoffs: dict[str, str] = field(default_factory=dict)
     complete: bool = True  # False: the time budget ran out; the next run goes on
@@ -150,10 +179,12 @@ def apply_retention(container: Container, now: datetime | None = None) -> Retent
         (EVENTS, topics, config.events_days),
         (PREDICTION_LOGS, model_ids, config.prediction_logs_days),
         (SHADOW_PAIRS, finished, config.shadow_results_days),  # a running test keeps every pair
+        (RL_DECISIONS_SETTLED, [None], config.rl_decisions_days),
+        (RL_DECISIONS_UNAPPLIED, [None], config.rl_unapplied_decisions_days),
     )
     for table, keys, days in work:
         cutoff = now - timedelta(days=days)
-        result.cutoffs[table.name] = cutoff.isoformat()
+        result.cutoffs[table.label or table.name] = cutoff.isoformat()
         for key in keys:
             deleted = config.batch_rows
             while deleted == config.batch_rows and result.complete:

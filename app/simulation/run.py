@@ -16,22 +16,26 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from quantum_trader_client import CLMClient
+
 from app.bootstrap import bootstrap, dispatcher_for, set_container
 from app.core.clock import Clock, SimulatedClock, use_clock
 from app.core.container import Container
 from app.core.settings import REPO_ROOT, Mode, Settings
 from app.data_pipeline import CandleStore
+from app.forecasters import forecaster_class
 from app.model_registry import ModelRegistry
 from app.model_registry.records import ACTIVE, SHADOW
 from app.retraining import RetrainingOrchestrator
 from app.retraining.jobs import COMPLETED, PARTIAL
 from app.simulation.api_client import in_process_client
 from app.simulation.config import RunConfig
-from app.simulation.engine import TradingEngine
+from app.simulation.engine import EngineSetup, TradingEngine
 from app.simulation.jobs import JobRunner
 from app.simulation.market import MarketFeed, from_ms, load_market
 from app.simulation.report import write_report
 from app.simulation.result import Echo, RunResult
+from app.simulation.world import SimulatedWorld
 
 
 def embedded_container(config: RunConfig, root: Path | None = None) -> Container:
@@ -60,7 +64,10 @@ def run_simulation(
     container: Container | None = None,
     echo: Echo = print,
     clock: SimulatedClock | None = None,
+    api: CLMClient | None = None,
 ) -> RunResult:
+    """`api`: the engine's client of the API (the real-stack test's points at gunicorn); by default the
+    API built on `container`, served in this process."""
     started = time.perf_counter()
     stages: dict[str, float] = {}
     container = container or embedded_container(config)
@@ -85,8 +92,11 @@ def run_simulation(
         initial_job_id = _initial_training(container, runner, say)
         stages["initial_training"] = time.perf_counter() - t0
 
-        api = in_process_client(container)
-        engine = TradingEngine(container, config, feed, clock, runner, api, progress=_progress_printer(say, feed))
+        api = api or in_process_client(container)
+        world = SimulatedWorld(container, config, feed, clock, runner)
+        engine = TradingEngine(
+            config, _engine_setup(container), feed, world, api, progress=_progress_printer(say, container, runner, feed)
+        )
         t0 = time.perf_counter()
         stats = engine.run()
         stages["simulation"] = time.perf_counter() - t0
@@ -103,6 +113,18 @@ def run_simulation(
         return result
     finally:
         use_clock(Clock())
+
+
+def _engine_setup(container: Container) -> EngineSetup:
+    """The engine's configuration, taken from the run's policy (an external engine is configured alike)."""
+    policy = container.policy_store.get()
+    types = tuple(policy.training.model_types)
+    return EngineSetup(
+        horizon=policy.labels.horizon,
+        fee_pct=policy.labels.fee_pct,
+        model_types=types,
+        slow_model_types=frozenset(m for m in types if forecaster_class(m).NEEDS_GPU),
+    )
 
 
 def _store_history(container: Container, config: RunConfig, feed: MarketFeed) -> None:
@@ -159,7 +181,9 @@ def _announce(say: Echo, config: RunConfig, feed: MarketFeed, policy_version: in
         )
 
 
-def _progress_printer(say: Echo, feed: MarketFeed) -> Callable[[TradingEngine, int], None]:
+def _progress_printer(
+    say: Echo, container: Container, runner: JobRunner, feed: MarketFeed
+) -> Callable[[TradingEngine, int], None]:
     per_day = max(1, int(timedelta(days=1) / feed.step))  # one progress line per simulated day
     wall = time.perf_counter()
 
@@ -167,11 +191,11 @@ def _progress_printer(say: Echo, feed: MarketFeed) -> Callable[[TradingEngine, i
         if (offset + 1) % per_day and offset + 1 != feed.steps:
             return
 
-        active = {m.model_type: m.version for m in ModelRegistry(engine.container).list_models(status=ACTIVE)}
-        shadow = {m.model_type: m.version for m in ModelRegistry(engine.container).list_models(status=SHADOW)}
-        runs = engine.runner.runs
+        active = {m.model_type: m.version for m in ModelRegistry(container).list_models(status=ACTIVE)}
+        shadow = {m.model_type: m.version for m in ModelRegistry(container).list_models(status=SHADOW)}
+        runs = runner.runs
         say(
-            f"[{engine.clock.now():%Y-%m-%d %H:%M}] day {(offset + 1) // per_day:>2}/{feed.steps // per_day} "
+            f"[{engine.clock_now():%Y-%m-%d %H:%M}] day {(offset + 1) // per_day:>2}/{feed.steps // per_day} "
             f"trades {engine.stats.trades_closed:>3} (+{len(engine.open)} open) balance {engine.balance:9.2f} "
             f"regime {engine.regime():8s} active {_versions(active)} shadow {_versions(shadow) or '-'} "
             f"jobs drift {runs['drift-check']} retrain {runs['full-retraining']} "

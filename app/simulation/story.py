@@ -91,7 +91,8 @@ class Story:
             (
                 "no sizing decision allowed a trade while trading was halted",
                 self.rl_decisions.get("position_sizing", (0, 0, 0, 0))[3] == 0,
-                f"{self.rl_decisions.get('position_sizing', (0, 0, 0, 0))[2]} sizing decision(s) refused while halted",
+                f"{self.rl_decisions.get('position_sizing', (0, 0, 0, 0))[2]} sizing decision(s) refused while halted"
+                + ("" if self.rl_decisions.get("position_sizing", (0, 0, 0, 0))[2] else " (no halt in this run)"),
             ),
             (
                 "RL agents reset with their old tables archived",

@@ -79,6 +79,15 @@ def liquidity_level(volume_ratio: float) -> str:
     return "LOW" if volume_ratio < 0.7 else "MEDIUM" if volume_ratio < 1.4 else "HIGH"
 
 
+def performance_level(pnl_last_week_pct: float) -> str:
+    """The meta state's recent performance, by the specification's rule: GOOD above +5 %, POOR below -3 %.
+
+    The engine computes its states itself, as an external engine would; a unit test checks that
+    this agrees with the agent's own rule (`app.rl.meta_space.performance_level`).
+    """
+    return "GOOD" if pnl_last_week_pct > 5.0 else "POOR" if pnl_last_week_pct < -3.0 else "NEUTRAL"
+
+
 def strategy_allows(strategy: str, signal: EnsembleSignal, view: MarketView) -> bool:
     """How each strategy filters the ensemble's signal (the meta agent learns which pays)."""
     if strategy == "breakout":  # only with the recent move

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 import workers.wsgi  # noqa: F401  (as the CLI entry point: installs the Celery dispatcher and the API)
@@ -88,9 +90,14 @@ def test_main_run_embedded(tmp_path: Path) -> None:
 def test_main_run_on_the_real_stack(pg_container, pg_settings, worker_env, tmp_path: Path) -> None:
     """The same run with PostgreSQL, Redis and real workers: the beat's tasks and the retraining
     canvas go through the broker to the cpu and gpu queues; the driver waits for them before
-    moving the simulated clock, which the workers read from a shared file."""
+    moving the simulated clock, which the workers and the API read from a shared file. The
+    engine calls the API under gunicorn over HTTP, through the client library."""
+    from quantum_trader_client import CLMClient
+
     from app.bootstrap import bootstrap, set_container
     from app.simulation.shared_clock import ENV, SharedSimulatedClock
+    from tests.conftest import API_TOKEN
+    from tests.e2e.processes import api_server
     from tests.services import celery_worker
     from workers.celery_app import celery_app, configure
     from workers.celery_dispatcher import CeleryDispatcher
@@ -105,8 +112,11 @@ def test_main_run_on_the_real_stack(pg_container, pg_settings, worker_env, tmp_p
         with (
             celery_worker(env, queues="default,cpu", name="main-run-cpu@%h", log_path=tmp_path / "cpu.log"),
             celery_worker(env, queues="gpu", name="main-run-gpu@%h", log_path=tmp_path / "gpu.log"),
+            api_server(env | {"CLM_API_TOKEN": API_TOKEN}, tmp_path / "api.log") as base,
+            CLMClient(base, API_TOKEN, retries=0, timeout_s=120) as api,
         ):
-            result = run_simulation(config, container=container, clock=clock)
+            result = run_simulation(config, container=container, clock=clock, api=api)
+            metrics = httpx.get(f"{base}/metrics", timeout=30).text
         assert_story(result)
         with container.session_factory() as session:
             jobs = session.scalars(select(RetrainingJob).where(RetrainingJob.job_type == "full")).all()
@@ -114,6 +124,15 @@ def test_main_run_on_the_real_stack(pg_container, pg_settings, worker_env, tmp_p
         assert {"cpu", "gpu"} <= queues, queues  # trained on the workers, by queue
         workers = {entry.get("worker") for job in jobs for entry in (job.models_trained or {}).values()}
         assert all(str(w).startswith("main-run-") for w in workers), workers
+        # Every prediction the engine got was served by gunicorn (its metrics, summed over its workers).
+        served = {
+            s.labels["model_type"]: s.value
+            for family in text_string_to_metric_families(metrics)
+            if family.name == "clm_prediction_latency_seconds"
+            for s in family.samples
+            if s.name.endswith("_count")
+        }
+        assert served == {m: float(n) for m, n in result.stats.predictions.items()}, served
     finally:
         set_container(pg_container)
         container.dispose()

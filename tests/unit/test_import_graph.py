@@ -230,3 +230,57 @@ def test_app_resolves_nothing_by_name() -> None:
             }:
                 bad.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not bad, "modules resolved by name in app/:\n" + "\n".join(bad)
+
+
+# The main run's simulated trading engine stands for an external engine: it reaches the system
+# only through the client library (issue 16). Type-only imports may name the run's config and feed.
+ENGINE_SIDE = ("app.simulation.engine", "app.simulation.trading")
+ENGINE_TYPE_ONLY = ("app.simulation.config", "app.simulation.market")
+
+
+def _engine_side_imports(text: str) -> list[tuple[str, bool, int]]:
+    """(imported module, under `if TYPE_CHECKING:`, line) of every import statement in `text`."""
+    found: list[tuple[str, bool, int]] = []
+
+    def visit(node: ast.AST, type_only: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            typed = type_only or (
+                isinstance(child, ast.If) and isinstance(child.test, ast.Name) and child.test.id == "TYPE_CHECKING"
+            )
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, type_only, child.lineno) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                found.extend((f"{child.module}.{alias.name}", type_only, child.lineno) for alias in child.names)
+            visit(child, typed)
+
+    visit(ast.parse(text), False)
+    return found
+
+
+def _engine_side_violations(module: str, text: str) -> list[str]:
+    bad = []
+    for target, type_only, line in _engine_side_imports(text):
+        if _node(target) is None:
+            continue  # the standard library, third parties and the client library
+        allowed = ENGINE_SIDE + (ENGINE_TYPE_ONLY if type_only else ())
+        if not any(target == a or target.startswith(a + ".") for a in allowed):
+            bad.append(f"{module}:{line} -> {target}{' (type only)' if type_only else ''}")
+    return bad
+
+
+def test_the_simulated_engine_reaches_the_system_only_through_the_client() -> None:
+    bad = []
+    for module in ENGINE_SIDE:
+        path = REPO / (module.replace(".", "/") + ".py")
+        text = path.read_text()
+        bad += _engine_side_violations(module, text)
+        if module == "app.simulation.engine":
+            assert any(t.startswith("quantum_trader_client.") for t, _, _ in _engine_side_imports(text))
+    assert not bad, "the simulated engine imports the system instead of calling its API:\n" + "\n".join(bad)
+    planted = "from typing import TYPE_CHECKING\nfrom app.prediction import PredictionService\n"
+    planted += "if TYPE_CHECKING:\n    from app.core.container import Container\n"
+    planted += "    from app.simulation.market import X\n"
+    assert _engine_side_violations("planted", planted) == [
+        "planted:2 -> app.prediction.PredictionService",
+        "planted:4 -> app.core.container.Container (type only)",
+    ]

@@ -57,6 +57,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "clm_config.retention.events_days": (HOUR_IN_DAYS, 3_650),
     "clm_config.retention.prediction_logs_days": (HOUR_IN_DAYS, 7_300),
     "clm_config.retention.shadow_results_days": (HOUR_IN_DAYS, 3_650),
+    "clm_config.retention.rl_decisions_days": (HOUR_IN_DAYS, 3_650),
+    # an open trade names its decisions when it closes: an unapplied decision is kept a day at least
+    "clm_config.retention.rl_unapplied_decisions_days": (1, 3_650),
     "clm_config.retention.max_seconds": (1e-9, 86_400),  # a tiny budget only deletes less per run
     "training.seed": (0, 2**32 - 1),
     "training.cv_folds": (2, 100),

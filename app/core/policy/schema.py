@@ -69,13 +69,15 @@ class RLMaintenance(_Strict):
 
 class Retention(_Strict):
     """How long the high-volume telemetry is kept (`app/operations/telemetry_retention.py`). The registry and its
-    history, jobs, drift events, health logs, policy versions and RL state are kept for ever."""
+    history, jobs, drift events, health logs, policy versions and RL state (Q-tables, versions) are kept for ever."""
 
     enabled: bool = True
     interval_hours: float = Field(1, gt=0)
     events_days: float = Field(30, gt=0)  # delivered events; pending and dead ones are kept
     prediction_logs_days: float = Field(90, gt=0)  # at least 2 x drift_detection.prediction_window_days
     shadow_results_days: float = Field(90, gt=0)  # pairs of finished shadow tests; a running test keeps all
+    rl_decisions_days: float = Field(90, gt=0)  # RL decisions applied by an outcome, or that allowed no trade
+    rl_unapplied_decisions_days: float = Field(30, gt=0)  # decisions an outcome may still name (at least 1 day)
     batch_rows: int = Field(10_000, ge=100, le=30_000)  # rows per short delete transaction
     max_seconds: float = Field(300, gt=0)  # per run; what is left waits for the next run
 
