@@ -179,9 +179,10 @@ def _compute(
     adosc = talib.ADOSC(high, low, close, volume, ADOSC_FAST, ADOSC_SLOW)
     sink.ratio("adosc_norm", adosc, volume_mean(volume, ADOSC_SLOW))
 
-    # Time of day and week, as points on a circle (candle open time, UTC).
-    minute = (timestamp % _MS_PER_DAY) // 60_000
-    weekday = ((timestamp // _MS_PER_DAY) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    # Time of day and week, as points on a circle (candle open time, UTC), of the rows kept only.
+    day, ms_of_day = np.divmod(timestamp[sink.skip :], _MS_PER_DAY)
+    minute = ms_of_day // 60_000
+    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     sink.lookup("hour_sin", SIN_DAY, minute)
     sink.lookup("hour_cos", COS_DAY, minute)
     sink.lookup("dow_sin", SIN_WEEK, weekday)
@@ -259,8 +260,8 @@ def engineer_features(candles: pd.DataFrame, config: FeatureConfig | None = None
     open_, high, low, close, volume = (_column(candles, c) for c in ("open", "high", "low", "close", "volume"))
     with np.errstate(all="ignore"):
         _compute(sink, timestamp, open_, high, low, close, volume, config)
+    sink.zero_non_finite()  # the documented after-warm-up rule
     block = sink.block
-    np.copyto(block, 0.0, where=~np.isfinite(block))  # the documented after-warm-up rule
     features = pd.DataFrame(block.T, index=candles.index[skip:], columns=list(names), copy=False)
     features.insert(0, "timestamp", timestamp[skip:])
     if "symbol" in candles.columns:
