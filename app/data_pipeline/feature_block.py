@@ -67,14 +67,13 @@ class FeatureBlock:
         return self.block[len(self.names) - 1]
 
     def _check_last(self) -> None:
-        """Note the row written last if it holds a value that is not finite: its sum is finite exactly
-        when all its values are (or it overflowed, which only sends a finite row down the exact path),
-        and summed right after its writing the row is still in the cache."""
+        """Note the row written last if it holds a value that is not finite (its max and min are finite
+        exactly when all its values are), read right after its writing, while it is in the cache."""
         last = len(self.names) - 1
         if last >= self._checked:
-            with np.errstate(all="ignore"):
-                if not np.isfinite(self.block[last].sum()):
-                    self._suspect.append(last)
+            row = self.block[last]
+            if row.size and not (np.isfinite(row.max()) and np.isfinite(row.min())):  # NaN propagates
+                self._suspect.append(last)
             self._checked = last + 1
 
     def zero_non_finite(self) -> None:

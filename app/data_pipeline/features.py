@@ -194,6 +194,12 @@ def _config_key(config: FeatureConfig) -> str:
 
 
 @lru_cache(maxsize=32)
+def _columns(config_key: str) -> pd.Index:
+    """The feature names as the frame's column index, built once per configuration."""
+    return pd.Index(_plan(config_key)[0])
+
+
+@lru_cache(maxsize=32)
 def _plan(config_key: str) -> tuple[tuple[str, ...], int]:
     """Feature names and the longest lookback, found by running the plan on a fixed random walk."""
     config = FeatureConfig.model_validate_json(config_key)
@@ -254,7 +260,8 @@ def engineer_features(candles: pd.DataFrame, config: FeatureConfig | None = None
     if len(timestamp) > 1 and not bool(np.all(timestamp[1:] > timestamp[:-1])):
         bad = int(np.argmax(timestamp[1:] <= timestamp[:-1])) + 1
         raise ValueError(f"engineer_features: timestamps must increase strictly (row {bad} does not)")
-    names, _ = _plan(_config_key(config))
+    key = _config_key(config)
+    names, _ = _plan(key)
     skip = min(warmup_rows(config), len(candles))
     sink = FeatureBlock(len(candles), skip, len(names))
     open_, high, low, close, volume = (_column(candles, c) for c in ("open", "high", "low", "close", "volume"))
@@ -262,7 +269,7 @@ def engineer_features(candles: pd.DataFrame, config: FeatureConfig | None = None
         _compute(sink, timestamp, open_, high, low, close, volume, config)
     sink.zero_non_finite()  # the documented after-warm-up rule
     block = sink.block
-    features = pd.DataFrame(block.T, index=candles.index[skip:], columns=list(names), copy=False)
+    features = pd.DataFrame(block.T, index=candles.index[skip:], columns=_columns(key), copy=False)
     features.insert(0, "timestamp", timestamp[skip:])
     if "symbol" in candles.columns:
         # the column's own array (no round trip through Python strings)
