@@ -11,6 +11,7 @@ import talib
 
 from app.core.policy import FeatureConfig
 from app.data_pipeline import engineer_features, feature_columns, feature_set_id, warmup_rows
+from app.data_pipeline.feature_block import FeatureBlock
 
 CONFIG = FeatureConfig()
 
@@ -173,8 +174,6 @@ def test_short_input_gives_an_empty_frame(data_dir: Path) -> None:
 
 
 def test_the_block_zeroes_exactly_the_values_that_are_not_finite() -> None:
-    from app.data_pipeline.feature_block import FeatureBlock
-
     rng = np.random.default_rng(0)
     rows, skip = 1000, 10
     columns = {
