@@ -11,10 +11,13 @@
   is the same call with the cache emptied before each request (a new candle every time:
   candle read, features, both models);
 - shadow rows recorded per second, batched (COPY) and one per call;
-- time to evaluate a shadow test of 1,000,000 closed pairs: read from PostgreSQL and compared,
-  all of them (`evaluate_1m_seconds`: a policy whose only look is the millionth pair) and
-  under the default policy (`evaluate_1m_default_policy_seconds`: the count, then the first
-  8000 pairs the last look decides on);
+- time to evaluate a shadow test of 1,000,000 closed pairs under a policy whose only look is the
+  millionth pair, the last 1000 closed since the previous evaluation: incremental
+  (`evaluate_1m_seconds`: the kept running statistics, a count, the 1000 new pairs), against
+  reading and comparing every pair (`baseline_evaluate_1m_full_read_seconds`, the same
+  decision), and with no kept state (`evaluate_1m_recompute_seconds`); under the default policy
+  (`evaluate_1m_default_policy_seconds`: the count, then the first 8000 pairs the last look
+  decides on);
 - the model supervisor's health of a model with 1,000,000 logs in its window
   (`health_1m_seconds`, aggregated by PostgreSQL; baseline: the same rows read into a frame
   and computed in numpy, as the embedded mode does), and prediction drift over those logs
@@ -25,6 +28,7 @@ Baselines in the same run: one XGBoost row predict, one feature computation, the
 read, and a batched insert through SQLAlchemy executemany (psycopg2's batch helpers).
 
 Usage: python bench/live.py [--rate 200] [--seconds 10] [--batch-rows 200000] [--eval-rows 1000000]
+       python bench/live.py --only evaluate   (the shadow evaluation alone)
 Needs PostgreSQL at CLM_TEST_PG_ADMIN_URL (default postgres@127.0.0.1); creates and drops its
 own database. Last output line: one JSON object.
 """
@@ -270,12 +274,15 @@ def _shadow_rates(container, batch_rows: int) -> dict[str, float]:  # type: igno
     }
 
 
-def _evaluate(container, rows: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def _evaluate(container, rows: int, active: str, new_pairs: int = 1000) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """A shadow test of `rows` pairs, the last `new_pairs` (in time order) closed after an evaluation:
+    the incremental evaluation (kept running statistics, then only the new pairs) against the full
+    read of every pair (`incremental=False`, the baseline) on the same data, same decision."""
     from app.core.clock import utcnow
     from app.core.db.models import ModelRegistry as ModelRow
     from app.shadow_tester import ShadowTester, Thresholds, evaluate_pairs
+    from app.shadow_tester.incremental import forget
 
-    active, _ = _live_ids(container)
     shadow = "bench_eval_shadow"  # a separate shadow test, written straight in by COPY
     with container.session() as session:
         session.add(
@@ -288,14 +295,16 @@ def _evaluate(container, rows: int) -> dict[str, float]:  # type: ignore[no-unty
     realized = rng.normal(0, 0.01, rows)
     active_dir = rng.choice([-1, 0, 1], rows)
     shadow_dir = rng.choice([-1, 0, 1], rows)
-    # One pair a minute, as a live shadow test over about two years would have them.
+    # One pair a minute, as a live shadow test over about two years would have them; the last
+    # `new_pairs` still open.
     stamps = np.datetime_as_string(np.datetime64("2024-01-01T00:00:00") + np.arange(rows).astype("timedelta64[m]"))
     buffer = io.StringIO()
     for i in range(rows):
         stamp = stamps[i].replace("T", " ")
+        outcome = repr(float(realized[i])) if i < rows - new_pairs else ""
         buffer.write(
             f'{shadow},{active},BTCUSDT,{stamp},"{{}}","{{}}",{active_dir[i]},{shadow_dir[i]},'
-            f"0.6,0.6,{float(realized[i])!r},{stamp},{stamp}\n"
+            f"0.6,0.6,{outcome},{stamp},{stamp}\n"
         )
     buffer.seek(0)
     raw = container.engine.raw_connection()
@@ -308,16 +317,33 @@ def _evaluate(container, rows: int) -> dict[str, float]:  # type: ignore[no-unty
     )
     cursor.execute("ANALYZE shadow_test_results")
     raw.commit()
-    raw.close()
     tester = ShadowTester(container)
-    tester.evaluate_shadow_model(shadow)  # warm caches, as a periodic evaluation would be
-    # The headline: a policy whose only look is every pair (min_samples = rows), so all of them
-    # are read and compared. Under the default policy (last look 8000) the decision reads the
-    # count and the first 8000 pairs only: reported beside it.
+    # A policy whose only look is the millionth pair (min_samples = rows): every pair counts. The
+    # evaluation before the last pairs close decides on all 999,000 closed so far (a full read,
+    # which keeps the running statistics), as the periodic evaluation before this one would have.
+    before = tester.evaluate_shadow_model(shadow, min_samples=rows)
+    assert before.total_samples == rows - new_pairs, before
+    cursor.execute(
+        "UPDATE shadow_test_results SET realized_return = %s, outcome_recorded_at = now() "
+        "WHERE shadow_model_id = %s AND realized_return IS NULL",
+        (0.001, shadow),
+    )
+    raw.commit()
+    raw.close()
+    realized[rows - new_pairs :] = 0.001
+    tester.evaluate_shadow_model(shadow, min_samples=rows, incremental=False)  # warm the pages for both
     started = time.perf_counter()
     result = tester.evaluate_shadow_model(shadow, min_samples=rows)
-    end_to_end = time.perf_counter() - started
+    incremental = time.perf_counter() - started
     assert result.total_samples == rows and result.decision_samples == rows, result
+    started = time.perf_counter()
+    full = tester.evaluate_shadow_model(shadow, min_samples=rows, incremental=False)
+    full_read = time.perf_counter() - started
+    assert (result.recommendation, result.reasons) == (full.recommendation, full.reasons), (result, full)
+    forget(container.engine, shadow)
+    started = time.perf_counter()
+    tester.evaluate_shadow_model(shadow, min_samples=rows)  # no kept state: read everything, keep it
+    recompute = time.perf_counter() - started
     started = time.perf_counter()
     default = tester.evaluate_shadow_model(shadow)
     default_policy = time.perf_counter() - started
@@ -325,11 +351,17 @@ def _evaluate(container, rows: int) -> dict[str, float]:  # type: ignore[no-unty
     started = time.perf_counter()
     evaluate_pairs(active_dir, shadow_dir, realized, fee=0.002, thresholds=Thresholds(min_samples=rows))
     pure = time.perf_counter() - started
+    relative = abs(result.shadow_metrics.sharpe / full.shadow_metrics.sharpe - 1.0)
     return {
-        "evaluate_1m_seconds": end_to_end,
+        "evaluate_1m_seconds": incremental,
+        "evaluate_1m_new_pairs": float(new_pairs),
+        "baseline_evaluate_1m_full_read_seconds": full_read,
+        "evaluate_1m_recompute_seconds": recompute,
         "evaluate_1m_pure_seconds": pure,
         "evaluate_1m_default_policy_seconds": default_policy,
         "evaluate_1m_default_policy_pairs_read": float(default.decision_samples),
+        "evaluate_1m_same_decision": float(result.recommendation == full.recommendation),
+        "evaluate_1m_sharpe_relative_difference": relative,
     }
 
 
@@ -398,13 +430,43 @@ def _prediction_drift(container, model_id: str) -> dict[str, float]:  # type: ig
     }
 
 
+def _only_evaluate(rows: int) -> None:
+    """The shadow evaluation alone, with an ACTIVE row in the registry (no model trained)."""
+    from app.core.clock import utcnow
+    from app.core.db.models import ModelRegistry as ModelRow
+    from app.core.migrations import upgrade
+    from tests.services import create_database, drop_database
+
+    database_url = create_database("clm_bench_live")
+    try:
+        upgrade(database_url)
+        container = _container(database_url, tempfile.mkdtemp(prefix="clm-bench-live-"))
+        with container.session() as session:
+            session.add(
+                ModelRow(
+                    model_id="bench_eval_active", model_type="bench", version="0", status="ACTIVE", metrics={},
+                    created_at=utcnow(), file_path="none",
+                )
+            )  # fmt: skip
+        out: dict[str, float | str] = dict(_evaluate(container, rows, "bench_eval_active"))
+        out["load_average_1m"] = os.getloadavg()[0]
+        container.dispose()
+    finally:
+        drop_database(database_url)
+    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch-rows", type=int, default=200_000)
     parser.add_argument("--eval-rows", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=["evaluate"], help="run only this part (evaluate: the shadow evaluation)")
     args = parser.parse_args()
+    if args.only == "evaluate":
+        _only_evaluate(args.eval_rows)
+        return
 
     from app.core.migrations import upgrade
     from app.prediction import PredictionService
@@ -437,7 +499,7 @@ def main() -> None:
         out |= _baselines(container)
         out |= _shadow_rates(container, args.batch_rows)
         print(json.dumps(out), flush=True)
-        out |= _evaluate(container, args.eval_rows)
+        out |= _evaluate(container, args.eval_rows, _live_ids(container)[0])
         out |= _health(container, args.eval_rows)
         out["models"] = "ACTIVE + SHADOW xgboost, up to 300 trees (early stopping), default depth"
         out["cpus"] = str(os.cpu_count())

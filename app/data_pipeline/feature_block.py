@@ -57,10 +57,31 @@ class FeatureBlock:
         self.skip = skip
         self.block = np.empty((capacity, rows - skip), dtype=np.float32)
         self.names: list[str] = []
+        self._scratch = np.empty(rows - skip, dtype=np.float64)  # the float64 differences of `spread`
+        self._checked = 0  # rows below this one have been looked at for values that are not finite
+        self._suspect: list[int] = []  # rows that hold some
 
     def _row(self, name: str) -> np.ndarray:
+        self._check_last()
         self.names.append(name)
         return self.block[len(self.names) - 1]
+
+    def _check_last(self) -> None:
+        """Note the row written last if it holds a value that is not finite (its max and min are finite
+        exactly when all its values are), read right after its writing, while it is in the cache."""
+        last = len(self.names) - 1
+        if last >= self._checked:
+            row = self.block[last]
+            if row.size and not (np.isfinite(row.max()) and np.isfinite(row.min())):  # NaN propagates
+                self._suspect.append(last)
+            self._checked = last + 1
+
+    def zero_non_finite(self) -> None:
+        """Set every value that is not finite to 0 (the features' after-warm-up rule)."""
+        self._check_last()
+        for i in self._suspect:
+            row = self.block[i]
+            np.copyto(row, 0.0, where=~np.isfinite(row))
 
     def put(self, name: str, values: np.ndarray) -> None:
         self._row(name)[...] = values[self.skip :]
@@ -71,7 +92,8 @@ class FeatureBlock:
     def spread(self, name: str, minuend: np.ndarray, subtrahend: np.ndarray, denominator: np.ndarray) -> None:
         """(minuend - subtrahend) / denominator; the difference in float64 keeps small ratios exact."""
         k = self.skip
-        np.divide(minuend[k:] - subtrahend[k:], denominator[k:], out=self._row(name), casting="same_kind")
+        difference = np.subtract(minuend[k:], subtrahend[k:], out=self._scratch)
+        np.divide(difference, denominator[k:], out=self._row(name), casting="same_kind")
 
     def subtract(self, name: str, minuend: np.ndarray, subtrahend: np.ndarray) -> None:
         np.subtract(minuend[self.skip :], subtrahend[self.skip :], out=self._row(name), casting="same_kind")
@@ -86,4 +108,5 @@ class FeatureBlock:
         np.sqrt(values[self.skip :], out=self._row(name), casting="same_kind")
 
     def lookup(self, name: str, table: np.ndarray, index: np.ndarray) -> None:
-        np.take(table, index[self.skip :], out=self._row(name))
+        """table[index], `index` given for the rows from `skip` on."""
+        np.take(table, index, out=self._row(name))

@@ -179,9 +179,10 @@ def _compute(
     adosc = talib.ADOSC(high, low, close, volume, ADOSC_FAST, ADOSC_SLOW)
     sink.ratio("adosc_norm", adosc, volume_mean(volume, ADOSC_SLOW))
 
-    # Time of day and week, as points on a circle (candle open time, UTC).
-    minute = (timestamp % _MS_PER_DAY) // 60_000
-    weekday = ((timestamp // _MS_PER_DAY) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    # Time of day and week, as points on a circle (candle open time, UTC), of the rows kept only.
+    day, ms_of_day = np.divmod(timestamp[sink.skip :], _MS_PER_DAY)
+    minute = ms_of_day // 60_000
+    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     sink.lookup("hour_sin", SIN_DAY, minute)
     sink.lookup("hour_cos", COS_DAY, minute)
     sink.lookup("dow_sin", SIN_WEEK, weekday)
@@ -190,6 +191,12 @@ def _compute(
 
 def _config_key(config: FeatureConfig) -> str:
     return json.dumps(config.model_dump(mode="json"), sort_keys=True)
+
+
+@lru_cache(maxsize=32)
+def _columns(config_key: str) -> pd.Index:
+    """The feature names as the frame's column index, built once per configuration."""
+    return pd.Index(_plan(config_key)[0])
 
 
 @lru_cache(maxsize=32)
@@ -253,15 +260,16 @@ def engineer_features(candles: pd.DataFrame, config: FeatureConfig | None = None
     if len(timestamp) > 1 and not bool(np.all(timestamp[1:] > timestamp[:-1])):
         bad = int(np.argmax(timestamp[1:] <= timestamp[:-1])) + 1
         raise ValueError(f"engineer_features: timestamps must increase strictly (row {bad} does not)")
-    names, _ = _plan(_config_key(config))
+    key = _config_key(config)
+    names, _ = _plan(key)
     skip = min(warmup_rows(config), len(candles))
     sink = FeatureBlock(len(candles), skip, len(names))
     open_, high, low, close, volume = (_column(candles, c) for c in ("open", "high", "low", "close", "volume"))
     with np.errstate(all="ignore"):
         _compute(sink, timestamp, open_, high, low, close, volume, config)
+    sink.zero_non_finite()  # the documented after-warm-up rule
     block = sink.block
-    np.copyto(block, 0.0, where=~np.isfinite(block))  # the documented after-warm-up rule
-    features = pd.DataFrame(block.T, index=candles.index[skip:], columns=list(names), copy=False)
+    features = pd.DataFrame(block.T, index=candles.index[skip:], columns=_columns(key), copy=False)
     features.insert(0, "timestamp", timestamp[skip:])
     if "symbol" in candles.columns:
         # the column's own array (no round trip through Python strings)

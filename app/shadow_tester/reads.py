@@ -16,8 +16,9 @@ through SQLAlchemy.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,8 @@ _TUPLE = np.dtype(
 class ClosedPairs:
     total: int  # every closed pair of the test
     columns: dict[str, np.ndarray]  # EVAL_COLUMNS (float64) of the first pairs in time order
+    last: tuple[datetime, int] | None = None  # (timestamp, id) of the last pair read
+    id_sum: int = 0  # of the pairs read
 
     @property
     def read(self) -> int:
@@ -78,6 +81,8 @@ def closed_pairs(engine: Engine, shadow_model_id: str, needed: Callable[[int], i
             ShadowTestResult.realized_return,
             ShadowTestResult.active_confidence,
             ShadowTestResult.shadow_confidence,
+            ShadowTestResult.timestamp,
+            ShadowTestResult.id,
         )
         .where(*closed)
         .order_by(ShadowTestResult.timestamp, ShadowTestResult.id)
@@ -85,8 +90,19 @@ def closed_pairs(engine: Engine, shadow_model_id: str, needed: Callable[[int], i
     with engine.begin() as conn:  # SQLite: one transaction is one snapshot
         total = int(conn.execute(select(func.count()).select_from(ShadowTestResult).where(*closed)).scalar_one())
         rows = conn.execute(query.limit(_checked(needed(total), total))).all()
-    table = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, len(EVAL_COLUMNS))  # None -> nan
-    return ClosedPairs(total, {name: table[:, i].copy() for i, name in enumerate(EVAL_COLUMNS)})
+    return pairs_of_rows(total, rows)
+
+
+def pairs_of_rows(total: int, rows: Sequence[Any]) -> ClosedPairs:
+    """ClosedPairs of rows (EVAL_COLUMNS, then timestamp and id) read in time order."""
+    width = len(EVAL_COLUMNS)
+    table = np.array([tuple(r)[:width] for r in rows], dtype=np.float64).reshape(-1, width)  # None -> nan
+    columns = {name: table[:, i].copy() for i, name in enumerate(EVAL_COLUMNS)}
+    if not rows:
+        return ClosedPairs(total, columns)
+    return ClosedPairs(
+        total, columns, (rows[-1][width], int(rows[-1][width + 1])), sum(int(r[width + 1]) for r in rows)
+    )
 
 
 def _checked(n: int, total: int) -> int:
@@ -119,7 +135,18 @@ def _closed_pairs_postgres(engine: Engine, shadow_model_id: str, needed: Callabl
     if rest or count != n:
         raise RuntimeError(f"COPY BINARY body of {len(data)} bytes is not {n} whole tuples")
     tuples = np.frombuffer(data, dtype=_TUPLE, count=count, offset=_HEADER_BYTES)
+    id_sum = int(tuples["id"].sum()) if count else 0
     if n < total:
-        return ClosedPairs(total, {name: tuples[name].astype(np.float64) for name in EVAL_COLUMNS})
-    order = np.lexsort((tuples["id"], tuples["timestamp"]))
-    return ClosedPairs(total, {name: tuples[name][order].astype(np.float64) for name in EVAL_COLUMNS})
+        columns = {name: tuples[name].astype(np.float64) for name in EVAL_COLUMNS}
+        last = count - 1
+    else:
+        order = np.lexsort((tuples["id"], tuples["timestamp"]))
+        columns = {name: tuples[name][order].astype(np.float64) for name in EVAL_COLUMNS}
+        last = int(order[-1]) if count else 0
+    if not count:
+        return ClosedPairs(total, columns)
+    stamp = _PG_EPOCH + timedelta(microseconds=int(tuples["timestamp"][last]))
+    return ClosedPairs(total, columns, (stamp, int(tuples["id"][last])), id_sum)
+
+
+_PG_EPOCH = datetime(2000, 1, 1)

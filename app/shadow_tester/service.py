@@ -30,9 +30,11 @@ from app.data_pipeline.timeframes import timeframe_ms
 from app.model_registry import ACTIVE, SHADOW, ModelRegistry
 from app.shadow_tester import outcomes
 from app.shadow_tester.copy_writer import copy_predictions, insert_rows
+from app.shadow_tester.incremental import running_stats
 from app.shadow_tester.promotion import ShadowDecision, carry_out
 from app.shadow_tester.reads import closed_pairs
 from app.shadow_tester.rows import ShadowPrediction, build_rows, check_model_ids, shadow_row, telemetry_commit
+from app.shadow_tester.running import evaluate_running
 from app.shadow_tester.stats import ShadowEvaluationResult, Thresholds, evaluate_pairs, round_trip_fee
 from app.shadow_tester.targets import UnknownOutcomeTarget, named_pairs
 
@@ -211,8 +213,15 @@ class ShadowTester:
 
     # ----------------------------------------------------------------- evaluation
 
-    def evaluate_shadow_model(self, shadow_model_id: str, min_samples: int | None = None) -> ShadowEvaluationResult:
-        """Both models' metrics on the closed pairs and a recommendation (see `stats`)."""
+    def evaluate_shadow_model(
+        self, shadow_model_id: str, min_samples: int | None = None, *, incremental: bool = True
+    ) -> ShadowEvaluationResult:
+        """Both models' metrics on the closed pairs and a recommendation (see `stats`).
+
+        Incremental (the default): from the test's kept running statistics and only the pairs
+        closed after them (`incremental`); the figures equal a full read's up to float rounding
+        of the sums, the recommendation is the same. `incremental=False`: every pair the
+        decision looks at is read and compared (`reads.closed_pairs`, `stats.evaluate_pairs`)."""
         policy = self.container.policy_store.get()
         limits = policy.clm_config.auto_promote_threshold
         thresholds = Thresholds(
@@ -222,8 +231,7 @@ class ShadowTester:
             significance_level=limits.significance_level,
             max_samples=max(limits.max_samples, limits.min_samples if min_samples is None else min_samples),
         )
-        pairs = closed_pairs(self.container.engine, shadow_model_id, thresholds.decision_samples)
-        columns = pairs.columns
+        fee = round_trip_fee(policy.labels.fee_pct)
         with self.container.session() as session:
             active_model_id = session.scalars(
                 select(ShadowTestResult.active_model_id)
@@ -231,11 +239,17 @@ class ShadowTester:
                 .order_by(ShadowTestResult.timestamp.desc(), ShadowTestResult.id.desc())  # idx_shadow_model
                 .limit(1)
             ).first()
+        if incremental:
+            evaluated = running_stats(self.container.engine, shadow_model_id, thresholds, fee)
+            return evaluate_running(evaluated.running, evaluated.total, thresholds,
+                                    shadow_model_id=shadow_model_id, active_model_id=active_model_id)  # fmt: skip
+        pairs = closed_pairs(self.container.engine, shadow_model_id, thresholds.decision_samples)
+        columns = pairs.columns
         return evaluate_pairs(
             columns["active_direction"],
             columns["shadow_direction"],
             columns["realized_return"],
-            fee=round_trip_fee(policy.labels.fee_pct),
+            fee=fee,
             thresholds=thresholds,
             shadow_model_id=shadow_model_id,
             active_model_id=active_model_id,

@@ -173,8 +173,13 @@ def paired_t_pvalues(difference: NDArray[np.float64]) -> tuple[float, float]:
     n = difference.size
     if n < 2:
         return 1.0, 1.0
-    mean = float(difference.mean())
-    std = float(difference.std(ddof=1))
+    return t_pvalues(n, float(difference.mean()), float(difference.std(ddof=1)))
+
+
+def t_pvalues(n: int, mean: float, std: float) -> tuple[float, float]:
+    """`paired_t_pvalues` from the difference's count, mean and sample standard deviation."""
+    if n < 2:
+        return 1.0, 1.0
     if std == 0.0:  # identical calls on every sample, or a constant edge
         return (0.0, 1.0) if mean > 0 else (1.0, 0.0) if mean < 0 else (1.0, 1.0)
     t = mean / (std / math.sqrt(n))
@@ -216,9 +221,6 @@ def evaluate_pairs(
         return None if values is None else np.asarray(values, dtype=np.float64)
 
     total = ret.size if total_samples is None else total_samples
-    looks = thresholds.looks()
-    passed = [k for k, n in enumerate(looks) if n <= total]
-    look = passed[-1] if passed else None
     m = thresholds.decision_samples(total)  # the latest look's pairs, in time order
     if not m <= ret.size <= total:
         raise ValueError(f"{ret.size} pairs given: the decision on {total} closed pairs needs the first {m}")
@@ -227,6 +229,30 @@ def evaluate_pairs(
     shadow = model_metrics(s_dir[:m], ret[:m], fee, s_conf[:m] if s_conf is not None else None)
     difference = per_sample_pnl(s_dir[:m], ret[:m], fee) - per_sample_pnl(a_dir[:m], ret[:m], fee)
     p_better, p_worse = paired_t_pvalues(difference)
+    pnl_difference = float(difference.mean()) if difference.size else 0.0
+    return decide(active, shadow, pnl_difference, (p_better, p_worse), total, thresholds, shadow_model_id,
+                  active_model_id)  # fmt: skip
+
+
+def decide(
+    active: ModelMetrics,
+    shadow: ModelMetrics,
+    pnl_difference: float,
+    p_values: tuple[float, float],
+    total: int,
+    thresholds: Thresholds,
+    shadow_model_id: str,
+    active_model_id: str | None,
+) -> ShadowEvaluationResult:
+    """The recommendation on both models' metrics over the first `thresholds.decision_samples(total)`
+    pairs, with the paired t-test's one-sided p-values (better, worse)."""
+    p_better, p_worse = p_values
+    looks = thresholds.looks()
+    passed = [k for k, n in enumerate(looks) if n <= total]
+    look = passed[-1] if passed else None
+    m = thresholds.decision_samples(total)
+    if shadow.samples != m or active.samples != m:
+        raise ValueError(f"metrics of {active.samples} and {shadow.samples} pairs: the decision needs {m}")
     if active.hit_rate > 0:
         improvement = (shadow.hit_rate / active.hit_rate - 1.0) * 100.0
     else:
@@ -248,7 +274,7 @@ def evaluate_pairs(
         active_metrics=active,
         shadow_metrics=shadow,
         improvement_pct=improvement,
-        pnl_difference=float(difference.mean()) if difference.size else 0.0,
+        pnl_difference=pnl_difference,
         p_value_better=p_better,
         p_value_worse=p_worse,
         recommendation=recommendation,

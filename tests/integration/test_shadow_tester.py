@@ -315,3 +315,83 @@ def test_the_evaluation_reads_the_count_and_the_first_pairs_in_time_order(backen
     result = ShadowTester(container).evaluate_shadow_model("shadow_r", min_samples=10)
     assert (result.total_samples, result.decision_samples, result.next_look_samples) == (32, 20, 40)
     assert result.active_model_id == "active_r"
+
+
+@pytest.mark.parametrize("backend", ["pg_container", "sqlite_container"])
+def test_incremental_evaluation_reads_only_new_pairs_and_decides_as_the_full_read(backend, request) -> None:
+    from app.shadow_tester.incremental import running_stats
+    from app.shadow_tester.stats import Thresholds, round_trip_fee
+
+    container = request.getfixturevalue(backend)
+    add_model(container, "active_i", "ACTIVE")
+    add_model(container, "shadow_i", "SHADOW")
+    tester = ShadowTester(container)
+    fee = round_trip_fee(container.policy_store.get().labels.fee_pct)
+    thresholds = Thresholds(min_samples=1000, max_samples=8000)
+    active_dirs, shadow_dirs, realized = simulate(5, 0.55, 0.6, n=3000)
+    start = datetime(2024, 1, 1)
+    rng = np.random.default_rng(5)
+    rows = [
+        dict(
+            shadow_model_id="shadow_i", active_model_id="active_i", symbol="BTCUSDT",
+            timestamp=start + timedelta(minutes=i // 2), active_prediction={}, shadow_prediction={},
+            active_direction=int(active_dirs[i]), shadow_direction=int(shadow_dirs[i]),
+            active_confidence=float(rng.uniform(0.5, 1)), shadow_confidence=None if i % 7 == 0 else 0.7,
+            created_at=utcnow(),
+        )
+        for i in range(3000)
+    ]  # fmt: skip
+    with container.session() as session:
+        session.execute(insert(ShadowTestResult), rows)
+        ids = list(session.scalars(select(ShadowTestResult.id).order_by(ShadowTestResult.id)))
+
+    def close(indices) -> None:
+        with container.session() as session:
+            session.execute(
+                update(ShadowTestResult),
+                [{"id": ids[i], "realized_return": float(realized[i])} for i in indices],
+            )
+
+    def both(min_samples: int):
+        incremental = tester.evaluate_shadow_model("shadow_i", min_samples)
+        full = tester.evaluate_shadow_model("shadow_i", min_samples, incremental=False)
+        assert incremental.recommendation == full.recommendation and incremental.reasons == full.reasons
+        assert (incremental.total_samples, incremental.decision_samples) == (full.total_samples, full.decision_samples)
+        assert incremental.active_metrics.trades == full.active_metrics.trades
+        assert incremental.shadow_metrics.max_drawdown_pct == full.shadow_metrics.max_drawdown_pct
+        for a, b in (
+            (incremental.active_metrics, full.active_metrics),
+            (incremental.shadow_metrics, full.shadow_metrics),
+        ):
+            assert a.avg_pnl == pytest.approx(b.avg_pnl, rel=1e-12) and a.sharpe == pytest.approx(b.sharpe, rel=1e-12)
+            assert a.avg_confidence == pytest.approx(b.avg_confidence, rel=1e-12, nan_ok=True)
+        assert incremental.p_value_better == pytest.approx(full.p_value_better, rel=1e-9)
+        return incremental
+
+    close(range(0, 600))
+    first = running_stats(container.engine, "shadow_i", thresholds, fee)
+    assert (first.full, first.pairs_read, first.total) == (True, 600, 600)  # no state yet: a full read
+    close(range(600, 700))
+    step = running_stats(container.engine, "shadow_i", thresholds, fee)
+    assert (step.full, step.pairs_read, step.total) == (False, 100, 700)  # only the 100 new pairs
+    again = running_stats(container.engine, "shadow_i", thresholds, fee)
+    assert (again.full, again.pairs_read) == (False, 0)
+    assert again.running == step.running
+    close(range(700, 1500))
+    # At 1500 closed pairs the decision is on the first 1000 (the first look): 300 more are read.
+    at_look = running_stats(container.engine, "shadow_i", thresholds, fee)
+    assert (at_look.full, at_look.pairs_read, at_look.running.pairs, at_look.total) == (False, 300, 1000, 1500)
+    # A pair closed behind the kept position (a late trade) changes the first 1000: read anew.
+    with container.session() as session:
+        session.execute(update(ShadowTestResult).where(ShadowTestResult.id == ids[1]).values(realized_return=None))
+    recomputed = running_stats(container.engine, "shadow_i", thresholds, fee)
+    assert recomputed.full and recomputed.running.pairs == 1000 and recomputed.total == 1499
+    close([1])
+    assert running_stats(container.engine, "shadow_i", thresholds, fee).full
+    # Another fee: the kept statistics do not hold.
+    assert running_stats(container.engine, "shadow_i", thresholds, fee * 2).full
+    # Through the tester, decisions at each stage equal the full read's.
+    for upto, min_samples in ((1600, 1000), (2400, 1000), (3000, 1000), (3000, 500), (3000, 2000)):
+        close(range(1500, upto))
+        result = both(min_samples)
+        assert result.total_samples == upto

@@ -11,6 +11,7 @@ import talib
 
 from app.core.policy import FeatureConfig
 from app.data_pipeline import engineer_features, feature_columns, feature_set_id, warmup_rows
+from app.data_pipeline.feature_block import FeatureBlock
 
 CONFIG = FeatureConfig()
 
@@ -170,3 +171,26 @@ def test_short_input_gives_an_empty_frame(data_dir: Path) -> None:
     features = engineer_features(candles, CONFIG)
     assert features.empty
     assert list(features.columns) == ["timestamp", *feature_columns(CONFIG)]
+
+
+def test_the_block_zeroes_exactly_the_values_that_are_not_finite() -> None:
+    rng = np.random.default_rng(0)
+    rows, skip = 1000, 10
+    columns = {
+        "clean": rng.normal(size=rows),
+        "nan": np.where(np.arange(rows) == 500, np.nan, rng.normal(size=rows)),
+        "inf": np.where(np.arange(rows) == 999, np.inf, rng.normal(size=rows)),
+        "minus_inf": np.where(np.arange(rows) == skip, -np.inf, rng.normal(size=rows)),
+        "huge": np.full(rows, 3e38),  # finite float32 values whose sum overflows: left as they are
+        "nan_in_warmup": np.where(np.arange(rows) < skip, np.nan, 1.0),  # dropped rows, nothing to zero
+    }
+    sink = FeatureBlock(rows, skip, len(columns))
+    for name, values in columns.items():
+        sink.put(name, values)
+    expected = np.stack([v[skip:] for v in columns.values()]).astype(np.float32)
+    expected[~np.isfinite(expected)] = 0.0
+    sink.zero_non_finite()
+    assert sink.names == list(columns)
+    np.testing.assert_array_equal(sink.block, expected)
+    assert sink.block[1, 500 - skip] == 0.0 and sink.block[2, -1] == 0.0 and sink.block[3, 0] == 0.0
+    assert (sink.block[4] == np.float32(3e38)).all()

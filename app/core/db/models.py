@@ -161,6 +161,23 @@ class ShadowTestResult(Base):
     )
 
 
+class ShadowEvaluationState(Base):
+    """A shadow test's running statistics over its first `pairs` closed pairs in time order, up to
+    (`last_timestamp`, `last_id`): the next evaluation reads only the pairs after them
+    (`app.shadow_tester.incremental`). `id_sum` with `pairs` tells whether the closed pairs up
+    to there are still the same set."""
+
+    __tablename__ = "shadow_evaluation_state"
+
+    shadow_model_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    pairs: Mapped[int] = mapped_column(BigInteger)
+    id_sum: Mapped[int] = mapped_column(BigInteger)
+    last_timestamp: Mapped[datetime] = mapped_column(DateTime)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    stats: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, server_default=NOW_UTC)
+
+
 # --------------------------------------------------------------------------- RL
 
 
