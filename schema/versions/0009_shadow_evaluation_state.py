@@ -4,8 +4,8 @@ One row per shadow test: the statistics of its first `pairs` closed pairs in tim
 (`last_timestamp`, `last_id`), and the sum of their ids (with `pairs`, the check that the set is
 unchanged). Dropping it loses nothing: the next evaluation recomputes it from the pairs.
 
-Revision ID: 0008_shadow_evaluation_state
-Revises: 0007_rl_decisions
+Revision ID: 0009_shadow_evaluation_state
+Revises: 0008_alert_acknowledgements
 Create Date: 2026-12-05 07:00:00
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0008_shadow_evaluation_state"
-down_revision: str | Sequence[str] | None = "0007_rl_decisions"
+revision: str = "0009_shadow_evaluation_state"
+down_revision: str | Sequence[str] | None = "0008_alert_acknowledgements"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
