@@ -169,17 +169,23 @@ def _final(entry: dict[str, Any], folds: int) -> bool:
     )
 
 
+# Progress inside a fit (trees, neural steps) arrives after every tree or step; it is recorded at most
+# once a second (the job row, Flower's task state) and logged at most once per PROGRESS_LOG_S.
+FIT_UNITS = ("trees", "steps")
+PROGRESS_WRITE_S = 1.0
+PROGRESS_LOG_S = 30.0
+
+
 def _progress_recorder(
     container: Container, job_id: str, model_type: str, on_progress: Callable[[dict[str, Any]], None] | None
 ) -> Progress:
-    """Records a training's progress in its job entry (API, CLI) and hands it to `on_progress` (Flower)."""
+    """Records a training's progress in its job entry (API, CLI) and hands it to `on_progress` (Flower):
+    each stage (fit, cv fold k of n, storing) as it starts, and inside a fit the trees or steps built,
+    throttled (`PROGRESS_WRITE_S`), the end of each fit always."""
     started = time.monotonic()
+    state: dict[str, Any] = {"stage": {}, "in_fit": None, "written": -PROGRESS_WRITE_S, "logged": started}
 
-    def record(stage: str, done: int, total: int) -> None:
-        label = f"{stage} {done} of {total}" if stage == "cv fold" else stage
-        seconds = round(time.monotonic() - started, 1)
-        log.info("job %s: %s %s (%.1f s in)", job_id, model_type, label, seconds)
-        progress = {"stage": label, "done": done, "total": total, "seconds": seconds}
+    def write(progress: dict[str, Any]) -> None:
         try:
             with container.session() as session:
                 row = jobs.lock_job(session, job_id)
@@ -190,6 +196,28 @@ def _progress_recorder(
                 on_progress({"job_id": job_id, "model_type": model_type} | progress)
         except Exception:  # progress is for watching; it never stops a training
             log.warning("job %s: could not record %s progress", job_id, model_type, exc_info=True)
+
+    def record(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        seconds = round(now - started, 1)
+        if stage in FIT_UNITS:
+            inner = {"unit": stage, "done": done, "total": total}
+            ended = done >= total
+            if inner == state["in_fit"] or (not ended and now - state["written"] < PROGRESS_WRITE_S):
+                return
+            state["in_fit"] = inner
+            progress = state["stage"] | {"seconds": seconds, "in_fit": inner}
+            if ended or now - state["logged"] >= PROGRESS_LOG_S:
+                log.info("job %s: %s %s (%.1f s in)", job_id, model_type, jobs.progress_label(progress), seconds)
+                state["logged"] = now
+        else:
+            label = f"{stage} {done} of {total}" if stage == "cv fold" else stage
+            state["stage"], state["in_fit"] = {"stage": label, "done": done, "total": total}, None
+            progress = state["stage"] | {"seconds": seconds}
+            log.info("job %s: %s %s (%.1f s in)", job_id, model_type, label, seconds)
+            state["logged"] = now
+        state["written"] = now
+        write(progress)
 
     return record
 
