@@ -173,6 +173,7 @@ def training_progress(row: RetrainingJob) -> float:
             done += entry.get("status") in (TRAINED, FAILED, REGISTERED)
             done += sum(f.get("status") in (SCORED, FAILED) for f in (entry.get("folds") or {}).values())
             partial += model_fraction(entry) if entry.get("status") == TRAINING else 0.0
+            partial += sum(fit_fraction(f) for f in (entry.get("folds") or {}).values() if f.get("status") == TRAINING)
         return round(100.0 * min(done + partial, total) / total, 1)
     count = max(1, len(row.model_types or []))
     fraction = sum(model_fraction(e) for e in entries)
@@ -188,14 +189,19 @@ def model_fraction(entry: dict[str, Any]) -> float:
     progress = entry.get("progress") or {}
     if entry.get("status") != TRAINING or not progress.get("total"):
         return 0.0
-    inner = progress.get("in_fit") or {}
-    within = min(1.0, float(inner["done"]) / float(inner["total"])) if inner.get("total") else 0.0
+    within = fit_fraction(entry)
     stage = str(progress.get("stage", ""))
     if stage.startswith("cv fold"):
         return (float(progress["done"]) + within) / (float(progress["total"]) + 1.0)
     if stage == "fit":  # total: the fits this training makes (the final one and its folds)
         return within / float(progress["total"])
     return 0.95 if stage == "storing" else 0.0
+
+
+def fit_fraction(entry: dict[str, Any]) -> float:
+    """The share of the running fit's budget (trees, steps) built, from an entry's `progress.in_fit`."""
+    inner = (entry.get("progress") or {}).get("in_fit") or {}
+    return min(1.0, float(inner["done"]) / float(inner["total"])) if inner.get("total") else 0.0
 
 
 def progress_label(progress: dict[str, Any]) -> str:

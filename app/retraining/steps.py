@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 from app.core.clock import utcnow
 from app.core.db.models import RetrainingJob
 from app.model_registry import ModelCandidate, ModelRegistry, artifact_dir
-from app.model_training.service import Progress, train_model
+from app.model_training.service import train_model
 from app.retraining import closing, jobs
 from app.retraining.datasets import build_job_dataset, dataset_spec
 from app.retraining.heartbeat import Heartbeat
 from app.retraining.pieces import join_job_pieces
+from app.retraining.progress import recorder
 from app.retraining.spec import DataSelection
 
 if TYPE_CHECKING:
@@ -169,59 +170,6 @@ def _final(entry: dict[str, Any], folds: int) -> bool:
     )
 
 
-# Progress inside a fit (trees, neural steps) arrives after every tree or step; it is recorded at most
-# once a second (the job row, Flower's task state) and logged at most once per PROGRESS_LOG_S.
-FIT_UNITS = ("trees", "steps")
-PROGRESS_WRITE_S = 1.0
-PROGRESS_LOG_S = 30.0
-
-
-def _progress_recorder(
-    container: Container, job_id: str, model_type: str, on_progress: Callable[[dict[str, Any]], None] | None
-) -> Progress:
-    """Records a training's progress in its job entry (API, CLI) and hands it to `on_progress` (Flower):
-    each stage (fit, cv fold k of n, storing) as it starts, and inside a fit the trees or steps built,
-    throttled (`PROGRESS_WRITE_S`), the end of each fit always."""
-    started = time.monotonic()
-    state: dict[str, Any] = {"stage": {}, "in_fit": None, "written": -PROGRESS_WRITE_S, "logged": started}
-
-    def write(progress: dict[str, Any]) -> None:
-        try:
-            with container.session() as session:
-                row = jobs.lock_job(session, job_id)
-                if (row.models_trained or {}).get(model_type, {}).get("status") == jobs.TRAINING:
-                    jobs.set_model_result(row, model_type, progress=progress)
-                    row.progress_pct = max(row.progress_pct or 0.0, jobs.training_progress(row))
-            if on_progress is not None:
-                on_progress({"job_id": job_id, "model_type": model_type} | progress)
-        except Exception:  # progress is for watching; it never stops a training
-            log.warning("job %s: could not record %s progress", job_id, model_type, exc_info=True)
-
-    def record(stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        seconds = round(now - started, 1)
-        if stage in FIT_UNITS:
-            inner = {"unit": stage, "done": done, "total": total}
-            ended = done >= total
-            if inner == state["in_fit"] or (not ended and now - state["written"] < PROGRESS_WRITE_S):
-                return
-            state["in_fit"] = inner
-            progress = state["stage"] | {"seconds": seconds, "in_fit": inner}
-            if ended or now - state["logged"] >= PROGRESS_LOG_S:
-                log.info("job %s: %s %s (%.1f s in)", job_id, model_type, jobs.progress_label(progress), seconds)
-                state["logged"] = now
-        else:
-            label = f"{stage} {done} of {total}" if stage == "cv fold" else stage
-            state["stage"], state["in_fit"] = {"stage": label, "done": done, "total": total}, None
-            progress = state["stage"] | {"seconds": seconds}
-            log.info("job %s: %s %s (%.1f s in)", job_id, model_type, label, seconds)
-            state["logged"] = now
-        state["written"] = now
-        write(progress)
-
-    return record
-
-
 def _train_and_stage(
     container: Container,
     job_id: str,
@@ -233,7 +181,7 @@ def _train_and_stage(
     started = time.monotonic()
     trained, error = None, None
     log.info("job %s: training %s on dataset %s", job_id, model_type, dataset_id)
-    progress = _progress_recorder(container, job_id, model_type, on_progress)
+    progress = recorder(container, job_id, model_type, on_progress)
     try:
         with Heartbeat(container, job_id, model_type):
             trained = train_model(container, model_type, dataset_id, job_id, progress, cross_validation=not folds_apart)

@@ -10,7 +10,7 @@ import pytest
 
 from app.forecasters import MODEL_TYPES, ForecastSpec
 from app.forecasters.base import no_fit_progress
-from app.retraining import RetrainingOrchestrator, steps
+from app.retraining import RetrainingOrchestrator, folds, progress, steps
 from tests.unit.test_training_contract import HORIZON, Parts, contract_parts
 from tests.unit.training_helpers import BTC_FILES_SPEC
 
@@ -87,7 +87,7 @@ def test_a_training_records_its_trees_in_the_job_entry_and_for_flower(sqlite_con
         job = orchestrator.get_job(meta["job_id"])
         seen.append((meta, job.progress_pct, job.models["xgboost"].get("progress") or {}))
 
-    monkeypatch.setattr(steps, "PROGRESS_WRITE_S", 0.0)
+    monkeypatch.setattr(progress, "PROGRESS_WRITE_S", 0.0)
     job_id = orchestrator.start_partial(["xgboost"], reason="test", spec=BTC_FILES_SPEC)
     steps.prepare_dataset(container, job_id)
     summary = steps.train_one_model(container, job_id, "xgboost", on_progress=on_progress)
@@ -107,7 +107,7 @@ def test_a_training_records_its_trees_in_the_job_entry_and_for_flower(sqlite_con
         assert inner[-1]["done"] == inner[-1]["total"] <= 10 and inner[-2]["total"] == 10, (stage, inner[-2:])
 
     # The default throttle: at most one in-fit write a second, besides each fit's end.
-    monkeypatch.setattr(steps, "PROGRESS_WRITE_S", 1.0)
+    monkeypatch.setattr(progress, "PROGRESS_WRITE_S", 1.0)
     seen.clear()
     job_id = orchestrator.start_partial(["xgboost"], reason="test", spec=BTC_FILES_SPEC)
     steps.prepare_dataset(container, job_id)
@@ -117,3 +117,35 @@ def test_a_training_records_its_trees_in_the_job_entry_and_for_flower(sqlite_con
     ends = [m for m in in_fit if m["in_fit"]["done"] == m["in_fit"]["total"]]
     assert len(ends) == 3  # each fit's end is always recorded
     assert len(in_fit) - len(ends) <= seen[-1][0]["seconds"] / 1.0 + 1, in_fit
+
+
+def test_a_fold_task_records_its_trees_in_its_fold_entry_and_the_job_percentage(sqlite_container, monkeypatch) -> None:
+    """A fanned-out job's fold task: its trees go to the fold's entry and to Flower's hook, and they move
+    the job's percentage inside the fold's share (dataset done: 20 %; the fold done: 40 %)."""
+    container = sqlite_container
+    monkeypatch.setattr(container.settings, "train_threads", 1)
+    container.policy_store.update({"training": {"cv_folds": 2, "xgboost": {"n_estimators": 10}}}, author="test")
+    orchestrator = RetrainingOrchestrator(container)
+    job_id = orchestrator.start_partial(["xgboost"], reason="test", spec=BTC_FILES_SPEC)  # inline: nothing runs
+    assert orchestrator.get_job(job_id).metadata["canvas_tasks"] == 5  # dataset, fit, 2 folds, callback
+    steps.prepare_dataset(container, job_id)
+    seen: list[tuple[dict, float | None, dict]] = []
+
+    def on_progress(meta: dict) -> None:
+        job = orchestrator.get_job(job_id)
+        seen.append((meta, job.progress_pct, job.models["xgboost"]["folds"]["2"]))
+
+    monkeypatch.setattr(progress, "PROGRESS_WRITE_S", 0.0)
+    assert folds.train_fold(container, job_id, "xgboost", 2, on_progress=on_progress)["status"] == "scored"
+    assert {(m["model_type"], m["fold"], m["stage"]) for m, _, _ in seen} == {("xgboost", 2, "cv fold 2 of 2")}
+    for meta, _, entry in seen:
+        assert entry["status"] == "training" and entry["progress"].get("in_fit") == meta.get("in_fit"), (meta, entry)
+    trees = [m["in_fit"]["done"] for m, _, _ in seen if "in_fit" in m]
+    assert trees[:3] == [1, 2, 3] and trees == sorted(trees), trees
+    percents = [pct for _, pct, _ in seen]
+    assert percents == sorted(percents) and 20.0 <= percents[0] < percents[-1] <= 40.0, percents
+    job = orchestrator.get_job(job_id)
+    assert job.progress_pct == 40.0
+    # After the fold, its entry keeps how its fit ended: every tree built, or fewer after an early stop.
+    last = job.models["xgboost"]["folds"]["2"]["progress"]["in_fit"]
+    assert last["unit"] == "trees" and last["done"] == last["total"] == trees[-1] <= 10
