@@ -5,7 +5,8 @@ every tree is built) on 200,000 rows x 40 features of synthetic data, alternatel
 progress (baseline) and with the real recorder a training task uses
 (`app.retraining.progress.recorder`): it hears every tree and writes the job's entry at
 most once a second (an embedded SQLite store here). Runs alternate (A B A B ...) so the
-machine's load falls on both alike; the figure is the median of each, and their ratio.
+machine's load falls on both alike; the figures are the medians of each (wall seconds, and this
+process's CPU seconds, which a busy shared machine disturbs less), and their ratio.
 
 Usage: python bench/fit_progress.py [--rows 200000] [--features 40] [--trees 300] [--repeats 3] [--threads 1]
 Last output line: one JSON object.
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
+    load_start = round(os.getloadavg()[0], 2)
     frame, names = synthetic(args.rows, args.features, seed=1)
     cut = int(len(frame) * 0.85)
     train, valid = frame.iloc[:cut], frame.iloc[cut:]
@@ -74,7 +76,7 @@ def main() -> None:
         container = bootstrap(settings, InlineDispatcher(), migrate=True)
         orchestrator = RetrainingOrchestrator(container)  # inline dispatcher: the job waits; we train by hand
 
-        def fit(with_progress: bool) -> tuple[float, int, int]:
+        def fit(with_progress: bool) -> tuple[float, float, int, int]:
             writes: list[dict] = []
             progress = None
             if with_progress:
@@ -83,28 +85,31 @@ def main() -> None:
                     jobs.set_model_result(jobs.lock_job(session, job_id), "xgboost", status=jobs.TRAINING)
                 progress = progress_recorder(container, job_id, "xgboost", writes.append)
                 progress("fit", 0, 1)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             model = XGBoostForecaster(spec).fit(train, valid, progress)
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             trees = model.booster.num_boosted_rounds()
             if with_progress:
                 entry = orchestrator.get_job(job_id).models["xgboost"]["progress"]
                 assert entry["in_fit"] == {"unit": "trees", "done": trees, "total": trees}, entry
                 orchestrator.cancel(job_id, "bench")
-            return seconds, trees, len(writes)
+            return seconds, cpu, trees, len(writes)
 
         fit(False)  # warm-up: imports, first allocations
-        baseline, recorded, writes = [], [], []
+        baseline, recorded, baseline_cpu, recorded_cpu, writes = [], [], [], [], []
         for _ in range(args.repeats):
-            seconds, trees, _ = fit(False)
+            seconds, cpu, trees, _ = fit(False)
             baseline.append(seconds)
-            seconds, trees_with, count = fit(True)
+            baseline_cpu.append(cpu)
+            seconds, cpu, trees_with, count = fit(True)
             recorded.append(seconds)
+            recorded_cpu.append(cpu)
             writes.append(count)
             assert trees == trees_with == args.trees, (trees, trees_with)
         container.dispose()
 
     base, prog = statistics.median(baseline), statistics.median(recorded)
+    base_cpu, prog_cpu = statistics.median(baseline_cpu), statistics.median(recorded_cpu)
     result = {
         "rows": args.rows,
         "features": args.features,
@@ -116,7 +121,11 @@ def main() -> None:
         "median_without_s": round(base, 3),
         "median_with_s": round(prog, 3),
         "overhead_pct": round(100.0 * (prog - base) / base, 2),
+        "cpu_s_without_progress": [round(s, 3) for s in baseline_cpu],
+        "cpu_s_with_progress": [round(s, 3) for s in recorded_cpu],
+        "cpu_overhead_pct": round(100.0 * (prog_cpu - base_cpu) / base_cpu, 2),
         "job_entry_writes_per_fit": writes,
+        "load_avg_1m_start": load_start,
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result))
