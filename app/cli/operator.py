@@ -155,9 +155,12 @@ def retrain(model_types: tuple[str, ...], reason: str, spec_json: str | None, wa
         while True:
             job = orchestrator.get_job(job_id)
             progress = 100 if job.finished else int(job.progress_pct or 0)
-            # inside each model: "nhits cv fold 2 of 5, steps 40 of 100; xgboost fit, trees 120 of 300"
-            training = [
-                (m, e["progress"]) for m, e in job.models.items() if e.get("status") == "training" and e.get("progress")
+            # inside each model: "nhits fit, steps 40 of 100; xgboost cv fold 2 of 5, trees 120 of 300"
+            training = [  # the final fits and (a fanned-out job) the fold tasks under way
+                (m, part["progress"])
+                for m, e in job.models.items()
+                for part in [e, *(e.get("folds") or {}).values()]
+                if part.get("status") == "training" and part.get("progress")
             ]
             detail = "; ".join(f"{m} {progress_label(p)}" for m, p in training)
             stages = "; ".join(f"{m} {p.get('stage')}" for m, p in training)
