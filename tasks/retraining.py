@@ -90,7 +90,15 @@ def train_fold(self: Any, job_id: str, model_type: str, fold: int) -> dict[str, 
     queue = (self.request.delivery_info or {}).get("routing_key")
     try:
         container = get_container()
-        summary = folds.train_fold(container, job_id, model_type, fold, queue=queue, worker=self.request.hostname)
+        summary = folds.train_fold(
+            container,
+            job_id,
+            model_type,
+            fold,
+            queue=queue,
+            worker=self.request.hostname,
+            on_progress=None if self.request.is_eager else _flower_progress(self),
+        )
         steps.close_if_done(container, job_id)
         return summary
     except Exception as exc:  # never raise in a chord header

@@ -21,7 +21,7 @@ from app.operations.alerts import Alert, UnknownAlert, acknowledge, current_aler
 from app.operations.formatting import ago, duration, every
 from app.operations.read_models import clm_status, key_metrics, list_jobs, list_models, schedule_status
 from app.retraining import JobNotFoundError, RetrainingOrchestrator
-from app.retraining.jobs import CANCELLED, COMPLETED, FAILED, PARTIAL
+from app.retraining.jobs import CANCELLED, COMPLETED, FAILED, PARTIAL, progress_label
 from app.retraining.spec import RetrainingSpec
 
 
@@ -158,22 +158,26 @@ def retrain(model_types: tuple[str, ...], reason: str, spec_json: str | None, wa
     job = orchestrator.get_job(job_id)
     deadline = time.monotonic() + timeout
     with click.progressbar(length=100, label=job_id, show_percent=True, file=sys.stderr) as bar:
-        shown, shown_detail = 0, ""
+        shown, shown_detail, shown_stages = 0, "", ""
         while True:
             job = orchestrator.get_job(job_id)
             progress = 100 if job.finished else int(job.progress_pct or 0)
-            # inside each model: "nhits cv fold 2 of 5"
-            detail = ", ".join(
-                f"{m} {e['progress']['stage']}"
+            # inside each model: "nhits fit, steps 40 of 100; xgboost cv fold 2 of 5, trees 120 of 300"
+            training = [  # the final fits and (a fanned-out job) the fold tasks under way
+                (m, part["progress"])
                 for m, e in job.models.items()
-                if e.get("status") == "training" and e.get("progress")
-            )
+                for part in [e, *(e.get("folds") or {}).values()]
+                if part.get("status") == "training" and part.get("progress")
+            ]
+            detail = "; ".join(f"{m} {progress_label(p)}" for m, p in training)
+            stages = "; ".join(f"{m} {p.get('stage')}" for m, p in training)
             if progress > shown or detail != shown_detail:
                 bar.label = f"{job_id} {detail}".strip()
                 bar.update(max(0, progress - shown))
-                shown, shown_detail = max(shown, progress), detail
-                if not sys.stderr.isatty():  # a log has no bar to redraw: one line per step instead
+                # A log has no bar to redraw: one line per step (a percent or a stage, not each tree) instead.
+                if not sys.stderr.isatty() and (progress > shown or stages != shown_stages):
                     click.echo(f" {job.stage or job.status} {progress}% {detail}".rstrip(), err=True)
+                shown, shown_detail, shown_stages = max(shown, progress), detail, stages
             if job.finished or time.monotonic() > deadline:
                 break
             time.sleep(1.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,6 +26,17 @@ from pydantic import BaseModel, ConfigDict
 STATE_FILE = "forecaster.json"
 FORMAT_VERSION = 1
 TARGET = "future_return"
+
+
+# Progress inside a fit: (unit, done, total), e.g. ("trees", 120, 300) or ("steps", 40, 100). `total` is
+# the budget (the most boosting rounds or training steps); once the fit has ended, a last call has
+# done == total == what was built (an early stop lowers the total to it). Called often (each tree, each
+# step): the receiver throttles what it records.
+FitProgress = Callable[[str, int, int], None]
+
+
+def no_fit_progress(unit: str, done: int, total: int) -> None:
+    return None
 
 
 class ForecasterInputError(ValueError):
@@ -103,6 +115,7 @@ class Forecaster(ABC):
         self.calibrator = ConfidenceCalibrator()
         self.fitted = False
         self.extra_state: dict[str, Any] = {}  # model-type state that is plain JSON
+        self.fit_progress: FitProgress = no_fit_progress  # set for the length of `fit`; `_fit` reports to it
 
     # ----------------------------------------------------------------- what a type writes
 
@@ -131,11 +144,16 @@ class Forecaster(ABC):
         if frame.empty:
             raise ForecasterInputError(f"{self.MODEL_TYPE}: the {where} frame has no rows")
 
-    def fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> Forecaster:
-        """Fit on `train` (early stopping on `valid`), then calibrate confidence on `valid`."""
+    def fit(self, train: pd.DataFrame, valid: pd.DataFrame, progress: FitProgress | None = None) -> Forecaster:
+        """Fit on `train` (early stopping on `valid`), then calibrate confidence on `valid`; `progress`
+        hears the trees or steps built so far (`FitProgress`)."""
         self.check_frame(train, "training", with_target=True)
         self.check_frame(valid, "validation", with_target=True)
-        self._fit(train, valid)
+        self.fit_progress = progress or no_fit_progress
+        try:
+            self._fit(train, valid)
+        finally:
+            self.fit_progress = no_fit_progress  # the model keeps no reference to the caller's recorder
         self.fitted = True
         predicted = self._predict_return(valid, train)
         self.calibrator = ConfidenceCalibrator.fit(predicted, valid[TARGET].to_numpy(dtype=float))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from app.forecasters.base import TARGET, Forecaster, ModelParams
+from app.forecasters.base import TARGET, FitProgress, Forecaster, ModelParams
 
 MODEL_FILE = "model.txt"  # LightGBM's own text format
 
@@ -43,6 +43,20 @@ def booster_params(params: LightGBMParams, seed: int, threads: int) -> dict[str,
     }
 
 
+class TreesBuilt:
+    """A LightGBM callback (called with its `CallbackEnv` after every iteration): reports the trees built
+    so far of the budget. It runs before early stopping's own callback (LightGBM orders them by `order`;
+    early stopping's is 30), so the tree that ends the fit is reported too."""
+
+    def __init__(self, report: FitProgress) -> None:
+        self.report, self.built = report, 0
+        self.order = 0  # an instance attribute: LightGBM sets a default one on the instance otherwise
+
+    def __call__(self, env: Any) -> None:
+        self.built = env.iteration - env.begin_iteration + 1
+        self.report("trees", self.built, env.end_iteration - env.begin_iteration)
+
+
 class LightGBMForecaster(Forecaster):
     MODEL_TYPE = "lightgbm"
     LIBRARIES = ("lightgbm",)
@@ -62,13 +76,16 @@ class LightGBMForecaster(Forecaster):
             self._matrix(train), label=train[TARGET].to_numpy(), params={"max_bin": lgb_params["max_bin"]}
         )
         dvalid = lgb.Dataset(self._matrix(valid), label=valid[TARGET].to_numpy(), reference=dtrain)
+        trees = TreesBuilt(self.fit_progress)
         self.booster = lgb.train(
             lgb_params,
             dtrain,
             num_boost_round=params.n_estimators,
             valid_sets=[dvalid],
-            callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
+            callbacks=[trees, lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
         )
+        # The trees built (the returned booster keeps only those up to the best iteration).
+        self.fit_progress("trees", trees.built, trees.built)
 
     def _predict_return(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> np.ndarray:
         return np.asarray(

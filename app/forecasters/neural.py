@@ -14,6 +14,7 @@ import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from app.forecasters.base import Forecaster, ForecasterInputError, ModelParams
+from app.forecasters.base import FitProgress, Forecaster, ForecasterInputError, ModelParams
 
 NF_DIR = "neuralforecast"
 # Names the data pipeline may give the one-candle log return (the series the models see).
@@ -60,6 +61,27 @@ def _quiet_lightning() -> Iterator[None]:
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         yield
+
+
+@cache
+def _steps_callback_class() -> type:
+    """A PyTorch Lightning callback (neuralforecast trains with Lightning), built once Lightning is imported."""
+    import pytorch_lightning as pl  # deferred: heavy, as above
+
+    class StepsDone(pl.Callback):
+        """Reports the training steps done of `max_steps` after every batch, and the steps done when
+        training ends (early stopping may end it sooner)."""
+
+        def __init__(self, report: FitProgress) -> None:
+            self.report = report
+
+        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+            self.report("steps", int(trainer.global_step), int(trainer.max_steps))
+
+        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+            self.report("steps", int(trainer.global_step), int(trainer.global_step))
+
+    return StepsDone
 
 
 class NeuralForecaster(Forecaster):
@@ -166,7 +188,15 @@ class NeuralForecaster(Forecaster):
         early_stop = val_size >= self.spec.horizon
         with _quiet_lightning():
             self.nf = self._build(early_stop)
-            self.nf.fit(df=series, val_size=val_size if early_stop else 0)
+            # Added to the built model's trainer arguments, not to its constructor's: the saved
+            # hyperparameters never hold it, and it is taken out again after the fit.
+            callbacks = self.nf.models[0].trainer_kwargs.setdefault("callbacks", [])
+            steps = _steps_callback_class()(self.fit_progress)
+            callbacks.append(steps)
+            try:
+                self.nf.fit(df=series, val_size=val_size if early_stop else 0)
+            finally:
+                callbacks.remove(steps)
 
     def _windows(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
         """One small series per row of `frame`: its last `input_size` rows of context."""

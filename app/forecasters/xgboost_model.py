@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from app.forecasters.base import TARGET, Forecaster, ModelParams
+from app.forecasters.base import TARGET, FitProgress, Forecaster, ModelParams
 
 MODEL_FILE = "model.ubj"  # XGBoost's own binary JSON format
 SMALL_BATCH_ROWS = 2048
@@ -44,6 +45,25 @@ def booster_params(params: XGBoostParams, seed: int, threads: int, device: str) 
     }
 
 
+@cache
+def _trees_callback_class() -> type:
+    """XGBoost's callback API (`xgboost.callback.TrainingCallback`), built once xgboost is imported."""
+    import xgboost as xgb  # deferred: a heavy library, loaded only where this type trains or loads
+
+    class TreesBuilt(xgb.callback.TrainingCallback):
+        """Reports the boosting rounds built so far (one tree each here) of the budget, after every round."""
+
+        def __init__(self, report: FitProgress, budget: int) -> None:
+            super().__init__()
+            self.report, self.budget = report, budget
+
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            self.report("trees", epoch + 1, self.budget)
+            return False  # never asks to stop
+
+    return TreesBuilt
+
+
 class XGBoostForecaster(Forecaster):
     MODEL_TYPE = "xgboost"
     CAN_USE_GPU = True
@@ -68,8 +88,11 @@ class XGBoostForecaster(Forecaster):
             evals=[(dvalid, "valid")],
             early_stopping_rounds=params.early_stopping_rounds,
             verbose_eval=False,
+            callbacks=[_trees_callback_class()(self.fit_progress, params.n_estimators)],
         )
         self.extra_state["best_iteration"] = int(self.booster.best_iteration)
+        built = self.booster.num_boosted_rounds()
+        self.fit_progress("trees", built, built)
 
     def _predict_return(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> np.ndarray:
         rounds = (0, self.extra_state["best_iteration"] + 1)

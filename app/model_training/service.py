@@ -22,7 +22,7 @@ from app.core.clock import utcnow
 from app.core.topics import ModelTrainingCompleted, ModelTrainingFailed, ModelTrainingStarted, TopicEvent
 from app.data_pipeline import load_dataset
 from app.forecasters import forecaster_class
-from app.forecasters.base import Forecaster, ForecastSpec
+from app.forecasters.base import FitProgress, Forecaster, ForecastSpec
 from app.model_training.evaluation import Scored, report, score_model, timeframe_ms
 from app.model_training.scoring import Bootstrap, baseline_gate
 from app.model_training.splits import Split, candle_ms, chronological_split, walk_forward_splits
@@ -97,11 +97,17 @@ def part_range(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def fit_and_score(
-    model_class: type[Forecaster], spec: ForecastSpec, frame: pd.DataFrame, split: Split, step_ms: int
+    model_class: type[Forecaster],
+    spec: ForecastSpec,
+    frame: pd.DataFrame,
+    split: Split,
+    step_ms: int,
+    progress: FitProgress | None = None,
 ) -> tuple[Forecaster, Scored]:
-    """Fit on the split's train part, early-stop and calibrate on its validation part, score its test part."""
+    """Fit on the split's train part, early-stop and calibrate on its validation part, score its test part;
+    `progress` hears the trees or steps built inside the fit."""
     train, valid, test = frame.iloc[split.train], frame.iloc[split.valid], frame.iloc[split.test]
-    model = model_class(spec).fit(train, valid)
+    model = model_class(spec).fit(train, valid, progress)
     # Everything before the test part is known at test time (the purged rows' features too).
     history = frame[frame["timestamp"] < test["timestamp"].min()]
     scored, _ = score_model(model, test, history=history, step_ms=step_ms)
@@ -115,13 +121,16 @@ def fit_and_evaluate(
     split: Split,
     step_ms: int,
     bootstrap: Bootstrap | None = None,
+    progress: FitProgress | None = None,
 ) -> tuple[Forecaster, dict[str, Any]]:
     """`fit_and_score`, summarised: {"model": metrics, "baselines": {name: metrics}}."""
-    model, scored = fit_and_score(model_class, spec, frame, split, step_ms)
+    model, scored = fit_and_score(model_class, spec, frame, split, step_ms, progress)
     return model, report([scored], horizon=spec.horizon, step_ms=step_ms, bootstrap=bootstrap)
 
 
-# A training's progress: (stage, done, total), e.g. ("cv fold", 2, 5); the caller records it where it is seen.
+# A training's progress: (stage, done, total), e.g. ("fit", 0, 6): the first of 6 fits (the final fit and
+# 5 folds), ("cv fold", 2, 5), ("storing", 1, 1); and inside each fit the forecaster's own reports
+# (`FitProgress`: ("trees", 120, 300), ("steps", 40, 100)). The caller records it where it is seen.
 Progress = Callable[[str, int, int], None]
 
 
@@ -144,7 +153,7 @@ def cross_validate(
     splits = list(walk_forward_splits(frame, folds, purge=spec.horizon, step_ms=step_ms))
     for number, split in enumerate(splits, start=1):
         progress("cv fold", number, len(splits))
-        _, scored = fit_and_score(model_class, spec, frame, split, step_ms)
+        _, scored = fit_and_score(model_class, spec, frame, split, step_ms, progress)
         scored_folds.append(scored)
     return cv_summary(scored_folds, horizon=spec.horizon, step_ms=step_ms, bootstrap=bootstrap)
 
@@ -280,8 +289,8 @@ def _train(
         frame, policy.training.train_frac, policy.training.val_frac, purge=spec.horizon, step_ms=step_ms
     )
     bootstrap = Bootstrap(replicates=policy.clm_config.baseline_gate.bootstrap_replicates, seed=spec.seed)
-    progress("fit", 0, 1)
-    model, evaluation = fit_and_evaluate(model_class, spec, frame, split, step_ms, bootstrap)
+    progress("fit", 0, 1 + (policy.training.cv_folds if cross_validation else 0))
+    model, evaluation = fit_and_evaluate(model_class, spec, frame, split, step_ms, bootstrap, progress)
     checks: dict[str, Any] = {}
     if cross_validation:
         cv = cross_validate(model_class, spec, frame, policy.training.cv_folds, step_ms, bootstrap, progress)

@@ -17,12 +17,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.core.clock import utcnow
 from app.data_pipeline import load_dataset
 from app.forecasters import forecaster_class
+from app.forecasters.base import FitProgress
 from app.model_training.evaluation import Scored, timeframe_ms
 from app.model_training.scoring import Bootstrap
 from app.model_training.service import fit_and_score, gate_verdict, label_settings, time_ordered, training_setup
@@ -31,6 +33,7 @@ from app.model_training.storage import json_safe
 from app.model_training.walk_forward import cv_summary, scored_from_bytes, scored_to_bytes
 from app.retraining import jobs
 from app.retraining.heartbeat import Heartbeat
+from app.retraining.progress import recorder
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -74,8 +77,10 @@ def train_fold(
     *,
     queue: str | None = None,
     worker: str | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Fit and score fold `fold` (1-based) of `model_type` for the job; errors are recorded, not raised."""
+    """Fit and score fold `fold` (1-based) of `model_type` for the job; errors are recorded, not raised.
+    Its progress (the trees or steps built) goes to the fold's entry and to `on_progress` (Flower)."""
     cap = container.policy_store.get().clm_config.max_task_deliveries
     with container.session() as session:
         row = jobs.lock_job(session, job_id)
@@ -103,18 +108,26 @@ def train_fold(
             return _summary(job_id, model_type, fold, _finish(row, model_type, fold, status=jobs.FAILED, error=error))
         set_fold_result(row, model_type, fold, status=jobs.TRAINING, started_at=utcnow().isoformat(), **attempt)
         row.heartbeat_at = utcnow()
-    return _score_and_store(container, job_id, model_type, fold, folds, str(dataset_id))
+    return _score_and_store(container, job_id, model_type, fold, folds, str(dataset_id), on_progress)
 
 
 def _score_and_store(
-    container: Container, job_id: str, model_type: str, fold: int, folds: int, dataset_id: str
+    container: Container,
+    job_id: str,
+    model_type: str,
+    fold: int,
+    folds: int,
+    dataset_id: str,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     started = time.monotonic()
+    progress = recorder(container, job_id, model_type, on_progress, fold=fold)
     stored: dict[str, Any] | None = None
     error = None
     try:
         with Heartbeat(container, job_id):
-            scored, horizon, step_ms = score_fold(container, model_type, dataset_id, fold, folds)
+            progress("cv fold", fold, folds)
+            scored, horizon, step_ms = score_fold(container, model_type, dataset_id, fold, folds, progress)
             stored = store_fold(container, job_id, model_type, fold, scored) | {"horizon": horizon, "step_ms": step_ms}
     except Exception as exc:  # one fold's failure marks its model partial, never the job stuck
         log.exception("job %s: fold %d of %s failed", job_id, fold, model_type)
@@ -134,9 +147,10 @@ def _score_and_store(
 
 
 def score_fold(
-    container: Container, model_type: str, dataset_id: str, fold: int, folds: int
+    container: Container, model_type: str, dataset_id: str, fold: int, folds: int, progress: FitProgress | None = None
 ) -> tuple[Scored, int, int]:
-    """Fold `fold` of `folds` fitted and scored as `service.cross_validate` scores it; with horizon and candle ms."""
+    """Fold `fold` of `folds` fitted and scored as `service.cross_validate` scores it; with horizon and candle ms.
+    `progress` hears the trees or steps built inside the fit."""
     model_class = forecaster_class(model_type)
     # The folds are cut on the time axis alone; then only the rows up to the fold's test end are read
     # (the file's later row groups are skipped). Rows keep their positions: the frame is time-major.
@@ -151,7 +165,7 @@ def score_fold(
     setup = training_setup(container, model_class, dataset_id, before_ms=before_ms)
     if len(setup.frame) != rows:
         raise RuntimeError(f"fold {fold}: read {len(setup.frame)} rows before {before_ms}, the time axis has {rows}")
-    _, scored = fit_and_score(model_class, setup.spec, setup.frame, split, setup.step_ms)
+    _, scored = fit_and_score(model_class, setup.spec, setup.frame, split, setup.step_ms, progress)
     return scored, setup.spec.horizon, setup.step_ms
 
 

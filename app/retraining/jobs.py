@@ -168,25 +168,49 @@ def training_progress(row: RetrainingJob) -> float:
     if total:
         done = 1 if meta.get("dataset_id") or meta.get("dataset_error") else 0
         done += len(meta.get("pieces") or {})
+        partial = 0.0  # a final fit under way counts as far as it has got (trees, steps)
         for entry in entries:
             done += entry.get("status") in (TRAINED, FAILED, REGISTERED)
             done += sum(f.get("status") in (SCORED, FAILED) for f in (entry.get("folds") or {}).values())
-        return round(100.0 * done / total, 1)
+            partial += model_fraction(entry) if entry.get("status") == TRAINING else 0.0
+            partial += sum(fit_fraction(f) for f in (entry.get("folds") or {}).values() if f.get("status") == TRAINING)
+        return round(100.0 * min(done + partial, total) / total, 1)
     count = max(1, len(row.model_types or []))
     fraction = sum(model_fraction(e) for e in entries)
     return round(10.0 + 80.0 * fraction / count, 1)
 
 
 def model_fraction(entry: dict[str, Any]) -> float:
-    """How far one model's training is: 0 at the fit, k/(n+1) at CV fold k of n, 1 once it has an outcome."""
+    """How far one model's training is, its fits taken as equal parts: the final fit first, then CV
+    fold k of n (k/(n+1) at its start); inside a fit, the share of its budget of trees or steps built;
+    0.95 while storing, 1 once it has an outcome."""
     if entry.get("status") in (TRAINED, FAILED):
         return 1.0
     progress = entry.get("progress") or {}
     if entry.get("status") != TRAINING or not progress.get("total"):
         return 0.0
-    if str(progress.get("stage", "")).startswith("cv fold"):
-        return float(progress["done"]) / (float(progress["total"]) + 1.0)
-    return 0.95 if progress.get("stage") == "storing" else 0.0
+    within = fit_fraction(entry)
+    stage = str(progress.get("stage", ""))
+    if stage.startswith("cv fold"):
+        return (float(progress["done"]) + within) / (float(progress["total"]) + 1.0)
+    if stage == "fit":  # total: the fits this training makes (the final one and its folds)
+        return within / float(progress["total"])
+    return 0.95 if stage == "storing" else 0.0
+
+
+def fit_fraction(entry: dict[str, Any]) -> float:
+    """The share of the running fit's budget (trees, steps) built, from an entry's `progress.in_fit`."""
+    inner = (entry.get("progress") or {}).get("in_fit") or {}
+    return min(1.0, float(inner["done"]) / float(inner["total"])) if inner.get("total") else 0.0
+
+
+def progress_label(progress: dict[str, Any]) -> str:
+    """A model's progress for people: "cv fold 2 of 5, trees 120 of 300", "fit, steps 40 of 100", "storing"."""
+    inner = progress.get("in_fit") or {}
+    label = str(progress.get("stage") or "")
+    if inner:
+        label += f", {inner.get('unit')} {inner.get('done')} of {inner.get('total')}"
+    return label
 
 
 def touch(container: Container, job_id: str, model_type: str | None = None) -> None:

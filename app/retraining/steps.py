@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 from app.core.clock import utcnow
 from app.core.db.models import RetrainingJob
 from app.model_registry import ModelCandidate, ModelRegistry, artifact_dir
-from app.model_training.service import Progress, train_model
+from app.model_training.service import train_model
 from app.retraining import closing, jobs
 from app.retraining.datasets import build_job_dataset, dataset_spec
 from app.retraining.heartbeat import Heartbeat
 from app.retraining.pieces import join_job_pieces
+from app.retraining.progress import recorder
 from app.retraining.spec import DataSelection
 
 if TYPE_CHECKING:
@@ -169,31 +170,6 @@ def _final(entry: dict[str, Any], folds: int) -> bool:
     )
 
 
-def _progress_recorder(
-    container: Container, job_id: str, model_type: str, on_progress: Callable[[dict[str, Any]], None] | None
-) -> Progress:
-    """Records a training's progress in its job entry (API, CLI) and hands it to `on_progress` (Flower)."""
-    started = time.monotonic()
-
-    def record(stage: str, done: int, total: int) -> None:
-        label = f"{stage} {done} of {total}" if stage == "cv fold" else stage
-        seconds = round(time.monotonic() - started, 1)
-        log.info("job %s: %s %s (%.1f s in)", job_id, model_type, label, seconds)
-        progress = {"stage": label, "done": done, "total": total, "seconds": seconds}
-        try:
-            with container.session() as session:
-                row = jobs.lock_job(session, job_id)
-                if (row.models_trained or {}).get(model_type, {}).get("status") == jobs.TRAINING:
-                    jobs.set_model_result(row, model_type, progress=progress)
-                    row.progress_pct = max(row.progress_pct or 0.0, jobs.training_progress(row))
-            if on_progress is not None:
-                on_progress({"job_id": job_id, "model_type": model_type} | progress)
-        except Exception:  # progress is for watching; it never stops a training
-            log.warning("job %s: could not record %s progress", job_id, model_type, exc_info=True)
-
-    return record
-
-
 def _train_and_stage(
     container: Container,
     job_id: str,
@@ -205,7 +181,7 @@ def _train_and_stage(
     started = time.monotonic()
     trained, error = None, None
     log.info("job %s: training %s on dataset %s", job_id, model_type, dataset_id)
-    progress = _progress_recorder(container, job_id, model_type, on_progress)
+    progress = recorder(container, job_id, model_type, on_progress)
     try:
         with Heartbeat(container, job_id, model_type):
             trained = train_model(container, model_type, dataset_id, job_id, progress, cross_validation=not folds_apart)

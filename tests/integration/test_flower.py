@@ -120,16 +120,33 @@ def test_flower_sees_a_training_gpu_worker_and_a_failed_training(pg_container, w
         assert orchestrator.get_job(job_id).models["nhits"]["status"] == "training", "seen only after training"
         assert task["worker"].startswith("fl-gpu@"), task
         # Progress inside the model: the job entry (API, CLI) and Flower's task state and result meta.
-        seen: dict = {}
-        # The final fit reports its stages (fit, storing); its folds are tasks of their own.
-        while time.monotonic() < deadline and not seen.get("stage"):
+        # The final fit reports its stages (fit, storing) and, inside the fit, its training steps (at most
+        # one write a second); its folds are tasks of their own.
+        flower_seen: list[dict] = []
+        entries_seen: list[dict] = []
+        while time.monotonic() < deadline:
             answer = _get(f"{base}/api/task/info/{task_id}")
             if answer.get("state") == "PROGRESS" and answer.get("result"):  # type: ignore[union-attr]
-                seen = json.loads(answer["result"])  # type: ignore[index]
+                flower_seen.append(json.loads(answer["result"]))  # type: ignore[index]
+            entry = orchestrator.get_job(job_id).models["nhits"]
+            if entry["status"] != "training":
+                break
+            entries_seen.append(entry.get("progress") or {})
+            if all(
+                any(0 < (m.get("in_fit") or {}).get("done", 0) < 150 for m in seen)
+                for seen in (flower_seen, entries_seen)
+            ):
+                break  # steps seen mid-fit in both places
             time.sleep(0.3)
-        assert seen.get("stage") in ("fit", "storing") and seen["model_type"] == "nhits", seen
-        entry = orchestrator.get_job(job_id).models["nhits"]
-        assert entry["progress"]["stage"] in ("fit", "storing") or entry["status"] != "training", entry
+        assert flower_seen and {m["model_type"] for m in flower_seen} == {"nhits"}, flower_seen
+        assert {m["stage"] for m in flower_seen} <= {"fit", "storing"}, flower_seen
+        steps_in_flower = [m["in_fit"] for m in flower_seen if m.get("in_fit")]
+        steps_in_entry = [p["in_fit"] for p in entries_seen if p.get("in_fit")]
+        for seen in (steps_in_flower, steps_in_entry):
+            assert seen and all(s["unit"] == "steps" for s in seen), (flower_seen, entries_seen)
+            assert [s["done"] for s in seen] == sorted(s["done"] for s in seen)  # steps only grow
+            # seen during the fit, not only at its end
+            assert any(0 < s["done"] < s["total"] == 150 for s in seen), seen
         workers = _get(f"{base}/api/workers?refresh=1&workername={task['worker']}")
         assert workers[task["worker"]]["stats"]["pool"]["implementation"].endswith("thread:TaskPool")  # type: ignore[index]
 
@@ -148,4 +165,8 @@ def test_flower_sees_a_training_gpu_worker_and_a_failed_training(pg_container, w
             time.sleep(0.3)
         job = orchestrator.get_job(failed)
         assert job.status == "failed" and "no dataset" in job.models["naive"]["error"]  # closed by the errback
-    assert "neural models will train on the CPU" in (tmp_path / "gpu.log").read_text()  # said once, at start
+        while orchestrator.get_job(job_id).models["nhits"]["status"] == "training" and time.monotonic() < deadline:
+            time.sleep(0.3)  # the nhits fit ends (its last line in the worker's log)
+    gpu_log = (tmp_path / "gpu.log").read_text()
+    assert "neural models will train on the CPU" in gpu_log  # said once, at start
+    assert f"job {job_id}: nhits fit, steps 150 of 150" in gpu_log  # the worker logs the end of each fit

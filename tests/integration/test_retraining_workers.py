@@ -96,6 +96,14 @@ def test_full_retraining_fans_out_to_cpu_and_gpu_workers(orchestrator, env, tmp_
         assert active is not None and active.job_id == job_id and active.model_id == job.models[model_type]["model_id"]
         assert orchestrator.container.artifacts.exists(active.file_path)
     assert len(registry.list_models()) == 4
+    # Progress inside each fit: every fold task's entry keeps how its fit ended (trees or steps built).
+    budgets = {"xgboost": ("trees", 20), "lightgbm": ("trees", 20), "nhits": ("steps", 3), "patchtst": ("steps", 3)}
+    for model_type, (unit, budget) in budgets.items():
+        for fold in ("1", "2"):
+            ended = job.models[model_type]["folds"][fold]["progress"]
+            assert ended["stage"] == f"cv fold {fold} of 2", ended
+            assert ended["in_fit"]["unit"] == unit and 0 < ended["in_fit"]["done"] == ended["in_fit"]["total"] <= budget
+    assert f"job {job_id}: xgboost cv fold 1 of 2, trees " in (tmp_path / "cpu.log").read_text()  # a fit's end, logged
     completed = orchestrator.container.bus.recent("clm.retraining.completed")
     assert [e["payload"]["status"] for e in completed] == ["completed"]
 

@@ -152,3 +152,23 @@ def test_a_models_share_of_the_progress_grows_with_its_cv_folds() -> None:
     assert model_fraction({"status": "training", "progress": {"stage": "cv fold 2 of 3", "done": 2, "total": 3}}) == 0.5
     assert model_fraction({"status": "training", "progress": {"stage": "storing", "done": 1, "total": 1}}) == 0.95
     assert model_fraction({"status": "trained"}) == model_fraction({"status": "failed"}) == 1.0
+
+
+def test_trees_or_steps_inside_a_fit_move_the_share_within_that_fit() -> None:
+    from app.retraining.jobs import model_fraction, progress_label
+
+    def entry(stage: str, done: int, total: int, inner: tuple[int, int] | None) -> dict:
+        progress = {"stage": stage, "done": done, "total": total}
+        if inner is not None:
+            progress["in_fit"] = {"unit": "trees", "done": inner[0], "total": inner[1]}
+        return {"status": "training", "progress": progress}
+
+    # The final fit is the first of 4 fits (3 folds follow): half its trees is an eighth of the model.
+    assert model_fraction(entry("fit", 0, 4, (150, 300))) == 0.125
+    assert model_fraction(entry("fit", 0, 1, (30, 300))) == 0.1  # folds apart: the fit is all of the task
+    # Fold 2 of 3 starts at 2/4; its trees fill the quarter up to 3/4, never past it.
+    assert model_fraction(entry("cv fold 2 of 3", 2, 3, (0, 300))) == 0.5
+    assert model_fraction(entry("cv fold 2 of 3", 2, 3, (150, 300))) == 0.625
+    assert model_fraction(entry("cv fold 2 of 3", 2, 3, (120, 120))) == 0.75  # an early stop ends the fit
+    assert progress_label(entry("cv fold 2 of 3", 2, 3, (150, 300))["progress"]) == "cv fold 2 of 3, trees 150 of 300"
+    assert progress_label({"stage": "storing", "done": 1, "total": 1}) == "storing"
