@@ -137,11 +137,15 @@ def score_part(
     horizon: int,
     fee_pct: float,
     step_ms: int,
+    neutral: tuple[str, ...] = (),
 ) -> Scored:
-    """The strategies of `forecasts` (name -> arrays) and the baselines on the rows of `frame`."""
+    """The strategies of `forecasts` (name -> arrays) and the baselines on the rows of `frame`;
+    those named in `neutral` are traded as a market-neutral long/short book (`scoring.market_neutral`)."""
     every = forecasts | baseline_forecasts(frame, history, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms)
     positions = {name: np.asarray(direction, dtype=float) for name, (_, direction, _) in every.items()}
-    table, exact = strategy_table(frame, positions, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms)
+    table, exact = strategy_table(
+        frame, positions, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms, neutral=neutral
+    )
     errors = {name: error_metrics(*arrays, frame) for name, arrays in every.items()}
     return Scored(table, errors, exact)
 
@@ -210,5 +214,9 @@ def score_model(
         predictions["direction"].to_numpy(),
         predictions["confidence"].to_numpy(),
     )
-    scored = score_part(test_data, history, {MODEL: forecast}, horizon=model.spec.horizon, fee_pct=fee, step_ms=step_ms)
+    # A forecast relative to the market is traded (and so scored) as a long/short book against it.
+    neutral = (MODEL,) if model.spec.target == "market_relative" else ()
+    scored = score_part(
+        test_data, history, {MODEL: forecast}, horizon=model.spec.horizon, fee_pct=fee, step_ms=step_ms, neutral=neutral
+    )
     return scored, step_ms
