@@ -183,7 +183,8 @@ def main() -> None:
         models[model_type] = pooled["model"] | {"per_fold": per_fold, "gate": gate.to_dict(), "seconds": seconds}
         baselines = pooled["baselines"]
         iterations = [f["best_iteration"] for f in per_fold]
-        print(f"walked {model_type} over {len(splits)} folds in {seconds} s; best iterations {iterations}", file=sys.stderr, flush=True)
+        walked = f"walked {model_type} over {len(splits)} folds in {seconds} s; best iterations {iterations}"
+        print(walked, file=sys.stderr, flush=True)
 
     print(f"{'pooled':<14}" + "".join(f" {k[:10]:>10}" for k in SHOWN))
     for name, metrics in models.items():

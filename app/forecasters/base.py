@@ -119,7 +119,9 @@ class Forecaster(ABC):
                 f"{' demeaned' if spec.demean_target else ''}"
             )
         if not 0.0 <= spec.min_confidence <= 1.0:
-            raise ForecasterInputError(f"{self.MODEL_TYPE}: min_confidence must be in [0, 1], got {spec.min_confidence}")
+            raise ForecasterInputError(
+                f"{self.MODEL_TYPE}: min_confidence must be in [0, 1], got {spec.min_confidence}"
+            )
         self.params = self.Params.model_validate(spec.params)
         self.calibrator = ConfidenceCalibrator()
         self.fitted = False

@@ -143,9 +143,7 @@ def score_part(
     those named in `neutral` are traded as a market-neutral long/short book (`scoring.market_neutral`)."""
     every = forecasts | baseline_forecasts(frame, history, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms)
     positions = {name: np.asarray(direction, dtype=float) for name, (_, direction, _) in every.items()}
-    table, exact = strategy_table(
-        frame, positions, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms, neutral=neutral
-    )
+    table, exact = strategy_table(frame, positions, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms, neutral=neutral)
     errors = {name: error_metrics(*arrays, frame) for name, arrays in every.items()}
     return Scored(table, errors, exact)
 

@@ -360,8 +360,8 @@ __all__ = [
     "fit_and_evaluate",
     "fit_and_score",
     "gate_verdict",
-    "target_settings",
     "load_forecaster",
+    "target_settings",
     "train_model",
     "training_setup",
 ]

@@ -213,11 +213,17 @@ def test_a_row_under_the_confidence_threshold_is_not_traded_in_scoring() -> None
     scored, _ = score_model(models[0.6], frame, step_ms=HOUR)
     expected = np.where(confident, all_rows["direction"], 0)
     by_hand = score_part(
-        frame, None, {"model": (all_rows["predicted_return"].to_numpy(), expected, all_rows["confidence"].to_numpy())},
-        horizon=1, fee_pct=FEE, step_ms=HOUR,
+        frame,
+        None,
+        {"model": (all_rows["predicted_return"].to_numpy(), expected, all_rows["confidence"].to_numpy())},
+        horizon=1,
+        fee_pct=FEE,
+        step_ms=HOUR,
     )
     assert scored.table["model:net"].tolist() == pytest.approx(by_hand.table["model:net"].tolist())
-    shares = {t: report([score_model(m, frame, step_ms=HOUR)[0]], horizon=1, step_ms=HOUR)["model"] for t, m in models.items()}
+    shares = {
+        t: report([score_model(m, frame, step_ms=HOUR)[0]], horizon=1, step_ms=HOUR)["model"] for t, m in models.items()
+    }
     assert shares[0.6]["traded_share"] == pytest.approx(confident.mean())
     assert shares[0.0]["traded_share"] > shares[0.6]["traded_share"]
 
