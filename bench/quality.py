@@ -13,7 +13,9 @@ for each difference to a baseline (`vs`).
 
 `--set training.target=market_relative` (repeatable; the value is JSON, else a string) changes
 the policy the bench trains and scores with: targets, demeaning, abstention, hyperparameters.
-The tree models' best iteration (early stopping) is reported per fold.
+The tree models' best iteration (early stopping) is reported per fold. With `--versus-default`
+each model is also walked under the default policy on the same folds, and `vs.default` gives the
+paired difference (same bootstrap draws) of the changed policy's model to the default one.
 
 Prints a table of the pooled test parts, then as its last line one JSON object:
 {"models": {MODEL_TYPE: {metric: value, "interval_95": {...}, "vs": {...}, "per_fold": [...]}},
@@ -39,8 +41,8 @@ from app.core.policy.schema import deep_merge
 from app.data_pipeline import engineer_features, feature_columns, generate_labels
 from app.data_pipeline.files import read_candle_file
 from app.forecasters import MODEL_TYPES, ForecastSpec
-from app.model_training.evaluation import report, score_model, timeframe_ms
-from app.model_training.scoring import Bootstrap, baseline_gate
+from app.model_training.evaluation import Scored, report, score_model, timeframe_ms
+from app.model_training.scoring import BASELINES, Bootstrap, baseline_gate
 from app.model_training.service import target_settings
 from app.model_training.splits import walk_forward_splits
 from app.model_training.storage import json_safe
@@ -56,6 +58,7 @@ SHOWN = (
     "max_drawdown",
     "calibration_error",
 )
+COMPARED = (*BASELINES, "default")
 FOLD_SHOWN = ("sharpe", "directional_accuracy", "traded_share", "annual_return")
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ohlcv"
 
@@ -130,6 +133,7 @@ def main() -> None:
     parser.add_argument("--neural-steps", type=int, default=None, help="default: the policy's max_steps")
     parser.add_argument("--max-rows", type=int, default=None, help="last N candles per file")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--versus-default", action="store_true", help="pair each model with the default policy's")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="policy change (repeatable)")
     args = parser.parse_args()
 
@@ -159,6 +163,18 @@ def main() -> None:
             fee_pct=policy.labels.fee_pct,
             **target_settings(model_class, policy),
         )
+        default_spec = None
+        if args.versus_default:
+            default_params = getattr(Policy().training, model_type, None)
+            default_spec = ForecastSpec(
+                features,
+                horizon,
+                default_params.model_dump() if default_params is not None else {},
+                seed=policy.training.seed,
+                threads=args.threads,
+                fee_pct=policy.labels.fee_pct,
+                **target_settings(model_class, Policy()),
+            )
         started = time.perf_counter()
         scored_folds, per_fold = [], []
         for split in splits:
@@ -166,8 +182,17 @@ def main() -> None:
             history = frame[frame["timestamp"] < test["timestamp"].min()]
             model = model_class(spec).fit(train, valid)
             scored, _ = score_model(model, test, history=history, step_ms=step_ms)
+            if default_spec is not None:
+                default = model_class(default_spec).fit(train, valid)
+                plain, _ = score_model(default, test, history=history, step_ms=step_ms)
+                columns = {c: "default:" + c.split(":", 1)[1] for c in plain.table.columns if c.startswith("model:")}
+                scored = Scored(
+                    scored.table.join(plain.table[list(columns)].rename(columns=columns)),
+                    scored.errors | {"default": plain.errors["model"]},
+                    scored.exact_book and plain.exact_book,
+                )
             scored_folds.append(scored)
-            fold = report([scored], horizon=horizon, step_ms=step_ms, bootstrap=bootstrap)
+            fold = report([scored], horizon=horizon, step_ms=step_ms, bootstrap=bootstrap, compare_to=COMPARED)
             per_fold.append(
                 {
                     "test_start_ms": int(test["timestamp"].min()),
@@ -177,10 +202,13 @@ def main() -> None:
                     **{b: {k: m[k] for k in (*FOLD_SHOWN, "interval_95")} for b, m in fold["baselines"].items()},
                 }
             )
-        pooled = report(scored_folds, horizon=horizon, step_ms=step_ms, bootstrap=bootstrap)
+        pooled = report(scored_folds, horizon=horizon, step_ms=step_ms, bootstrap=bootstrap, compare_to=COMPARED)
+        default_figures = pooled["baselines"].pop("default", None)
         gate = baseline_gate({"model": pooled["model"]}, margin=margin)
         seconds = round(time.perf_counter() - started, 2)
         models[model_type] = pooled["model"] | {"per_fold": per_fold, "gate": gate.to_dict(), "seconds": seconds}
+        if default_figures is not None:
+            models[model_type]["default_policy"] = default_figures
         baselines = pooled["baselines"]
         iterations = [f["best_iteration"] for f in per_fold]
         walked = f"walked {model_type} over {len(splits)} folds in {seconds} s; best iterations {iterations}"

@@ -29,7 +29,7 @@ from sklearn.metrics import (
 )
 
 from app.forecasters.base import TARGET, direction_correct
-from app.model_training.scoring import Bootstrap, strategy_table, summarize
+from app.model_training.scoring import BASELINES, Bootstrap, strategy_table, summarize
 from app.model_training.splits import candle_ms
 
 if TYPE_CHECKING:
@@ -148,12 +148,22 @@ def score_part(
     return Scored(table, errors, exact)
 
 
-def report(scored: list[Scored], *, horizon: int, step_ms: int, bootstrap: Bootstrap | None = None) -> dict[str, Any]:
-    """{"model": metrics, "baselines": {name: metrics}} of one or more (pooled) parts."""
+def report(
+    scored: list[Scored],
+    *,
+    horizon: int,
+    step_ms: int,
+    bootstrap: Bootstrap | None = None,
+    compare_to: tuple[str, ...] = BASELINES,
+) -> dict[str, Any]:
+    """{"model": metrics, "baselines": {name: metrics}} of one or more (pooled) parts; each strategy's
+    differences (`vs`) to those of `compare_to` in the parts, on paired bootstrap draws."""
     table = pd.concat([s.table for s in scored]).sort_index()
     table = table.groupby(level=0).sum()  # parts that touch (a book's tail) add up
     names = [c.removesuffix(":net") for c in table.columns if c.endswith(":net")]
-    trading = summarize(table, names, horizon=horizon, periods_per_year=YEAR_MS / step_ms, bootstrap=bootstrap)
+    trading = summarize(
+        table, names, horizon=horizon, periods_per_year=YEAR_MS / step_ms, bootstrap=bootstrap, compare_to=compare_to
+    )
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         rows = sum(s.errors[name]["rows"] for s in scored)
