@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.core.policy import LabelConfig
+from app.core.policy import LabelConfig, Policy
 from app.data_pipeline import generate_labels, market_relative_return, net_of_fee_class
 from app.forecasters import MODEL_TYPES, ForecastSpec
 from app.forecasters.base import TARGET, ConfidenceCalibrator, Forecaster, ForecasterInputError, ModelParams
 from app.model_training.evaluation import report, score_model, score_part
 from app.model_training.scoring import market_neutral, strategy_table
+from app.model_training.service import target_settings
 
 HOUR = 3_600_000
 FEE = 0.1  # percent per side: the round trip is log(1.002) = 0.0019980
@@ -241,3 +242,20 @@ def test_a_served_model_abstains_under_its_threshold_after_a_save_and_load(tmp_p
     assert served.spec.min_confidence == 0.55
     again = served.predict_arrays(test)
     assert (again[1] == direction).all() and again[0] == pytest.approx(predicted)
+
+
+def test_the_policy_sets_the_target_of_the_types_that_learn_it_and_abstention_for_all() -> None:
+    policy = Policy.model_validate(
+        {"training": {"target": "market_relative", "demean_target": True, "min_confidence": 0.52}}
+    )
+    assert target_settings(MODEL_TYPES["xgboost"], policy) == {
+        "target": "market_relative",
+        "demean_target": True,
+        "min_confidence": 0.52,
+    }
+    naive_settings = target_settings(MODEL_TYPES["naive"], policy)
+    assert naive_settings == {"min_confidence": 0.52}
+    naive = MODEL_TYPES["naive"](ForecastSpec(["ret_1"], 1, {}, **naive_settings))
+    assert naive.spec.target == "return" and naive.spec.min_confidence == 0.52
+    defaults = target_settings(MODEL_TYPES["lightgbm"], Policy())
+    assert defaults == {"target": "return", "demean_target": False, "min_confidence": 0.0}
