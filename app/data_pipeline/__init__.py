@@ -15,7 +15,14 @@ from app.data_pipeline.features import (
     warmup_rows,
 )
 from app.data_pipeline.files import import_candle_file, read_candle_file
-from app.data_pipeline.labels import LABEL_COLUMNS, REGIMES, dead_zone, generate_labels
+from app.data_pipeline.labels import (
+    LABEL_COLUMNS,
+    REGIMES,
+    dead_zone,
+    generate_labels,
+    market_relative_return,
+    net_of_fee_class,
+)
 from app.data_pipeline.synthetic import synthetic_market
 from app.data_pipeline.timeframes import timeframe_ms
 from app.data_pipeline.validation import CandleValidationError, Gap, ValidationReport, validate_candles
@@ -64,6 +71,8 @@ __all__ = [
     "generate_labels",
     "import_candle_file",
     "load_dataset",
+    "market_relative_return",
+    "net_of_fee_class",
     "read_candle_file",
     "synthetic_market",
     "timeframe_ms",

@@ -2,9 +2,12 @@
 
 - `future_return`: log(close[t + horizon] / close[t]); rows whose horizon reaches past the
   data end are dropped (never filled).
-- `direction`: 1 when `future_return` > dead zone, -1 when < -dead zone, else 0; the dead
-  zone is the round-trip fee (2 x `fee_pct` percent): a move that does not pay for its
-  fees is "flat".
+- `direction`: the net-of-fee class (`net_of_fee_class`): 1 when `future_return` > dead
+  zone, -1 when < -dead zone, else 0 (no trade); the dead zone is the round-trip fee
+  (2 x `fee_pct` percent): a move that does not pay for its fees is "flat". With
+  `training.target: net_of_fee_class` the tree models learn this class instead of the return.
+- `market_relative_return` (not stored: computed from a frame's rows): a symbol's label minus
+  the mean label of every symbol at the same timestamp (`training.target: market_relative`).
 - `regime`: the regime of the `regime_window` candles ending at t (known at t, so the RL
   agents and the regime detector may use it as state without leakage):
   VOLATILE when the window's volatility exceeds VOLATILE_RATIO x the volatility of the
@@ -20,12 +23,23 @@ import pandas as pd
 import talib
 
 from app.core.policy import LabelConfig
+from app.forecasters.targets import market_relative_return, net_of_fee_class
 
 REGIMES = ("TRENDING", "RANGING", "CHOPPY", "VOLATILE")
 VOLATILE_RATIO = 1.5
 TRENDING_EFFICIENCY = 0.25
 LONG_WINDOW_FACTOR = 4
 LABEL_COLUMNS = ("future_return", "direction", "regime")
+__all__ = [
+    "LABEL_COLUMNS",
+    "REGIMES",
+    "dead_zone",
+    "generate_labels",
+    "label_warmup_rows",
+    "market_relative_return",
+    "net_of_fee_class",
+    "regime_of",
+]
 
 
 def dead_zone(config: LabelConfig) -> float:
@@ -85,8 +99,7 @@ def generate_labels(
     log_close = np.log(prices)
     future = np.full_like(log_close, np.nan)
     future[:-horizon] = log_close[horizon:] - log_close[:-horizon]
-    zone = dead_zone(config)
-    direction = np.where(future > zone, 1, np.where(future < -zone, -1, 0)).astype(np.int8)
+    direction = net_of_fee_class(future, config.fee_pct)
     out = df.copy()
     out["future_return"] = future
     out["direction"] = direction

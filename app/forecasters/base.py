@@ -7,6 +7,12 @@ directions and writes the state every forecaster shares (`forecaster.json`, plai
 Every forecaster answers the same thing per (symbol, time): the predicted log return over
 the label horizon, a direction (-1/0/1, flat inside the round-trip fee) and a confidence in
 [0, 1] = the calibrated probability that the predicted direction is right.
+
+With a target other than the return (`ForecastSpec.target`, types with `FITS_TARGETS`), the
+"predicted return" is the model's output in the target's units: the net-of-fee class value
+(about P(up) - P(down); direction = its sign), or the return relative to the market (the
+direction is then a long/short position against the equal-weighted market, and scoring
+trades it so). With `min_confidence`, a row under it gets direction 0 (abstention).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
+
+from app.forecasters.targets import TARGETS, market_relative_return
 
 STATE_FILE = "forecaster.json"
 FORMAT_VERSION = 1
@@ -63,6 +71,9 @@ class ForecastSpec:
     threads: int = 1
     device: str = "cpu"  # "cpu" or "cuda"
     fee_pct: float = 0.1  # per side, percent (Policy.labels.fee_pct)
+    target: str = "return"  # what the model learns (Policy.training.target; targets.TARGETS)
+    demean_target: bool = False  # the training part's mean removed from the target
+    min_confidence: float = 0.0  # below this calibrated confidence a row is not traded (direction 0)
 
     @property
     def dead_zone(self) -> float:
@@ -104,6 +115,7 @@ class Forecaster(ABC):
     NEEDS_GPU: ClassVar[bool] = False  # routes training to the gpu queue
     CAN_USE_GPU: ClassVar[bool] = False  # trains on CUDA when the worker has it
     SUPPORTS_EXOGENOUS: ClassVar[bool] = True  # uses the engineered features
+    FITS_TARGETS: ClassVar[bool] = False  # learns `fit_target` (any of targets.TARGETS, demeaned or not)
     LIBRARIES: ClassVar[tuple[str, ...]] = ()  # whose versions go into the manifest
     Params: ClassVar[type[ModelParams]] = ModelParams  # the type's hyperparameters (policy.training.<type>)
     params: ModelParams  # spec.params, validated and defaulted by Params
@@ -111,6 +123,17 @@ class Forecaster(ABC):
 
     def __init__(self, spec: ForecastSpec) -> None:
         self.spec = spec
+        if spec.target not in TARGETS:
+            raise ForecasterInputError(f"{self.MODEL_TYPE}: unknown target {spec.target!r}; known: {list(TARGETS)}")
+        if not self.FITS_TARGETS and (spec.target != "return" or spec.demean_target):
+            raise ForecasterInputError(
+                f"{self.MODEL_TYPE}: learns only the plain return target, not {spec.target!r}"
+                f"{' demeaned' if spec.demean_target else ''}"
+            )
+        if not 0.0 <= spec.min_confidence <= 1.0:
+            raise ForecasterInputError(
+                f"{self.MODEL_TYPE}: min_confidence must be in [0, 1], got {spec.min_confidence}"
+            )
         self.params = self.Params.model_validate(spec.params)
         self.calibrator = ConfidenceCalibrator()
         self.fitted = False
@@ -133,6 +156,35 @@ class Forecaster(ABC):
 
     # ----------------------------------------------------------------- shared plumbing
 
+    def raw_target(self, frame: pd.DataFrame) -> np.ndarray:
+        """The spec's target of each row of `frame` (labels needed), before any mean is removed."""
+        if self.spec.target == "net_of_fee_class":
+            if "direction" not in frame.columns:
+                raise ForecasterInputError(f"{self.MODEL_TYPE}: target net_of_fee_class needs the labels' direction")
+            return frame["direction"].to_numpy(dtype=np.float64)
+        if self.spec.target == "market_relative":
+            return market_relative_return(frame, TARGET)
+        return frame[TARGET].to_numpy(dtype=np.float64)
+
+    def fit_target(self, frame: pd.DataFrame) -> np.ndarray:
+        """What the model learns on `frame`: the spec's target, less the training mean when demeaned."""
+        return self.raw_target(frame) - float(self.extra_state.get("target_mean", 0.0))
+
+    def outcome(self, frame: pd.DataFrame) -> np.ndarray:
+        """The return a row's decision earns: the label, or relative to the market for that target."""
+        if self.spec.target == "market_relative":
+            return market_relative_return(frame, TARGET)
+        return frame[TARGET].to_numpy(dtype=np.float64)
+
+    def decide(self, predicted: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        """Direction -1/0/1 of each forecast: outside the dead zone (a class target: its sign), and
+        0 where the calibrated confidence is below `spec.min_confidence` (abstention)."""
+        zone = 0.0 if self.spec.target == "net_of_fee_class" else self.spec.dead_zone
+        direction = np.where(predicted > zone, 1, np.where(predicted < -zone, -1, 0))
+        if self.spec.min_confidence > 0:
+            direction = np.where(confidence < self.spec.min_confidence, 0, direction)
+        return direction
+
     def required_columns(self) -> list[str]:
         return ["symbol", "timestamp", *self.spec.feature_columns]
 
@@ -149,6 +201,9 @@ class Forecaster(ABC):
         hears the trees or steps built so far (`FitProgress`)."""
         self.check_frame(train, "training", with_target=True)
         self.check_frame(valid, "validation", with_target=True)
+        self.extra_state.pop("target_mean", None)
+        if self.spec.demean_target:
+            self.extra_state["target_mean"] = float(np.nanmean(self.raw_target(train)))
         self.fit_progress = progress or no_fit_progress
         try:
             self._fit(train, valid)
@@ -156,7 +211,7 @@ class Forecaster(ABC):
             self.fit_progress = no_fit_progress  # the model keeps no reference to the caller's recorder
         self.fitted = True
         predicted = self._predict_return(valid, train)
-        self.calibrator = ConfidenceCalibrator.fit(predicted, valid[TARGET].to_numpy(dtype=float))
+        self.calibrator = ConfidenceCalibrator.fit(predicted, self.outcome(valid))
         return self
 
     def predict_return(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> np.ndarray:
@@ -182,8 +237,8 @@ class Forecaster(ABC):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`predict` as three arrays (predicted return, direction, confidence): no frame built."""
         predicted = self.predict_return(frame, history)
-        direction = np.where(predicted > self.spec.dead_zone, 1, np.where(predicted < -self.spec.dead_zone, -1, 0))
-        return predicted, direction, self.calibrator(predicted)
+        confidence = self.calibrator(predicted)
+        return predicted, self.decide(predicted, confidence), confidence
 
     def save(self, directory: str | Path) -> list[str]:
         """Write the model in its library's format plus `forecaster.json`; return file names."""

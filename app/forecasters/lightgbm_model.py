@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from app.forecasters.base import TARGET, FitProgress, Forecaster, ModelParams
+from app.forecasters.base import FitProgress, Forecaster, ModelParams
 
 MODEL_FILE = "model.txt"  # LightGBM's own text format
 
@@ -59,6 +59,7 @@ class TreesBuilt:
 
 class LightGBMForecaster(Forecaster):
     MODEL_TYPE = "lightgbm"
+    FITS_TARGETS = True
     LIBRARIES = ("lightgbm",)
     Params = LightGBMParams
     params: LightGBMParams
@@ -73,9 +74,9 @@ class LightGBMForecaster(Forecaster):
         params = self.params
         lgb_params = booster_params(params, self.spec.seed, self.spec.threads)
         dtrain = lgb.Dataset(
-            self._matrix(train), label=train[TARGET].to_numpy(), params={"max_bin": lgb_params["max_bin"]}
+            self._matrix(train), label=self.fit_target(train), params={"max_bin": lgb_params["max_bin"]}
         )
-        dvalid = lgb.Dataset(self._matrix(valid), label=valid[TARGET].to_numpy(), reference=dtrain)
+        dvalid = lgb.Dataset(self._matrix(valid), label=self.fit_target(valid), reference=dtrain)
         trees = TreesBuilt(self.fit_progress)
         self.booster = lgb.train(
             lgb_params,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from app.forecasters.base import TARGET, FitProgress, Forecaster, ModelParams
+from app.forecasters.base import FitProgress, Forecaster, ModelParams
 
 MODEL_FILE = "model.ubj"  # XGBoost's own binary JSON format
 SMALL_BATCH_ROWS = 2048
@@ -67,6 +67,7 @@ def _trees_callback_class() -> type:
 class XGBoostForecaster(Forecaster):
     MODEL_TYPE = "xgboost"
     CAN_USE_GPU = True
+    FITS_TARGETS = True
     LIBRARIES = ("xgboost",)
     Params = XGBoostParams
     params: XGBoostParams
@@ -79,8 +80,8 @@ class XGBoostForecaster(Forecaster):
         import xgboost as xgb  # deferred: a heavy library, loaded only where this type trains or loads
 
         params = self.params
-        dtrain = xgb.QuantileDMatrix(self._matrix(train), label=train[TARGET].to_numpy(), max_bin=params.max_bin)
-        dvalid = xgb.DMatrix(self._matrix(valid), label=valid[TARGET].to_numpy())
+        dtrain = xgb.QuantileDMatrix(self._matrix(train), label=self.fit_target(train), max_bin=params.max_bin)
+        dvalid = xgb.DMatrix(self._matrix(valid), label=self.fit_target(valid))
         self.booster = xgb.train(
             booster_params(params, self.spec.seed, self.spec.threads, self.spec.device),
             dtrain,

@@ -29,7 +29,7 @@ from sklearn.metrics import (
 )
 
 from app.forecasters.base import TARGET, direction_correct
-from app.model_training.scoring import Bootstrap, strategy_table, summarize
+from app.model_training.scoring import BASELINES, Bootstrap, strategy_table, summarize
 from app.model_training.splits import candle_ms
 
 if TYPE_CHECKING:
@@ -137,21 +137,33 @@ def score_part(
     horizon: int,
     fee_pct: float,
     step_ms: int,
+    neutral: tuple[str, ...] = (),
 ) -> Scored:
-    """The strategies of `forecasts` (name -> arrays) and the baselines on the rows of `frame`."""
+    """The strategies of `forecasts` (name -> arrays) and the baselines on the rows of `frame`;
+    those named in `neutral` are traded as a market-neutral long/short book (`scoring.market_neutral`)."""
     every = forecasts | baseline_forecasts(frame, history, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms)
     positions = {name: np.asarray(direction, dtype=float) for name, (_, direction, _) in every.items()}
-    table, exact = strategy_table(frame, positions, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms)
+    table, exact = strategy_table(frame, positions, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms, neutral=neutral)
     errors = {name: error_metrics(*arrays, frame) for name, arrays in every.items()}
     return Scored(table, errors, exact)
 
 
-def report(scored: list[Scored], *, horizon: int, step_ms: int, bootstrap: Bootstrap | None = None) -> dict[str, Any]:
-    """{"model": metrics, "baselines": {name: metrics}} of one or more (pooled) parts."""
+def report(
+    scored: list[Scored],
+    *,
+    horizon: int,
+    step_ms: int,
+    bootstrap: Bootstrap | None = None,
+    compare_to: tuple[str, ...] = BASELINES,
+) -> dict[str, Any]:
+    """{"model": metrics, "baselines": {name: metrics}} of one or more (pooled) parts; each strategy's
+    differences (`vs`) to those of `compare_to` in the parts, on paired bootstrap draws."""
     table = pd.concat([s.table for s in scored]).sort_index()
     table = table.groupby(level=0).sum()  # parts that touch (a book's tail) add up
     names = [c.removesuffix(":net") for c in table.columns if c.endswith(":net")]
-    trading = summarize(table, names, horizon=horizon, periods_per_year=YEAR_MS / step_ms, bootstrap=bootstrap)
+    trading = summarize(
+        table, names, horizon=horizon, periods_per_year=YEAR_MS / step_ms, bootstrap=bootstrap, compare_to=compare_to
+    )
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         rows = sum(s.errors[name]["rows"] for s in scored)
@@ -210,5 +222,9 @@ def score_model(
         predictions["direction"].to_numpy(),
         predictions["confidence"].to_numpy(),
     )
-    scored = score_part(test_data, history, {MODEL: forecast}, horizon=model.spec.horizon, fee_pct=fee, step_ms=step_ms)
+    # A forecast relative to the market is traded (and so scored) as a long/short book against it.
+    neutral = (MODEL,) if model.spec.target == "market_relative" else ()
+    scored = score_part(
+        test_data, history, {MODEL: forecast}, horizon=model.spec.horizon, fee_pct=fee, step_ms=step_ms, neutral=neutral
+    )
     return scored, step_ms

@@ -14,6 +14,12 @@ Every strategy (a model and each baseline) is scored the same way on the same ro
   pays nothing.
 - **Directional accuracy on traded rows**, beside the share of rows traded: a row is traded
   when its direction is not 0, and counts when the label moved.
+- **Market-neutral strategies** (`neutral`: a forecast of the return relative to the market):
+  what is traded is a long/short book, each symbol's direction less the mean direction of
+  every symbol at that time (long the symbol, short the equal-weighted market), so the
+  positions netted per symbol are what the book holds and pays fees on; a row counts as traded
+  when its netted position is not 0, and is right when that sign matches the symbol's return
+  relative to the cross-section's mean (what a zero-sum book earns).
 - **Intervals from a circular block bootstrap over time**: blocks of at least twice the
   horizon (overlapping labels, persistent positions), all symbols resampled together (the
   per-timestamp table is resampled, never a row), the same draws for every strategy, so
@@ -25,7 +31,7 @@ Pure: arrays and frames in, numbers out (López de Prado, AFML ch. 7; Politis & 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,16 +112,23 @@ def strategy_table(
     horizon: int,
     fee_pct: float,
     step_ms: int,
+    neutral: Collection[str] = (),
 ) -> tuple[pd.DataFrame, bool]:
     """Per timestamp: each strategy's portfolio net return (`<name>:net`), its traded rows with a
     moved label (`<name>:traded`) and the right ones (`<name>:hits`), and the row count (`rows`).
 
-    `positions` hold one value per row of `frame` (-1..1; the sign is the direction). Returns
+    `positions` hold one value per row of `frame` (-1..1; the sign is the direction); those of
+    the strategies named in `neutral` are traded market-neutral (`market_neutral`). Returns
     the table and whether every book had prices (exact).
     """
     symbols = frame["symbol"].to_numpy()
     stamps = frame["timestamp"].to_numpy(dtype=np.int64)
     actual = frame[TARGET].to_numpy(dtype=float)
+    positions = {
+        name: market_neutral(np.asarray(p, dtype=float), stamps) if name in neutral else np.asarray(p, dtype=float)
+        for name, p in positions.items()
+    }
+    relative = actual - pd.Series(actual).groupby(stamps).transform("mean").to_numpy() if neutral else actual
     order = np.lexsort((stamps, symbols))
     names = list(positions)
     unique_symbols = pd.unique(symbols[order])
@@ -136,11 +149,11 @@ def strategy_table(
     for name in names:
         joined = pd.concat(nets[name]) if nets[name] else pd.Series(dtype=float)
         columns[f"{name}:net"] = joined.groupby(level=0).sum() / n_symbols
-    moved = actual != 0
     for name in names:
+        earned = relative if name in neutral else actual
         direction = np.sign(np.asarray(positions[name], dtype=float))
-        traded = (direction != 0) & moved
-        hits = traded & (direction == np.sign(actual))
+        traded = (direction != 0) & (earned != 0)
+        hits = traded & (direction == np.sign(earned))
         columns[f"{name}:traded"] = pd.Series(traded.astype(float)).groupby(stamps).sum()
         columns[f"{name}:hits"] = pd.Series(hits.astype(float)).groupby(stamps).sum()
         columns[f"{name}:positioned"] = pd.Series((direction != 0).astype(float)).groupby(stamps).sum()
@@ -148,6 +161,15 @@ def strategy_table(
     table = pd.DataFrame(columns).sort_index().fillna(0.0)
     table.index.name = "timestamp"
     return table, exact
+
+
+def market_neutral(position: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+    """Each row's position less the mean position of the rows at its timestamp: the netted long/short
+    book of "long this symbol, short the equal-weighted market" (sums to 0 at every time)."""
+    position = np.asarray(position, dtype=float)
+    if len(position) == 0:
+        return position
+    return position - pd.Series(position).groupby(np.asarray(stamps)).transform("mean").to_numpy()
 
 
 def _sharpe(net: np.ndarray, periods_per_year: float) -> np.ndarray:
@@ -348,6 +370,7 @@ __all__ = [
     "book_exposure",
     "book_turnover",
     "bootstrap_intervals",
+    "market_neutral",
     "strategy_table",
     "summarize",
     "symbol_book",

@@ -170,6 +170,19 @@ def gate_verdict(cv: dict[str, Any], policy: Policy) -> dict[str, Any]:
     return out
 
 
+def target_settings(model_class: type[Forecaster], policy: Policy) -> dict[str, Any]:
+    """The spec's target, demeaning and abstention from the policy's training section; a type that
+    learns only the return (naive, the neural models) keeps the plain target but still abstains."""
+    training = policy.training
+    if model_class.FITS_TARGETS:
+        return {
+            "target": training.target,
+            "demean_target": training.demean_target,
+            "min_confidence": training.min_confidence,
+        }
+    return {"min_confidence": training.min_confidence}
+
+
 def _publish(container: Container, event: TopicEvent) -> None:
     with container.session() as session:
         container.bus.publish(session, event)
@@ -227,6 +240,7 @@ def training_setup(
         threads=container.settings.train_threads,
         device=resolve_device(container.settings.device) if model_class.CAN_USE_GPU else "cpu",
         fee_pct=labels["fee_pct"],
+        **target_settings(model_class, policy),
     )
     step_ms = timeframe_ms(dataset_manifest["timeframe"]) if dataset_manifest.get("timeframe") else candle_ms(frame)
     return TrainingSetup(frame, dataset_manifest, features, labels, params, spec, step_ms)
@@ -356,6 +370,7 @@ __all__ = [
     "fit_and_score",
     "gate_verdict",
     "load_forecaster",
+    "target_settings",
     "train_model",
     "training_setup",
 ]

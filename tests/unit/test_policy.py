@@ -60,6 +60,7 @@ def test_a_policy_stored_before_a_model_type_had_a_section_still_loads() -> None
     assert policy.training.patchtst.input_size == 64 and policy.training.nhits.input_size == 48
     assert set(Policy().model_dump()["training"]) == {
         *("model_types", "seed", "cv_folds", "fold_tasks", "train_frac", "val_frac"),
+        *("target", "demean_target", "min_confidence"),
         *("xgboost", "lightgbm", "nhits", "patchtst", "naive"),
     }
 
@@ -81,6 +82,9 @@ def test_a_policy_stored_before_a_model_type_had_a_section_still_loads() -> None
         ({"training": {"nhits": {"max_steps": 2 * 10**9}}}, "training.nhits.max_steps"),
         ({"data": {"lookback_days": 1e6}}, "data.lookback_days"),
         ({"risk": {"base_position_usd": float("inf")}}, "risk.base_position_usd"),
+        ({"training": {"min_confidence": 1.5}}, "training.min_confidence"),
+        ({"training": {"min_confidence": float("nan")}}, "training.min_confidence"),
+        ({"training": {"target": "sharpe"}}, "training.target"),
     ],
 )
 def test_store_refuses_values_the_system_cannot_use(sqlite_container, patch, field) -> None:

@@ -63,6 +63,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "clm_config.retention.max_seconds": (1e-9, 86_400),  # a tiny budget only deletes less per run
     "training.seed": (0, 2**32 - 1),
     "training.cv_folds": (2, 100),
+    "training.min_confidence": (0, 1),
     "training.xgboost.n_estimators": (1, 100_000),
     "training.xgboost.early_stopping_rounds": (1, 100_000),
     "training.xgboost.min_child_weight": (0, 1_000_000),

@@ -140,6 +140,15 @@ class TrainingSettings(_Strict):
     fold_tasks: bool = True
     train_frac: float = Field(0.8, gt=0, lt=1)
     val_frac: float = Field(0.1, gt=0, lt=1)
+    # What the tree models (types with FITS_TARGETS) learn (app/forecasters/base.py, measured in
+    # bench/quality.py): "return" the label's log return; "net_of_fee_class" the labels' up/down/no-trade
+    # class; "market_relative" the return minus the cross-section's mean at that time, traded
+    # (and scored) as a long/short book against the equal-weighted market.
+    target: Literal["return", "net_of_fee_class", "market_relative"] = "return"
+    demean_target: bool = False  # remove the training part's mean from the target (no drift bet)
+    # Abstention (meta-labelling): a row whose calibrated confidence is below this is not traded
+    # (direction 0), in scoring and in served predictions; 0 trades every forecast outside the dead zone.
+    min_confidence: float = Field(0.0, ge=0, le=1)
 
     @model_validator(mode="after")
     def _fractions(self) -> TrainingSettings:
