@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -103,6 +104,7 @@ class Forecaster(ABC):
         self.calibrator = ConfidenceCalibrator()
         self.fitted = False
         self.extra_state: dict[str, Any] = {}  # model-type state that is plain JSON
+        self.timings: dict[str, float] = {}  # seconds of the last fit: "fit", "calibration" (not saved)
 
     # ----------------------------------------------------------------- what a type writes
 
@@ -135,11 +137,30 @@ class Forecaster(ABC):
         """Fit on `train` (early stopping on `valid`), then calibrate confidence on `valid`."""
         self.check_frame(train, "training", with_target=True)
         self.check_frame(valid, "validation", with_target=True)
+        started = time.perf_counter()
         self._fit(train, valid)
         self.fitted = True
-        predicted = self._predict_return(valid, train)
-        self.calibrator = ConfidenceCalibrator.fit(predicted, valid[TARGET].to_numpy(dtype=float))
+        fitted = time.perf_counter()
+        rows = self.calibration_rows(len(valid))
+        if rows is None:
+            predicted, actual = self._predict_return(valid, train), valid[TARGET]
+        else:  # a sample: its rows' context is the validation rows before them, then the training rows
+            sample = valid.iloc[rows]
+            columns = self.required_columns()
+            predicted = self._predict_return(sample, pd.concat([train[columns], valid[columns]], ignore_index=True))
+            actual = sample[TARGET]
+        self.calibrator = ConfidenceCalibrator.fit(predicted, actual.to_numpy(dtype=float))
+        self.timings = {"fit": fitted - started, "calibration": time.perf_counter() - fitted}
         return self
+
+    def calibration_rows(self, valid_rows: int) -> np.ndarray | None:
+        """Positions of the validation rows that calibrate the confidence (sorted), or None for all."""
+        return None
+
+    def scoring_symbols(self, test: pd.DataFrame) -> list[str] | None:
+        """The symbols whose test rows score this model, or None for every row (a type whose
+        predictions are costly scores a sample of whole series; see NeuralParams.score_rows)."""
+        return None
 
     def predict_return(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> np.ndarray:
         if not self.fitted:
