@@ -40,6 +40,8 @@ DEFAULT_EXOG = ("rsi_14", "rvol_12", "volume_rel_12", "macd_hist_norm")
 # Windows per forward pass when predicting (series per inference batch): large batches are what make
 # a CPU fast at inference; neuralforecast's default (the training batch_size, 32) costs ~30 ms a batch.
 INFERENCE_BATCH = 2048
+# Training windows per segment of a series (see NeuralForecaster._segments).
+SEGMENT_WINDOWS = 512
 # Windows handed to one `NeuralForecast.predict` call: bounds the long frame of contexts it builds.
 PREDICT_CHUNK = 65536
 
@@ -53,13 +55,14 @@ class NeuralParams(ModelParams):
     batch_size: int = Field(32, ge=1)
     early_stop_patience_steps: int = Field(5, ge=-1)
     val_check_steps: int = Field(20, ge=1)
-    windows_batch_size: int = Field(1024, ge=1)  # windows sampled from the batch's series per step
+    # Windows sampled per step (neuralforecast's default is 1024; 256 fits 5m data on a CPU: see the README)
+    windows_batch_size: int = Field(256, ge=1)
     # Validation rows whose predictions calibrate the confidence: a seeded sample of this many
     # (isotonic regression needs thousands, not every window of every series); 0 = every row.
     calibration_rows: int = Field(20_000, ge=0)
     # Test rows scored per fit: the whole series of a seeded sample of symbols holding about this
     # many rows (the same symbols in every fold; the baselines are scored on the same rows); 0 = all.
-    score_rows: int = Field(0, ge=0)
+    score_rows: int = Field(50_000, ge=0)
 
 
 @contextmanager
@@ -174,15 +177,39 @@ class NeuralForecaster(Forecaster):
 
         torch.set_num_threads(max(1, self.spec.threads))
         self._choose_inputs(train)
-        series = pd.concat([self._scaled(train), self._scaled(valid)], ignore_index=True)
+        val_size = int(valid.groupby("symbol").size().min())
+        early_stop = val_size >= self.spec.horizon and self.early_stopping_can_stop()
+        # The validation rows go in only as early stopping's held-out tail (they calibrate the confidence after).
+        series = pd.concat([self._scaled(train), self._scaled(valid)] if early_stop else [self._scaled(train)])
         series = series.sort_values(["symbol", "timestamp"], kind="stable")
         series["ds"] = series.groupby("symbol").cumcount()
         series = series.rename(columns={"symbol": "unique_id"}).drop(columns="timestamp")
-        val_size = int(valid.groupby("symbol").size().min())
-        early_stop = val_size >= self.spec.horizon and self.early_stopping_can_stop()
+        if not early_stop:
+            series = self._segments(series)
         with _quiet_lightning():
             self.nf = self._build(early_stop)
             self.nf.fit(df=series, val_size=val_size if early_stop else 0)
+
+    def _segments(self, series: pd.DataFrame) -> pd.DataFrame:
+        """Each symbol's training series cut into overlapping segments of SEGMENT_WINDOWS windows,
+        every training window in exactly one segment. neuralforecast builds every window of every
+        series in a step's batch before sampling `windows_batch_size` of them: on whole series of
+        months of 5m candles that is gigabytes a step; on segments, a few megabytes (and a batch of
+        segments spans more of the history than a batch of whole series)."""
+        window = self.params.input_size + self.spec.horizon
+        values = [c for c in series.columns if c not in ("unique_id", "ds")]
+        pieces, names = [], []
+        for symbol, group in series.groupby("unique_id", sort=False):
+            data = group[values].to_numpy()
+            starts = range(0, max(1, len(data) - window + 1), SEGMENT_WINDOWS)
+            for k, start in enumerate(starts):
+                pieces.append(data[start : start + SEGMENT_WINDOWS + window - 1])
+                names.append(f"{symbol}#{k}")
+        lengths = [len(p) for p in pieces]
+        out = pd.DataFrame(np.concatenate(pieces), columns=values)
+        out.insert(0, "unique_id", np.repeat(names, lengths))
+        out.insert(1, "ds", np.concatenate([np.arange(n) for n in lengths]))
+        return out
 
     def calibration_rows(self, valid_rows: int) -> np.ndarray | None:
         wanted = self.params.calibration_rows
