@@ -147,11 +147,17 @@ class Forecaster(ABC):
         else:  # a sample: its rows' context is the validation rows before them, then the training rows
             sample = valid.iloc[rows]
             columns = self.required_columns()
-            predicted = self._predict_return(sample, pd.concat([train[columns], valid[columns]], ignore_index=True))
+            context = self.context_rows()
+            before = train[columns] if context is None else train[columns].groupby("symbol", sort=False).tail(context)
+            predicted = self._predict_return(sample, pd.concat([before, valid[columns]], ignore_index=True))
             actual = sample[TARGET]
         self.calibrator = ConfidenceCalibrator.fit(predicted, actual.to_numpy(dtype=float))
         self.timings = {"fit": fitted - started, "calibration": time.perf_counter() - fitted}
         return self
+
+    def context_rows(self) -> int | None:
+        """How many earlier rows of its symbol a prediction reads (None: any number)."""
+        return None
 
     def calibration_rows(self, valid_rows: int) -> np.ndarray | None:
         """Positions of the validation rows that calibrate the confidence (sorted), or None for all."""

@@ -211,6 +211,9 @@ class NeuralForecaster(Forecaster):
         out.insert(1, "ds", np.concatenate([np.arange(n) for n in lengths]))
         return out
 
+    def context_rows(self) -> int | None:
+        return self.params.input_size
+
     def calibration_rows(self, valid_rows: int) -> np.ndarray | None:
         wanted = self.params.calibration_rows
         if not wanted or valid_rows <= wanted:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from app.forecasters.base import ForecastSpec
+from app.forecasters.base import TARGET, ConfidenceCalibrator, ForecastSpec
 from app.forecasters.neural import SEGMENT_WINDOWS
 from app.forecasters.nhits_model import NHITSForecaster
 from app.forecasters.patchtst_model import PatchTSTForecaster
+from tests.unit.test_training_contract import HORIZON, contract_parts
 
 FEATURES = ["log_return_1", "rsi_14"]
 
@@ -99,3 +100,17 @@ def test_validation_runs_only_when_early_stopping_could_stop() -> None:
     assert not _nhits(max_steps=200, early_stop_patience_steps=-1).early_stopping_can_stop()
     patchtst = PatchTSTForecaster(ForecastSpec(feature_columns=FEATURES, horizon=3))
     assert not patchtst.early_stopping_can_stop()
+
+
+def test_a_sampled_calibration_is_the_calibration_of_those_rows_predicted_in_full() -> None:
+    """The sample's predictions (context: the training tail, then the validation rows before each)
+    are the predictions those rows get when every validation row is predicted."""
+    train, valid, _, features = contract_parts()
+    params = NHITSForecaster.TINY_PARAMS | {"calibration_rows": 40}
+    model = NHITSForecaster(ForecastSpec(features, HORIZON, params, seed=7, threads=1)).fit(train, valid)
+    rows = model.calibration_rows(len(valid))
+    assert rows is not None and len(rows) == 40 < len(valid)
+    everything = model.predict_return(valid, history=train)
+    expected = ConfidenceCalibrator.fit(everything[rows], valid[TARGET].to_numpy(dtype=float)[rows])
+    assert (model.calibrator.x, model.calibrator.y) == (expected.x, expected.y)
+    assert set(model.timings) == {"fit", "calibration"} and all(v >= 0 for v in model.timings.values())
