@@ -229,6 +229,8 @@ def run_seed(
     stages_here = dataset_stages(container, built, group)
     log(f"dataset stages of one piece ({len(group)} symbols), timed here: {stages_here}")
 
+    device = resolve_device(env.get("CLM_DEVICE", "auto"))
+    log(f"device: {device} (CLM_DEVICE={env.get('CLM_DEVICE', 'auto')}: the neural models train on CUDA where it is)")
     runs = {k: run_job(orchestrator, env, k, spec, workdir) for k in args.workers}
     base = runs[min(runs)]
     job = runs[max(runs)]["job"] if 2 not in runs else runs[2]["job"]
@@ -263,7 +265,7 @@ def run_seed(
         "canvas_tasks": int(job.metadata.get("canvas_tasks") or 0),
         "dataset_pieces": int(job.metadata.get("dataset_pieces") or 0),
         "simulated_job_seconds_by_workers": simulated,
-        "device": resolve_device(env.get("CLM_DEVICE", "auto")),
+        "device": device,
         "cpu_count": os.cpu_count(),
     }
 

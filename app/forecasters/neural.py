@@ -55,8 +55,7 @@ class NeuralParams(ModelParams):
     batch_size: int = Field(32, ge=1)
     early_stop_patience_steps: int = Field(5, ge=-1)
     val_check_steps: int = Field(20, ge=1)
-    # Windows sampled per step (neuralforecast's default is 1024; 256 fits 5m data on a CPU: see the README)
-    windows_batch_size: int = Field(256, ge=1)
+    windows_batch_size: int = Field(1024, ge=1)  # windows sampled per step (neuralforecast's default)
     # Validation rows whose predictions calibrate the confidence: a seeded sample of this many
     # (isotonic regression needs thousands, not every window of every series); 0 = every row.
     calibration_rows: int = Field(20_000, ge=0)
