@@ -237,8 +237,9 @@ class NeuralForecaster(Forecaster):
     def early_stopping_can_stop(self) -> bool:
         """Whether early stopping could ever end this fit. Lightning stops after `patience` validation
         checks without improvement, so a fit with no more than `patience` checks in its step budget
-        (the defaults: 100 steps, a check every 20, patience 5) only pays for validating every
-        window of every series, with no effect on the weights; such a fit skips validation."""
+        (the defaults: 100 steps, a check every 20, patience 5) would predict every validation
+        window of every series at each check for nothing (the weights are not restored to the best
+        check either); such a fit skips validation."""
         params = self.params
         checks = params.max_steps // params.val_check_steps
         return params.early_stop_patience_steps > 0 and checks > params.early_stop_patience_steps
