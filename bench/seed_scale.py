@@ -148,6 +148,22 @@ def task_durations(job: Any) -> dict[str, Any]:
     return tasks
 
 
+def stage_breakdown(job: Any) -> dict[str, dict[str, float]]:
+    """Per model type, the seconds of each stage inside its tasks (the final fit's and its folds'
+    `stage_seconds`, summed): load, fit, calibration, scoring, artifact write, registration, and the
+    callback's fold pooling and promotion."""
+    out: dict[str, dict[str, float]] = {}
+    for model_type, entry in job.models.items():
+        totals: dict[str, float] = {}
+        parts = [entry.get("stage_seconds") or {}]
+        parts += [(fold.get("stage_seconds") or {}) for fold in (entry.get("folds") or {}).values()]
+        for part in parts:
+            for stage, seconds in part.items():
+                totals[stage] = totals.get(stage, 0.0) + float(seconds)
+        out[model_type] = {k: round(v, 2) for k, v in totals.items()}
+    return out
+
+
 def _naive(value: Any) -> pd.Timestamp:
     """A UTC timestamp without its zone (the rows hold aware and naive ones)."""
     stamp = pd.Timestamp(value)
@@ -213,12 +229,17 @@ def run_seed(
     stages_here = dataset_stages(container, built, group)
     log(f"dataset stages of one piece ({len(group)} symbols), timed here: {stages_here}")
 
+    device = resolve_device(env.get("CLM_DEVICE", "auto"))
+    log(f"device: {device} (CLM_DEVICE={env.get('CLM_DEVICE', 'auto')}: the neural models train on CUDA where it is)")
     runs = {k: run_job(orchestrator, env, k, spec, workdir) for k in args.workers}
     base = runs[min(runs)]
     job = runs[max(runs)]["job"] if 2 not in runs else runs[2]["job"]
     tasks = task_durations(base["job"])
     stages = stage_summary(tasks)
     log(f"stages of the {min(runs)}-worker job (task seconds): {stages}")
+    breakdown = stage_breakdown(base["job"])
+    for model_type, seconds in breakdown.items():
+        log(f"  {model_type} (final fit + folds), seconds per stage: {seconds}")
     simulated = {str(k): round(simulate(tasks, k), 1) for k in SIMULATED_WORKERS}
     log(f"simulated job seconds by worker count: {simulated}")
     peak = {f"{k}_workers.{name}": mb for k, run in runs.items() for name, mb in run["peak_rss_mb"].items()}
@@ -237,13 +258,14 @@ def run_seed(
         "models": {m: {k: e.get(k) for k in ("status", "registry_status", "error")} for m, e in job.models.items()},
         "stages": stages,
         "dataset_stages_one_piece": stages_here | {"symbols": len(group)},
+        "stage_seconds_by_model": breakdown,
         "task_seconds": {k: round(v, 2) for k, v in tasks.items()},
         "peak_rss_mb_by_worker": peak,
         "speedup_two_workers": speedup,
         "canvas_tasks": int(job.metadata.get("canvas_tasks") or 0),
         "dataset_pieces": int(job.metadata.get("dataset_pieces") or 0),
         "simulated_job_seconds_by_workers": simulated,
-        "device": resolve_device(env.get("CLM_DEVICE", "auto")),
+        "device": device,
         "cpu_count": os.cpu_count(),
     }
 

@@ -7,7 +7,7 @@ from uuid import uuid4
 
 from celery import Celery
 
-from workers.canvas import TRAIN_MODEL, retraining_canvas, task_ids, training_queue
+from workers.canvas import TRAIN_FOLD, TRAIN_MODEL, retraining_canvas, task_ids, training_queue
 
 DELIVER_EVENTS = "tasks.events.deliver_events"
 
@@ -33,6 +33,14 @@ class CeleryDispatcher:
             args=(job_id, model_type),
             queue=training_queue(model_type),
             task_id=f"{job_id}.train.{model_type}.{uuid4().hex[:8]}",
+        )
+
+    def retry_fold(self, job_id: str, model_type: str, fold: int) -> None:
+        """Outside the chord, as `retry_training`: the fold task closes the job when it is the last."""
+        self.app.tasks[TRAIN_FOLD].apply_async(
+            args=(job_id, model_type, fold),
+            queue=training_queue(model_type),
+            task_id=f"{job_id}.fold.{model_type}.{fold}.{uuid4().hex[:8]}",
         )
 
     def cancel_retraining(self, job_id: str, model_types: list[str], folds: int = 0, pieces: int = 0) -> None:

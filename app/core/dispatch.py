@@ -26,6 +26,9 @@ class Dispatcher(Protocol):
     def retry_training(self, job_id: str, model_type: str) -> None:
         """Send one model type's training task of a running job again (its first delivery was lost)."""
 
+    def retry_fold(self, job_id: str, model_type: str, fold: int) -> None:
+        """Send one walk-forward fold task of a running job again (its message was lost)."""
+
 
 class InlineDispatcher:
     """Runs nothing by itself: for code paths (and tests) that need no background work."""
@@ -46,3 +49,6 @@ class InlineDispatcher:
 
     def retry_training(self, job_id: str, model_type: str) -> None:
         self.started.append(("retry_training", [model_type], {"job_id": job_id}))
+
+    def retry_fold(self, job_id: str, model_type: str, fold: int) -> None:
+        self.started.append(("retry_fold", [model_type], {"job_id": job_id, "fold": fold}))

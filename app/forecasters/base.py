@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -139,6 +140,7 @@ class Forecaster(ABC):
         self.fitted = False
         self.extra_state: dict[str, Any] = {}  # model-type state that is plain JSON
         self.fit_progress: FitProgress = no_fit_progress  # set for the length of `fit`; `_fit` reports to it
+        self.timings: dict[str, float] = {}  # seconds of the last fit: "fit", "calibration" (not saved)
 
     # ----------------------------------------------------------------- what a type writes
 
@@ -204,15 +206,40 @@ class Forecaster(ABC):
         self.extra_state.pop("target_mean", None)
         if self.spec.demean_target:
             self.extra_state["target_mean"] = float(np.nanmean(self.raw_target(train)))
+        started = time.perf_counter()
         self.fit_progress = progress or no_fit_progress
         try:
             self._fit(train, valid)
         finally:
             self.fit_progress = no_fit_progress  # the model keeps no reference to the caller's recorder
         self.fitted = True
-        predicted = self._predict_return(valid, train)
-        self.calibrator = ConfidenceCalibrator.fit(predicted, self.outcome(valid))
+        fitted = time.perf_counter()
+        rows = self.calibration_rows(len(valid))
+        if rows is None:
+            predicted, actual = self._predict_return(valid, train), self.outcome(valid)
+        else:  # a sample: its rows' context is the validation rows before them, then the training rows
+            sample = valid.iloc[rows]
+            columns = self.required_columns()
+            context = self.context_rows()
+            before = train[columns] if context is None else train[columns].groupby("symbol", sort=False).tail(context)
+            predicted = self._predict_return(sample, pd.concat([before, valid[columns]], ignore_index=True))
+            actual = self.outcome(valid)[rows]  # the whole frame's outcome (a market-relative one needs every symbol)
+        self.calibrator = ConfidenceCalibrator.fit(predicted, actual)
+        self.timings = {"fit": fitted - started, "calibration": time.perf_counter() - fitted}
         return self
+
+    def context_rows(self) -> int | None:
+        """How many earlier rows of its symbol a prediction reads (None: any number)."""
+        return None
+
+    def calibration_rows(self, valid_rows: int) -> np.ndarray | None:
+        """Positions of the validation rows that calibrate the confidence (sorted), or None for all."""
+        return None
+
+    def scoring_symbols(self, test: pd.DataFrame) -> list[str] | None:
+        """The symbols whose test rows score this model, or None for every row (a type whose
+        predictions are costly scores a sample of whole series; see NeuralParams.score_rows)."""
+        return None
 
     def predict_return(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> np.ndarray:
         if not self.fitted:

@@ -10,6 +10,7 @@ it happens inside the methods only.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from collections.abc import Iterator
@@ -37,6 +38,13 @@ def find_return_column(columns: list[str]) -> str:
 
 
 DEFAULT_EXOG = ("rsi_14", "rvol_12", "volume_rel_12", "macd_hist_norm")
+# Windows per forward pass when predicting (series per inference batch): large batches are what make
+# a CPU fast at inference; neuralforecast's default (the training batch_size, 32) costs ~30 ms a batch.
+INFERENCE_BATCH = 2048
+# Training windows per segment of a series (see NeuralForecaster._segments).
+SEGMENT_WINDOWS = 512
+# Windows handed to one `NeuralForecast.predict` call: bounds the long frame of contexts it builds.
+PREDICT_CHUNK = 65536
 
 
 class NeuralParams(ModelParams):
@@ -48,6 +56,13 @@ class NeuralParams(ModelParams):
     batch_size: int = Field(32, ge=1)
     early_stop_patience_steps: int = Field(5, ge=-1)
     val_check_steps: int = Field(20, ge=1)
+    windows_batch_size: int = Field(1024, ge=1)  # windows sampled per step (neuralforecast's default)
+    # Validation rows whose predictions calibrate the confidence: a seeded sample of this many
+    # (isotonic regression needs thousands, not every window of every series); 0 = every row.
+    calibration_rows: int = Field(20_000, ge=0)
+    # Test rows scored per fit: the whole series of a seeded sample of symbols holding about this
+    # many rows (the same symbols in every fold; the baselines are scored on the same rows); 0 = all.
+    score_rows: int = Field(50_000, ge=0)
 
 
 @contextmanager
@@ -164,9 +179,12 @@ class NeuralForecaster(Forecaster):
             max_steps=params.max_steps,
             learning_rate=params.learning_rate,
             batch_size=params.batch_size,
+            windows_batch_size=params.windows_batch_size,
             val_check_steps=params.val_check_steps,
             early_stop_patience_steps=params.early_stop_patience_steps if early_stop else -1,
             random_seed=self.spec.seed,
+            valid_batch_size=INFERENCE_BATCH,
+            inference_windows_batch_size=INFERENCE_BATCH,
             **({"hist_exog_list": hist} if hist else {}),
             **self.model_kwargs(),
             **self._trainer_kwargs(),
@@ -180,12 +198,15 @@ class NeuralForecaster(Forecaster):
 
         torch.set_num_threads(max(1, self.spec.threads))
         self._choose_inputs(train)
-        series = pd.concat([self._scaled(train), self._scaled(valid)], ignore_index=True)
+        val_size = int(valid.groupby("symbol").size().min())
+        early_stop = val_size >= self.spec.horizon and self.early_stopping_can_stop()
+        # The validation rows go in only as early stopping's held-out tail (they calibrate the confidence after).
+        series = pd.concat([self._scaled(train), self._scaled(valid)] if early_stop else [self._scaled(train)])
         series = series.sort_values(["symbol", "timestamp"], kind="stable")
         series["ds"] = series.groupby("symbol").cumcount()
         series = series.rename(columns={"symbol": "unique_id"}).drop(columns="timestamp")
-        val_size = int(valid.groupby("symbol").size().min())
-        early_stop = val_size >= self.spec.horizon
+        if not early_stop:
+            series = self._segments(series)
         with _quiet_lightning():
             self.nf = self._build(early_stop)
             # Added to the built model's trainer arguments, not to its constructor's: the saved
@@ -198,8 +219,64 @@ class NeuralForecaster(Forecaster):
             finally:
                 callbacks.remove(steps)
 
-    def _windows(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
-        """One small series per row of `frame`: its last `input_size` rows of context."""
+    def _segments(self, series: pd.DataFrame) -> pd.DataFrame:
+        """Each symbol's training series cut into overlapping segments of SEGMENT_WINDOWS windows,
+        every training window in exactly one segment. neuralforecast builds every window of every
+        series in a step's batch before sampling `windows_batch_size` of them: on whole series of
+        months of 5m candles that is gigabytes a step; on segments, a few megabytes (and a batch of
+        segments spans more of the history than a batch of whole series)."""
+        window = self.params.input_size + self.spec.horizon
+        values = [c for c in series.columns if c not in ("unique_id", "ds")]
+        pieces, names = [], []
+        for symbol, group in series.groupby("unique_id", sort=False):
+            data = group[values].to_numpy()
+            starts = range(0, max(1, len(data) - window + 1), SEGMENT_WINDOWS)
+            for k, start in enumerate(starts):
+                pieces.append(data[start : start + SEGMENT_WINDOWS + window - 1])
+                names.append(f"{symbol}#{k}")
+        lengths = [len(p) for p in pieces]
+        out = pd.DataFrame(np.concatenate(pieces), columns=values)
+        out.insert(0, "unique_id", np.repeat(names, lengths))
+        out.insert(1, "ds", np.concatenate([np.arange(n) for n in lengths]))
+        return out
+
+    def context_rows(self) -> int | None:
+        return self.params.input_size
+
+    def calibration_rows(self, valid_rows: int) -> np.ndarray | None:
+        wanted = self.params.calibration_rows
+        if not wanted or valid_rows <= wanted:
+            return None
+        return np.sort(np.random.default_rng(self.spec.seed).choice(valid_rows, wanted, replace=False))
+
+    def scoring_symbols(self, test: pd.DataFrame) -> list[str] | None:
+        wanted = self.params.score_rows
+        if not wanted or len(test) <= wanted:
+            return None
+        counts = test["symbol"].value_counts()
+        # A fixed order of the symbols (by hash, not by name or size): every fold takes the same ones.
+        ordered = sorted(counts.index, key=lambda s: hashlib.sha256(f"{self.spec.seed}:{s}".encode()).hexdigest())
+        chosen, rows = [], 0
+        for symbol in ordered:
+            if rows >= wanted:
+                break
+            chosen.append(symbol)
+            rows += int(counts[symbol])
+        return sorted(chosen)
+
+    def early_stopping_can_stop(self) -> bool:
+        """Whether early stopping could ever end this fit. Lightning stops after `patience` validation
+        checks without improvement, so a fit with no more than `patience` checks in its step budget
+        (the defaults: 100 steps, a check every 20, patience 5) would predict every validation
+        window of every series at each check for nothing (the weights are not restored to the best
+        check either); such a fit skips validation."""
+        params = self.params
+        checks = params.max_steps // params.val_check_steps
+        return params.early_stop_patience_steps > 0 and checks > params.early_stop_patience_steps
+
+    def _windows(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+        """One small series per row of `frame`: its last `input_size` rows of context, in chunks of
+        at most PREDICT_CHUNK series (with the rows of `frame` they belong to)."""
         size = self.params.input_size
         scaled = self._scaled(frame)
         scaled["_row"] = np.arange(len(frame))
@@ -209,28 +286,30 @@ class NeuralForecaster(Forecaster):
             scaled = pd.concat([past, scaled], ignore_index=True)
         scaled = scaled.sort_values(["symbol", "timestamp", "_row"], kind="stable")
         scaled = scaled.drop_duplicates(["symbol", "timestamp"], keep="last")
-        pieces, owners = [], []
         value_columns = ["y", *[c for c in scaled.columns if c.startswith("x")]]
         for _, group in scaled.groupby("symbol", sort=False):
-            values, rows = group[value_columns].to_numpy(), group["_row"].to_numpy()
-            for end in np.flatnonzero(rows >= 0):
-                start = max(0, end - size + 1)
-                pieces.append(values[start : end + 1])
-                owners.append(rows[end])
-        lengths = np.array([len(p) for p in pieces])
-        windows = pd.DataFrame(np.concatenate(pieces), columns=value_columns)
-        windows.insert(0, "unique_id", np.repeat(np.arange(len(pieces)), lengths))
-        windows.insert(1, "ds", np.concatenate([np.arange(n) for n in lengths]))
-        return windows, np.asarray(owners)
+            values, rows = group[value_columns].to_numpy(dtype=np.float32), group["_row"].to_numpy()
+            # Left-pad by size-1 zero rows, then every row has a full window; the padding is cut below.
+            padded = np.concatenate([np.zeros((size - 1, len(value_columns)), np.float32), values])
+            every = np.lib.stride_tricks.sliding_window_view(padded, size, axis=0)  # (rows, columns, size)
+            wanted = np.flatnonzero(rows >= 0)
+            for start in range(0, len(wanted), PREDICT_CHUNK):
+                ends = wanted[start : start + PREDICT_CHUNK]
+                counts = np.minimum(ends + 1, size)
+                keep = np.arange(size)[None, :] >= (size - counts)[:, None]
+                windows = pd.DataFrame(every[ends].transpose(0, 2, 1)[keep], columns=value_columns)
+                windows.insert(0, "unique_id", np.repeat(np.arange(len(ends)), counts))
+                windows.insert(1, "ds", np.arange(len(windows)) - np.repeat(np.cumsum(counts) - counts, counts))
+                yield windows, rows[ends]
 
     def _predict_return(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> np.ndarray:
-        windows, owners = self._windows(frame, history)
-        with _quiet_lightning():
-            forecast = self.nf.predict(df=windows)
-        column = next(c for c in forecast.columns if c not in ("unique_id", "ds"))
-        summed = forecast.groupby("unique_id")[column].sum()  # scaled returns add up over h
         out = np.zeros(len(frame))
-        out[owners[summed.index.to_numpy()]] = summed.to_numpy() * self.extra_state["std"][0]
+        for windows, owners in self._windows(frame, history):
+            with _quiet_lightning():
+                forecast = self.nf.predict(df=windows)
+            column = next(c for c in forecast.columns if c not in ("unique_id", "ds"))
+            summed = forecast.groupby("unique_id")[column].sum()  # scaled returns add up over h
+            out[owners[summed.index.to_numpy()]] = summed.to_numpy() * self.extra_state["std"][0]
         return out
 
     def _save(self, directory: Path) -> None:

@@ -57,6 +57,8 @@ class TrainedModel:
     dataset_id: str
     job_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Seconds per stage of the training: load, fit, calibration, scoring, cross_validation, artifact_write
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def resolve_device(setting: str) -> str:
@@ -103,14 +105,24 @@ def fit_and_score(
     split: Split,
     step_ms: int,
     progress: FitProgress | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[Forecaster, Scored]:
     """Fit on the split's train part, early-stop and calibrate on its validation part, score its test part;
-    `progress` hears the trees or steps built inside the fit."""
+    `progress` hears the trees or steps built inside the fit; `timings` (when given) gains the seconds
+    of "fit", "calibration" and "scoring"."""
     train, valid, test = frame.iloc[split.train], frame.iloc[split.valid], frame.iloc[split.test]
     model = model_class(spec).fit(train, valid, progress)
+    started = time.perf_counter()
     # Everything before the test part is known at test time (the purged rows' features too).
     history = frame[frame["timestamp"] < test["timestamp"].min()]
+    symbols = model.scoring_symbols(test)
+    if symbols is not None:  # a type whose predictions are costly: whole series of a sample of symbols
+        test, history = test[test["symbol"].isin(symbols)], history[history["symbol"].isin(symbols)]
+        log.info("%s scored on %d of the test rows: symbols %s", model_class.MODEL_TYPE, len(test), symbols)
     scored, _ = score_model(model, test, history=history, step_ms=step_ms)
+    if timings is not None:
+        for stage, seconds in (model.timings | {"scoring": time.perf_counter() - started}).items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
     return model, scored
 
 
@@ -122,9 +134,10 @@ def fit_and_evaluate(
     step_ms: int,
     bootstrap: Bootstrap | None = None,
     progress: FitProgress | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[Forecaster, dict[str, Any]]:
     """`fit_and_score`, summarised: {"model": metrics, "baselines": {name: metrics}}."""
-    model, scored = fit_and_score(model_class, spec, frame, split, step_ms, progress)
+    model, scored = fit_and_score(model_class, spec, frame, split, step_ms, progress, timings)
     return model, report([scored], horizon=spec.horizon, step_ms=step_ms, bootstrap=bootstrap)
 
 
@@ -296,7 +309,9 @@ def _train(
 ) -> TrainedModel:
     model_type = model_class.MODEL_TYPE
     policy = container.policy_store.get()
+    clock = time.perf_counter()
     setup = training_setup(container, model_class, dataset_id, load_dataset)
+    timings = {"load": time.perf_counter() - clock}
     frame, dataset_manifest, features, labels = setup.frame, setup.manifest, setup.features, setup.labels
     params, spec, step_ms = setup.params, setup.spec, setup.step_ms
     split = chronological_split(
@@ -304,11 +319,13 @@ def _train(
     )
     bootstrap = Bootstrap(replicates=policy.clm_config.baseline_gate.bootstrap_replicates, seed=spec.seed)
     progress("fit", 0, 1 + (policy.training.cv_folds if cross_validation else 0))
-    model, evaluation = fit_and_evaluate(model_class, spec, frame, split, step_ms, bootstrap, progress)
+    model, evaluation = fit_and_evaluate(model_class, spec, frame, split, step_ms, bootstrap, progress, timings)
     checks: dict[str, Any] = {}
     if cross_validation:
+        clock = time.perf_counter()
         cv = cross_validate(model_class, spec, frame, policy.training.cv_folds, step_ms, bootstrap, progress)
         checks = {"cross_validation": cv, "gate": gate_verdict(cv, policy)}
+        timings["cross_validation"] = time.perf_counter() - clock
     progress("storing", 1, 1)
     metrics = json_safe(
         {
@@ -326,6 +343,7 @@ def _train(
         "purge_candles": spec.horizon,
     }
     directory = f"models/{model_type}/{run_id}"
+    clock = time.perf_counter()
     stored_manifest, manifest = store_forecaster(
         container,
         model,
@@ -344,6 +362,7 @@ def _train(
             "metrics": metrics,
         },
     )
+    timings["artifact_write"] = time.perf_counter() - clock
     return TrainedModel(
         model_type=model_type,
         run_id=run_id,
@@ -359,6 +378,7 @@ def _train(
         artifact_dir=directory,
         dataset_id=dataset_id,
         job_id=job_id,
+        stage_seconds={stage: round(seconds, 3) for stage, seconds in timings.items()},
     )
 
 

@@ -8,6 +8,7 @@ All three end in the same place and are idempotent: a closed job stays as it was
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +40,12 @@ def finalize_job(container: Container, job_id: str, missing_reason: str | None =
         errors: dict[str, str] = {}
         for model_type in row.model_types or []:
             entry = dict((row.models_trained or {}).get(model_type) or {})
+            timed: dict[str, float] = {}  # the callback's seconds for this type: pooling its folds, registering it
             if entry.get("status") == jobs.TRAINED and entry.get("model_id") and meta.get("cv_folds"):
                 # Fanned out: the folds' figures and the gate join the staged model before it goes live.
+                clock = time.perf_counter()
                 assembled = folds.assemble(container, row, model_type)
+                timed["fold_pooling"] = time.perf_counter() - clock
                 if assembled.reason is not None:
                     registry.reject_model(entry["model_id"], assembled.reason)
                     jobs.set_model_result(row, model_type, status=jobs.PARTIAL, error=assembled.reason)
@@ -49,9 +53,13 @@ def finalize_job(container: Container, job_id: str, missing_reason: str | None =
                     continue
                 registry.add_staged_metrics(entry["model_id"], assembled.checks or {})
             if entry.get("status") == jobs.TRAINED and entry.get("model_id"):
+                clock = time.perf_counter()
                 record = registry.register_staged(entry["model_id"])
+                timed["promotion"] = time.perf_counter() - clock
                 gate = (record.metrics or {}).get("gate") or {}
                 extra = {"gate": gate.get("reason")} if gate.get("reason") else {}
+                stage_seconds = dict(entry.get("stage_seconds") or {})
+                extra["stage_seconds"] = stage_seconds | {k: round(v, 3) for k, v in timed.items()}
                 jobs.set_model_result(row, model_type, status=jobs.REGISTERED, registry_status=record.status, **extra)
             elif entry.get("status") == jobs.REGISTERED:
                 continue

@@ -124,11 +124,14 @@ def _score_and_store(
     progress = recorder(container, job_id, model_type, on_progress, fold=fold)
     stored: dict[str, Any] | None = None
     error = None
+    timings: dict[str, float] = {}  # seconds per stage: load, fit, calibration, scoring, artifact_write
     try:
         with Heartbeat(container, job_id):
             progress("cv fold", fold, folds)
-            scored, horizon, step_ms = score_fold(container, model_type, dataset_id, fold, folds, progress)
+            scored, horizon, step_ms = score_fold(container, model_type, dataset_id, fold, folds, progress, timings)
+            clock = time.perf_counter()
             stored = store_fold(container, job_id, model_type, fold, scored) | {"horizon": horizon, "step_ms": step_ms}
+            timings["artifact_write"] = time.perf_counter() - clock
     except Exception as exc:  # one fold's failure marks its model partial, never the job stuck
         log.exception("job %s: fold %d of %s failed", job_id, fold, model_type)
         error = _error_text(exc)
@@ -142,16 +145,34 @@ def _score_and_store(
         if stored is None:
             entry = _finish(row, model_type, fold, status=jobs.FAILED, error=error, seconds=seconds)
         else:
-            entry = _finish(row, model_type, fold, status=jobs.SCORED, error=None, seconds=seconds, **stored)
+            stage_seconds = {stage: round(value, 3) for stage, value in timings.items()}
+            entry = _finish(
+                row,
+                model_type,
+                fold,
+                status=jobs.SCORED,
+                error=None,
+                seconds=seconds,
+                stage_seconds=stage_seconds,
+                **stored,
+            )
     return _summary(job_id, model_type, fold, entry)
 
 
 def score_fold(
-    container: Container, model_type: str, dataset_id: str, fold: int, folds: int, progress: FitProgress | None = None
+    container: Container,
+    model_type: str,
+    dataset_id: str,
+    fold: int,
+    folds: int,
+    progress: FitProgress | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[Scored, int, int]:
     """Fold `fold` of `folds` fitted and scored as `service.cross_validate` scores it; with horizon and candle ms.
-    `progress` hears the trees or steps built inside the fit."""
+    `progress` hears the trees or steps built inside the fit; `timings` (when given) gains the seconds of
+    "load", "fit", "calibration" and "scoring"."""
     model_class = forecaster_class(model_type)
+    clock = time.perf_counter()
     # The folds are cut on the time axis alone; then only the rows up to the fold's test end are read
     # (the file's later row groups are skipped). Rows keep their positions: the frame is time-major.
     axis, manifest = load_dataset(container, dataset_id, columns=AXIS_COLUMNS)
@@ -165,7 +186,9 @@ def score_fold(
     setup = training_setup(container, model_class, dataset_id, before_ms=before_ms)
     if len(setup.frame) != rows:
         raise RuntimeError(f"fold {fold}: read {len(setup.frame)} rows before {before_ms}, the time axis has {rows}")
-    _, scored = fit_and_score(model_class, setup.spec, setup.frame, split, setup.step_ms, progress)
+    if timings is not None:
+        timings["load"] = time.perf_counter() - clock
+    _, scored = fit_and_score(model_class, setup.spec, setup.frame, split, setup.step_ms, progress, timings)
     return scored, setup.spec.horizon, setup.step_ms
 
 

@@ -200,8 +200,18 @@ def _train_and_stage(
         if trained is None:
             entry = _finish(row, model_type, status=jobs.FAILED, error=error, seconds=seconds)
         else:
+            clock = time.perf_counter()
             model_id = ModelRegistry(container).stage_model(trained, job_id=job_id, session=session)
-            entry = _finish(row, model_type, status=jobs.TRAINED, model_id=model_id, seconds=seconds, error=None)
+            stage_seconds = trained.stage_seconds | {"registration": round(time.perf_counter() - clock, 3)}
+            entry = _finish(
+                row,
+                model_type,
+                status=jobs.TRAINED,
+                model_id=model_id,
+                seconds=seconds,
+                error=None,
+                stage_seconds=stage_seconds,
+            )
     log.info("job %s: %s %s in %.1f s", job_id, model_type, entry.get("model_id") or f"failed ({error})", seconds)
     return _summary(job_id, model_type, entry)
 

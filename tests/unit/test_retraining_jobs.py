@@ -172,3 +172,70 @@ def test_trees_or_steps_inside_a_fit_move_the_share_within_that_fit() -> None:
     assert model_fraction(entry("cv fold 2 of 3", 2, 3, (120, 120))) == 0.75  # an early stop ends the fit
     assert progress_label(entry("cv fold 2 of 3", 2, 3, (150, 300))["progress"]) == "cv fold 2 of 3, trees 150 of 300"
     assert progress_label({"stage": "storing", "done": 1, "total": 1}) == "storing"
+
+
+def test_tasks_that_never_started_are_sent_again_when_no_job_beats_then_given_up(sqlite_container, clock) -> None:
+    """A broker that lost its queued messages: the sweep resends never-started final fits and folds
+    once no running job has beaten for task_heartbeat_minutes, within the cap, then fails them."""
+    store = sqlite_container.policy_store
+    store.update(
+        {"training": {"cv_folds": 2}, "clm_config": {"max_task_deliveries": 2, "task_heartbeat_minutes": 3}},
+        author="test",
+    )
+    orchestrator = RetrainingOrchestrator(sqlite_container)
+    job_id = orchestrator.start_partial(["naive", "xgboost"])
+    waiting = orchestrator.start_partial(["naive"])  # its dataset step has not run: nothing sent yet
+    busy = orchestrator.start_partial(["naive"])
+    with sqlite_container.session() as session:  # naive's final fit and fold 1 ran; the rest never started
+        row = jobs.lock_job(session, job_id)
+        jobs.set_metadata(row, dataset_id="ds-1")
+        jobs.set_model_result(row, "naive", status="trained")
+        folds.set_fold_result(row, "naive", 1, status="scored", deliveries=1)
+    sent = len(sqlite_container.dispatcher.started)
+    clock.advance(timedelta(minutes=4))
+    jobs.touch(sqlite_container, busy)  # a worker busy on another job: unstarted tasks may only be queued
+    assert orchestrator.sweep_lost_tasks() == []
+    assert len(sqlite_container.dispatcher.started) == sent
+
+    orchestrator.cancel(busy, "done with it")
+    clock.advance(timedelta(minutes=4))
+    resent = orchestrator.sweep_lost_tasks()
+    assert sorted((t.model_type, t.fold, t.action) for t in resent) == [
+        ("naive", 2, "redelivered"),
+        ("xgboost", 0, "redelivered"),
+        ("xgboost", 1, "redelivered"),
+        ("xgboost", 2, "redelivered"),
+    ]
+    assert sorted(sqlite_container.dispatcher.started[sent:], key=str) == sorted(
+        [
+            ("retry_fold", ["naive"], {"job_id": job_id, "fold": 2}),
+            ("retry_training", ["xgboost"], {"job_id": job_id}),
+            ("retry_fold", ["xgboost"], {"job_id": job_id, "fold": 1}),
+            ("retry_fold", ["xgboost"], {"job_id": job_id, "fold": 2}),
+        ],
+        key=str,
+    )
+    job = orchestrator.get_job(job_id)
+    assert job.models["xgboost"]["status"] == "redelivered" and job.models["xgboost"]["resent"] == 1
+    assert job.models["naive"]["folds"]["2"]["status"] == "redelivered"
+    assert orchestrator.get_job(waiting).models == {}
+    assert orchestrator.sweep_lost_tasks() == []  # sent again less than a limit ago
+
+    # A resent fold that starts is left alone; what is still silent a limit later is past the cap of 2 sends.
+    with sqlite_container.session() as session:
+        row = jobs.lock_job(session, job_id)
+        folds.set_fold_result(row, "naive", 2, status="training", deliveries=1)
+    clock.advance(timedelta(minutes=4))
+    given_up = orchestrator.sweep_lost_tasks()
+    assert sorted((t.model_type, t.fold, t.action) for t in given_up) == [("xgboost", 0, "failed")]
+    job = orchestrator.get_job(job_id)
+    error = job.models["xgboost"]["error"]
+    assert "never started" in error and "given up after 2 of 2 sends" in error and job.status == "running"
+
+    # The naive fold finishes: every task has an outcome, and the sweep closes the job with the reasons.
+    with sqlite_container.session() as session:
+        row = jobs.lock_job(session, job_id)
+        folds.set_fold_result(row, "naive", 2, status="failed", error="ValueError: boom")
+    orchestrator.sweep_lost_tasks()
+    job = orchestrator.get_job(job_id)
+    assert job.status == "failed" and "xgboost: never started" in job.error_message
