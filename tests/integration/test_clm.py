@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from app.api.schemas import Job
 from app.clm import ContinuousLearningManager
 from app.clm.drift_check import run_drift_check
 from app.core.clock import Clock, SimulatedClock, use_clock
 from app.core.db.models import DriftEvent, RetrainingJob
 from app.core.topics import DriftDetected, PerformanceDegraded
 from app.retraining import RetrainingOrchestrator
+from app.retraining.jobs import JobRecord
 
 pytestmark = pytest.mark.integration
 
@@ -112,6 +114,15 @@ def test_injected_shift_is_found_and_starts_exactly_one_retraining(sqlite_contai
     assert drift_rows >= 5  # many drifted features, each an event
     assert len(jobs) == 2, [(j.job_id, j.trigger_reason) for j in jobs]
     assert jobs[1].trigger_reason.startswith("drift_") and jobs[1].status == "completed"
+    # The drift chose the training window: it starts at the change point found in the drifted
+    # features (within a day of the injected shift), recorded on the job and shown by the API.
+    window = jobs[1].metadata_["training_window"]
+    assert window["method"] == "change_point" and window["features"], window
+    found = datetime.fromisoformat(window["change_point"])
+    assert abs(found - shift_at) <= timedelta(days=1), (found, shift_at, window["reason"])
+    assert window["start"] == window["change_point"] and jobs[1].metadata_["spec"]["start"] == window["start"]
+    shown = Job.of(JobRecord.from_row(jobs[1])).model_dump(mode="json")
+    assert shown["training_window"]["change_point"] == window["change_point"]
     # Two checks (one per model type), one reaction each: the first starts the job, the storm
     # guard suppresses the second; the checks' other features are marked, not re-triggered.
     assert actions.get("retraining_triggered") == 1
