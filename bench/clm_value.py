@@ -43,7 +43,7 @@ from app.model_training.scoring import YEAR_MS, Bootstrap, strategy_table, summa
 from app.model_training.storage import load_forecaster
 from app.simulation.config import RunConfig
 from app.simulation.run import embedded_container, run_simulation
-from workers import celery_app  # installs the eager Celery dispatcher, as `python -m workers.cli run` does
+from workers import celery_app, wsgi  # the eager Celery dispatcher and the in-process API, as `workers.cli run`
 
 POLICIES = ("frozen", "scheduled", "full")
 MODEL_TYPES = ("xgboost", "lightgbm")
@@ -183,7 +183,7 @@ def main() -> None:
     parser.add_argument("--partial", default=None, help="append each seed's JSON here as it finishes")
     args = parser.parse_args()
     os.environ.setdefault("CLM_TRAIN_THREADS", "1")
-    assert celery_app.celery_app is not None
+    assert celery_app.celery_app is not None and wsgi.create_app is not None
     started = time.perf_counter()
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):

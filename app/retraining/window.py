@@ -16,10 +16,11 @@ are computed from the stored candles over that window and searched for change po
   still autocorrelated, and PELT under BIC cut the synthetic market's calm post-shift
   stretch at spurious points (tried: its last break missed the shift by up to two days).
 
-The window starts at the change point. One nearer the end than `min_window_days`
-is moved back to leave that many days (the models need rows); none found keeps the normal
-window. Every outcome is a `TrainingWindow` with its method, the change point and the reason,
-stored in the job (`metadata.training_window`, shown by `GET /api/jobs/<id>`).
+The window starts at the change point. One nearer the end than `min_window_days` (or
+`min_window_candles` candles, whichever is longer) is moved back to leave that much (the
+models need rows); none found keeps the normal window. Every outcome is a `TrainingWindow`
+with its method, the change point and the reason, stored in the job
+(`metadata.training_window`, shown by `GET /api/jobs/<id>`).
 """
 
 from __future__ import annotations
@@ -137,8 +138,10 @@ def choose_window(
     usable = [f for f in named if f in features.columns][: config.max_features]
     chosen = usable or [f for f in FALLBACK_FEATURES if f in features.columns]
     source = "drifted features" if usable else "the return and its volatility (the drift named no feature)"
+    candles_days = config.min_window_candles * timeframe_ms(policy.data.timeframe) / 86_400_000
+    shortest = max(config.min_window_days, candles_days)
     return window_from_features(
-        features, chosen, candidate_start, end, config.block_hours, config.min_window_days, config.penalty_scale, source
+        features, chosen, candidate_start, end, config.block_hours, shortest, config.penalty_scale, source
     )
 
 
@@ -180,7 +183,7 @@ def window_from_features(
         reason = (
             f"change point at {change_point:%Y-%m-%d %H:%M} in {', '.join(chosen)}; the window starts "
             f"at {latest_start:%Y-%m-%d %H:%M} instead, to keep at least {min_window_days:g} days of rows "
-            "(clm_config.drift_window.min_window_days)"
+            "(clm_config.drift_window.min_window_days / min_window_candles)"
         )
         return TrainingWindow(
             **base, start=latest_start, change_point=change_point, clipped=True, reason=reason, details=details

@@ -51,6 +51,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "clm_config.drift_detection.min_rows": (10, 10_000_000),
     "clm_config.drift_detection.max_sample_rows": (10, 10_000_000),
     "clm_config.drift_window.min_window_days": (HOUR_IN_DAYS, 3_650),
+    "clm_config.drift_window.min_window_candles": (1, 10_000_000),
     "clm_config.drift_window.block_hours": (MINUTE_IN_HOURS, 24 * 30),
     "clm_config.drift_window.penalty_scale": (0.01, 1_000),
     "clm_config.drift_window.max_features": (1, 20),
