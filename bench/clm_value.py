@@ -8,10 +8,10 @@
 
 Each replay is `app.simulation.run_simulation` (embedded SQLite, eager Celery, one process per
 replay). The figures are not the engine's trades (those pass through the RL agents and their
-exploration): for every replay candle, the model of each type that was ACTIVE at its close
-(from `model_status_history`) predicts it, the policy's position is the mean of the types'
-directions, and `app/model_training/scoring.py` scores the staggered book after fees, before
-and after the injected shift. Paired over seeds: the full CLM against frozen after the shift
+exploration): `app/simulation/counterfactual.py` has the model of each type that was ACTIVE
+at each replay candle's close predict it, the position is the mean of the types' directions,
+and `app/model_training/scoring.py` scores the staggered book after fees, before and after
+the injected shift. Paired over seeds: the full CLM against frozen after the shift
 (Wilcoxon signed-rank and a sign count of the post-shift Sharpe).
 
     nice -n 5 .venv/bin/python bench/clm_value.py --seeds 10 --replay-days 8 --shift-after-days 2
@@ -28,19 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core.db.models import ModelStatusHistory
-from app.data_pipeline import engineer_features
-from app.data_pipeline.labels import generate_labels
-from app.data_pipeline.timeframes import timeframe_ms, to_ms
-from app.model_registry import ModelRegistry
-from app.model_training.scoring import YEAR_MS, Bootstrap, strategy_table, summarize
-from app.model_training.storage import load_forecaster
+from app.data_pipeline.timeframes import to_ms
+from app.simulation import counterfactual
 from app.simulation.config import RunConfig
 from app.simulation.run import embedded_container, run_simulation
 from workers import celery_app, wsgi  # the eager Celery dispatcher and the in-process API, as `workers.cli run`
@@ -48,69 +43,6 @@ from workers import celery_app, wsgi  # the eager Celery dispatcher and the in-p
 POLICIES = ("frozen", "scheduled", "full")
 MODEL_TYPES = ("xgboost", "lightgbm")
 METRICS = ("net_pnl", "hit_rate", "max_drawdown", "sharpe")
-
-
-def replay_rows(result: Any) -> pd.DataFrame:
-    """Features and labels of every replay candle (timestamp, symbol, close, future_return, features)."""
-    feed, policy = result.feed, result.container.policy_store.get()
-    replay_ms = int(feed.timestamps[feed.replay_index])
-    frames = []
-    for symbol, candles in feed.candles.items():
-        candles = candles[["timestamp", "open", "high", "low", "close", "volume"]].reset_index(drop=True)
-        features = engineer_features(candles, policy.features)
-        labels = generate_labels(candles[["timestamp", "close"]], policy.labels)
-        rows = features.join(labels[["close", "future_return"]], how="inner")
-        rows.insert(1, "symbol", symbol)
-        frames.append(rows.loc[rows["timestamp"] >= replay_ms])
-    return pd.concat(frames, ignore_index=True).sort_values(["timestamp", "symbol"], ignore_index=True)
-
-
-def active_positions(container: Any, rows: pd.DataFrame, step_ms: int, initial_only: bool) -> np.ndarray:
-    """Per row: the mean direction of each type's model ACTIVE at the candle's close."""
-    with container.session_factory() as session:
-        history = session.execute(
-            select(ModelStatusHistory.model_type, ModelStatusHistory.model_id, ModelStatusHistory.changed_at)
-            .where(ModelStatusHistory.new_status == "ACTIVE")
-            .order_by(ModelStatusHistory.changed_at, ModelStatusHistory.id)
-        ).all()
-    registry = ModelRegistry(container)
-    close_ms = rows["timestamp"].to_numpy(dtype=np.int64) + step_ms
-    directions = []
-    for model_type in MODEL_TYPES:
-        spells = [(model_id, to_ms(at)) for kind, model_id, at in history if kind == model_type]
-        if initial_only:
-            spells = spells[:1]
-        if not spells:
-            continue
-        direction = np.zeros(len(rows))
-        for k, (model_id, since) in enumerate(spells):
-            until = spells[k + 1][1] if k + 1 < len(spells) else np.iinfo(np.int64).max
-            mask = (close_ms >= (since if k else 0)) & (close_ms < until)
-            if mask.any():
-                forecaster = load_forecaster(container, registry.get_model(model_id))
-                direction[mask] = forecaster.predict(rows.loc[mask]).direction.to_numpy(dtype=float)
-        directions.append(direction)
-    return np.mean(directions, axis=0) if directions else np.zeros(len(rows))
-
-
-def score(rows: pd.DataFrame, position: np.ndarray, horizon: int, fee_pct: float, step_ms: int) -> dict[str, float]:
-    table, _ = strategy_table(rows, {"policy": position}, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms)
-    figures = summarize(
-        table,
-        ["policy"],
-        horizon=horizon,
-        periods_per_year=YEAR_MS / step_ms,
-        bootstrap=Bootstrap(replicates=50),
-        compare_to=(),
-    )["policy"]
-    traded = table["policy:traded"].sum()
-    return {
-        "net_pnl": figures["total_return"],
-        "hit_rate": float(table["policy:hits"].sum() / traded) if traded else float("nan"),
-        "max_drawdown": figures["max_drawdown"],
-        "sharpe": figures["sharpe"],
-        "traded_share": figures["traded_share"],
-    }
 
 
 def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -133,21 +65,15 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         result = run_simulation(config, container)
         out["seconds"][loop] = round(time.perf_counter() - started, 1)
         out["stages_" + loop] = {k: round(v, 1) for k, v in result.stages.items()}
-        policy = container.policy_store.get()
-        step_ms = timeframe_ms(policy.data.timeframe)
-        rows = replay_rows(result)
+        rows = counterfactual.candle_rows(container, config.replay_start)
         shift_ms = to_ms(config.shift_at) if config.shift_at else None
-        loops = [(loop, False)] + ([("frozen", True)] if loop == "full" else [])
-        for name, initial_only in loops:
-            position = active_positions(container, rows, step_ms, initial_only)
-            before = (rows["timestamp"] < shift_ms).to_numpy() if shift_ms else np.ones(len(rows), bool)
+        before = (rows["timestamp"] < shift_ms).to_numpy() if shift_ms else np.ones(len(rows), bool)
+        for name, frozen in [(loop, False)] + ([("frozen", True)] if loop == "full" else []):
+            position, models = counterfactual.book_position(container, rows, frozen=frozen)
             out[name] = {
-                "before": score(
-                    rows.loc[before], position[before], policy.labels.horizon, policy.labels.fee_pct, step_ms
-                ),
-                "after": score(
-                    rows.loc[~before], position[~before], policy.labels.horizon, policy.labels.fee_pct, step_ms
-                ),
+                "before": counterfactual.book_figures(container, rows.loc[before], position[before]),
+                "after": counterfactual.book_figures(container, rows.loc[~before], position[~before]),
+                "models": models,
             }
         if loop == "full":
             with container.session_factory() as session:
