@@ -107,7 +107,14 @@ def main() -> None:
     parser.add_argument("--training-days", type=float, default=12.0)
     parser.add_argument("--workdir", default="var/bench/clm_value")
     parser.add_argument("--partial", default=None, help="append each seed's JSON here as it finishes")
+    parser.add_argument(
+        "--report-only", nargs="+", default=None, help="no replay: the table and JSON of seeds saved by --partial"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        saved = [json.loads(line) for path in args.report_only for line in Path(path).read_text().splitlines() if line]
+        report(sorted(saved, key=lambda r: r["seed"]), args, sum(sum(r["seconds"].values()) for r in saved))
+        return
     os.environ.setdefault("CLM_TRAIN_THREADS", "1")
     assert celery_app.celery_app is not None and wsgi.create_app is not None
     started = time.perf_counter()
@@ -137,6 +144,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
     paired = {
         "metric": "sharpe after the shift, full - frozen",
         "wins": wins,
+        "losses": int((diff < 0).sum()),
+        "ties": int((diff == 0).sum()),  # the same books: nothing promoted in the full replay
         "seeds": len(results),
         "mean_diff": float(diff.mean()),
         "wilcoxon_p": None if wilcoxon is None else float(wilcoxon.pvalue),
