@@ -2,7 +2,8 @@
 
 When drift starts a retraining (`clm_config.drift_window.method` "change_point"), the
 candidate window is the policy's `data.lookback_days` ending at the job's end. The features
-the drift check found drifted (the one-candle return and its volatility when it named none)
+the drift check found drifted (a prediction or performance drift names none: then the latest
+feature-drift check's, else the one-candle return and its volatility)
 are computed from the stored candles over that window and searched for change points:
 
 - each feature is standardised over the candidate window and averaged over the symbols;
@@ -71,6 +72,24 @@ def drifted_features(container: Container, drift_event_ids: Sequence[int]) -> li
     return sorted(strength, key=lambda name: (-strength[name], name))
 
 
+def recent_drifted_features(container: Container, since: datetime) -> list[str]:
+    """The features of the latest feature-drift check since `since`, the strongest first: a
+    retraining started by prediction or performance drift searches what the features say."""
+    with container.session_factory() as session:
+        latest = session.scalar(
+            select(DriftEvent.detected_at)
+            .where(DriftEvent.drift_type == "feature", DriftEvent.detected_at >= since)
+            .order_by(DriftEvent.detected_at.desc())
+            .limit(1)
+        )
+        if latest is None:
+            return []
+        ids = session.scalars(
+            select(DriftEvent.id).where(DriftEvent.drift_type == "feature", DriftEvent.detected_at == latest)
+        ).all()
+    return drifted_features(container, list(ids))
+
+
 def find_change_point(signal: np.ndarray, penalty_scale: float = 1.0) -> tuple[int | None, dict[str, Any]]:
     """The change point (index into `signal`'s rows) of the best single split, when it pays its BIC penalty.
 
@@ -135,9 +154,15 @@ def choose_window(
         return TrainingWindow(method="fixed", start=None, reason="the policy's drift_window.method is 'fixed'")
     features = candidate_features(policy, container, candidate_start, end)
     named = drifted_features(container, drift_event_ids)
+    source = "the drifted features"
+    if not named:
+        named = recent_drifted_features(
+            container, end - timedelta(days=policy.clm_config.drift_detection.lookback_days)
+        )
+        source = "the latest feature-drift check's features (the trigger named none)"
     usable = [f for f in named if f in features.columns][: config.max_features]
     chosen = usable or [f for f in FALLBACK_FEATURES if f in features.columns]
-    source = "drifted features" if usable else "the return and its volatility (the drift named no feature)"
+    source = source if usable else "the return and its volatility (no drifted feature named)"
     candles_days = config.min_window_candles * timeframe_ms(policy.data.timeframe) / 86_400_000
     shortest = max(config.min_window_days, candles_days)
     return window_from_features(

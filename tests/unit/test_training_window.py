@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.core.db.models import DriftEvent
 from app.core.policy import FeatureConfig
 from app.data_pipeline import engineer_features
 from app.data_pipeline.synthetic import synthetic_market
 from app.data_pipeline.timeframes import to_ms
-from app.retraining.window import find_change_point, window_from_features
+from app.retraining.window import drifted_features, find_change_point, recent_drifted_features, window_from_features
 
 ORIGIN = datetime(2025, 1, 1)
 SYMBOLS = ["SYNA/USDT", "SYNB/USDT"]
@@ -108,3 +109,51 @@ def test_false_alarms_on_unchanged_series_are_rare() -> None:
     """The BIC penalty against the best of ~60 candidate splits: iid series rarely pay it."""
     alarms = sum(find_change_point(np.random.default_rng(s).normal(size=(72, 1)))[0] is not None for s in range(200))
     assert alarms <= 20, alarms  # measured: 3 % at one feature
+
+
+def test_the_features_searched_are_the_drift_checks_strongest(sqlite_container) -> None:
+    """A feature check's findings, strongest KS first; a performance drift names none, so the
+    latest feature check in the drift window is used instead."""
+    at = datetime(2025, 1, 10)
+    rows = [
+        DriftEvent(
+            detected_at=at - timedelta(days=2),
+            drift_type="feature",
+            feature_name="old",
+            severity="high",
+            created_at=at,
+            metadata_={"ks_statistic": 0.9},
+        ),
+        DriftEvent(
+            detected_at=at,
+            drift_type="feature",
+            feature_name="rvol_12",
+            severity="high",
+            created_at=at,
+            metadata_={"ks_statistic": 0.4},
+        ),
+        DriftEvent(
+            detected_at=at,
+            drift_type="feature",
+            feature_name="volume_z_48",
+            severity="high",
+            created_at=at,
+            metadata_={"ks_statistic": 0.7},
+        ),
+        DriftEvent(
+            detected_at=at,
+            drift_type="performance",
+            feature_name="winrate",
+            severity="high",
+            metadata_={},
+            created_at=at,
+        ),
+    ]
+    with sqlite_container.session() as session:
+        session.add_all(rows)
+        session.flush()
+        ids = [r.id for r in rows]
+    assert drifted_features(sqlite_container, ids[1:]) == ["volume_z_48", "rvol_12"]
+    assert drifted_features(sqlite_container, [ids[3]]) == []  # a performance finding names no feature
+    assert recent_drifted_features(sqlite_container, at - timedelta(days=1)) == ["volume_z_48", "rvol_12"]
+    assert recent_drifted_features(sqlite_container, at + timedelta(hours=1)) == []
