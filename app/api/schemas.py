@@ -121,11 +121,17 @@ class Job(JobRecord):
         None, description="the blocking jobs (model type -> job id) that `force: true` overrode"
     )
 
+    training_window: dict[str, Any] | None = Field(
+        None,
+        description="a drift-triggered job: how its training window was chosen (method, change_point, start, "
+        "reason, features searched; app/retraining/window.py)",
+    )
+
     @classmethod
     def of(cls, record: JobRecord) -> Job:
         job = cls.model_validate(record, from_attributes=True)
-        forced = record.metadata.get("forced_over")
-        return job.model_copy(update={"forced_over": forced}) if forced else job
+        extra = {k: record.metadata.get(k) for k in ("forced_over", "training_window") if record.metadata.get(k)}
+        return job.model_copy(update=extra) if extra else job
 
 
 class JobList(BaseModel):

@@ -29,6 +29,7 @@ from app.core.topics import RetrainingSuppressed
 from app.retraining import RetrainingOrchestrator
 from app.retraining.jobs import CANCELLED, RUNNING
 from app.retraining.spec import RetrainingSpec
+from app.retraining.window import choose_window
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -109,8 +110,21 @@ def request_retraining(
                 )
             return TriggerDecision(None, False, [], blocked, "a job for these models is running or in cooldown")
         spec = RetrainingSpec.create(policy, None if full and not blocked else remaining, reason)
+        if trigger and trigger.get("drift_type"):
+            spec = drift_window_spec(container, spec, trigger)
         job_id = orchestrator.start(spec)
     return TriggerDecision(job_id, True, remaining, blocked, reason)
+
+
+def drift_window_spec(container: Container, spec: RetrainingSpec, trigger: dict[str, Any]) -> RetrainingSpec:
+    """`spec` with the training window a drift chose (`app/retraining/window.py`), recorded on it."""
+    policy = container.policy_store.get()
+    end = spec.data.end or utcnow()
+    findings = trigger.get("check_event_ids") or [trigger.get("drift_event_id")]
+    window = choose_window(container, policy, end, [int(i) for i in findings if i is not None])
+    data = spec.data.stored() | ({"start": window.start} if window.start is not None else {})
+    types = None if spec.job_type == "full" else spec.model_types
+    return RetrainingSpec.create(policy, types, spec.reason, data, window=window)
 
 
 def request_manual_retraining(container: Container, spec: RetrainingSpec, *, force: bool = False) -> TriggerDecision:

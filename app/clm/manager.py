@@ -244,6 +244,8 @@ def _trigger(event: dict[str, Any], payload: TopicEvent) -> dict[str, Any]:
         "event_id": event.get("id"),
         "topic": event.get("topic"),
         **{k: getattr(payload, k) for k in ("severity", "model_type", "drift_type") if k in fields},
+        # A drift check's findings: the training window is searched on the features they name.
+        **{k: getattr(payload, k) for k in ("drift_event_id", "check_event_ids") if k in fields},
     }
 
 

@@ -64,6 +64,8 @@ class RetrainingOrchestrator:
             "dataset_pieces": dataset_pieces,
             "canvas_tasks": folds.canvas_task_count(model_types, cv_folds, dataset_pieces),
         }
+        if spec.window is not None:
+            metadata["training_window"] = spec.window.stored()
         if forced_over is not None:
             metadata["forced_over"] = dict(forced_over)
         with self.container.session() as session:

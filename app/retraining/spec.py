@@ -82,6 +82,28 @@ class DataSelection(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+class TrainingWindow(BaseModel):
+    """How a drift-triggered retraining chose its training window (`app/retraining/window.py`).
+
+    `start` None: the normal window (the policy's lookback), for the `reason` given."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["fixed", "change_point"]
+    start: datetime | None = None  # naive UTC: where the training window starts
+    change_point: datetime | None = None  # naive UTC: the last change point found
+    clipped: bool = False  # the change point left too short a window: moved back to min_window_days
+    reason: str
+    features: list[str] = Field(default_factory=list)
+    candidate_start: datetime | None = None
+    end: datetime | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    def stored(self) -> dict[str, Any]:
+        """The JSON kept in the job row (`metadata.training_window`)."""
+        return self.model_dump(mode="json")
+
+
 class RetrainingSpec(BaseModel):
     """One retraining request: which model types, why, and on which data."""
 
@@ -91,6 +113,7 @@ class RetrainingSpec(BaseModel):
     model_types: tuple[str, ...]
     reason: str = Field("manual", min_length=1)
     data: DataSelection = DataSelection()
+    window: TrainingWindow | None = None  # a drift-triggered job: how its window was chosen
 
     @field_validator("model_types", mode="before")
     @classmethod
@@ -111,6 +134,7 @@ class RetrainingSpec(BaseModel):
         reason: str = "manual",
         data: DataSelection | Mapping[str, Any] | None = None,
         now: datetime | None = None,
+        window: TrainingWindow | None = None,
     ) -> RetrainingSpec:
         """A full retraining (`model_types` None: the policy's) or a partial one, on `data`
         over the policy's data settings, ending now (to the minute) unless `data` says when.
@@ -134,6 +158,7 @@ class RetrainingSpec(BaseModel):
             "model_types": list(policy.training.model_types) if model_types is None else model_types,
             "reason": reason,
             "data": defaults | overrides,
+            "window": window,
         }
         try:
             return cls.model_validate(values)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from app.core.settings import REPO_ROOT
 
 Source = Literal["synthetic", "files", "exchange"]
+Loop = Literal["full", "scheduled", "frozen"]
 SYNTHETIC_SYMBOLS = ("SYNA/USDT", "SYNB/USDT")
 DEFAULT_START = datetime(2025, 1, 6)  # a Monday; any fixed date keeps the run deterministic
 
@@ -52,6 +53,10 @@ class RunConfig:
     drift_check_interval_hours: float = 6.0
     drift_lookback_days: float = 3.0  # the current window of a feature drift check (288 candles per symbol)
     drift_min_rows: int = 200
+    # Which continuous learning runs (bench/clm_value.py): "full" (drift, performance, shadow,
+    # promotion), "scheduled" (the weekly retraining and its shadow tests only), "frozen" (none).
+    loop: Loop = "full"
+    model_types: tuple[str, ...] | None = None  # None: the policy's
 
     def __post_init__(self) -> None:
         if self.source not in ("synthetic", "files", "exchange"):
@@ -68,6 +73,8 @@ class RunConfig:
             raise ValueError(
                 f"shift_after_days: {self.shift_after_days} must fall inside the replay (0 < days < {self.replay_days})"
             )
+        if self.loop not in ("full", "scheduled", "frozen"):
+            raise ValueError(f"loop: {self.loop!r} is not full, scheduled or frozen")
         if self.neural_every < 1 or self.decision_every < 1:
             raise ValueError(
                 f"neural_every ({self.neural_every}) and decision_every ({self.decision_every}) must be >= 1"
@@ -95,7 +102,7 @@ class RunConfig:
     def policy_patch(self) -> dict[str, Any]:
         """What the run sets in the policy (stored as one version, author `simulation`)."""
         neural = {"max_steps": self.neural_steps, "val_check_steps": max(5, self.neural_steps // 3), "batch_size": 64}
-        return {
+        base = {
             "data": {
                 "exchange": self.store_exchange,
                 "symbols": list(self.symbols),
@@ -131,6 +138,32 @@ class RunConfig:
             },
             "rl": {},
         }
+        return _merged(base, self._loop_patch())
+
+    def _loop_patch(self) -> dict[str, Any]:
+        patch: dict[str, Any] = {}
+        if self.model_types is not None:
+            patch["training"] = {"model_types": list(self.model_types)}
+        if self.loop == "frozen":
+            patch["clm_config"] = {"enabled": False}
+        elif self.loop == "scheduled":
+            patch["clm_config"] = {"drift_detection": {"enabled": False}}
+        return patch
+
+    def beat_jobs(self) -> set[str] | None:
+        """The beat's jobs the run drives beyond the drift check (None: `JobRunner`'s usual set)."""
+        return (
+            None
+            if self.loop == "full"
+            else {"full-retraining", "shadow-evaluation", "rl-maintenance", "regime-detection"}
+        )
+
+
+def _merged(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in patch.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def files_from_paths(paths: list[str], timeframe: str = "1h") -> dict[str, str]:

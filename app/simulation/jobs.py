@@ -29,13 +29,13 @@ DRIFT_JOB = "drift-check"
 
 
 class JobRunner:
-    def __init__(self, container: Container, wait_timeout_s: float = 900.0) -> None:
+    def __init__(self, container: Container, wait_timeout_s: float = 900.0, only: set[str] | None = None) -> None:
         self.container = container
         self.wait_timeout_s = wait_timeout_s
         self.seconds: dict[str, float] = defaultdict(float)
         self.runs: Counter[str] = Counter()
         self.calls: list[tuple[str, float, datetime]] = []  # (job, wall seconds, simulated time)
-        self.beat = SimulatedBeat(run=self.run_job, only=set(RUN_JOBS))
+        self.beat = SimulatedBeat(run=self.run_job, only=set(RUN_JOBS if only is None else only))
 
     @property
     def distributed(self) -> bool:

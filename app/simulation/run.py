@@ -87,7 +87,7 @@ def run_simulation(
         stages["data"] = time.perf_counter() - t0
         _announce(say, config, feed, policy_version)
 
-        runner = JobRunner(container)
+        runner = JobRunner(container, only=config.beat_jobs())
         t0 = time.perf_counter()
         initial_job_id = _initial_training(container, runner, say)
         stages["initial_training"] = time.perf_counter() - t0

@@ -15,6 +15,7 @@ from sqlalchemy import case, func, select
 from app.core.db.models import Event, ModelRegistry, ModelStatusHistory, RetrainingJob, RLDecision, RLVersion
 from app.model_registry.records import ACTIVE, REJECTED, SHADOW
 from app.retraining.jobs import REGISTERED, TRAINED
+from app.simulation.counterfactual import live_against_frozen
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -38,6 +39,10 @@ class Story:
     jobs: list[dict[str, Any]] = field(default_factory=list)
     # rl_decisions (served over the API): rl_type -> (decided, applied by a trade, halted, halted yet allowed)
     rl_decisions: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    # Issue 17: models promoted from SHADOW after the first post-shift drift, and the live
+    # models' book against the frozen first models' on the same post-shift candles.
+    promoted_after_drift: list[str] = field(default_factory=list)
+    post_shift: dict[str, Any] | None = None
 
     def checks(self) -> list[tuple[str, bool, str]]:
         """(step, happened, detail) for each step of the two scenarios."""
@@ -78,6 +83,16 @@ class Story:
                 f"promoted {self.promoted or 'none'}, rejected {self.rejected or 'none'}",
             ),
             (
+                "a model retrained after the drift was promoted",
+                bool(self.promoted_after_drift),
+                ", ".join(self.promoted_after_drift) or "none promoted after the drift",
+            ),
+            (
+                "after the shift the live models beat the frozen first models on the same candles (Sharpe after fees)",
+                self._recovered(),
+                self._post_shift_detail(),
+            ),
+            (
                 "regime change detected",
                 bool(self.regime_changes),
                 "; ".join(f"{r['time']:%m-%d %H:%M} {r['old']}->{r['new']}" for r in self.regime_changes) or "none",
@@ -101,6 +116,24 @@ class Story:
             ),
         ]
 
+    def _recovered(self) -> bool:
+        figures = self.post_shift or {}
+        live, frozen = figures.get("live"), figures.get("frozen")
+        return bool(live and frozen and live["sharpe"] > frozen["sharpe"])
+
+    def _post_shift_detail(self) -> str:
+        figures = self.post_shift or {}
+        if "live" not in figures:
+            return str(figures.get("reason") or "no shift in this run")
+        return (
+            "; ".join(
+                f"{name} Sharpe {figures[name]['sharpe']:+.2f}, net {100 * figures[name]['net_pnl']:+.2f} %, "
+                f"hit rate {figures[name]['hit_rate']:.3f}"
+                for name in ("live", "frozen")
+            )
+            + f" (from {figures['since']}, {figures['live']['rows']} rows)"
+        )
+
 
 def read_story(container: Container, shift_at: datetime | None) -> Story:
     with container.session_factory() as session:
@@ -116,6 +149,11 @@ def read_story(container: Container, shift_at: datetime | None) -> Story:
             select(Event.payload).where(Event.topic == "shadow.testing.started").order_by(Event.id)
         ).all()
         history = _status_history(session)
+        activated = session.execute(
+            select(ModelStatusHistory.model_id, ModelStatusHistory.changed_at).where(
+                ModelStatusHistory.new_status == ACTIVE
+            )
+        ).all()
         decisions = session.execute(
             select(
                 RLDecision.rl_type,
@@ -137,6 +175,9 @@ def read_story(container: Container, shift_at: datetime | None) -> Story:
     drift_jobs = [
         j for j in job_rows if str(j["reason"]).startswith("drift") and (not after or j["started_at"] >= after[0])
     ]
+    promoted = [m for m, s in history if s == ACTIVE and _was_shadow(history, m)]
+    first_drift = after[0] if after else None
+    promoted_after_drift = [m for m, at in activated if m in promoted and first_drift is not None and at >= first_drift]
     initial: dict[str, str] = {}
     for row in models:
         if row.model_type not in initial and any(h == (row.model_id, ACTIVE) for h in history):
@@ -148,7 +189,7 @@ def read_story(container: Container, shift_at: datetime | None) -> Story:
         drift_after_shift_at=after[0] if after else None,
         retraining_after_drift=drift_jobs[0] if drift_jobs else None,
         shadow_tests_started=[str(p.get("shadow_model_id")) for p in shadow_started],
-        promoted=[m for m, s in history if s == ACTIVE and _was_shadow(history, m)],
+        promoted=promoted,
         rejected=[m for m, s in history if s == REJECTED],
         regime_changes=[{**(p or {}), "time": at} for topic, at, p in events if topic == "regime.changed"],
         rl_resets=[{**(p or {}), "topic": topic, "time": at} for topic, at, p in events if topic.startswith("rl.")],
@@ -158,6 +199,8 @@ def read_story(container: Container, shift_at: datetime | None) -> Story:
         ],
         jobs=job_rows,
         rl_decisions={t: (int(n), int(a), int(h or 0), int(ha or 0)) for t, n, a, h, ha in decisions},
+        promoted_after_drift=promoted_after_drift,
+        post_shift=live_against_frozen(container, shift_at) if shift_at is not None else None,
     )
 
 

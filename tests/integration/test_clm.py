@@ -9,12 +9,16 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from app.api.schemas import Job
 from app.clm import ContinuousLearningManager
 from app.clm.drift_check import run_drift_check
 from app.core.clock import Clock, SimulatedClock, use_clock
 from app.core.db.models import DriftEvent, RetrainingJob
 from app.core.topics import DriftDetected, PerformanceDegraded
+from app.model_registry import ModelRegistry
 from app.retraining import RetrainingOrchestrator
+from app.retraining.jobs import JobRecord
+from app.simulation.counterfactual import live_against_frozen
 
 pytestmark = pytest.mark.integration
 
@@ -112,6 +116,22 @@ def test_injected_shift_is_found_and_starts_exactly_one_retraining(sqlite_contai
     assert drift_rows >= 5  # many drifted features, each an event
     assert len(jobs) == 2, [(j.job_id, j.trigger_reason) for j in jobs]
     assert jobs[1].trigger_reason.startswith("drift_") and jobs[1].status == "completed"
+    # The drift chose the training window: it starts at the change point found in the drifted
+    # features (within a day of the injected shift), recorded on the job and shown by the API.
+    window = jobs[1].metadata_["training_window"]
+    assert window["method"] == "change_point" and window["features"], window
+    found = datetime.fromisoformat(window["change_point"])
+    assert abs(found - shift_at) <= timedelta(days=1), (found, shift_at, window["reason"])
+    assert window["start"] == window["change_point"] and jobs[1].metadata_["spec"]["start"] == window["start"]
+    shown = Job.of(JobRecord.from_row(jobs[1])).model_dump(mode="json")
+    assert shown["training_window"]["change_point"] == window["change_point"]
+    # The main run's counterfactual on the same post-shift candles: the frozen book is the first
+    # ACTIVE models', the live book the models ACTIVE at each candle (here the same: no promotion yet).
+    books = live_against_frozen(container, shift_at)
+    first = {m.model_type: m.model_id for m in ModelRegistry(container).list_models(limit=20) if m.version == "1"}
+    assert {t: ids[0] for t, ids in books["frozen"]["models"].items()} == first
+    assert books["live"]["rows"] == books["frozen"]["rows"] > 2 * 7 * 288 * 0.9  # two symbols, a week of 5m rows
+    assert books["frozen"]["net_pnl"] >= -1.0 and 0.0 <= books["frozen"]["max_drawdown"] <= 1.0
     # Two checks (one per model type), one reaction each: the first starts the job, the storm
     # guard suppresses the second; the checks' other features are marked, not re-triggered.
     assert actions.get("retraining_triggered") == 1

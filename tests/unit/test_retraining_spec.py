@@ -51,11 +51,13 @@ def test_the_api_schemas_are_the_records_public_part(sqlite_container) -> None:
     job = RetrainingOrchestrator(sqlite_container).get_job(job_id)
     assert isinstance(job, JobRecord)
     answered = Job.of(job).model_dump()
-    assert answered.pop("forced_over") is None  # the API's one addition: what `force: true` overrode
+    assert answered.pop("forced_over") is None  # the API's additions: what `force: true` overrode,
+    assert answered.pop("training_window") is None  # and how a drift-triggered job chose its window
     assert _naive(answered) == job.public_dict()  # the API's times carry their UTC offset
     assert set(Job.of(job).model_dump(mode="json")) == set(JobRecord.model_fields) - JobRecord.INTERNAL - {"models"} | {
         "models_trained",
         "forced_over",
+        "training_window",
     }
     model_id = ModelRegistry(sqlite_container).register_model(
         {"model_type": "naive", "file_path": "m/a.json", "sha256": "0" * 64}

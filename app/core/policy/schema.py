@@ -93,6 +93,23 @@ class BaselineGate(_Strict):
     bootstrap_replicates: int = Field(500, ge=50, le=10_000)
 
 
+class DriftWindow(_Strict):
+    """The training window of a retraining that drift starts (`app/retraining/window.py`):
+    "change_point" starts it at the last change point PELT finds in the drifted features
+    (BIC penalty x `penalty_scale`, over blocks of `block_hours`), never less than
+    `min_window_days` and `min_window_candles` candles before the end (the trainings' splits and
+    folds need rows: 3 days of 15m candles left some folds empty); "fixed" keeps the policy's
+    `data.lookback_days`.
+    Recency weights are not offered: the neural forecasters take no sample weights."""
+
+    method: Literal["fixed", "change_point"] = "change_point"
+    min_window_days: float = Field(3, gt=0)
+    min_window_candles: int = Field(600, ge=1)
+    block_hours: float = Field(4, gt=0)
+    penalty_scale: float = Field(1.0, gt=0)
+    max_features: int = Field(3, ge=1)
+
+
 class ClmConfig(_Strict):
     enabled: bool = True
     schedule_interval_days: float = Field(7, gt=0)
@@ -112,6 +129,7 @@ class ClmConfig(_Strict):
     auto_promote_threshold: AutoPromoteThreshold = AutoPromoteThreshold()
     baseline_gate: BaselineGate = BaselineGate()
     drift_detection: DriftDetection = DriftDetection()
+    drift_window: DriftWindow = DriftWindow()
     rl_maintenance: RLMaintenance = RLMaintenance()
     retention: Retention = Retention()
 
