@@ -129,6 +129,12 @@ class EventBus:
             session.info["clm_events_published"] = True
         return row
 
+    def inserted(self, session: Session, values: dict[str, Any]) -> None:
+        """A row of `event_values` was inserted with Core in `session`: a pending one is delivered
+        after that transaction commits, as `publish` would."""
+        if values["status"] == "pending":
+            session.info["clm_events_published"] = True
+
     def event_values(self, event: TopicEvent, record_only: bool = False) -> dict[str, Any]:
         """The `events` row `publish` adds, for a caller that inserts it with Core in its own
         transaction; when its status is "pending", that caller calls `notify()` after the commit."""

@@ -14,15 +14,16 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.db.models import RLDecision
-from app.core.topics import TradeClosed
+from app.core.db.models import Event, RLDecision
+from app.core.topics import TopicEvent, TradeClosed
 
 if TYPE_CHECKING:
     from app.core.container import Container
+    from app.core.events import EventBus
 
 META_RL_TYPE, SIZING_RL_TYPE = "meta_strategy", "position_sizing"
 # The outcome field that names a decision -> the agent that must have made it.
@@ -64,6 +65,8 @@ def new_decision_id(rl_type: str) -> str:
 
 def record_decision(
     session: Session,
+    bus: EventBus,
+    event: TopicEvent,
     *,
     decision_id: str,
     rl_type: str,
@@ -75,20 +78,29 @@ def record_decision(
     allowed: bool,
     detail: dict[str, Any],
 ) -> None:
-    session.add(
-        RLDecision(
-            decision_id=decision_id,
-            rl_type=rl_type,
-            version=version,
-            decided_at=utcnow(),
-            state=state,
-            state_key=state_key,
-            action=action,
-            halted=halted,
-            allowed=allowed,
-            detail=detail,
-        )
-    )
+    """Record a served decision and its event (`event`, stored for the record: delivered only where
+    a handler subscribes to its topic) in `session`'s transaction. On PostgreSQL both rows go in one
+    statement (a data-modifying CTE): a decision is asked for every signal."""
+    decision = {
+        "decision_id": decision_id,
+        "rl_type": rl_type,
+        "version": version,
+        "decided_at": utcnow(),
+        "state": state,
+        "state_key": state_key,
+        "action": action,
+        "halted": halted,
+        "allowed": allowed,
+        "detail": detail,
+    }
+    values = bus.event_values(event, record_only=True)
+    if session.get_bind().dialect.name == "postgresql":
+        recorded = insert(RLDecision).values(**decision).cte("recorded")
+        session.execute(insert(Event).values(**values).add_cte(recorded))
+    else:
+        session.execute(insert(RLDecision).values(**decision))
+        session.execute(insert(Event).values(**values))
+    bus.inserted(session, values)
 
 
 @dataclass(frozen=True)

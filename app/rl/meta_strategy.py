@@ -67,8 +67,21 @@ class RLMetaStrategy(TabularAgent):
                 version=choice.version,
                 halt=halt,
             )
+            event = RLMetaStrategySelected(
+                state=state.to_dict(),
+                state_key=choice.state_key,
+                strategy=choice.action,
+                q_value=choice.q_value,
+                explored=choice.explored,
+                epsilon=choice.epsilon,
+                version=choice.version,
+                decision_id=decision.decision_id,
+                halted=halt is not None,
+            )
             record_decision(
                 session,
+                self.container.bus,
+                event,
                 decision_id=decision.decision_id,
                 rl_type=self.rl_type,
                 version=choice.version,
@@ -78,21 +91,6 @@ class RLMetaStrategy(TabularAgent):
                 halted=halt is not None,
                 allowed=halt is None,
                 detail={"q_values": decision.q_values, "epsilon": choice.epsilon, "explored": choice.explored},
-            )
-            self.container.bus.publish(
-                session,
-                RLMetaStrategySelected(
-                    state=state.to_dict(),
-                    state_key=choice.state_key,
-                    strategy=choice.action,
-                    q_value=choice.q_value,
-                    explored=choice.explored,
-                    epsilon=choice.epsilon,
-                    version=choice.version,
-                    decision_id=decision.decision_id,
-                    halted=halt is not None,
-                ),
-                record_only=True,  # for the record and outside readers: no delivery when no handler subscribes
             )
         return decision
 

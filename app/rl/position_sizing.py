@@ -74,6 +74,8 @@ class RLPositionSizing(TabularAgent):
                 decision = halted_decision(decision, halt)
             record_decision(
                 session,
+                self.container.bus,
+                RLSizingDecision(state=state.to_dict(), **decision.to_dict()),
                 decision_id=decision.decision_id,
                 rl_type=self.rl_type,
                 version=choice.version,
@@ -83,9 +85,6 @@ class RLPositionSizing(TabularAgent):
                 halted=decision.halted,
                 allowed=decision.allowed,
                 detail=decision.to_dict(),
-            )
-            self.container.bus.publish(
-                session, RLSizingDecision(state=state.to_dict(), **decision.to_dict()), record_only=True
             )
         return decision
 
