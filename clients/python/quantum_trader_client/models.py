@@ -196,7 +196,7 @@ class Job(_Response):
     models_trained: dict[str, dict[str, Any]]
     error_message: str | None
     forced_over: dict[str, str] | None
-    training_window: dict[str, Any] | None = None  # a drift-started job: how its window was chosen
+    training_window: dict[str, Any] | None  # a drift-started job: how its window was chosen
 
     @property
     def finished(self) -> bool:
