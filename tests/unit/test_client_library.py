@@ -154,6 +154,7 @@ def test_a_503_then_success_is_retried_and_a_timeout_is_typed() -> None:
             "job_type": "full", "trigger_reason": "t", "stage": None, "progress_pct": 0.0,
             "started_at": "2026-01-01T00:00:00", "completed_at": None, "duration_seconds": None,
             "model_types": [], "models_trained": {}, "error_message": None, "forced_over": None,
+            "training_window": None,
         })  # fmt: skip
 
     with _mock(flaky) as clm:
