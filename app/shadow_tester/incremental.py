@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.core.clock import utcnow
 from app.core.db.models import ShadowEvaluationState, ShadowTestResult
-from app.shadow_tester.reads import closed_pairs, pairs_of_rows
+from app.shadow_tester.reads import closed_pairs, pair_columns, pairs_of_rows
 from app.shadow_tester.running import RunningStats
 from app.shadow_tester.stats import Thresholds
 
@@ -91,18 +91,7 @@ def _step(connection: Connection, shadow_model_id: str, kept: Any, thresholds: T
     if more == 0:
         return Evaluated(running, int(total), 0, False), None
     rows = connection.execute(
-        select(
-            func.coalesce(result.active_direction, 0),
-            func.coalesce(result.shadow_direction, 0),
-            result.realized_return,
-            result.active_confidence,
-            result.shadow_confidence,
-            result.timestamp,
-            result.id,
-        )
-        .where(*closed, ~up_to)
-        .order_by(result.timestamp, result.id)
-        .limit(more)
+        select(*pair_columns()).where(*closed, ~up_to).order_by(result.timestamp, result.id).limit(more)
     ).all()
     new = pairs_of_rows(int(total), rows)
     c = new.columns

@@ -64,6 +64,20 @@ class ClosedPairs:
         return int(self.columns["realized_return"].size)
 
 
+def pair_columns() -> tuple[Any, ...]:
+    """A closed pair's columns as every evaluation reads them (a missing direction reads 0), in the
+    order `pairs_of_rows` takes them."""
+    return (
+        func.coalesce(ShadowTestResult.active_direction, 0),
+        func.coalesce(ShadowTestResult.shadow_direction, 0),
+        ShadowTestResult.realized_return,
+        ShadowTestResult.active_confidence,
+        ShadowTestResult.shadow_confidence,
+        ShadowTestResult.timestamp,
+        ShadowTestResult.id,
+    )
+
+
 def _everything(total: int) -> int:
     return total
 
@@ -74,19 +88,7 @@ def closed_pairs(engine: Engine, shadow_model_id: str, needed: Callable[[int], i
     if engine.dialect.name == "postgresql":
         return _closed_pairs_postgres(engine, shadow_model_id, needed)
     closed = (ShadowTestResult.shadow_model_id == shadow_model_id, ShadowTestResult.realized_return.is_not(None))
-    query = (
-        select(
-            func.coalesce(ShadowTestResult.active_direction, 0),
-            func.coalesce(ShadowTestResult.shadow_direction, 0),
-            ShadowTestResult.realized_return,
-            ShadowTestResult.active_confidence,
-            ShadowTestResult.shadow_confidence,
-            ShadowTestResult.timestamp,
-            ShadowTestResult.id,
-        )
-        .where(*closed)
-        .order_by(ShadowTestResult.timestamp, ShadowTestResult.id)
-    )
+    query = select(*pair_columns()).where(*closed).order_by(ShadowTestResult.timestamp, ShadowTestResult.id)
     with engine.begin() as conn:  # SQLite: one transaction is one snapshot
         total = int(conn.execute(select(func.count()).select_from(ShadowTestResult).where(*closed)).scalar_one())
         rows = conn.execute(query.limit(_checked(needed(total), total))).all()
