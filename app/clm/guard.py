@@ -14,6 +14,8 @@ blocked nothing starts (the API answers 409 naming the jobs), unless the request
 
 from __future__ import annotations
 
+import logging
+
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +32,8 @@ from app.retraining import RetrainingOrchestrator
 from app.retraining.jobs import CANCELLED, RUNNING
 from app.retraining.spec import RetrainingSpec
 from app.retraining.window import choose_window
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -112,6 +116,15 @@ def request_retraining(
         spec = RetrainingSpec.create(policy, None if full and not blocked else remaining, reason)
         if trigger and trigger.get("drift_type"):
             spec = drift_window_spec(container, spec, trigger)
+            if spec.window is not None and spec.window.deferred:
+                waiting = f"waiting for the new market: {spec.window.reason}"
+                with container.session() as session:
+                    container.bus.publish(
+                        session,
+                        RetrainingSuppressed(reason=waiting, model_types=wanted, blocked_by={}, trigger=trigger),
+                    )
+                log.info("%s retraining not started: %s", reason, spec.window.reason)
+                return TriggerDecision(None, False, [], {}, waiting)
         job_id = orchestrator.start(spec)
     return TriggerDecision(job_id, True, remaining, blocked, reason)
 
@@ -122,7 +135,7 @@ def drift_window_spec(container: Container, spec: RetrainingSpec, trigger: dict[
     end = spec.data.end or utcnow()
     findings = trigger.get("check_event_ids") or [trigger.get("drift_event_id")]
     window = choose_window(container, policy, end, [int(i) for i in findings if i is not None])
-    data = spec.data.stored() | ({"start": window.start} if window.start is not None else {})
+    data = spec.data.stored() | ({"start": window.read_from or window.start} if window.start is not None else {})
     types = None if spec.job_type == "full" else spec.model_types
     return RetrainingSpec.create(policy, types, spec.reason, data, window=window)
 

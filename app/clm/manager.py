@@ -229,8 +229,10 @@ class ContinuousLearningManager:
             action, job_id = SEVERITY_ACTION[severity], None
         elif decision.started:
             action, job_id = "retraining_triggered", decision.job_id
-        else:
+        elif decision.blocked_by:
             action, job_id = "suppressed", next(iter(decision.blocked_by.values()), None)
+        else:  # a drift-started retraining waiting for rows after the change point
+            action, job_id = "waiting", None
         with self.container.session() as session:
             row = session.get(DriftEvent, int(drift_event_id))
             if row is not None:

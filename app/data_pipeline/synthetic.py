@@ -10,9 +10,13 @@ next horizon: models can beat the zero-return baseline), a small autocorrelation
 and GARCH(1,1) variance sigma_t^2 scaled by the regime (volatility clusters). z_t mixes a
 market factor shared by every symbol with the symbol's own noise.
 
-`shift_at` switches every symbol to a different market from that candle on: no latent
-drift, strong mean reversion (phi < 0), 2.5x the volatility and twice the volume. Models
-trained before it lose their edge, and the volatility and volume features move far.
+`shift_at` switches every symbol to a different market from that candle on: a range.
+No latent drift; each symbol's log price is pulled back to its level at the shift
+(Ornstein-Uhlenbeck, half-life `RANGE_HALF_LIFE_HOURS`), on top of strong one-candle mean
+reversion (phi < 0), at 2.5x the volatility and twice the volume. What predicted the next
+hours before the shift (recent moves continue) now predicts the wrong side (moves are
+reversed): models trained before it lose money, models retrained on the range can learn
+it, and the volatility and volume features move far, so drift checks see it.
 
 Same arguments, same candles: every random stream is seeded from (seed, symbol, stream),
 so the first k candles of a longer series equal a series of k candles.
@@ -35,6 +39,7 @@ MEAN_REGIME_HOURS = 12.0
 BASE_STEP_MS = 300_000  # the market is simulated on 5-minute candles
 GARCH_ALPHA, GARCH_BETA = 0.08, 0.90
 MARKET_FACTOR_SHARE = 0.5
+RANGE_HALF_LIFE_HOURS = 6.0  # the shifted market's pull back to its level
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,9 @@ def _symbol_candles(
     previous_noise = np.concatenate([[0.0], noise[:-1]])
     autocorr = np.array([p.autocorr for p in params])[path]
     returns = np.array(drift_list) + autocorr * previous_noise + noise
+    shifted = np.flatnonzero(path == _N_REGIMES)
+    if shifted.size:
+        returns[shifted] = _range_returns(returns[shifted], step_ms)
 
     base_price = 10 ** (-1 + 5 * scale_draw[0])
     close = base_price * np.exp(np.cumsum(returns))
@@ -127,6 +135,19 @@ def _symbol_candles(
     return pd.DataFrame(
         {"timestamp": timestamps, "open": open_, "high": high, "low": low, "close": close, "volume": volume}
     )
+
+
+def _range_returns(shocks: np.ndarray, step_ms: int) -> np.ndarray:
+    """The shifted market's returns: the shocks plus a pull of the log price back to where the
+    shift found it (Ornstein-Uhlenbeck, half-life `RANGE_HALF_LIFE_HOURS`)."""
+    kappa = 1.0 - 0.5 ** (step_ms / (RANGE_HALF_LIFE_HOURS * 3_600_000))
+    out = [0.0] * len(shocks)
+    deviation = 0.0  # log price minus its level at the shift
+    for t, shock in enumerate(shocks.tolist()):
+        step = shock - kappa * deviation
+        out[t] = step
+        deviation += step
+    return np.array(out)
 
 
 def _aggregate(candles: pd.DataFrame, factor: int) -> pd.DataFrame:

@@ -89,7 +89,10 @@ def chronological_split(
 def walk_forward_splits(
     frame: pd.DataFrame, folds: int, purge: int, val_frac: float = 0.1, step_ms: int | None = None
 ) -> list[Split]:
-    """Expanding-window folds: fold k trains on blocks 0..k (its last `val_frac` validates) and tests on block k+1."""
+    """Expanding-window folds: fold k trains on blocks 0..k (its last `val_frac` validates) and tests on block k+1.
+
+    The validation part holds at least 2 x `purge` timestamps: purged by label end, a shorter one
+    loses every row (a few days of 15m candles: 10 timestamps against a 12-candle horizon)."""
     if folds < 1:
         raise SplitError(f"folds must be at least 1, got {folds}")
     timestamps = frame["timestamp"].to_numpy()
@@ -102,7 +105,9 @@ def walk_forward_splits(
     splits = []
     for k in range(1, folds + 1):
         seen_end = edges[k]
-        train_end = int(seen_end * (1 - val_frac))
+        train_end = min(int(seen_end * (1 - val_frac)), seen_end - 2 * purge)
+        if train_end < 1:
+            raise SplitError(f"{n} timestamps are too few for {folds} walk-forward folds with purge {purge}")
         test_end = int(times[edges[k + 1]]) if edges[k + 1] < n else int(times[-1]) + 1
         cuts = [int(times[0]), int(times[train_end]), int(times[seen_end]), test_end]
         parts = _parts(timestamps, ends, cuts, f"walk-forward fold {k} of {folds} with purge {purge}")

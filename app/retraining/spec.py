@@ -93,6 +93,13 @@ class TrainingWindow(BaseModel):
     start: datetime | None = None  # naive UTC: where the training window starts
     change_point: datetime | None = None  # naive UTC: the last change point found
     clipped: bool = False  # the change point left too short a window: moved back to min_window_days
+    # The change point left too short a window and the policy waits (drift_window.short_window "wait"):
+    # no retraining starts now; `ready_at` is when the window since the change point is long enough.
+    deferred: bool = False
+    ready_at: datetime | None = None
+    # The candles read start before `start` by the features' and labels' warm-up, so that the
+    # dataset's first row is at `start` (its indicators computed from the candles before it).
+    read_from: datetime | None = None
     reason: str
     features: list[str] = Field(default_factory=list)
     candidate_start: datetime | None = None

@@ -40,6 +40,8 @@ from sqlalchemy import select
 from app.core.db.models import DriftEvent
 from app.core.policy import Policy
 from app.data_pipeline import CandleStore, engineer_features, timeframe_ms
+from app.data_pipeline.features import warmup_rows
+from app.data_pipeline.labels import label_warmup_rows
 from app.data_pipeline.timeframes import to_ms
 from app.retraining.spec import TrainingWindow
 
@@ -163,11 +165,23 @@ def choose_window(
     usable = [f for f in named if f in features.columns][: config.max_features]
     chosen = usable or [f for f in FALLBACK_FEATURES if f in features.columns]
     source = source if usable else "the return and its volatility (no drifted feature named)"
-    candles_days = config.min_window_candles * timeframe_ms(policy.data.timeframe) / 86_400_000
-    shortest = max(config.min_window_days, candles_days)
-    return window_from_features(
-        features, chosen, candidate_start, end, config.block_hours, shortest, config.penalty_scale, source
+    step = timeframe_ms(policy.data.timeframe)
+    shortest = max(config.min_window_days, config.min_window_candles * step / 86_400_000)
+    lead = timedelta(milliseconds=step * max(warmup_rows(policy.features), label_warmup_rows(policy.labels)))
+    window = window_from_features(
+        features,
+        chosen,
+        candidate_start,
+        end,
+        config.block_hours,
+        shortest,
+        config.penalty_scale,
+        source,
+        short_window=config.short_window,
     )
+    if window.start is None or window.start <= candidate_start:
+        return window
+    return window.model_copy(update={"read_from": window.start - lead})
 
 
 def window_from_features(
@@ -179,8 +193,13 @@ def window_from_features(
     min_window_days: float,
     penalty_scale: float,
     source: str = "features",
+    *,
+    short_window: str = "extend",
 ) -> TrainingWindow:
-    """The change-point window over `features` (timestamp + columns, symbols stacked); pure, for tests."""
+    """The change-point window over `features` (timestamp + columns, symbols stacked); pure, for tests.
+
+    `short_window`: what a change point nearer the end than `min_window_days` does: "extend" the
+    window back to that length, or "wait" (a deferred window: no retraining until `ready_at`)."""
     base: dict[str, Any] = {
         "method": "change_point",
         "features": list(chosen),
@@ -204,6 +223,19 @@ def window_from_features(
     change_point = from_ms(int(starts[index]))
     # Never before the candidate window: a minimum longer than the lookback keeps the normal window.
     latest_start = max(candidate_start, end - timedelta(days=min_window_days))
+    if change_point > latest_start and short_window == "wait" and latest_start > candidate_start:
+        ready_at = change_point + timedelta(days=min_window_days)
+        reason = (
+            f"change point at {change_point:%Y-%m-%d %H:%M} in {', '.join(chosen)}: only "
+            f"{(end - change_point).total_seconds() / 86_400:.2f} days of the new market so far; the retraining "
+            f"waits until {ready_at:%Y-%m-%d %H:%M} ({min_window_days:g} days, clm_config.drift_window."
+            "min_window_days / min_window_candles) rather than train mostly on the old market "
+            "(clm_config.drift_window.short_window 'wait')"
+        )
+        return TrainingWindow(
+            **base, start=None, change_point=change_point, deferred=True, ready_at=ready_at, reason=reason,
+            details=details,
+        )
     if change_point > latest_start:
         reason = (
             f"change point at {change_point:%Y-%m-%d %H:%M} in {', '.join(chosen)}; the window starts "

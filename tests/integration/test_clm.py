@@ -122,7 +122,13 @@ def test_injected_shift_is_found_and_starts_exactly_one_retraining(sqlite_contai
     assert window["method"] == "change_point" and window["features"], window
     found = datetime.fromisoformat(window["change_point"])
     assert abs(found - shift_at) <= timedelta(days=1), (found, shift_at, window["reason"])
-    assert window["start"] == window["change_point"] and jobs[1].metadata_["spec"]["start"] == window["start"]
+    assert window["start"] == window["change_point"]
+    # The candles read begin a warm-up before it, so that the dataset's rows begin at the change point.
+    assert jobs[1].metadata_["spec"]["start"] == window["read_from"] < window["start"]
+    trained = [m for m in ModelRegistry(container).list_models(limit=20) if m.job_id == jobs[1].job_id]
+    assert trained and all(
+        m.training_data_range["train"]["start_ms"] == _ms(datetime.fromisoformat(window["start"])) for m in trained
+    ), [(m.model_id, m.training_data_range) for m in trained]
     shown = Job.of(JobRecord.from_row(jobs[1])).model_dump(mode="json")
     assert shown["training_window"]["change_point"] == window["change_point"]
     # The main run's counterfactual on the same post-shift candles: the frozen book is the first

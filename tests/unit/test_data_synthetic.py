@@ -57,16 +57,33 @@ def test_shift_is_reported_and_changes_the_market() -> None:
     assert lag1(after) < -0.2 < lag1(before)
 
 
-def test_pre_shift_market_is_learnable_and_the_shift_breaks_it() -> None:
-    periods = 60 * DAY_5M
-    candles, info = synthetic_market(SYMBOLS, "2024-01-01", periods, "5m", seed=3, shift_at=45 * DAY_5M)
-    frame = candles["ETH/USDT"]
-    data = engineer_features(frame).join(generate_labels(frame)[["future_return"]], how="inner")
-    pre = data[data.index < info["shift_index"]]
-    post = data[data.index > info["shift_index"] + 200]
-    assert pre["rsi_14"].corr(pre["future_return"]) > 0.1
-    assert post["rsi_14"].corr(post["future_return"]) < 0.05
-    assert post["rvol_48"].median() > 1.5 * pre["rvol_48"].median()
+@pytest.mark.parametrize("seed", [3, 4])
+def test_pre_shift_market_is_learnable_and_the_shift_reverses_it(seed: int) -> None:
+    """Before the shift recent moves continue (momentum), after it they are pulled back (a range):
+    the same feature predicts the other side, on 15m candles as the main run trades them."""
+    day = 96
+    candles, info = synthetic_market(SYMBOLS, "2024-01-01", 40 * day, "15m", seed=seed, shift_at=25 * day)
+    for frame in candles.values():
+        data = engineer_features(frame).join(generate_labels(frame)[["future_return"]], how="inner")
+        pre = data[data.index < info["shift_index"] - 12]
+        post = data[data.index > info["shift_index"] + day]
+        assert pre["rsi_14"].corr(pre["future_return"]) > 0.1
+        assert post["rsi_14"].corr(post["future_return"]) < -0.1
+        assert post["rvol_48"].median() > 1.5 * pre["rvol_48"].median()
+
+
+def test_the_range_pulls_prices_back_to_the_level_at_the_shift() -> None:
+    """After the shift each log price stays within a few of its stationary deviations of its level at
+    the shift (a random walk of the same volatility would wander far further)."""
+    periods = 30 * DAY_5M
+    candles, info = synthetic_market(SYMBOLS, "2024-01-01", periods, "5m", seed=9, shift_at=10 * DAY_5M)
+    for frame in candles.values():
+        logs = np.log(frame["close"].to_numpy())
+        index = info["shift_index"]
+        deviation = logs[index:] - logs[index - 1]
+        steps = np.diff(logs[index:])
+        walk_spread = steps.std() * np.sqrt(len(steps))  # a random walk's spread after as many candles
+        assert np.abs(deviation).max() < 0.5 * walk_spread, (np.abs(deviation).max(), walk_spread)
 
 
 def test_bad_arguments_are_refused() -> None:

@@ -62,6 +62,15 @@ def test_walk_forward_folds_expand_and_are_purged() -> None:
     assert all(ts[a.test].max() < ts[b.test].min() for a, b in itertools.pairwise(folds))
 
 
+def test_walk_forward_on_a_few_days_keeps_a_validation_part() -> None:
+    """Three days of 15m candles (about 280 timestamps), 2 folds, horizon 12: each fold's validation
+    keeps rows after the purge (at 10 % it held 9 timestamps, all purged, and the folds failed)."""
+    frame = market(rows=284)
+    for fold in walk_forward_splits(frame, folds=2, purge=12):
+        assert_purged(frame, fold, 12)
+        assert len(fold.valid) > 0 and len(fold.test) > 0 and len(fold.train) > len(fold.valid)
+
+
 def test_too_short_data_is_refused_with_a_reason() -> None:
     frame = market(rows=40)
     with pytest.raises(SplitError, match=r"too short|too few"):

@@ -74,6 +74,26 @@ def test_a_change_too_near_the_end_leaves_the_minimum_window() -> None:
     assert "min_window_days" in window.reason
 
 
+def test_a_change_too_near_the_end_waits_when_the_policy_says_so() -> None:
+    """short_window "wait": no window (no retraining) until the new market has the minimum; then
+    the window starts at the change point, with no old-market rows."""
+    n_rows = 12 * 96
+    change_row = n_rows - 96
+    end = ORIGIN + timedelta(days=12)
+    early = window_from_features(_planted(n_rows, change_row, 3), ["x"], ORIGIN, end, 4, 3, 1.0, short_window="wait")
+    assert early.deferred and early.start is None and not early.clipped
+    assert early.change_point is not None and early.ready_at == early.change_point + timedelta(days=3)
+    assert "waits until" in early.reason and "short_window" in early.reason
+    later_rows = n_rows + 3 * 96  # three more days of the new market
+    later_end = ORIGIN + timedelta(days=15)
+    later = window_from_features(
+        _planted(later_rows, change_row, 3), ["x"], ORIGIN, later_end, 4, 3, 1.0, short_window="wait"
+    )
+    assert not later.deferred and not later.clipped, later.reason
+    assert later.start == later.change_point
+    assert abs(later.start - (end - timedelta(days=1))) <= timedelta(hours=4)
+
+
 def test_a_minimum_longer_than_the_lookback_keeps_the_whole_window() -> None:
     end = ORIGIN + timedelta(days=12)
     window = window_from_features(_planted(12 * 96, 6 * 96, 4), ["x"], ORIGIN, end, 4, 30, 1.0)

@@ -95,14 +95,18 @@ class BaselineGate(_Strict):
 
 class DriftWindow(_Strict):
     """The training window of a retraining that drift starts (`app/retraining/window.py`):
-    "change_point" starts it at the last change point PELT finds in the drifted features
-    (BIC penalty x `penalty_scale`, over blocks of `block_hours`), never less than
-    `min_window_days` and `min_window_candles` candles before the end (the trainings' splits and
-    folds need rows: 3 days of 15m candles left some folds empty); "fixed" keeps the policy's
-    `data.lookback_days`.
+    "change_point" starts it at the change point a binary segmentation finds in the drifted
+    features (BIC penalty x `penalty_scale`, over blocks of `block_hours`); "fixed" keeps the
+    policy's `data.lookback_days`. A change point nearer the end than `min_window_days` (and
+    `min_window_candles` candles) leaves too few rows (the trainings' splits and folds need
+    them: 3 days of 15m candles left some folds empty); `short_window` says what then happens:
+    "extend" moves the window's start back to leave that much (old-market rows included),
+    "wait" starts no retraining yet, so that a later drift check retrains on the new market
+    alone once it has that many candles.
     Recency weights are not offered: the neural forecasters take no sample weights."""
 
     method: Literal["fixed", "change_point"] = "change_point"
+    short_window: Literal["extend", "wait"] = "extend"
     min_window_days: float = Field(3, gt=0)
     min_window_candles: int = Field(600, ge=1)
     block_hours: float = Field(4, gt=0)

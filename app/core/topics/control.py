@@ -197,7 +197,9 @@ class RetrainingCompleted(TopicEvent):
 
 
 class RetrainingSuppressed(TopicEvent):
-    """The storm guard refused a trigger: a job for these model types runs or is in cooldown."""
+    """The storm guard refused a trigger: a job for these model types runs or is in cooldown
+    (`blocked_by` names it), or a drift-started retraining waits for rows of the new market
+    (`blocked_by` empty, the reason says until when)."""
 
     topic = "clm.retraining.suppressed"
     producers = ("app.clm.guard",)
