@@ -15,7 +15,6 @@ blocked nothing starts (the API answers 409 naming the jobs), unless the request
 from __future__ import annotations
 
 import logging
-
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -233,7 +233,12 @@ def window_from_features(
             "(clm_config.drift_window.short_window 'wait')"
         )
         return TrainingWindow(
-            **base, start=None, change_point=change_point, deferred=True, ready_at=ready_at, reason=reason,
+            **base,
+            start=None,
+            change_point=change_point,
+            deferred=True,
+            ready_at=ready_at,
+            reason=reason,
             details=details,
         )
     if change_point > latest_start:

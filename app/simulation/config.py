@@ -51,8 +51,8 @@ class RunConfig:
     schedule_interval_days: float = 7.0  # the specification's weekly retraining
     retraining_cooldown_hours: float = 96.0  # one drift-triggered retraining, not one per 6-hour check
     drift_check_interval_hours: float = 6.0
-    drift_lookback_days: float = 1.0  # the current window of a feature drift check (96 candles per symbol)
-    drift_min_rows: int = 150
+    drift_lookback_days: float = 3.0  # the current window of a feature drift check (288 candles per symbol)
+    drift_min_rows: int = 200
     # A drift-started retraining trains on the market since the change point, and waits until it has
     # this many days of it (clm_config.drift_window: short_window "wait", min_window_days).
     new_market_days: float = 3.0
@@ -133,7 +133,11 @@ class RunConfig:
                 # it on nothing would go live and the story (first models ACTIVE, a promotion after
                 # the shift) could not run. Every registration records "BASELINE GATE OFF".
                 "baseline_gate": {"enabled": self.baseline_gate},
-                "drift_window": {"short_window": "wait", "min_window_days": self.new_market_days, "min_window_candles": 1},
+                "drift_window": {
+                    "short_window": "wait",
+                    "min_window_days": self.new_market_days,
+                    "min_window_candles": 1,
+                },
                 "drift_detection": {
                     "check_interval_hours": self.drift_check_interval_hours,
                     "lookback_days": self.drift_lookback_days,

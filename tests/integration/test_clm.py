@@ -149,6 +149,47 @@ def test_injected_shift_is_found_and_starts_exactly_one_retraining(sqlite_contai
     assert set(clm.get_status()["shadow_models"]) == {"naive", "xgboost"}
 
 
+def test_a_drift_retraining_waits_for_the_new_market_when_the_policy_says_so(sqlite_container, simulated_clock) -> None:
+    """drift_window.short_window "wait": a change point that leaves fewer days than the minimum starts
+    no job (a suppressed event says until when, the drift events say "waiting"); once the minimum is
+    there, the job trains on the new market alone."""
+    from app.data_pipeline import synthetic_market
+
+    container = sqlite_container
+    _eager(container)
+    _small_policy(container, ["naive"])
+    container.policy_store.update({"clm_config": {"drift_window": {"short_window": "wait", "min_window_days": 10}}})
+    shift_at = START + timedelta(days=21)
+    candles, _ = synthetic_market(["SYN/USDT", "ALT/USDT"], START, 288 * 29, "5m", seed=7, shift_at=shift_at)
+    _store_candles(container, candles, _ms(shift_at))
+    simulated_clock.set(shift_at)
+    assert ContinuousLearningManager(container).trigger_full_retraining(reason="initial") is not None
+    _store_candles(container, candles, _ms(shift_at + timedelta(days=7)), from_ms=_ms(shift_at))
+    simulated_clock.set(shift_at + timedelta(days=7))
+
+    run_drift_check(container)
+    with container.session_factory() as session:
+        jobs = session.scalars(select(RetrainingJob)).all()
+        actions = dict(
+            session.execute(select(DriftEvent.action_taken, func.count()).group_by(DriftEvent.action_taken)).all()
+        )
+    assert len(jobs) == 1, [(j.job_id, j.trigger_reason) for j in jobs]  # the initial one only
+    assert actions.get("waiting", 0) >= 1, actions
+    waiting = [e for e in container.bus.recent("clm.retraining.suppressed", limit=50) if not e["payload"]["blocked_by"]]
+    assert waiting, container.bus.recent("clm.retraining.suppressed", limit=50)
+    reason = waiting[0]["payload"]["reason"]
+    assert reason.startswith("waiting for the new market") and "waits until" in reason, reason
+
+    container.policy_store.update({"clm_config": {"drift_window": {"min_window_days": 5}}})
+    run_drift_check(container)
+    with container.session_factory() as session:
+        jobs = session.scalars(select(RetrainingJob).order_by(RetrainingJob.started_at)).all()
+    assert len(jobs) == 2 and jobs[1].trigger_reason.startswith("drift_"), [j.trigger_reason for j in jobs]
+    window = jobs[1].metadata_["training_window"]
+    assert not window["deferred"] and not window["clipped"] and window["start"] == window["change_point"], window
+    assert abs(datetime.fromisoformat(window["start"]) - shift_at) <= timedelta(days=1), window["reason"]
+
+
 def test_clm_event_flow(sqlite_container) -> None:
     """The specification's observability test: clm.* events around a full retraining."""
     from app.data_pipeline import synthetic_market
