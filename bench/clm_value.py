@@ -84,7 +84,43 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                     )
                 ).all()
             out["full_promoted_after_shift"] = list(promoted)
+            out["shadow_power"] = shadow_power(container, config.shift_at)
         container.dispose()
+    return out
+
+
+def shadow_power(container: Any, since: Any) -> list[dict[str, Any]]:
+    """Each shadow test started after `since`: its pairs, the per-pair PnL difference's effect size
+    (from the paired t-test's one-sided p) and the pairs a single test at the policy's level would
+    need to see that effect 80 % of the time: how far the replay is from letting the test decide."""
+    from app.shadow_tester.service import ShadowTester
+
+    policy = container.policy_store.get().clm_config.auto_promote_threshold
+    with container.session_factory() as session:
+        shadows = session.scalars(
+            select(ModelStatusHistory.model_id).where(
+                ModelStatusHistory.new_status == "SHADOW", ModelStatusHistory.changed_at >= since
+            )
+        ).all()
+    out = []
+    for model_id in dict.fromkeys(shadows):
+        result = ShadowTester(container).evaluate_shadow_model(model_id)
+        n = result.decision_samples or result.total_samples
+        if n < 3 or not 0.0 < result.p_value_better < 1.0:
+            out.append({"model_id": model_id, "pairs": n, "effect_size": None, "pairs_needed": None})
+            continue
+        effect = float(stats.t.isf(result.p_value_better, n - 1)) / np.sqrt(n)  # mean / std of the difference
+        needed = (stats.norm.isf(policy.significance_level / 2) + stats.norm.isf(0.2)) ** 2 / effect**2
+        out.append(
+            {
+                "model_id": model_id,
+                "pairs": n,
+                "pnl_difference": result.pnl_difference,
+                "effect_size": round(float(effect), 4),
+                "pairs_needed": round(needed) if effect > 0 else None,  # None: the shadow was not better
+                "recommendation": result.recommendation,
+            }
+        )
     return out
 
 
@@ -177,6 +213,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
         "metrics": per_policy,
         "paired_test": paired,
         "promoted_after_shift": {r["seed"]: len(r["full_promoted_after_shift"]) for r in results},
+        # Per shadow test after the shift: pairs seen, effect size, pairs a test at the policy's level needs.
+        "shadow_power": {r["seed"]: r.get("shadow_power", []) for r in results},
         "replay_seconds": {r["seed"]: r["seconds"] for r in results},
         "seconds": round(seconds, 1),
         "load_1min": os.getloadavg()[0],
