@@ -6,8 +6,12 @@ written: straight into one float32 block, sparing temporaries and conversion pas
 
 from __future__ import annotations
 
+from math import isfinite
+
 import numpy as np
 import talib
+
+_MAX, _MIN = np.maximum.reduce, np.minimum.reduce  # the bare reductions, without ndarray.max's wrapper
 
 _TWO_PI = 2.0 * np.pi
 
@@ -33,6 +37,25 @@ DAY_ANGLES = _TWO_PI * np.arange(1440) / 1440.0
 WEEK_ANGLES = _TWO_PI * np.arange(7) / 7.0
 SIN_DAY, COS_DAY = np.sin(DAY_ANGLES).astype(np.float32), np.cos(DAY_ANGLES).astype(np.float32)
 SIN_WEEK, COS_WEEK = np.sin(WEEK_ANGLES).astype(np.float32), np.cos(WEEK_ANGLES).astype(np.float32)
+
+# The same four values tabled by the minute of the week (Monday 00:00 UTC = 0), so that one
+# index serves them all: the index costs two integer divisions by constants, where the minute
+# of the day and the weekday apart cost a divmod and a remainder (numpy's slowest integer loops).
+MINUTES_PER_WEEK = 7 * 1440
+_WEEK_MINUTES = np.arange(MINUTES_PER_WEEK)
+HOUR_SIN_BY_MINUTE, HOUR_COS_BY_MINUTE = SIN_DAY[_WEEK_MINUTES % 1440], COS_DAY[_WEEK_MINUTES % 1440]
+DOW_SIN_BY_MINUTE, DOW_COS_BY_MINUTE = SIN_WEEK[_WEEK_MINUTES // 1440], COS_WEEK[_WEEK_MINUTES // 1440]
+_FIRST_MONDAY_MS = 4 * 86_400_000  # 1970-01-05 00:00 UTC (1970-01-01 was a Thursday)
+
+
+def minute_of_week(timestamp: np.ndarray) -> np.ndarray:
+    """Minute of the week (Monday 00:00 UTC = 0, up to 10079) of epoch-millisecond times."""
+    minute = np.subtract(timestamp, _FIRST_MONDAY_MS)
+    np.floor_divide(minute, 60_000, out=minute)  # minutes since the first Monday (floored: exact below it too)
+    weeks = np.floor_divide(minute, MINUTES_PER_WEEK)
+    weeks *= MINUTES_PER_WEEK
+    minute -= weeks
+    return minute
 
 
 def volume_mean(volume: np.ndarray, window: int) -> np.ndarray:
@@ -72,7 +95,7 @@ class FeatureBlock:
         last = len(self.names) - 1
         if last >= self._checked:
             row = self.block[last]
-            if row.size and not (np.isfinite(row.max()) and np.isfinite(row.min())):  # NaN propagates
+            if row.size and not (isfinite(_MAX(row)) and isfinite(_MIN(row))):  # NaN propagates
                 self._suspect.append(last)
             self._checked = last + 1
 
@@ -98,15 +121,23 @@ class FeatureBlock:
     def subtract(self, name: str, minuend: np.ndarray, subtrahend: np.ndarray) -> None:
         np.subtract(minuend[self.skip :], subtrahend[self.skip :], out=self._row(name), casting="same_kind")
 
-    def change(self, name: str, values: np.ndarray, periods: int) -> None:
-        """values[t] - values[t - periods] (NaN where t < periods)."""
+    def change(self, name: str, values: np.ndarray, periods: int, denominator: np.ndarray | None = None) -> None:
+        """values[t] - values[t - periods], divided by denominator[t] if given (NaN where t < periods).
+
+        The earlier values are read in place (no lagged copy of `values`).
+        """
         row, start = self._row(name), max(self.skip, periods)
         row[: start - self.skip] = np.nan
-        np.subtract(values[start:], values[start - periods : len(values) - periods], out=row[start - self.skip :])
+        now, then, out = values[start:], values[start - periods : len(values) - periods], row[start - self.skip :]
+        if denominator is None:
+            np.subtract(now, then, out=out, casting="same_kind")
+        else:
+            difference = np.subtract(now, then, out=self._scratch[: len(out)])
+            np.divide(difference, denominator[start:], out=out, casting="same_kind")
 
     def root(self, name: str, values: np.ndarray) -> None:
         np.sqrt(values[self.skip :], out=self._row(name), casting="same_kind")
 
     def lookup(self, name: str, table: np.ndarray, index: np.ndarray) -> None:
-        """table[index], `index` given for the rows from `skip` on."""
-        np.take(table, index, out=self._row(name))
+        """table[index], `index` given for the rows from `skip` on and within the table."""
+        np.take(table, index, out=self._row(name), mode="clip")  # in range by the caller: no bounds pass

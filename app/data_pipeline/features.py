@@ -27,13 +27,14 @@ import talib
 
 from app.core.policy import FeatureConfig
 from app.data_pipeline.feature_block import (
-    COS_DAY,
-    COS_WEEK,
-    SIN_DAY,
-    SIN_WEEK,
+    DOW_COS_BY_MINUTE,
+    DOW_SIN_BY_MINUTE,
+    HOUR_COS_BY_MINUTE,
+    HOUR_SIN_BY_MINUTE,
     FeatureBlock,
     diff,
     lag,
+    minute_of_week,
     volume_mean,
 )
 
@@ -60,7 +61,6 @@ AUTOCORR_WINDOW = 48
 EXTREMES_WINDOW = 48
 
 CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
-_MS_PER_DAY = 86_400_000
 
 _MAX_FEATURES = 512  # room for the plan run, which learns the names
 _SMA = talib.MA_Type.SMA
@@ -175,18 +175,16 @@ def _compute(
         mean_volume = volume_mean(volume, window)
         sink.spread(f"volume_z_{window}", volume, mean_volume, talib.STDDEV(volume, window, 1.0))
         sink.ratio(f"volume_rel_{window}", volume, mean_volume)
-        sink.spread(f"obv_flow_{window}", obv, lag(obv, window), mean_volume * window)
+        sink.change(f"obv_flow_{window}", obv, window, mean_volume * window)
     adosc = talib.ADOSC(high, low, close, volume, ADOSC_FAST, ADOSC_SLOW)
     sink.ratio("adosc_norm", adosc, volume_mean(volume, ADOSC_SLOW))
 
     # Time of day and week, as points on a circle (candle open time, UTC), of the rows kept only.
-    day, ms_of_day = np.divmod(timestamp[sink.skip :], _MS_PER_DAY)
-    minute = ms_of_day // 60_000
-    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    sink.lookup("hour_sin", SIN_DAY, minute)
-    sink.lookup("hour_cos", COS_DAY, minute)
-    sink.lookup("dow_sin", SIN_WEEK, weekday)
-    sink.lookup("dow_cos", COS_WEEK, weekday)
+    minute = minute_of_week(timestamp[sink.skip :])  # Monday 00:00 = 0
+    sink.lookup("hour_sin", HOUR_SIN_BY_MINUTE, minute)
+    sink.lookup("hour_cos", HOUR_COS_BY_MINUTE, minute)
+    sink.lookup("dow_sin", DOW_SIN_BY_MINUTE, minute)
+    sink.lookup("dow_cos", DOW_COS_BY_MINUTE, minute)
 
 
 def _config_key(config: FeatureConfig) -> str:

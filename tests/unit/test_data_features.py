@@ -11,7 +11,7 @@ import talib
 
 from app.core.policy import FeatureConfig
 from app.data_pipeline import engineer_features, feature_columns, feature_set_id, warmup_rows
-from app.data_pipeline.feature_block import FeatureBlock
+from app.data_pipeline.feature_block import FeatureBlock, minute_of_week
 
 CONFIG = FeatureConfig()
 
@@ -194,3 +194,15 @@ def test_the_block_zeroes_exactly_the_values_that_are_not_finite() -> None:
     np.testing.assert_array_equal(sink.block, expected)
     assert sink.block[1, 500 - skip] == 0.0 and sink.block[2, -1] == 0.0 and sink.block[3, 0] == 0.0
     assert (sink.block[4] == np.float32(3e38)).all()
+
+
+def test_minute_of_week_follows_the_calendar() -> None:
+    rng = np.random.default_rng(1)
+    week_ms = 7 * 86_400_000
+    monday = 4 * 86_400_000  # 1970-01-05 00:00 UTC
+    random = rng.integers(-(10**12), 5 * 10**12, 20_000)  # 1938 to 2128, any millisecond
+    edges = np.array([monday + k * week_ms + d for k in (-3000, -1, 0, 1, 2900) for d in (-1, 0, 1, 59_999, 60_000)])
+    timestamp = np.concatenate([random, edges, [0]]).astype(np.int64)
+    when = pd.to_datetime(timestamp, unit="ms")
+    expected = when.day_of_week.to_numpy() * 1440 + when.hour.to_numpy() * 60 + when.minute.to_numpy()
+    np.testing.assert_array_equal(minute_of_week(timestamp), expected)
