@@ -143,27 +143,27 @@ def _compute(
     # Price relative to its moving averages: (close - average) / average.
     emas = {p: talib.EMA(close, p) for p in config.ema_periods}
     for period, ema in emas.items():
-        sink.spread(f"ema_ratio_{period}", close, ema, ema)
+        sink.relative(f"ema_ratio_{period}", close, ema)
     for fast, slow in pairwise(sorted(config.ema_periods)):
-        sink.spread(f"ema_cross_{fast}_{slow}", emas[fast], emas[slow], emas[slow])
+        sink.relative(f"ema_cross_{fast}_{slow}", emas[fast], emas[slow])
     for period in config.sma_periods:
         sma = talib.SMA(close, period)
-        sink.spread(f"sma_ratio_{period}", close, sma, sma)
+        sink.relative(f"sma_ratio_{period}", close, sma)
     kama = talib.KAMA(close, KAMA_PERIOD)
-    sink.spread("kama_ratio", close, kama, kama)
+    sink.relative("kama_ratio", close, kama)
     tema = talib.TEMA(close, TEMA_PERIOD)
-    sink.spread("tema_ratio", close, tema, tema)
+    sink.relative("tema_ratio", close, tema)
     upper, middle, lower = talib.BBANDS(close, config.bb_period, config.bb_std, config.bb_std, _SMA)
     band = upper - lower
     sink.spread("bb_pctb", close, lower, band)
     sink.ratio("bb_width", band, middle)
     highest = talib.MAX(high, EXTREMES_WINDOW)
-    sink.spread("dist_high", close, highest, highest)
+    sink.relative("dist_high", close, highest)
     lowest = talib.MIN(low, EXTREMES_WINDOW)
-    sink.spread("dist_low", close, lowest, lowest)
+    sink.relative("dist_low", close, lowest)
 
     # Candle shape.
-    sink.spread("body_pct", close, open_, open_)
+    sink.relative("body_pct", close, open_)
     sink.spread("upper_wick_pct", high, np.maximum(open_, close), close)
     sink.spread("lower_wick_pct", np.minimum(open_, close), low, close)
     sink.spread("close_location", close, low, high - low)
