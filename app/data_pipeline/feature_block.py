@@ -82,45 +82,41 @@ class FeatureBlock:
         self.block = np.empty((capacity, rows - skip), dtype=np.float32)
         self.names: list[str] = []
         self._scratch = np.empty(rows - skip, dtype=np.float64)  # float64 intermediates, reused
-        self._checked = 0  # rows below this one have been looked at for values that are not finite
-        self._suspect: list[int] = []  # rows that hold some
+        self._suspect: list[int] = []  # rows that hold values that are not finite
 
     def _row(self, name: str) -> np.ndarray:
-        self._check_last()  # a row written directly through `block` (none is, today)
         self.names.append(name)
         return self.block[len(self.names) - 1]
 
-    def _check_last(self) -> None:
-        """Note the row written last if it holds a value that is not finite (its max and min are
-        finite exactly when all its values are); every method calls it right after its writing."""
-        last = len(self.names) - 1
-        if last >= self._checked:
-            row = self.block[last]
-            if row.size and not (isfinite(_MAX(row)) and isfinite(_MIN(row))):  # NaN propagates
-                self._suspect.append(last)
-            self._checked = last + 1
+    def _check(self, row: np.ndarray) -> None:
+        """Note the row just written (the last) if it holds a value that is not finite: its max and
+        min are finite exactly when all its values are (NaN propagates). Read while in the cache."""
+        if row.size and not (isfinite(_MAX(row)) and isfinite(_MIN(row))):
+            self._suspect.append(len(self.names) - 1)
 
     def zero_non_finite(self) -> None:
         """Set every value that is not finite to 0 (the features' after-warm-up rule)."""
-        self._check_last()
         for i in self._suspect:
             row = self.block[i]
             np.copyto(row, 0.0, where=~np.isfinite(row))
 
     def put(self, name: str, values: np.ndarray) -> None:
-        self._row(name)[...] = values[self.skip :]
-        self._check_last()
+        row = self._row(name)
+        row[...] = values[self.skip :]
+        self._check(row)
 
     def ratio(self, name: str, numerator: np.ndarray, denominator: np.ndarray) -> None:
-        np.divide(numerator[self.skip :], denominator[self.skip :], out=self._row(name), casting="same_kind")
-        self._check_last()
+        row = self._row(name)
+        np.divide(numerator[self.skip :], denominator[self.skip :], out=row, casting="same_kind")
+        self._check(row)
 
     def spread(self, name: str, minuend: np.ndarray, subtrahend: np.ndarray, denominator: np.ndarray) -> None:
         """(minuend - subtrahend) / denominator; the difference in float64 keeps small ratios exact."""
         k = self.skip
         difference = np.subtract(minuend[k:], subtrahend[k:], out=self._scratch)
-        np.divide(difference, denominator[k:], out=self._row(name), casting="same_kind")
-        self._check_last()
+        row = self._row(name)
+        np.divide(difference, denominator[k:], out=row, casting="same_kind")
+        self._check(row)
 
     def relative(self, name: str, value: np.ndarray, reference: np.ndarray) -> None:
         """(value - reference) / reference, computed as value / reference - 1.
@@ -132,12 +128,14 @@ class FeatureBlock:
         """
         k = self.skip
         quotient = np.divide(value[k:], reference[k:], out=self._scratch)
-        np.subtract(quotient, 1.0, out=self._row(name), casting="same_kind")
-        self._check_last()
+        row = self._row(name)
+        np.subtract(quotient, 1.0, out=row, casting="same_kind")
+        self._check(row)
 
     def subtract(self, name: str, minuend: np.ndarray, subtrahend: np.ndarray) -> None:
-        np.subtract(minuend[self.skip :], subtrahend[self.skip :], out=self._row(name), casting="same_kind")
-        self._check_last()
+        row = self._row(name)
+        np.subtract(minuend[self.skip :], subtrahend[self.skip :], out=row, casting="same_kind")
+        self._check(row)
 
     def change(self, name: str, values: np.ndarray, periods: int, denominator: np.ndarray | None = None) -> None:
         """values[t] - values[t - periods], divided by denominator[t] if given (NaN where t < periods).
@@ -152,13 +150,15 @@ class FeatureBlock:
         else:
             difference = np.subtract(now, then, out=self._scratch[: len(out)])
             np.divide(difference, denominator[start:], out=out, casting="same_kind")
-        self._check_last()
+        self._check(row)
 
     def root(self, name: str, values: np.ndarray) -> None:
-        np.sqrt(values[self.skip :], out=self._row(name), casting="same_kind")
-        self._check_last()
+        row = self._row(name)
+        np.sqrt(values[self.skip :], out=row, casting="same_kind")
+        self._check(row)
 
     def lookup(self, name: str, table: np.ndarray, index: np.ndarray) -> None:
         """table[index], `index` given for the rows from `skip` on and within the table."""
-        np.take(table, index, out=self._row(name), mode="clip")  # in range by the caller: no bounds pass
-        self._check_last()
+        row = self._row(name)
+        np.take(table, index, out=row, mode="clip")  # in range by the caller: no bounds pass
+        self._check(row)

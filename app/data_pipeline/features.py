@@ -20,10 +20,13 @@ import hashlib
 import json
 from functools import lru_cache
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import talib
+from pandas.api.extensions import ExtensionDtype
+from pandas.api.internals import create_dataframe_from_blocks
 
 from app.core.policy import FeatureConfig
 from app.data_pipeline.feature_block import (
@@ -191,10 +194,10 @@ def _config_key(config: FeatureConfig) -> str:
     return json.dumps(config.model_dump(mode="json"), sort_keys=True)
 
 
-@lru_cache(maxsize=32)
-def _columns(config_key: str) -> pd.Index:
-    """The feature names as the frame's column index, built once per configuration."""
-    return pd.Index(_plan(config_key)[0])
+@lru_cache(maxsize=64)
+def _columns(config_key: str, with_symbol: bool) -> pd.Index:
+    """The output frame's column index, built once per configuration (and symbol column or not)."""
+    return pd.Index(["timestamp", *(["symbol"] if with_symbol else []), *_plan(config_key)[0]])
 
 
 @lru_cache(maxsize=32)
@@ -259,17 +262,28 @@ def engineer_features(candles: pd.DataFrame, config: FeatureConfig | None = None
         bad = int(np.argmax(timestamp[1:] <= timestamp[:-1])) + 1
         raise ValueError(f"engineer_features: timestamps must increase strictly (row {bad} does not)")
     key = _config_key(config)
-    names, _ = _plan(key)
-    skip = min(warmup_rows(config), len(candles))
+    names, lookback = _plan(key)
+    skip = min(2 * lookback, len(candles))  # warmup_rows(config)
     sink = FeatureBlock(len(candles), skip, len(names))
     open_, high, low, close, volume = (_column(candles, c) for c in ("open", "high", "low", "close", "volume"))
     with np.errstate(all="ignore"):
         _compute(sink, timestamp, open_, high, low, close, volume, config)
     sink.zero_non_finite()  # the documented after-warm-up rule
-    block = sink.block
-    features = pd.DataFrame(block.T, index=candles.index[skip:], columns=_columns(key), copy=False)
-    features.insert(0, "timestamp", timestamp[skip:])
-    if "symbol" in candles.columns:
-        # the column's own array (no round trip through Python strings)
-        features.insert(1, "symbol", candles["symbol"].iloc[skip:].array)
-    return features
+    return _frame(candles, key, skip, timestamp, sink.block)
+
+
+def _frame(candles: pd.DataFrame, key: str, skip: int, timestamp: np.ndarray, block: np.ndarray) -> pd.DataFrame:
+    """The output frame, assembled from its blocks as they are: the float32 feature block is not
+    copied, and no column is inserted one at a time (each insert rebuilt the column index)."""
+    index = candles.index[skip:]
+    blocks: list[tuple[Any, np.ndarray]] = [(timestamp[skip:].reshape(1, -1).copy(), np.array([0]))]
+    symbol = candles["symbol"].iloc[skip:] if "symbol" in candles.columns else None
+    inserted = symbol is not None and not isinstance(symbol.dtype, ExtensionDtype)
+    if symbol is not None and not inserted:
+        # the column's own array (no round trip through Python strings); a copy, O(1) for Arrow's
+        blocks.append((symbol.array.copy(), np.array([1])))
+    blocks.append((block, np.arange(len(blocks), len(blocks) + len(block))))
+    frame = create_dataframe_from_blocks(blocks, index, _columns(key, symbol is not None and not inserted))
+    if inserted and symbol is not None:  # a NumPy (object) column: inserted, so that pandas infers its dtype as ever
+        frame.insert(1, "symbol", symbol.array)
+    return frame

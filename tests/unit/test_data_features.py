@@ -206,3 +206,24 @@ def test_minute_of_week_follows_the_calendar() -> None:
     when = pd.to_datetime(timestamp, unit="ms")
     expected = when.day_of_week.to_numpy() * 1440 + when.hour.to_numpy() * 60 + when.minute.to_numpy()
     np.testing.assert_array_equal(minute_of_week(timestamp), expected)
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[python]", "category", object])
+def test_the_symbol_column_keeps_its_dtype_and_the_output_shares_no_memory_with_the_input(
+    data_dir: Path, dtype: object
+) -> None:
+    candles = _candles(data_dir, "binance_ADAUSDT_5m_4w.csv").iloc[:600].assign(symbol="ADA/USDT")
+    candles["symbol"] = candles["symbol"].astype(dtype)  # type: ignore[call-overload]
+    timestamps, symbols = candles["timestamp"].copy(), candles["symbol"].copy()
+    features = engineer_features(candles, CONFIG)
+    assert list(features.columns[:2]) == ["timestamp", "symbol"]
+    # an object column gets the dtype pandas infers for a new column of strings, as it always did
+    expected = candles["symbol"].dtype if dtype is not object else pd.Series(["ADA/USDT"]).dtype
+    assert features["symbol"].dtype == expected
+    assert (features["symbol"] == "ADA/USDT").all()
+    np.testing.assert_array_equal(features["timestamp"], candles["timestamp"].to_numpy()[features.index])
+    features.iloc[0, 0] = -1
+    if dtype != "category":
+        features.iloc[0, 1] = "OTHER/USDT"
+    pd.testing.assert_series_equal(candles["timestamp"], timestamps)
+    pd.testing.assert_series_equal(candles["symbol"], symbols)
