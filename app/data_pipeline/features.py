@@ -278,12 +278,12 @@ def _frame(candles: pd.DataFrame, key: str, skip: int, timestamp: np.ndarray, bl
     index = candles.index[skip:]
     blocks: list[tuple[Any, np.ndarray]] = [(timestamp[skip:].reshape(1, -1).copy(), np.array([0]))]
     symbol = candles["symbol"].iloc[skip:] if "symbol" in candles.columns else None
-    inserted = symbol is not None and not isinstance(symbol.dtype, ExtensionDtype)
-    if symbol is not None and not inserted:
+    as_block = symbol is not None and isinstance(symbol.dtype, ExtensionDtype)
+    if symbol is not None and as_block:
         # the column's own array (no round trip through Python strings); a copy, O(1) for Arrow's
         blocks.append((symbol.array.copy(), np.array([1])))
     blocks.append((block, np.arange(len(blocks), len(blocks) + len(block))))
-    frame = create_dataframe_from_blocks(blocks, index, _columns(key, symbol is not None and not inserted))
-    if inserted and symbol is not None:  # a NumPy (object) column: inserted, so that pandas infers its dtype as ever
+    frame = create_dataframe_from_blocks(blocks, index, _columns(key, as_block))
+    if symbol is not None and not as_block:  # a NumPy (object) column: inserted, for pandas to infer its dtype
         frame.insert(1, "symbol", symbol.array)
     return frame

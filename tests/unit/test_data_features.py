@@ -227,3 +227,47 @@ def test_the_symbol_column_keeps_its_dtype_and_the_output_shares_no_memory_with_
         features.iloc[0, 1] = "OTHER/USDT"
     pd.testing.assert_series_equal(candles["timestamp"], timestamps)
     pd.testing.assert_series_equal(candles["symbol"], symbols)
+
+
+def test_every_block_method_is_its_float64_formula_rounded_and_zeroes_what_is_not_finite() -> None:
+    rng = np.random.default_rng(3)
+    rows, skip = 2000, 40
+    a, b, c = rng.uniform(0.5, 2.0, (3, rows))
+    b[[100, 700]] = 0.0  # divisions by zero: inf and (with a = 0) NaN
+    a[700] = 0.0
+    c[[300, 1500]] = 0.0
+    a[900] = np.nan
+    table = rng.normal(size=50).astype(np.float32)
+    index = rng.integers(0, 50, rows - skip)
+    lagged = np.concatenate([np.full(5, np.nan), a[:-5]])
+    with np.errstate(all="ignore"):
+        expected = {
+            "put": a,
+            "ratio": a / b,
+            "spread": (a - b) / c,
+            "relative": (a - b) / b,
+            "subtract": a - b,
+            "change": a - lagged,
+            "change_ratio": (a - lagged) / c,
+            "root": np.sqrt(a),
+            "lookup": np.concatenate([np.zeros(skip), table[index]]),
+        }
+        sink = FeatureBlock(rows, skip, len(expected))
+        sink.put("put", a)
+        sink.ratio("ratio", a, b)
+        sink.spread("spread", a, b, c)
+        sink.relative("relative", a, b)
+        sink.subtract("subtract", a, b)
+        sink.change("change", a, 5)
+        sink.change("change_ratio", a, 5, c)
+        sink.root("root", a)
+        sink.lookup("lookup", table, index)
+    assert sink.names == list(expected)
+    sink.zero_non_finite()
+    for row, (name, values) in zip(sink.block, expected.items(), strict=True):
+        reference = values[skip:].astype(np.float32)
+        reference[~np.isfinite(reference)] = 0.0
+        np.testing.assert_array_max_ulp(row, reference, maxulp=1)  # relative: x / ref - 1, within an ulp
+        assert np.isfinite(row).all(), name
+    ratio, spread = sink.block[1], sink.block[2]
+    assert ratio[100 - skip] == ratio[700 - skip] == spread[300 - skip] == sink.block[0, 900 - skip] == 0.0
