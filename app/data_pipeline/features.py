@@ -20,20 +20,24 @@ import hashlib
 import json
 from functools import lru_cache
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import talib
+from pandas.api.extensions import ExtensionDtype
+from pandas.api.internals import create_dataframe_from_blocks
 
 from app.core.policy import FeatureConfig
 from app.data_pipeline.feature_block import (
-    COS_DAY,
-    COS_WEEK,
-    SIN_DAY,
-    SIN_WEEK,
+    DOW_COS_BY_MINUTE,
+    DOW_SIN_BY_MINUTE,
+    HOUR_COS_BY_MINUTE,
+    HOUR_SIN_BY_MINUTE,
     FeatureBlock,
     diff,
     lag,
+    minute_of_week,
     volume_mean,
 )
 
@@ -60,7 +64,6 @@ AUTOCORR_WINDOW = 48
 EXTREMES_WINDOW = 48
 
 CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
-_MS_PER_DAY = 86_400_000
 
 _MAX_FEATURES = 512  # room for the plan run, which learns the names
 _SMA = talib.MA_Type.SMA
@@ -143,27 +146,27 @@ def _compute(
     # Price relative to its moving averages: (close - average) / average.
     emas = {p: talib.EMA(close, p) for p in config.ema_periods}
     for period, ema in emas.items():
-        sink.spread(f"ema_ratio_{period}", close, ema, ema)
+        sink.relative(f"ema_ratio_{period}", close, ema)
     for fast, slow in pairwise(sorted(config.ema_periods)):
-        sink.spread(f"ema_cross_{fast}_{slow}", emas[fast], emas[slow], emas[slow])
+        sink.relative(f"ema_cross_{fast}_{slow}", emas[fast], emas[slow])
     for period in config.sma_periods:
         sma = talib.SMA(close, period)
-        sink.spread(f"sma_ratio_{period}", close, sma, sma)
+        sink.relative(f"sma_ratio_{period}", close, sma)
     kama = talib.KAMA(close, KAMA_PERIOD)
-    sink.spread("kama_ratio", close, kama, kama)
+    sink.relative("kama_ratio", close, kama)
     tema = talib.TEMA(close, TEMA_PERIOD)
-    sink.spread("tema_ratio", close, tema, tema)
+    sink.relative("tema_ratio", close, tema)
     upper, middle, lower = talib.BBANDS(close, config.bb_period, config.bb_std, config.bb_std, _SMA)
     band = upper - lower
     sink.spread("bb_pctb", close, lower, band)
     sink.ratio("bb_width", band, middle)
     highest = talib.MAX(high, EXTREMES_WINDOW)
-    sink.spread("dist_high", close, highest, highest)
+    sink.relative("dist_high", close, highest)
     lowest = talib.MIN(low, EXTREMES_WINDOW)
-    sink.spread("dist_low", close, lowest, lowest)
+    sink.relative("dist_low", close, lowest)
 
     # Candle shape.
-    sink.spread("body_pct", close, open_, open_)
+    sink.relative("body_pct", close, open_)
     sink.spread("upper_wick_pct", high, np.maximum(open_, close), close)
     sink.spread("lower_wick_pct", np.minimum(open_, close), low, close)
     sink.spread("close_location", close, low, high - low)
@@ -175,28 +178,26 @@ def _compute(
         mean_volume = volume_mean(volume, window)
         sink.spread(f"volume_z_{window}", volume, mean_volume, talib.STDDEV(volume, window, 1.0))
         sink.ratio(f"volume_rel_{window}", volume, mean_volume)
-        sink.spread(f"obv_flow_{window}", obv, lag(obv, window), mean_volume * window)
+        sink.change(f"obv_flow_{window}", obv, window, mean_volume * window)
     adosc = talib.ADOSC(high, low, close, volume, ADOSC_FAST, ADOSC_SLOW)
     sink.ratio("adosc_norm", adosc, volume_mean(volume, ADOSC_SLOW))
 
     # Time of day and week, as points on a circle (candle open time, UTC), of the rows kept only.
-    day, ms_of_day = np.divmod(timestamp[sink.skip :], _MS_PER_DAY)
-    minute = ms_of_day // 60_000
-    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    sink.lookup("hour_sin", SIN_DAY, minute)
-    sink.lookup("hour_cos", COS_DAY, minute)
-    sink.lookup("dow_sin", SIN_WEEK, weekday)
-    sink.lookup("dow_cos", COS_WEEK, weekday)
+    minute = minute_of_week(timestamp[sink.skip :])  # Monday 00:00 = 0
+    sink.lookup("hour_sin", HOUR_SIN_BY_MINUTE, minute)
+    sink.lookup("hour_cos", HOUR_COS_BY_MINUTE, minute)
+    sink.lookup("dow_sin", DOW_SIN_BY_MINUTE, minute)
+    sink.lookup("dow_cos", DOW_COS_BY_MINUTE, minute)
 
 
 def _config_key(config: FeatureConfig) -> str:
     return json.dumps(config.model_dump(mode="json"), sort_keys=True)
 
 
-@lru_cache(maxsize=32)
-def _columns(config_key: str) -> pd.Index:
-    """The feature names as the frame's column index, built once per configuration."""
-    return pd.Index(_plan(config_key)[0])
+@lru_cache(maxsize=64)
+def _columns(config_key: str, with_symbol: bool) -> pd.Index:
+    """The output frame's column index, built once per configuration (and symbol column or not)."""
+    return pd.Index(["timestamp", *(["symbol"] if with_symbol else []), *_plan(config_key)[0]])
 
 
 @lru_cache(maxsize=32)
@@ -261,17 +262,28 @@ def engineer_features(candles: pd.DataFrame, config: FeatureConfig | None = None
         bad = int(np.argmax(timestamp[1:] <= timestamp[:-1])) + 1
         raise ValueError(f"engineer_features: timestamps must increase strictly (row {bad} does not)")
     key = _config_key(config)
-    names, _ = _plan(key)
-    skip = min(warmup_rows(config), len(candles))
+    names, lookback = _plan(key)
+    skip = min(2 * lookback, len(candles))  # warmup_rows(config)
     sink = FeatureBlock(len(candles), skip, len(names))
     open_, high, low, close, volume = (_column(candles, c) for c in ("open", "high", "low", "close", "volume"))
     with np.errstate(all="ignore"):
         _compute(sink, timestamp, open_, high, low, close, volume, config)
     sink.zero_non_finite()  # the documented after-warm-up rule
-    block = sink.block
-    features = pd.DataFrame(block.T, index=candles.index[skip:], columns=_columns(key), copy=False)
-    features.insert(0, "timestamp", timestamp[skip:])
-    if "symbol" in candles.columns:
-        # the column's own array (no round trip through Python strings)
-        features.insert(1, "symbol", candles["symbol"].iloc[skip:].array)
-    return features
+    return _frame(candles, key, skip, timestamp, sink.block)
+
+
+def _frame(candles: pd.DataFrame, key: str, skip: int, timestamp: np.ndarray, block: np.ndarray) -> pd.DataFrame:
+    """The output frame, assembled from its blocks as they are: the float32 feature block is not
+    copied, and no column is inserted one at a time (each insert rebuilt the column index)."""
+    index = candles.index[skip:]
+    blocks: list[tuple[Any, np.ndarray]] = [(timestamp[skip:].reshape(1, -1).copy(), np.array([0]))]
+    symbol = candles["symbol"].iloc[skip:] if "symbol" in candles.columns else None
+    as_block = symbol is not None and isinstance(symbol.dtype, ExtensionDtype)
+    if symbol is not None and as_block:
+        # the column's own array (no round trip through Python strings); a copy, O(1) for Arrow's
+        blocks.append((symbol.array.copy(), np.array([1])))
+    blocks.append((block, np.arange(len(blocks), len(blocks) + len(block))))
+    frame = create_dataframe_from_blocks(blocks, index, _columns(key, as_block))
+    if symbol is not None and not as_block:  # a NumPy (object) column: inserted, for pandas to infer its dtype
+        frame.insert(1, "symbol", symbol.array)
+    return frame

@@ -11,7 +11,7 @@ import talib
 
 from app.core.policy import FeatureConfig
 from app.data_pipeline import engineer_features, feature_columns, feature_set_id, warmup_rows
-from app.data_pipeline.feature_block import FeatureBlock
+from app.data_pipeline.feature_block import FeatureBlock, minute_of_week
 
 CONFIG = FeatureConfig()
 
@@ -194,3 +194,80 @@ def test_the_block_zeroes_exactly_the_values_that_are_not_finite() -> None:
     np.testing.assert_array_equal(sink.block, expected)
     assert sink.block[1, 500 - skip] == 0.0 and sink.block[2, -1] == 0.0 and sink.block[3, 0] == 0.0
     assert (sink.block[4] == np.float32(3e38)).all()
+
+
+def test_minute_of_week_follows_the_calendar() -> None:
+    rng = np.random.default_rng(1)
+    week_ms = 7 * 86_400_000
+    monday = 4 * 86_400_000  # 1970-01-05 00:00 UTC
+    random = rng.integers(-(10**12), 5 * 10**12, 20_000)  # 1938 to 2128, any millisecond
+    edges = np.array([monday + k * week_ms + d for k in (-3000, -1, 0, 1, 2900) for d in (-1, 0, 1, 59_999, 60_000)])
+    timestamp = np.concatenate([random, edges, [0]]).astype(np.int64)
+    when = pd.to_datetime(timestamp, unit="ms")
+    expected = when.day_of_week.to_numpy() * 1440 + when.hour.to_numpy() * 60 + when.minute.to_numpy()
+    np.testing.assert_array_equal(minute_of_week(timestamp), expected)
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[python]", "category", object])
+def test_the_symbol_column_keeps_its_dtype_and_the_output_shares_no_memory_with_the_input(
+    data_dir: Path, dtype: object
+) -> None:
+    candles = _candles(data_dir, "binance_ADAUSDT_5m_4w.csv").iloc[:600].assign(symbol="ADA/USDT")
+    candles["symbol"] = candles["symbol"].astype(dtype)  # type: ignore[call-overload]
+    timestamps, symbols = candles["timestamp"].copy(), candles["symbol"].copy()
+    features = engineer_features(candles, CONFIG)
+    assert list(features.columns[:2]) == ["timestamp", "symbol"]
+    # an object column gets the dtype pandas infers for a new column of strings, as it always did
+    expected = candles["symbol"].dtype if dtype is not object else pd.Series(["ADA/USDT"]).dtype
+    assert features["symbol"].dtype == expected
+    assert (features["symbol"] == "ADA/USDT").all()
+    np.testing.assert_array_equal(features["timestamp"], candles["timestamp"].to_numpy()[features.index])
+    features.iloc[0, 0] = -1
+    if dtype != "category":
+        features.iloc[0, 1] = "OTHER/USDT"
+    pd.testing.assert_series_equal(candles["timestamp"], timestamps)
+    pd.testing.assert_series_equal(candles["symbol"], symbols)
+
+
+def test_every_block_method_is_its_float64_formula_rounded_and_zeroes_what_is_not_finite() -> None:
+    rng = np.random.default_rng(3)
+    rows, skip = 2000, 40
+    a, b, c = rng.uniform(0.5, 2.0, (3, rows))
+    b[[100, 700]] = 0.0  # divisions by zero: inf and (with a = 0) NaN
+    a[700] = 0.0
+    c[[300, 1500]] = 0.0
+    a[900] = np.nan
+    table = rng.normal(size=50).astype(np.float32)
+    index = rng.integers(0, 50, rows - skip)
+    lagged = np.concatenate([np.full(5, np.nan), a[:-5]])
+    with np.errstate(all="ignore"):
+        expected = {
+            "put": a,
+            "ratio": a / b,
+            "spread": (a - b) / c,
+            "relative": (a - b) / b,
+            "subtract": a - b,
+            "change": a - lagged,
+            "change_ratio": (a - lagged) / c,
+            "root": np.sqrt(a),
+            "lookup": np.concatenate([np.zeros(skip), table[index]]),
+        }
+        sink = FeatureBlock(rows, skip, len(expected))
+        sink.put("put", a)
+        sink.ratio("ratio", a, b)
+        sink.spread("spread", a, b, c)
+        sink.relative("relative", a, b)
+        sink.subtract("subtract", a, b)
+        sink.change("change", a, 5)
+        sink.change("change_ratio", a, 5, c)
+        sink.root("root", a)
+        sink.lookup("lookup", table, index)
+    assert sink.names == list(expected)
+    sink.zero_non_finite()
+    for row, (name, values) in zip(sink.block, expected.items(), strict=True):
+        reference = values[skip:].astype(np.float32)
+        reference[~np.isfinite(reference)] = 0.0
+        np.testing.assert_array_max_ulp(row, reference, maxulp=1)  # relative: x / ref - 1, within an ulp
+        assert np.isfinite(row).all(), name
+    ratio, spread = sink.block[1], sink.block[2]
+    assert ratio[100 - skip] == ratio[700 - skip] == spread[300 - skip] == sink.block[0, 900 - skip] == 0.0
