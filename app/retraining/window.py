@@ -17,11 +17,16 @@ are computed from the stored candles over that window and searched for change po
   still autocorrelated, and PELT under BIC cut the synthetic market's calm post-shift
   stretch at spurious points (tried: its last break missed the shift by up to two days).
 
-The window starts at the change point. One nearer the end than `min_window_days` (or
-`min_window_candles` candles, whichever is longer) is moved back to leave that much (the
-models need rows); none found keeps the normal window. Every outcome is a `TrainingWindow`
-with its method, the change point and the reason, stored in the job
-(`metadata.training_window`, shown by `GET /api/jobs/<id>`).
+The window starts at the change point; its candles are read from the features' and labels'
+warm-up before it (`read_from`), so that the dataset's first row is the change point's.
+A change point nearer the end than `min_window_days` (or `min_window_candles` candles,
+whichever is longer) leaves too few rows: with `short_window` "extend" the window is moved
+back to leave that much (old-market rows included), with "wait" no retraining starts
+(`deferred`, `ready_at`): a later drift check, once the new market has that many days,
+retrains on it alone. None found keeps the normal window. Every outcome is a
+`TrainingWindow` with its method, the change point and the reason, stored in the job
+(`metadata.training_window`, shown by `GET /api/jobs/<id>`); a deferral is published as
+`clm.retraining.suppressed` with an empty `blocked_by` and the reason.
 """
 
 from __future__ import annotations
