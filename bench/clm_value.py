@@ -58,6 +58,8 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             history_days=args.history_days,
             training_days=args.training_days,
             drift_checks_after_days=min(1.0, args.shift_after_days / 2),
+            symbols=tuple(f"SYN{chr(ord('A') + k)}/USDT" for k in range(args.synthetic_symbols)),
+            max_shadow_samples=args.max_shadow_samples,
             report_path=Path(args.workdir) / f"report-{seed}-{loop}.html",
         )
         started = time.perf_counter()
@@ -141,6 +143,10 @@ def main() -> None:
     parser.add_argument("--shift-after-days", type=float, default=2.0)
     parser.add_argument("--history-days", type=float, default=16.0)
     parser.add_argument("--training-days", type=float, default=12.0)
+    parser.add_argument("--synthetic-symbols", type=int, default=2, help="SYNA/USDT, SYNB/USDT, ...")
+    parser.add_argument(
+        "--max-shadow-samples", type=int, default=80, help="a shadow test's last look (pairs): more pairs, more power"
+    )
     parser.add_argument("--workdir", default="var/bench/clm_value")
     parser.add_argument("--partial", default=None, help="append each seed's JSON here as it finishes")
     parser.add_argument(
