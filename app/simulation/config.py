@@ -28,6 +28,9 @@ class RunConfig:
     source: Source = "synthetic"
     symbols: tuple[str, ...] = SYNTHETIC_SYMBOLS
     files: dict[str, str] = field(default_factory=dict)  # symbol -> CSV/Parquet path (source "files")
+    # The files' timeframe when it is shorter than `timeframe` (5m files for a 15m run): their candles
+    # are resampled to `timeframe`, complete buckets only (`app/data_pipeline/resample.py`). None: the same.
+    file_timeframe: str | None = None
     exchange: str = "binance"  # ccxt id (source "exchange")
     timeframe: str = "15m"  # the drift checks need rows: 15m candles give them 4x as many as 1h
     decision_every: int = 4  # candles between trading decisions (hourly on 15m candles)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from app.data_pipeline import fetch_historical_data, read_candle_file, synthetic_market, timeframe_ms
+from app.data_pipeline.resample import resample_candles
 from app.simulation.config import RunConfig
 
 if TYPE_CHECKING:
@@ -73,8 +74,7 @@ def load_market(config: RunConfig, container: Container | None = None) -> Market
         )
         return MarketFeed(candles, config.timeframe, history, info)
     if config.source == "files":
-        frames = {s: read_candle_file(config.files[s], config.timeframe)[0] for s in config.symbols}
-        info = {"source": "files", "files": dict(config.files)}
+        frames, info = _read_files(config), {"source": "files", "files": dict(config.files)}
     else:
         if container is None:
             raise ValueError("source 'exchange' needs a container (the fetch is cached in the candle store)")
@@ -84,6 +84,15 @@ def load_market(config: RunConfig, container: Container | None = None) -> Market
         )
         info = {"source": "exchange", "exchange": config.exchange}
     return _aligned(frames, config, history, replay, info)
+
+
+def _read_files(config: RunConfig) -> dict[str, pd.DataFrame]:
+    """Each symbol's file, resampled to the run's timeframe when `config.file_timeframe` is shorter."""
+    source = config.file_timeframe or config.timeframe
+    frames = {s: read_candle_file(config.files[s], source)[0] for s in config.symbols}
+    if source != config.timeframe:
+        frames = {s: resample_candles(f, source, config.timeframe)[0] for s, f in frames.items()}
+    return frames
 
 
 def _aligned(
