@@ -31,6 +31,8 @@ class RunConfig:
     # The files' timeframe when it is shorter than `timeframe` (5m files for a 15m run): their candles
     # are resampled to `timeframe`, complete buckets only (`app/data_pipeline/resample.py`). None: the same.
     file_timeframe: str | None = None
+    # Source "files": the first candle of the history (None: the last history + replay days the files share).
+    files_start: datetime | None = None
     exchange: str = "binance"  # ccxt id (source "exchange")
     timeframe: str = "15m"  # the drift checks need rows: 15m candles give them 4x as many as 1h
     decision_every: int = 4  # candles between trading decisions (hourly on 15m candles)

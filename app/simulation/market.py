@@ -15,6 +15,7 @@ import pandas as pd
 
 from app.data_pipeline import fetch_historical_data, read_candle_file, synthetic_market, timeframe_ms
 from app.data_pipeline.resample import resample_candles
+from app.data_pipeline.timeframes import to_ms
 from app.simulation.config import RunConfig
 
 if TYPE_CHECKING:
@@ -98,12 +99,16 @@ def _read_files(config: RunConfig) -> dict[str, pd.DataFrame]:
 def _aligned(
     frames: dict[str, pd.DataFrame], config: RunConfig, history: int, replay: int, info: dict[str, Any]
 ) -> MarketFeed:
-    """The last history + replay open times every symbol has (real data has gaps and different starts)."""
+    """The last history + replay open times every symbol has (real data has gaps and different starts); from
+    `config.files_start` on, the first ones."""
     common: set[int] | None = None
     for frame in frames.values():
         stamps = set(frame["timestamp"].astype("int64"))
         common = stamps if common is None else common & stamps
     ordered = sorted(common or ())
+    if config.source == "files" and config.files_start is not None:
+        first = to_ms(config.files_start)
+        ordered = [t for t in ordered if t >= first][: history + replay]
     if len(ordered) < history // 2 + 2:
         raise ValueError(
             f"source {config.source}: only {len(ordered)} common candles for {list(frames)}; "

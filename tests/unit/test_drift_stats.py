@@ -63,6 +63,22 @@ def test_ks_ignores_nan_and_handles_skew_and_constants() -> None:
     _assert_matches_scipy(reference, current)
 
 
+def test_exact_p_values_are_cached_and_still_equal_scipy() -> None:
+    """Features (and models of one training window) that share sizes and a lattice value hit the cache."""
+    from app.drift_detector.stats import _exact_two_sided
+
+    rng = np.random.default_rng(11)
+    # Integer-valued features: many share D, so the second and later hit the cache.
+    reference = rng.integers(0, 4, size=(6, 900)).astype(float)
+    current = rng.integers(0, 4, size=(300, 6)).astype(float)
+    _exact_two_sided.cache_clear()
+    _assert_matches_scipy(reference, current)
+    first = _exact_two_sided.cache_info()
+    _assert_matches_scipy(reference, current)  # the same check again: every p-value from the cache
+    second = _exact_two_sided.cache_info()
+    assert first.misses >= 1 and second.misses == first.misses and second.hits >= first.hits + 6
+
+
 @pytest.mark.parametrize("n", [141, 2000, 40000])
 def test_kstwo_sf_equals_scipy_in_the_band_scipy_computes_slowly(n: int) -> None:
     d = np.sqrt(np.array([0.5, 2.0, 2.2, 3.0, 6.0, 13.9, 14.0, 30.0, 400.0]) / n)
