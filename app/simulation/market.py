@@ -115,7 +115,8 @@ def _aligned(
             f"the run needs about {history + replay} ({config.history_days} + {config.replay_days} days)"
         )
     wanted = ordered[-(history + replay) :]
-    history = max(len(wanted) - replay, len(wanted) // 2)
+    if len(wanted) < history + replay:  # too few candles: a shorter replay, at least half of them history
+        history = max(len(wanted) - replay, len(wanted) // 2)
     keep = set(wanted)
     candles = {
         s: f.loc[f["timestamp"].isin(keep)].sort_values("timestamp").reset_index(drop=True) for s, f in frames.items()

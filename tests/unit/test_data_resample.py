@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +92,26 @@ def test_the_replay_reads_5m_files_as_15m_candles() -> None:
     stamps = feed.timestamps
     assert (stamps % 900_000 == 0).all() and len(stamps) == (10 + 4) * 96
     assert feed.steps == 4 * 96
+
+
+def test_a_replay_longer_than_its_history_keeps_the_history_asked_for() -> None:
+    """With enough candles the history is `history_days` even when the replay is longer (the fallback to
+    half the candles is only for files too short for both)."""
+    files = files_from_paths([str(p) for p in sorted(DATA.glob("binance_*_5m_4w.csv"))], "5m")
+    config = RunConfig(
+        source="files",
+        files=files,
+        symbols=tuple(sorted(files)),
+        timeframe="15m",
+        file_timeframe="5m",
+        history_days=4,
+        replay_days=20,
+        shift_after_days=None,
+        files_start=datetime(2020, 12, 2),
+    )
+    feed = load_market(config)
+    assert feed.replay_index == 4 * 96 and feed.steps == 20 * 96
+    assert int(feed.timestamps[0]) == 1606867200000  # 2020-12-02 00:00, the asked start
+    short = replace(config, replay_days=40)  # more than the files hold: at least half is history
+    feed = load_market(short)
+    assert feed.replay_index >= len(feed.timestamps) // 2
