@@ -251,6 +251,7 @@ def _select(session: Session, query: str, params: dict[str, object]) -> pd.DataF
     """Candle rows of `query` (named `:params`) as a frame, through the driver's own cursor in the session's
     transaction: SQLAlchemy's Row objects cost as much as the query on the hundreds of rows a beat job reads."""
     connection = session.connection()
+    args: list[object] | dict[str, object]
     if connection.dialect.name == "sqlite":
         sql, args = _NAMED.sub("?", query), [params[name] for name in _NAMED.findall(query)]
     else:  # psycopg2 (and most drivers): %(name)s

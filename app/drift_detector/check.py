@@ -96,7 +96,7 @@ _RECENT_REPORTS = 4
 
 def _digest(array: NDArray[np.float64]) -> str:
     data = np.ascontiguousarray(array)
-    return f"{data.shape}:" + hashlib.blake2b(data.view(np.uint8), digest_size=16).hexdigest()
+    return f"{data.shape}:" + hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()
 
 
 def _fingerprint(reference: ReferenceStats) -> str:
