@@ -243,6 +243,7 @@ def files_config(args: argparse.Namespace, seed: int, loop: str) -> RunConfig:
         training_days=args.training_days,
         replay_days=args.replay_days or 1.0,
         shift_after_days=None,
+        retired_versions_kept=1000,  # the policy's most: every model ACTIVE in the replay is scored after it
         report_path=Path(args.workdir) / f"report-files-{seed}-{loop}.html",
     )
     if args.replay_days is None:  # every candle the files share after the history
@@ -297,6 +298,8 @@ def one_files_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             "days": round(feed.steps * feed.step.total_seconds() / 86_400, 2),
         }
         out.setdefault("jobs_run", {})[loop] = dict(Counter(call[0] for call in result.runner_calls))
+        timing = {k: out[k] for k in ("replay", "seconds", "stages", "jobs_run")}
+        print(f"replayed {loop}: {json.dumps(timing)}", flush=True)  # before the scoring, which reads every model
         rows = counterfactual.candle_rows(container, replay_start)
         for name, frozen in [(loop, False)] + ([("frozen", True)] if loop == "full" else []):
             position, models = counterfactual.book_position(container, rows, frozen=frozen)

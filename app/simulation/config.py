@@ -62,6 +62,9 @@ class RunConfig:
     # promotion), "scheduled" (the weekly retraining and its shadow tests only), "frozen" (none).
     loop: Loop = "full"
     model_types: tuple[str, ...] | None = None  # None: the policy's
+    # clm_config.retired_versions_kept (None: the policy's 5). bench/clm_value.py replays months and then
+    # scores every model that was ACTIVE (app/simulation/counterfactual.py): their files must survive retention.
+    retired_versions_kept: int | None = None
 
     def __post_init__(self) -> None:
         if self.source not in ("synthetic", "files", "exchange"):
@@ -149,10 +152,12 @@ class RunConfig:
         patch: dict[str, Any] = {}
         if self.model_types is not None:
             patch["training"] = {"model_types": list(self.model_types)}
+        if self.retired_versions_kept is not None:
+            patch["clm_config"] = {"retired_versions_kept": self.retired_versions_kept}
         if self.loop == "frozen":
-            patch["clm_config"] = {"enabled": False}
+            patch["clm_config"] = patch.get("clm_config", {}) | {"enabled": False}
         elif self.loop == "scheduled":
-            patch["clm_config"] = {"drift_detection": {"enabled": False}}
+            patch["clm_config"] = patch.get("clm_config", {}) | {"drift_detection": {"enabled": False}}
         return patch
 
     def beat_jobs(self) -> set[str] | None:
