@@ -15,28 +15,45 @@ the injected shift. Paired over seeds: the full CLM against frozen after the shi
 (Wilcoxon signed-rank and a sign count of the post-shift Sharpe).
 
     nice -n 5 .venv/bin/python bench/clm_value.py --seeds 10 --replay-days 8 --shift-after-days 2
+
+Real candles (`--source files`): 5m files resampled to `--timeframe` (complete buckets only,
+`app/data_pipeline/resample.py`), replayed from `--start` (default: the last history + replay days
+the files share) over `--replay-days` (default: all the files have after the history). No shift:
+the figures are over the whole replay and per calendar month, as they fell; the paired test
+(full - frozen Sharpe, paired over months) is reported, not a goal. Seconds and stages per replay.
+
+    nice -n 5 .venv/bin/python bench/clm_value.py --source files --files ../shared/data/ohlcv \
+        --symbols BTC/USDT,ETH/USDT,SOL/USDT,ADA/USDT --timeframe 15m --start 2020-12-01 --seeds 1
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core.db.models import ModelStatusHistory
-from app.data_pipeline.timeframes import to_ms
+from app.data_pipeline import read_candle_file
+from app.data_pipeline.resample import resample_candles
+from app.data_pipeline.timeframes import timeframe_ms, to_ms
 from app.simulation import counterfactual
-from app.simulation.config import RunConfig
+from app.simulation.config import RunConfig, files_from_paths
+from app.simulation.market import from_ms
 from app.simulation.run import embedded_container, run_simulation
 from workers import celery_app, wsgi  # the eager Celery dispatcher and the in-process API, as `workers.cli run`
 
@@ -139,7 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=1)
-    parser.add_argument("--replay-days", type=float, default=8.0)
+    parser.add_argument("--replay-days", type=float, default=None, help="synthetic: 8; files: all after the history")
     parser.add_argument("--shift-after-days", type=float, default=2.0)
     parser.add_argument("--history-days", type=float, default=16.0)
     parser.add_argument("--training-days", type=float, default=12.0)
@@ -152,7 +169,20 @@ def main() -> None:
     parser.add_argument(
         "--report-only", nargs="+", default=None, help="no replay: the table and JSON of seeds saved by --partial"
     )
+    parser.add_argument("--source", choices=("synthetic", "files"), default="synthetic")
+    parser.add_argument("--files", nargs="+", default=[], help="files: candle files or folders (of --file-timeframe)")
+    parser.add_argument("--symbols", default=None, help="files: comma-separated (default: every file found)")
+    parser.add_argument("--timeframe", default="15m", help="files: the replay's candles")
+    parser.add_argument("--file-timeframe", default="5m", help="files: the files' candles, resampled to --timeframe")
+    parser.add_argument("--start", default=None, help="files: first candle of the history, YYYY-MM-DD")
+    parser.add_argument(
+        "--loops", default="full,scheduled", help="files: the replays (frozen comes with full: its first models)"
+    )
     args = parser.parse_args()
+    if args.source == "files":
+        real_candles(args)
+        return
+    args.replay_days = 8.0 if args.replay_days is None else args.replay_days
     if args.report_only:
         saved = [json.loads(line) for path in args.report_only for line in Path(path).read_text().splitlines() if line]
         report(sorted(saved, key=lambda r: r["seed"]), args, sum(sum(r["seconds"].values()) for r in saved))
@@ -226,6 +256,164 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
         "load_1min": os.getloadavg()[0],
     }
     print(json.dumps(summary))
+
+
+# ----------------------------------------------------------------- real candles (--source files)
+
+
+def files_config(args: argparse.Namespace, seed: int, loop: str) -> RunConfig:
+    """The run's configuration for real candles; `args.replay_days` None: every candle after the history."""
+    found = files_from_paths(args.files, args.file_timeframe)
+    if args.symbols:
+        wanted = [s.strip() for s in args.symbols.split(",") if s.strip()]
+        missing = [s for s in wanted if s not in found]
+        if missing:
+            raise SystemExit(f"--symbols: no {args.file_timeframe} file for {missing}; found {sorted(found)}")
+        found = {s: found[s] for s in wanted}
+    if not found:
+        raise SystemExit(f"--files: no {args.file_timeframe} candle files in {args.files}")
+    base = RunConfig(
+        seed=seed,
+        quiet=True,
+        loop=loop,  # type: ignore[arg-type]
+        model_types=MODEL_TYPES,
+        source="files",
+        files=found,
+        symbols=tuple(found),
+        timeframe=args.timeframe,
+        file_timeframe=None if args.file_timeframe == args.timeframe else args.file_timeframe,
+        files_start=datetime.fromisoformat(args.start) if args.start else None,
+        history_days=args.history_days,
+        training_days=args.training_days,
+        replay_days=args.replay_days or 1.0,
+        shift_after_days=None,
+        retired_versions_kept=1000,  # the policy's most: every model ACTIVE in the replay is scored after it
+        report_path=Path(args.workdir) / f"report-files-{seed}-{loop}.html",
+    )
+    if args.replay_days is None:  # every candle the files share after the history
+        common = shared_candles(base)
+        history = round(args.history_days * 86_400_000 / timeframe_ms(args.timeframe))
+        args.replay_days = (len(common) - history) * timeframe_ms(args.timeframe) / 86_400_000
+        base = replace(base, replay_days=args.replay_days)
+    return base
+
+
+def shared_candles(config: RunConfig) -> list[int]:
+    """The open times every symbol's candles share, from `config.files_start` on."""
+    common: set[int] | None = None
+    for symbol in config.symbols:
+        frame, _ = read_candle_file(config.files[symbol], config.file_timeframe or config.timeframe)
+        if config.file_timeframe:
+            frame, _ = resample_candles(frame, config.file_timeframe, config.timeframe)
+        stamps = set(frame["timestamp"].astype("int64"))
+        common = stamps if common is None else common & stamps
+    first = to_ms(config.files_start) if config.files_start else 0
+    return sorted(t for t in common or () if t >= first)
+
+
+def monthly_figures(container: Any, rows: Any, position: np.ndarray) -> dict[str, Any]:
+    """The book's figures over the whole replay and per calendar month of the candles' open times."""
+    month = pd.to_datetime(rows["timestamp"], unit="ms").dt.strftime("%Y-%m").to_numpy()
+    out: dict[str, Any] = {"all": counterfactual.book_figures(container, rows, position), "months": {}}
+    for name in sorted(set(month)):
+        mask = month == name
+        out["months"][name] = counterfactual.book_figures(container, rows.loc[mask], position[mask])
+    return out
+
+
+def one_files_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"seed": seed, "seconds": {}, "stages": {}}
+    for loop in [name.strip() for name in args.loops.split(",") if name.strip()]:
+        config = files_config(args, seed, loop)
+        started = time.perf_counter()
+        container = embedded_container(config, Path(args.workdir) / f"files-{seed}-{loop}")
+        result = run_simulation(config, container)
+        out["seconds"][loop] = round(time.perf_counter() - started, 1)
+        out["stages"][loop] = {k: round(v, 1) for k, v in result.stages.items()}
+        feed = result.feed
+        replay_start = from_ms(int(feed.timestamps[feed.replay_index]))
+        out["replay"] = {
+            "symbols": feed.symbols,
+            "timeframe": config.timeframe,
+            "from": f"{replay_start:%Y-%m-%d %H:%M}",
+            "to": f"{from_ms(int(feed.timestamps[-1])) + feed.step:%Y-%m-%d %H:%M}",
+            "candles_per_symbol": feed.steps,
+            "history_candles": feed.replay_index,
+            "days": round(feed.steps * feed.step.total_seconds() / 86_400, 2),
+        }
+        out.setdefault("jobs_run", {})[loop] = dict(Counter(call[0] for call in result.runner_calls))
+        timing = {k: out[k] for k in ("replay", "seconds", "stages", "jobs_run")}
+        print(f"replayed {loop}: {json.dumps(timing)}", flush=True)  # before the scoring, which reads every model
+        rows = counterfactual.candle_rows(container, replay_start)
+        for name, frozen in [(loop, False)] + ([("frozen", True)] if loop == "full" else []):
+            position, models = counterfactual.book_position(container, rows, frozen=frozen)
+            out[name] = monthly_figures(container, rows, position) | {"models": models}
+        out["rows"] = len(rows)
+        container.dispose()
+    return out
+
+
+def real_candles(args: argparse.Namespace) -> None:
+    os.environ.setdefault("CLM_TRAIN_THREADS", "1")
+    # Every alert is still raised and delivered; on the console it would repeat thousands of times (as `run`).
+    logging.getLogger("app.operations.alerts").setLevel(logging.ERROR)
+    assert celery_app.celery_app is not None and wsgi.create_app is not None
+    started = time.perf_counter()
+    load = [os.getloadavg()[0]]
+    results = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        result = one_files_seed(args, seed)
+        load.append(os.getloadavg()[0])
+        results.append(result)
+        print(f"seed {seed}: {json.dumps(result)}", flush=True)
+        if args.partial:
+            with open(args.partial, "a") as handle:
+                handle.write(json.dumps(result) + "\n")
+    policies = [name for name in POLICIES if results and name in results[0]]
+    print(f"\n{'policy':9s} {'seed':>4s} " + " ".join(f"{m:>12s}" for m in METRICS))
+    for r in results:
+        for name in policies:
+            print(f"{name:9s} {r['seed']:4d} " + " ".join(f"{r[name]['all'][m]:+12.4f}" for m in METRICS))
+    summary = {
+        "bench": "clm_value",
+        "source": "files",
+        "policies": policies,
+        "model_types": list(MODEL_TYPES),
+        "replay": results[0]["replay"] if results else None,
+        "seeds": [r["seed"] for r in results],
+        "metrics": {name: {r["seed"]: r[name]["all"] for r in results} for name in policies},
+        "paired_test_by_month": [paired_by_month(r) for r in results if "full" in r],
+        "replay_seconds": {r["seed"]: r["seconds"] for r in results},
+        "seconds_per_replay_day": {
+            r["seed"]: {loop: round(s / r["replay"]["days"], 2) for loop, s in r["seconds"].items()} for r in results
+        },
+        "stages": {r["seed"]: r["stages"] for r in results},
+        "seconds": round(time.perf_counter() - started, 1),
+        "load_1min": load,
+    }
+    print(json.dumps(summary))
+
+
+def paired_by_month(result: dict[str, Any]) -> dict[str, Any]:
+    """Full against frozen, Sharpe per month paired (reported, not a goal: real candles have no shift)."""
+    months = sorted(result["full"]["months"])
+    full = np.array([result["full"]["months"][m]["sharpe"] for m in months], dtype=float)
+    frozen = np.array([result["frozen"]["months"][m]["sharpe"] for m in months], dtype=float)
+    diff = full - frozen
+    ok = np.isfinite(diff)
+    wins, untied = int((diff[ok] > 0).sum()), int((diff[ok] != 0).sum())
+    wilcoxon = stats.wilcoxon(full[ok], frozen[ok], alternative="greater") if untied >= 2 else None
+    return {
+        "seed": result["seed"],
+        "metric": "monthly Sharpe, full - frozen",
+        "months": len(months),
+        "wins": wins,
+        "losses": int((diff[ok] < 0).sum()),
+        "ties": int((diff[ok] == 0).sum()),
+        "mean_diff": float(diff[ok].mean()) if ok.any() else None,
+        "wilcoxon_p": None if wilcoxon is None else float(wilcoxon.pvalue),
+        "sign_test_p": float(stats.binomtest(wins, untied, 0.5, alternative="greater").pvalue) if untied else 1.0,
+    }
 
 
 if __name__ == "__main__":

@@ -118,6 +118,20 @@ def _timestamps_ms(column: pd.Series) -> pd.Series:
     return numeric.astype("float64")
 
 
+def _timestamps_array(column: pd.Series) -> np.ndarray:
+    """`_timestamps_ms` as float64 values; numbers skip the parsing."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    return _timestamps_ms(column).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _numeric(column: pd.Series) -> np.ndarray:
+    """float64 values; anything that is not a number becomes NaN."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 def validate_candles(
     frame: pd.DataFrame,
     timeframe: str,
@@ -136,9 +150,11 @@ def validate_candles(
     if missing:
         raise CandleValidationError(source, [Violation("columns", (), f"missing columns {missing}")], row_word)
     numbers = np.arange(len(frame)) + first_row_number
-    data = pd.DataFrame({"timestamp": _timestamps_ms(frame["timestamp"])}, index=frame.index)
-    for column in CANDLE_COLUMNS[1:]:
-        data[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    # Plain arrays (a DataFrame only when duplicates need hashing): a pandas operation costs about as
+    # much as all the rules on a few rows, and the replay and the exchange refresh write one candle at a time.
+    values = np.column_stack(
+        [_timestamps_array(frame["timestamp"])] + [_numeric(frame[column]) for column in CANDLE_COLUMNS[1:]]
+    ).reshape(len(frame), len(CANDLE_COLUMNS))
 
     violations: list[Violation] = []
 
@@ -146,16 +162,15 @@ def validate_candles(
         if bad.any():
             violations.append(Violation(rule, tuple(int(n) for n in numbers[bad]), detail))
 
-    values = data.to_numpy(dtype=np.float64)
     not_numeric = ~np.isfinite(values).all(axis=1)
     check("numeric", not_numeric, "a value is missing or not a finite number")
-    ts = data["timestamp"].to_numpy()
+    ts = values[:, 0]
     usable = ~not_numeric
     with np.errstate(invalid="ignore"):
         check("milliseconds", usable & ((ts < MIN_TIMESTAMP_MS) | (ts != np.round(ts))), "timestamp is not integer ms")
         off_grid = np.mod(ts - grid_offset_ms(timeframe), step_ms) != 0
         check("grid", usable & off_grid, f"timestamp is not on the {timeframe} grid")
-        o, h, lo, c, v = (data[k].to_numpy() for k in CANDLE_COLUMNS[1:])
+        o, h, lo, c, v = (values[:, k] for k in range(1, len(CANDLE_COLUMNS)))
         check("price_positive", usable & ((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0)), "a price is not > 0")
         check("ohlc", usable & ((lo > o) | (lo > c) | (h < o) | (h < c)), "low <= open, close <= high does not hold")
         check("volume_non_negative", usable & (v < 0), "volume is negative")
@@ -163,10 +178,11 @@ def validate_candles(
         check("magnitude", usable & too_large, f"a price is not below {MAX_PRICE:g} or volume not below {MAX_VOLUME:g}")
 
     # Duplicates: identical rows are dropped (the documented repair); different ones are refused.
-    identical = np.zeros(len(data), dtype=bool)
-    conflict = np.zeros(len(data), dtype=bool)
+    identical = np.zeros(len(values), dtype=bool)
+    conflict = np.zeros(len(values), dtype=bool)
     strictly_increasing = bool(usable.all()) and bool(np.all(ts[1:] > ts[:-1]))
     if not strictly_increasing:  # the usual clean input skips the row hashing below
+        data = pd.DataFrame(values, columns=list(CANDLE_COLUMNS), index=frame.index)
         identical = data.duplicated(keep="first").to_numpy() & usable
         same_time = data["timestamp"].duplicated(keep=False).to_numpy() & usable
         conflicting_times = set(data["timestamp"][same_time & ~data.duplicated(keep=False).to_numpy()])
@@ -174,7 +190,7 @@ def validate_candles(
         check("conflicting_duplicate", conflict, "one timestamp holds different candles")
     kept = usable & ~identical & ~conflict
     kept_ts = ts[kept]
-    order_bad = np.zeros(len(data), dtype=bool)
+    order_bad = np.zeros(len(values), dtype=bool)
     if len(kept_ts) > 1:
         # a row whose timestamp is not above the previous kept row's breaks the order
         decreasing = np.r_[False, kept_ts[1:] < kept_ts[:-1]]
@@ -183,8 +199,9 @@ def validate_candles(
 
     if violations:
         raise CandleValidationError(source, violations, row_word)
-    clean = data.loc[~identical].reset_index(drop=True)
-    clean["timestamp"] = clean["timestamp"].astype(np.int64)
+    kept_values = values[~identical]
+    clean = pd.DataFrame({column: kept_values[:, k] for k, column in enumerate(CANDLE_COLUMNS)})
+    clean["timestamp"] = kept_values[:, 0].astype(np.int64)
     report = ValidationReport(
         rows_in=len(frame),
         rows_out=len(clean),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,45 @@ def evaluate_feature_drift(
             f"current matrix has shape {current.shape}, expected (rows, {len(reference.feature_names)}) "
             f"for features {reference.feature_names}"
         )
+    key = (_fingerprint(reference), _digest(current), alpha, psi_threshold)
+    if key in _RECENT:  # the same training rows and window: a drift check's other model of the same job
+        return _RECENT[key]
+    report = _evaluate(reference, current, alpha, psi_threshold)
+    _RECENT[key] = report
+    while len(_RECENT) > _RECENT_REPORTS:
+        _RECENT.pop(next(iter(_RECENT)))
+    return report
+
+
+# A drift check compares the same current window with each ACTIVE model's reference, and the models one
+# retraining job trained (one per type) share their training rows: the same comparison, made once.
+_RECENT: dict[tuple[str, str, float, float], FeatureDriftReport] = {}
+_RECENT_REPORTS = 4
+
+
+def _digest(array: NDArray[np.float64]) -> str:
+    data = np.ascontiguousarray(array)
+    return f"{data.shape}:" + hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()
+
+
+def _fingerprint(reference: ReferenceStats) -> str:
+    """The reference's content (not its metadata: model id and type differ between the models of a job)."""
+    parts = [
+        _digest(reference.sorted_values),
+        _digest(reference.counts.astype(np.float64)),
+        _digest(reference.psi_edges),
+        _digest(reference.psi_edge_counts.astype(np.float64)),
+        _digest(reference.autocorrelation),
+        _digest(np.concatenate([reference.grid.origin, reference.grid.scale, reference.grid.shift])),
+        _digest(reference.grid.cumulative[:, -1:].astype(np.float64)),
+        "\x1f".join(reference.feature_names),
+    ]
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def _evaluate(
+    reference: ReferenceStats, current: NDArray[np.float64], alpha: float, psi_threshold: float
+) -> FeatureDriftReport:
     result = compare(reference.sorted_values, reference.counts, reference.grid, current, reference.psi_edges)
     statistic, p_value, methods = ks_pvalues(result.statistic, reference.counts, result.current_counts)
     current_rho = np.array([lag1_autocorrelation(current[:, f]) for f in range(current.shape[1])])

@@ -12,6 +12,7 @@ frame with the ACTIVE model's reference (building it on first use).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from app.core.container import Container
 
 MANIFEST_KEY = "drift_reference"
+_CACHE_KEY = "drift_references"  # container.extras: loaded references by (path, sha256)
+_CACHED_REFERENCES = 4  # a few ACTIVE and SHADOW models' worth
 
 
 class NoReferenceError(LookupError):
@@ -77,7 +80,27 @@ def reference_for_model(container: Container, model_id: str, build: bool = True)
         if not build:
             raise NoReferenceError(f"model {model_id!r} has no drift reference")
         entry = build_model_reference(container, model_id)
-    return load_reference(container, entry["path"], entry["sha256"])
+    return _loaded(container, entry["path"], entry["sha256"])
+
+
+def _loaded(container: Container, path: str, sha256: str) -> ReferenceStats:
+    """`load_reference`, kept per process for the last few (path, sha256): a reference is about 19 MB
+    (its bucket grid) and every drift check of every ACTIVE model read it again. A cached one is the
+    content that matched that sha256 when it was read."""
+    cache: OrderedDict[tuple[str, str], ReferenceStats] = container.extras.setdefault(_CACHE_KEY, OrderedDict())
+    key = (path, sha256)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    reference = load_reference(container, path, sha256)
+    grid = reference.grid
+    for array in (reference.sorted_values, reference.counts, reference.psi_edges, reference.psi_edge_counts,
+                  reference.autocorrelation, grid.origin, grid.scale, grid.shift, grid.cumulative):  # fmt: skip
+        array.setflags(write=False)  # shared from now on: a check that wrote into it would fail loudly
+    cache[key] = reference
+    while len(cache) > _CACHED_REFERENCES:
+        cache.popitem(last=False)
+    return reference
 
 
 def check_model_feature_drift(container: Container, model_type: str, current_df: pd.DataFrame) -> DriftResult:

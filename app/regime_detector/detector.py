@@ -170,8 +170,11 @@ class RegimeService:
     def __init__(self, container: Container, thresholds: RegimeThresholds | None = None) -> None:
         self.container = container
         self.thresholds = thresholds or RegimeThresholds()
+        self._stored: dict[str, DetectorState] = {}  # what this service's `update` committed, per symbol
 
     def current(self, symbol: str) -> Regime | None:
+        if symbol in self._stored:  # just committed by `update`: no need to read it back
+            return self._stored[symbol].current
         with self.container.session_factory() as session:
             flag = get_flag(session, flag_name(symbol))
             return DetectorState.from_dict(flag.value).current if flag is not None else None
@@ -209,4 +212,5 @@ class RegimeService:
                     )
                     self.container.bus.publish(session, event)
             set_flag(session, flag_name(symbol), True, state.to_dict())
+        self._stored[symbol] = state
         return changes

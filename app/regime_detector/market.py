@@ -11,14 +11,16 @@ The thresholds follow the timeframe: a 2-day measuring window, and a new class m
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import select
 
 from app.core.clock import utcnow
-from app.core.system import get_flag
+from app.core.db.models import SystemFlag
 from app.data_pipeline import CandleStore, timeframe_ms
 from app.regime_detector.detector import (
     LONG_WINDOW_FACTOR,
@@ -43,12 +45,20 @@ def thresholds_for(timeframe: str) -> RegimeThresholds:
 
 def market_index(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The equal-weight index (timestamp, close) over the open times every symbol has."""
-    closes = [f.set_index("timestamp")["close"].astype("float64") for f in frames.values() if len(f)]
-    if len(closes) != len(frames) or not closes:
+    if not frames or any(not len(f) for f in frames.values()):
         return pd.DataFrame({"timestamp": [], "close": []})
-    joined = pd.concat(closes, axis=1, join="inner").sort_index()
-    logs = np.log(joined.to_numpy() / joined.to_numpy()[0])
-    return pd.DataFrame({"timestamp": joined.index.to_numpy(dtype=np.int64), "close": np.exp(logs.mean(axis=1))})
+    stamps = [f["timestamp"].to_numpy(dtype=np.int64) for f in frames.values()]
+    common = functools.reduce(np.intersect1d, stamps)  # sorted, as the index of an inner join
+    columns = []
+    for frame, own in zip(frames.values(), stamps, strict=True):
+        order = np.argsort(own, kind="stable")
+        columns.append(frame["close"].to_numpy(dtype=np.float64)[order[np.searchsorted(own, common, sorter=order)]])
+    if not len(common):
+        return pd.DataFrame({"timestamp": common, "close": np.empty(0)})
+    # Column-major, as the values of the joined frame this replaced: the mean adds in the same order.
+    joined = np.asfortranarray(np.column_stack(columns))
+    logs = np.log(joined / joined[0])
+    return pd.DataFrame({"timestamp": common, "close": np.exp(logs.mean(axis=1))})
 
 
 def detect_regimes(container: Container) -> dict[str, Any]:
@@ -64,8 +74,10 @@ def detect_regimes(container: Container) -> dict[str, Any]:
     store = CandleStore(container)
     frames: dict[str, pd.DataFrame] = {}
     result: dict[str, Any] = {}
-    for series in [*policy.data.symbols, MARKET]:
-        last = _last_fed(container, series)
+    everything = [*policy.data.symbols, MARKET]
+    fed = _last_fed(container, everything)
+    for series in everything:
+        last = fed[series]
         # The long window before the first new bar; with no state yet, only the latest closed bar is
         # new (history is classified once, silently, never replayed as a string of old changes).
         start = (last if last is not None else now_ms - 2 * step) - long_window * step
@@ -83,7 +95,10 @@ def detect_regimes(container: Container) -> dict[str, Any]:
     return result
 
 
-def _last_fed(container: Container, series: str) -> int | None:
+def _last_fed(container: Container, series: list[str]) -> dict[str, int | None]:
+    """The last bar each series' detector was fed (one query for all)."""
+    names = {flag_name(name): name for name in series}
     with container.session_factory() as session:
-        flag = get_flag(session, flag_name(series))
-        return DetectorState.from_dict(flag.value).last_timestamp if flag is not None else None
+        flags = session.scalars(select(SystemFlag).where(SystemFlag.name.in_(list(names)))).all()
+        fed = {names[flag.name]: DetectorState.from_dict(flag.value).last_timestamp for flag in flags}
+    return {name: fed.get(name) for name in series}

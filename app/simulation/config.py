@@ -28,6 +28,11 @@ class RunConfig:
     source: Source = "synthetic"
     symbols: tuple[str, ...] = SYNTHETIC_SYMBOLS
     files: dict[str, str] = field(default_factory=dict)  # symbol -> CSV/Parquet path (source "files")
+    # The files' timeframe when it is shorter than `timeframe` (5m files for a 15m run): their candles
+    # are resampled to `timeframe`, complete buckets only (`app/data_pipeline/resample.py`). None: the same.
+    file_timeframe: str | None = None
+    # Source "files": the first candle of the history (None: the last history + replay days the files share).
+    files_start: datetime | None = None
     exchange: str = "binance"  # ccxt id (source "exchange")
     timeframe: str = "15m"  # the drift checks need rows: 15m candles give them 4x as many as 1h
     decision_every: int = 4  # candles between trading decisions (hourly on 15m candles)
@@ -60,6 +65,9 @@ class RunConfig:
     # promotion), "scheduled" (the weekly retraining and its shadow tests only), "frozen" (none).
     loop: Loop = "full"
     model_types: tuple[str, ...] | None = None  # None: the policy's
+    # clm_config.retired_versions_kept (None: the policy's 5). bench/clm_value.py replays months and then
+    # scores every model that was ACTIVE (app/simulation/counterfactual.py): their files must survive retention.
+    retired_versions_kept: int | None = None
 
     def __post_init__(self) -> None:
         if self.source not in ("synthetic", "files", "exchange"):
@@ -152,10 +160,12 @@ class RunConfig:
         patch: dict[str, Any] = {}
         if self.model_types is not None:
             patch["training"] = {"model_types": list(self.model_types)}
+        if self.retired_versions_kept is not None:
+            patch["clm_config"] = {"retired_versions_kept": self.retired_versions_kept}
         if self.loop == "frozen":
-            patch["clm_config"] = {"enabled": False}
+            patch["clm_config"] = patch.get("clm_config", {}) | {"enabled": False}
         elif self.loop == "scheduled":
-            patch["clm_config"] = {"drift_detection": {"enabled": False}}
+            patch["clm_config"] = patch.get("clm_config", {}) | {"drift_detection": {"enabled": False}}
         return patch
 
     def beat_jobs(self) -> set[str] | None:

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from app.data_pipeline import fetch_historical_data, read_candle_file, synthetic_market, timeframe_ms
+from app.data_pipeline.resample import resample_candles
+from app.data_pipeline.timeframes import to_ms
 from app.simulation.config import RunConfig
 
 if TYPE_CHECKING:
@@ -73,8 +75,7 @@ def load_market(config: RunConfig, container: Container | None = None) -> Market
         )
         return MarketFeed(candles, config.timeframe, history, info)
     if config.source == "files":
-        frames = {s: read_candle_file(config.files[s], config.timeframe)[0] for s in config.symbols}
-        info = {"source": "files", "files": dict(config.files)}
+        frames, info = _read_files(config), {"source": "files", "files": dict(config.files)}
     else:
         if container is None:
             raise ValueError("source 'exchange' needs a container (the fetch is cached in the candle store)")
@@ -86,22 +87,36 @@ def load_market(config: RunConfig, container: Container | None = None) -> Market
     return _aligned(frames, config, history, replay, info)
 
 
+def _read_files(config: RunConfig) -> dict[str, pd.DataFrame]:
+    """Each symbol's file, resampled to the run's timeframe when `config.file_timeframe` is shorter."""
+    source = config.file_timeframe or config.timeframe
+    frames = {s: read_candle_file(config.files[s], source)[0] for s in config.symbols}
+    if source != config.timeframe:
+        frames = {s: resample_candles(f, source, config.timeframe)[0] for s, f in frames.items()}
+    return frames
+
+
 def _aligned(
     frames: dict[str, pd.DataFrame], config: RunConfig, history: int, replay: int, info: dict[str, Any]
 ) -> MarketFeed:
-    """The last history + replay open times every symbol has (real data has gaps and different starts)."""
+    """The last history + replay open times every symbol has (real data has gaps and different starts); from
+    `config.files_start` on, the first ones."""
     common: set[int] | None = None
     for frame in frames.values():
         stamps = set(frame["timestamp"].astype("int64"))
         common = stamps if common is None else common & stamps
     ordered = sorted(common or ())
+    if config.source == "files" and config.files_start is not None:
+        first = to_ms(config.files_start)
+        ordered = [t for t in ordered if t >= first][: history + replay]
     if len(ordered) < history // 2 + 2:
         raise ValueError(
             f"source {config.source}: only {len(ordered)} common candles for {list(frames)}; "
             f"the run needs about {history + replay} ({config.history_days} + {config.replay_days} days)"
         )
     wanted = ordered[-(history + replay) :]
-    history = max(len(wanted) - replay, len(wanted) // 2)
+    if len(wanted) < history + replay:  # too few candles: a shorter replay, at least half of them history
+        history = max(len(wanted) - replay, len(wanted) // 2)
     keep = set(wanted)
     candles = {
         s: f.loc[f["timestamp"].isin(keep)].sort_values("timestamp").reset_index(drop=True) for s, f in frames.items()

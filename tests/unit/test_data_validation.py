@@ -181,3 +181,27 @@ def test_timeframe_grids() -> None:
         {"timestamp": [monday, monday + 604_800_000], "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 0.0}
     )
     assert len(validate_candles(weekly, "1w")[0]) == 2
+
+
+def test_numbers_strings_and_one_row_frames_give_the_same_clean_candles() -> None:
+    """Numeric columns skip the parsing (the replay writes one candle at a time): same values, same dtypes."""
+    numeric = pd.DataFrame(
+        {
+            "timestamp": [1_700_000_100_000, 1_700_000_400_000],
+            "open": [10.0, 11.0],
+            "high": [12.0, 12.5],
+            "low": [9.5, 10.5],
+            "close": [11.0, 12.0],
+            "volume": [3, 4],  # ints are numbers too
+        }
+    )
+    as_text = numeric.astype(str)
+    clean, report = validate_candles(numeric, "5m")
+    parsed, _ = validate_candles(as_text, "5m")
+    pd.testing.assert_frame_equal(clean, parsed)
+    assert clean["timestamp"].dtype == "int64" and clean["volume"].dtype == "float64" and report.rows_out == 2
+    one, _ = validate_candles(numeric.iloc[1:2], "5m")
+    pd.testing.assert_frame_equal(one, clean.iloc[1:2].reset_index(drop=True))
+    broken = numeric.assign(volume=[3, None])
+    with pytest.raises(CandleValidationError, match="numeric"):
+        validate_candles(broken, "5m")

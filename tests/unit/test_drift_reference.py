@@ -51,3 +51,30 @@ def test_performance_severity_follows_the_drop() -> None:
     few = evaluate_performance(_window(5, 5), metrics, 0.05, 30)
     assert not few.checked and "10 closed trades" in few.reason
     assert not evaluate_performance(_window(60, 40), {}, 0.05, 30).checked
+
+
+def test_a_loaded_reference_is_kept_per_process_by_path_and_hash(sqlite_container, monkeypatch) -> None:
+    from app.drift_detector import model_reference
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.standard_normal(500), "b": rng.uniform(0, 1, 500)})
+    first = save_reference(sqlite_container, build_reference(frame, ["a", "b"]), "models/xgboost/run-1/model.json")
+    second = save_reference(sqlite_container, build_reference(frame * 2, ["a", "b"]), "models/lgbm/run-1/model.json")
+    reads: list[str] = []
+
+    def counting(container, path, sha256):  # type: ignore[no-untyped-def]
+        reads.append(path)
+        return load_reference(container, path, sha256)
+
+    monkeypatch.setattr(model_reference, "load_reference", counting)
+    one = model_reference._loaded(sqlite_container, first.path, first.sha256)
+    assert model_reference._loaded(sqlite_container, first.path, first.sha256) is one and len(reads) == 1
+    other = model_reference._loaded(sqlite_container, second.path, second.sha256)
+    assert len(reads) == 2 and other is not one
+    np.testing.assert_array_equal(
+        other.sorted_values, load_reference(sqlite_container, second.path, second.sha256).sorted_values
+    )
+    with pytest.raises(ValueError):
+        one.sorted_values[0, 0] = 1.0  # shared: read-only
+    with pytest.raises(ArtifactIntegrityError):  # another hash for the same path is read (and refused)
+        model_reference._loaded(sqlite_container, first.path, second.sha256)

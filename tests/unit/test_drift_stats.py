@@ -63,6 +63,24 @@ def test_ks_ignores_nan_and_handles_skew_and_constants() -> None:
     _assert_matches_scipy(reference, current)
 
 
+def test_exact_p_values_are_cached_and_still_equal_scipy() -> None:
+    """Features (and models of one training window) that share sizes and a lattice value hit the cache."""
+    from app.drift_detector import check
+    from app.drift_detector.stats import _exact_two_sided
+
+    rng = np.random.default_rng(11)
+    # Integer-valued features: many share D, so the second and later hit the cache.
+    reference = rng.integers(0, 4, size=(6, 900)).astype(float)
+    current = rng.integers(0, 4, size=(300, 6)).astype(float)
+    _exact_two_sided.cache_clear()
+    _assert_matches_scipy(reference, current)
+    first = _exact_two_sided.cache_info()
+    check._RECENT.clear()  # not the whole report from the cache of comparisons: the p-values from theirs
+    _assert_matches_scipy(reference, current)  # the same check again: every p-value from the cache
+    second = _exact_two_sided.cache_info()
+    assert first.misses >= 1 and second.misses == first.misses and second.hits >= first.hits + 6
+
+
 @pytest.mark.parametrize("n", [141, 2000, 40000])
 def test_kstwo_sf_equals_scipy_in_the_band_scipy_computes_slowly(n: int) -> None:
     d = np.sqrt(np.array([0.5, 2.0, 2.2, 3.0, 6.0, 13.9, 14.0, 30.0, 400.0]) / n)
@@ -177,3 +195,26 @@ def test_autocorrelated_stationary_features_do_not_escalate() -> None:
         np.testing.assert_array_less(report.p_value - 1e-15, report.p_value_effective)
     assert iid_flags > 20  # the naive test cries wolf on most features
     assert raised == 0
+
+
+def test_the_same_rows_against_the_same_window_are_compared_once() -> None:
+    """Two models of one job (same training rows, other metadata) checked on the same window: one comparison."""
+    from dataclasses import replace
+
+    from app.drift_detector import check
+
+    rng = np.random.default_rng(8)
+    matrix = rng.standard_normal((4, 800))
+    xgb = reference_from_matrix(matrix, _names(4), {"model_type": "xgboost", "model_id": "xgboost_v2"})
+    lgbm = replace(xgb, metadata={"model_type": "lightgbm", "model_id": "lightgbm_v2"})
+    current = rng.standard_normal((300, 4)) + 0.4
+    first = evaluate_feature_drift(xgb, current)
+    assert evaluate_feature_drift(lgbm, current) is first
+    fresh = check._evaluate(lgbm, current, 0.05, 0.2)
+    np.testing.assert_array_equal(first.p_adjusted, fresh.p_adjusted)
+    assert first.severity == fresh.severity and first.drifted_features == fresh.drifted_features
+    other_window = evaluate_feature_drift(lgbm, current[:-1])
+    assert other_window is not first and other_window.n_current[0] == 299
+    other_rows = reference_from_matrix(matrix[:, :-1], _names(4), {"model_type": "lightgbm"})
+    assert evaluate_feature_drift(other_rows, current) is not first
+    assert evaluate_feature_drift(xgb, current, alpha=0.01) is not first

@@ -129,3 +129,19 @@ def test_with_the_policy_switch_off_nothing_is_reset(sqlite_container, clock, ma
     assert _topics(sqlite_container, "clm.rl.reset") == []
     with sqlite_container.session() as session:
         assert session.scalars(select(RLVersion)).all() == []
+
+
+def test_index_equals_the_inner_join_it_replaced_bit_for_bit() -> None:
+    """The numpy index is the pandas inner join's (concat, sort, log-mean), exactly: same regimes."""
+    rng = np.random.default_rng(4)
+    frames = {}
+    for k, symbol in enumerate(["A", "B", "C", "D"]):
+        stamps = np.sort(rng.choice(np.arange(2_000), size=1_500 + 50 * k, replace=False)) * 900_000
+        close = np.exp(np.cumsum(rng.normal(0, 0.01, len(stamps)))) * (10.0 + k)
+        frames[symbol] = pd.DataFrame({"timestamp": stamps, "close": close})
+    closes = [f.set_index("timestamp")["close"].astype("float64") for f in frames.values()]
+    joined = pd.concat(closes, axis=1, join="inner").sort_index()
+    expected = np.exp(np.log(joined.to_numpy() / joined.to_numpy()[0]).mean(axis=1))
+    index = market_index(frames)
+    np.testing.assert_array_equal(index["timestamp"].to_numpy(), joined.index.to_numpy())
+    np.testing.assert_array_equal(index["close"].to_numpy(), expected)

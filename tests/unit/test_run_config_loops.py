@@ -37,3 +37,14 @@ def test_each_loop_sets_what_runs_and_keeps_the_runs_settings() -> None:
 def test_an_unknown_loop_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="loop: 'weekly'"):
         RunConfig(loop="weekly")  # type: ignore[arg-type]
+
+
+def test_the_bench_keeps_every_model_file_without_losing_the_loop_settings() -> None:
+    """retired_versions_kept reaches the policy (checked range), and merges with the loop's own clm_config."""
+    for loop in ("full", "scheduled", "frozen"):
+        config = RunConfig(loop=loop, retired_versions_kept=1000)  # type: ignore[arg-type]
+        policy = _policy(config)
+        assert policy.clm_config.retired_versions_kept == 1000
+        assert policy.clm_config.drift_detection.enabled is (loop != "scheduled")  # frozen: the whole CLM off
+        assert policy.clm_config.enabled is (loop != "frozen")
+    assert _policy(RunConfig()).clm_config.retired_versions_kept == 5  # the policy's own otherwise
