@@ -169,6 +169,7 @@ def main() -> None:
     from app.core.settings import Mode, Settings
     from app.retraining import RetrainingOrchestrator
     from app.retraining.datasets import build_job_dataset
+    from app.retraining.spec import DataSelection
     from tests.services import REDIS_BASE, celery_worker, create_database, drop_database, service_env
     from workers.celery_app import celery_app, configure
     from workers.celery_dispatcher import CeleryDispatcher
@@ -220,8 +221,8 @@ def main() -> None:
         }
         env = service_env(database, broker, backend, settings.artifact_root, CLM_DEVICE="cpu", **one_thread)
         # Datasets built once here: both runs time the canvas and the training only.
-        FULL_SPEC["dataset_id"] = build_job_dataset(container, FULL_SPEC)
-        TRIVIAL_SPEC["dataset_id"] = build_job_dataset(container, TRIVIAL_SPEC)
+        FULL_SPEC["dataset_id"] = build_job_dataset(container, DataSelection.model_validate(FULL_SPEC))
+        TRIVIAL_SPEC["dataset_id"] = build_job_dataset(container, DataSelection.model_validate(TRIVIAL_SPEC))
 
         if not args.skip_full:
             one = run_full(orchestrator, env, [("one", "default,cpu,gpu")], workdir)
