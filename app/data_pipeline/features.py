@@ -230,7 +230,11 @@ def feature_columns(config: FeatureConfig) -> list[str]:
 
 def warmup_rows(config: FeatureConfig) -> int:
     """Rows dropped at the start: twice the longest lookback, so EMA-type seeds fade out."""
-    return 2 * _plan(_config_key(config))[1]
+    return _warmup(_config_key(config))
+
+
+def _warmup(config_key: str) -> int:
+    return 2 * _plan(config_key)[1]
 
 
 def feature_set_id(config: FeatureConfig) -> str:
@@ -262,8 +266,8 @@ def engineer_features(candles: pd.DataFrame, config: FeatureConfig | None = None
         bad = int(np.argmax(timestamp[1:] <= timestamp[:-1])) + 1
         raise ValueError(f"engineer_features: timestamps must increase strictly (row {bad} does not)")
     key = _config_key(config)
-    names, lookback = _plan(key)
-    skip = min(2 * lookback, len(candles))  # warmup_rows(config)
+    names, _ = _plan(key)
+    skip = min(_warmup(key), len(candles))
     sink = FeatureBlock(len(candles), skip, len(names))
     open_, high, low, close, volume = (_column(candles, c) for c in ("open", "high", "low", "close", "volume"))
     with np.errstate(all="ignore"):

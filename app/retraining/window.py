@@ -35,7 +35,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -199,7 +199,7 @@ def window_from_features(
     penalty_scale: float,
     source: str = "features",
     *,
-    short_window: str = "extend",
+    short_window: Literal["extend", "wait"] = "extend",
 ) -> TrainingWindow:
     """The change-point window over `features` (timestamp + columns, symbols stacked); pure, for tests.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,19 +76,22 @@ def test_real_file_resampled_matches_its_own_1h_candles() -> None:
     np.testing.assert_allclose(both["volume"], both["volume_x"], rtol=1e-6)
 
 
-def test_the_replay_reads_5m_files_as_15m_candles() -> None:
+def _real_15m_config(**days: Any) -> RunConfig:
+    """A replay of the 4-week 5m slices as 15m candles, no injected shift; `days`: history, replay, start."""
     files = files_from_paths([str(p) for p in sorted(DATA.glob("binance_*_5m_4w.csv"))], "5m")
-    config = RunConfig(
+    return RunConfig(
         source="files",
         files=files,
         symbols=tuple(sorted(files)),
         timeframe="15m",
         file_timeframe="5m",
-        history_days=10,
-        replay_days=4,
         shift_after_days=None,
+        **days,
     )
-    feed = load_market(config)
+
+
+def test_the_replay_reads_5m_files_as_15m_candles() -> None:
+    feed = load_market(_real_15m_config(history_days=10, replay_days=4))
     assert set(feed.symbols) == {"ADA/USDT", "BTC/USDT", "ETH/USDT", "SOL/USDT"}
     stamps = feed.timestamps
     assert (stamps % 900_000 == 0).all() and len(stamps) == (10 + 4) * 96
@@ -97,18 +101,7 @@ def test_the_replay_reads_5m_files_as_15m_candles() -> None:
 def test_a_replay_longer_than_its_history_keeps_the_history_asked_for() -> None:
     """With enough candles the history is `history_days` even when the replay is longer (the fallback to
     half the candles is only for files too short for both)."""
-    files = files_from_paths([str(p) for p in sorted(DATA.glob("binance_*_5m_4w.csv"))], "5m")
-    config = RunConfig(
-        source="files",
-        files=files,
-        symbols=tuple(sorted(files)),
-        timeframe="15m",
-        file_timeframe="5m",
-        history_days=4,
-        replay_days=20,
-        shift_after_days=None,
-        files_start=datetime(2020, 12, 2),
-    )
+    config = _real_15m_config(history_days=4, replay_days=20, files_start=datetime(2020, 12, 2))
     feed = load_market(config)
     assert feed.replay_index == 4 * 96 and feed.steps == 20 * 96
     assert int(feed.timestamps[0]) == 1606867200000  # 2020-12-02 00:00, the asked start
