@@ -109,9 +109,10 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
 
 
 def shadow_power(container: Any, since: Any) -> list[dict[str, Any]]:
-    """Each shadow test started after `since`: its pairs, the per-pair PnL difference's effect size
-    (from the paired t-test's one-sided p) and the pairs a single test at the policy's level would
-    need to see that effect 80 % of the time: how far the replay is from letting the test decide."""
+    """Each shadow test started after `since`: its pairs and time blocks, the difference's effect size
+    per block (from the block-robust test's one-sided p, `stats.TimeBlocks`) and the pairs a single
+    test at the policy's level would need to see that effect 80 % of the time (blocks needed, times
+    the pairs a block held): how far the replay is from letting the test decide."""
     from app.shadow_tester.service import ShadowTester
 
     policy = container.policy_store.get().clm_config.auto_promote_threshold
@@ -125,18 +126,21 @@ def shadow_power(container: Any, since: Any) -> list[dict[str, Any]]:
     for model_id in dict.fromkeys(shadows):
         result = ShadowTester(container).evaluate_shadow_model(model_id)
         n = result.decision_samples or result.total_samples
-        if n < 3 or not 0.0 < result.p_value_better < 1.0:
-            out.append({"model_id": model_id, "pairs": n, "effect_size": None, "pairs_needed": None})
+        units = result.test_blocks if result.test_blocks is not None else n
+        if units < 3 or not 0.0 < result.p_value_better < 1.0:
+            out.append({"model_id": model_id, "pairs": n, "blocks": units, "effect_size": None, "pairs_needed": None})
             continue
-        effect = float(stats.t.isf(result.p_value_better, n - 1)) / np.sqrt(n)  # mean / std of the difference
+        effect = float(stats.t.isf(result.p_value_better, units - 1)) / np.sqrt(units)  # mean / std per block
         needed = (stats.norm.isf(policy.significance_level / 2) + stats.norm.isf(0.2)) ** 2 / effect**2
         out.append(
             {
                 "model_id": model_id,
                 "pairs": n,
+                "blocks": units,
                 "pnl_difference": result.pnl_difference,
                 "effect_size": round(float(effect), 4),
-                "pairs_needed": round(needed) if effect > 0 else None,  # None: the shadow was not better
+                # None: the shadow was not better
+                "pairs_needed": round(needed * n / units) if effect > 0 else None,
                 "recommendation": result.recommendation,
             }
         )

@@ -480,6 +480,10 @@ class ShadowEvaluation(BaseModel):
     decision_samples: int = Field(description="pairs of the latest look, which the metrics describe")
     next_look_samples: int | None = Field(description="resolved pairs at which the next decision is due")
     significance_level: float | None = Field(description="the latest look's significance level")
+    test_blocks: int | None = Field(
+        None, description="the paired test's independent units: time blocks, all symbols together (None: pairs)"
+    )
+    block_hours: float | None = Field(None, description="a time block's length: twice the label horizon")
 
 
 # --------------------------------------------------------------------------- predictions

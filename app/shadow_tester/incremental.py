@@ -11,7 +11,7 @@ pairs up to there. An evaluation then, in one snapshot:
    running test are only ever closed, never reopened or deleted: retention keeps a running
    test's pairs), and the statistics extend with the pairs after it, read in time order up to
    the latest look: none when the look has not moved;
-3. otherwise (no state yet, a pair closed behind the kept position, another fee, a look
+3. otherwise (no state yet, a pair closed behind the kept position, another fee or time block, a look
    smaller than the pairs kept, or more new pairs than `MAX_STEP`), the first n pairs are read
    as a full evaluation reads them (`reads.closed_pairs`) and the statistics computed anew.
 
@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.core.clock import utcnow
 from app.core.db.models import ShadowEvaluationState, ShadowTestResult
-from app.shadow_tester.reads import closed_pairs, pair_columns, pairs_of_rows
+from app.shadow_tester.reads import TIMESTAMP_COLUMN, closed_pairs, pair_columns, pairs_of_rows
 from app.shadow_tester.running import RunningStats
 from app.shadow_tester.stats import Thresholds
 
@@ -45,9 +45,12 @@ class Evaluated:
     full: bool  # the statistics were computed anew from a full read
 
 
-def running_stats(engine: Engine, shadow_model_id: str, thresholds: Thresholds, fee: float) -> Evaluated:
+def running_stats(
+    engine: Engine, shadow_model_id: str, thresholds: Thresholds, fee: float, block_us: float = 0.0
+) -> Evaluated:
     """The running statistics of the test's first `thresholds.decision_samples(total)` closed pairs,
-    from the kept state and the pairs after it where it still holds (see module doc)."""
+    from the kept state and the pairs after it where it still holds (see module doc); `block_us`:
+    the paired test's time blocks (`stats.TimeBlocks`; 0: independent pairs)."""
     connection = engine.connect()
     if engine.dialect.name == "postgresql":
         connection = connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
@@ -55,7 +58,7 @@ def running_stats(engine: Engine, shadow_model_id: str, thresholds: Thresholds, 
         kept = connection.execute(
             select(ShadowEvaluationState).where(ShadowEvaluationState.shadow_model_id == shadow_model_id)
         ).first()
-        step = _step(connection, shadow_model_id, kept, thresholds, fee) if kept is not None else None
+        step = _step(connection, shadow_model_id, kept, thresholds, fee, block_us) if kept is not None else None
     if step is not None:  # written once the reading snapshot is closed (SQLite: one writer at a time)
         evaluated, keep = step
         if keep is not None:
@@ -63,18 +66,20 @@ def running_stats(engine: Engine, shadow_model_id: str, thresholds: Thresholds, 
         return evaluated
     pairs = closed_pairs(engine, shadow_model_id, thresholds.decision_samples)
     c = pairs.columns
-    running = RunningStats(fee).extended(c["active_direction"], c["shadow_direction"], c["realized_return"],
-                                         c["active_confidence"], c["shadow_confidence"])  # fmt: skip
+    running = RunningStats(fee, block_us=block_us).extended(
+        c["active_direction"], c["shadow_direction"], c["realized_return"], c["active_confidence"],
+        c["shadow_confidence"], c[TIMESTAMP_COLUMN],
+    )  # fmt: skip
     _keep(engine, shadow_model_id, running, pairs.last, pairs.id_sum)
     return Evaluated(running, pairs.total, pairs.read, True)
 
 
 def _step(connection: Connection, shadow_model_id: str, kept: Any, thresholds: Thresholds,
-          fee: float) -> tuple[Evaluated, tuple[Any, int] | None] | None:  # fmt: skip
+          fee: float, block_us: float) -> tuple[Evaluated, tuple[Any, int] | None] | None:  # fmt: skip
     """The kept statistics extended with the pairs after them, and the (mark, id sum) to keep with
     them when they moved; None when the kept statistics no longer hold."""
     running = RunningStats.from_json(kept.stats)
-    if running.fee != fee or running.pairs != kept.pairs:
+    if running.fee != fee or running.block_us != block_us or running.pairs != kept.pairs:
         return None
     result = ShadowTestResult
     mark = (kept.last_timestamp, kept.last_id)
@@ -96,7 +101,7 @@ def _step(connection: Connection, shadow_model_id: str, kept: Any, thresholds: T
     new = pairs_of_rows(int(total), rows)
     c = new.columns
     extended = running.extended(c["active_direction"], c["shadow_direction"], c["realized_return"],
-                                c["active_confidence"], c["shadow_confidence"])  # fmt: skip
+                                c["active_confidence"], c["shadow_confidence"], c[TIMESTAMP_COLUMN])  # fmt: skip
     return Evaluated(extended, int(total), new.read, False), (new.last, kept.id_sum + new.id_sum)
 
 

@@ -27,6 +27,8 @@ from sqlalchemy import Engine, func, select
 from app.core.db.models import ShadowTestResult
 
 EVAL_COLUMNS = ("active_direction", "shadow_direction", "realized_return", "active_confidence", "shadow_confidence")
+# The pairs' prediction times, microseconds since 2000-01-01 (PostgreSQL's own epoch), as float64.
+TIMESTAMP_COLUMN = "timestamp_us"
 
 _CLOSED = "FROM shadow_test_results WHERE shadow_model_id = %s AND realized_return IS NOT NULL"
 _COUNT_SQL = f"SELECT count(*) {_CLOSED}"
@@ -55,7 +57,7 @@ _TUPLE = np.dtype(
 @dataclass(frozen=True)
 class ClosedPairs:
     total: int  # every closed pair of the test
-    columns: dict[str, np.ndarray]  # EVAL_COLUMNS (float64) of the first pairs in time order
+    columns: dict[str, np.ndarray]  # EVAL_COLUMNS and TIMESTAMP_COLUMN (float64) of the first pairs in time order
     last: tuple[datetime, int] | None = None  # (timestamp, id) of the last pair read
     id_sum: int = 0  # of the pairs read
 
@@ -100,6 +102,7 @@ def pairs_of_rows(total: int, rows: Sequence[Any]) -> ClosedPairs:
     width = len(EVAL_COLUMNS)
     table = np.array([tuple(r)[:width] for r in rows], dtype=np.float64).reshape(-1, width)  # None -> nan
     columns = {name: table[:, i].copy() for i, name in enumerate(EVAL_COLUMNS)}
+    columns[TIMESTAMP_COLUMN] = np.array([(r[width] - _PG_EPOCH) // _MICROSECOND for r in rows], dtype=np.float64)
     if not rows:
         return ClosedPairs(total, columns)
     return ClosedPairs(
@@ -140,10 +143,12 @@ def _closed_pairs_postgres(engine: Engine, shadow_model_id: str, needed: Callabl
     id_sum = int(tuples["id"].sum()) if count else 0
     if n < total:
         columns = {name: tuples[name].astype(np.float64) for name in EVAL_COLUMNS}
+        columns[TIMESTAMP_COLUMN] = tuples["timestamp"].astype(np.float64)
         last = count - 1
     else:
         order = np.lexsort((tuples["id"], tuples["timestamp"]))
         columns = {name: tuples[name][order].astype(np.float64) for name in EVAL_COLUMNS}
+        columns[TIMESTAMP_COLUMN] = tuples["timestamp"][order].astype(np.float64)
         last = int(order[-1]) if count else 0
     if not count:
         return ClosedPairs(total, columns)
@@ -152,3 +157,4 @@ def _closed_pairs_postgres(engine: Engine, shadow_model_id: str, needed: Callabl
 
 
 _PG_EPOCH = datetime(2000, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)

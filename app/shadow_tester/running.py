@@ -31,6 +31,7 @@ from app.shadow_tester.stats import (
     ModelMetrics,
     ShadowEvaluationResult,
     Thresholds,
+    TimeBlocks,
     decide,
     per_sample_pnl,
     t_pvalues,
@@ -130,6 +131,9 @@ class RunningStats:
     active: ModelRun = ModelRun()
     shadow: ModelRun = ModelRun()
     difference: Moments = Moments()  # per-sample PnL, shadow - active
+    # The paired test's time blocks (`stats.TimeBlocks`, microseconds); 0: a t-test over independent pairs.
+    block_us: float = 0.0
+    blocks: TimeBlocks | None = None
 
     @property
     def pairs(self) -> int:
@@ -142,8 +146,10 @@ class RunningStats:
         realized_return: NDArray[np.float64],
         active_confidence: NDArray[np.float64],
         shadow_confidence: NDArray[np.float64],
+        timestamp_us: NDArray[np.float64] | None = None,
     ) -> RunningStats:
-        """These statistics with the next pairs (in time order) added."""
+        """These statistics with the next pairs (in time order) added; `timestamp_us` (the pairs'
+        times) is needed when the test is block-robust (`block_us` > 0)."""
         a_dir, s_dir, ret = (np.asarray(v, dtype=np.float64) for v in (active_direction, shadow_direction,
                                                                        realized_return))  # fmt: skip
         a_conf, s_conf = (np.asarray(v, dtype=np.float64) for v in (active_confidence, shadow_confidence))
@@ -155,11 +161,17 @@ class RunningStats:
         if not np.isfinite(ret).all():
             raise ValueError(f"realized_return holds {int((~np.isfinite(ret)).sum())} non-finite values")
         difference = per_sample_pnl(s_dir, ret, self.fee) - per_sample_pnl(a_dir, ret, self.fee)
+        blocks = self.blocks
+        if self.block_us > 0:
+            if timestamp_us is None or np.shape(timestamp_us) != ret.shape:
+                raise ValueError("a block-robust shadow test needs every pair's timestamp_us")
+            blocks = (blocks or TimeBlocks(self.block_us)).extended(difference, np.asarray(timestamp_us, np.float64))
         return replace(
             self,
             active=self.active.extended(a_dir, ret, self.fee, a_conf),
             shadow=self.shadow.extended(s_dir, ret, self.fee, s_conf),
             difference=self.difference.merged(Moments.of(difference)),
+            blocks=blocks,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -171,11 +183,14 @@ class RunningStats:
         def run(values: dict[str, Any]) -> ModelRun:
             return ModelRun(**{**_decode(values, ModelRun), "pnl": Moments(**_decode(values["pnl"], Moments))})
 
+        blocks = document.get("blocks")
         return RunningStats(
             fee=float.fromhex(document["fee"]),
             active=run(document["active"]),
             shadow=run(document["shadow"]),
             difference=Moments(**_decode(document["difference"], Moments)),
+            block_us=float.fromhex(document["block_us"]) if "block_us" in document else 0.0,
+            blocks=None if blocks is None else TimeBlocks(**_decode(blocks, TimeBlocks)),
         )
 
 
@@ -192,6 +207,9 @@ def _decode(values: dict[str, Any], kind: type) -> dict[str, Any]:
     for f in fields(kind):
         if isinstance(values[f.name], dict):
             continue
+        if values[f.name] is None:
+            out[f.name] = None
+            continue
         out[f.name] = float.fromhex(values[f.name]) if isinstance(values[f.name], str) else int(values[f.name])
     return out
 
@@ -207,13 +225,20 @@ def evaluate_running(
     """`stats.evaluate_pairs` on running statistics of the first `thresholds.decision_samples(total)`
     closed pairs (`total`: every closed pair of the test)."""
     difference = running.difference
+    if running.block_us > 0:
+        p_better, p_worse, blocks = (running.blocks or TimeBlocks(running.block_us)).p_values()
+        p_values, counted = (p_better, p_worse), blocks
+    else:
+        p_values, counted = t_pvalues(difference.n, difference.mean, difference.std), None
     return decide(
         running.active.metrics(),
         running.shadow.metrics(),
         difference.mean,
-        t_pvalues(difference.n, difference.mean, difference.std),
+        p_values,
         total,
         thresholds,
         shadow_model_id,
         active_model_id,
+        blocks=counted,
+        block_us=running.block_us,
     )

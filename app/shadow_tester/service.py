@@ -32,10 +32,16 @@ from app.shadow_tester import outcomes
 from app.shadow_tester.copy_writer import copy_predictions, insert_rows
 from app.shadow_tester.incremental import running_stats
 from app.shadow_tester.promotion import ShadowDecision, carry_out
-from app.shadow_tester.reads import closed_pairs
+from app.shadow_tester.reads import TIMESTAMP_COLUMN, closed_pairs
 from app.shadow_tester.rows import ShadowPrediction, build_rows, check_model_ids, shadow_row, telemetry_commit
 from app.shadow_tester.running import evaluate_running
-from app.shadow_tester.stats import ShadowEvaluationResult, Thresholds, evaluate_pairs, round_trip_fee
+from app.shadow_tester.stats import (
+    ShadowEvaluationResult,
+    Thresholds,
+    evaluate_pairs,
+    paired_block_us,
+    round_trip_fee,
+)
 from app.shadow_tester.targets import UnknownOutcomeTarget, named_pairs
 
 if TYPE_CHECKING:
@@ -232,6 +238,7 @@ class ShadowTester:
             max_samples=max(limits.max_samples, limits.min_samples if min_samples is None else min_samples),
         )
         fee = round_trip_fee(policy.labels.fee_pct)
+        block_us = paired_block_us(policy.labels.horizon, timeframe_ms(policy.data.timeframe))
         with self.container.session() as session:
             active_model_id = session.scalars(
                 select(ShadowTestResult.active_model_id)
@@ -240,7 +247,7 @@ class ShadowTester:
                 .limit(1)
             ).first()
         if incremental:
-            evaluated = running_stats(self.container.engine, shadow_model_id, thresholds, fee)
+            evaluated = running_stats(self.container.engine, shadow_model_id, thresholds, fee, block_us)
             return evaluate_running(evaluated.running, evaluated.total, thresholds,
                                     shadow_model_id=shadow_model_id, active_model_id=active_model_id)  # fmt: skip
         pairs = closed_pairs(self.container.engine, shadow_model_id, thresholds.decision_samples)
@@ -256,6 +263,8 @@ class ShadowTester:
             active_confidence=columns["active_confidence"],
             shadow_confidence=columns["shadow_confidence"],
             total_samples=pairs.total,
+            timestamp_us=columns[TIMESTAMP_COLUMN],
+            block_us=block_us,
         )
 
     # ----------------------------------------------------------------- promotion

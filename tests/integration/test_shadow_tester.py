@@ -16,7 +16,7 @@ from app.core.db.models import ModelRegistry as ModelRow
 from app.core.topics import TradeClosed
 from app.model_registry import ModelRegistry
 from app.shadow_tester import InvalidPredictionError, ShadowTester
-from tests.unit.test_shadow_stats import evaluate, simulate
+from tests.unit.test_shadow_stats import evaluate_blocked, simulate
 
 pytestmark = pytest.mark.integration
 
@@ -51,12 +51,15 @@ def test_specification_simulation_promotes_through_the_registry(pg_container) ->
     # The unit tests' simulation (seed 1), whose test power over 100 seeds is checked there.
     active_dirs, shadow_dirs, realized_returns = simulate(1, 0.55, 0.62)
     rng = np.random.default_rng(1)
-    for active_dir, shadow_dir, realized in zip(active_dirs, shadow_dirs, realized_returns, strict=True):
+    for hour, (active_dir, shadow_dir, realized) in enumerate(
+        zip(active_dirs, shadow_dirs, realized_returns, strict=True)
+    ):
         active_pred = {"action": "BUY" if active_dir > 0 else "SELL", "confidence": float(rng.uniform(0.5, 1))}
         shadow_pred = {"action": "BUY" if shadow_dir > 0 else "SELL", "confidence": float(rng.uniform(0.5, 1))}
         test_id = tester.record_shadow_prediction(
-            "shadow_1", "active_1", str(rng.choice(SYMBOLS)), active_pred, shadow_pred
-        )
+            "shadow_1", "active_1", str(rng.choice(SYMBOLS)), active_pred, shadow_pred,
+            timestamp=datetime(2024, 1, 1) + timedelta(hours=hour),  # asked hourly
+        )  # fmt: skip
         # The trade follows the active call; its PnL is the market move in that direction.
         outcome = {"pnl_pct": active_dir * realized * 100, "side": active_pred["action"], "duration_hours": 1.0}
         assert tester.record_outcome(test_id, outcome) is True
@@ -66,8 +69,10 @@ def test_specification_simulation_promotes_through_the_registry(pg_container) ->
     assert evaluation.recommendation == "PROMOTE", evaluation.reasons
     assert evaluation.total_samples == 1000
     assert evaluation.active_model_id == "active_1"
-    # Read back through COPY BINARY: the same numbers as the pure evaluation of the arrays.
-    pure = evaluate(active_dirs, shadow_dirs, realized_returns)
+    # Read back through COPY BINARY: the same numbers as the pure evaluation of the arrays, with the
+    # block-robust test over the policy's 2-hour blocks.
+    pure = evaluate_blocked(active_dirs, shadow_dirs, realized_returns)
+    assert evaluation.test_blocks == 500
     assert evaluation.p_value_better == pytest.approx(pure.p_value_better, rel=1e-9)
     assert evaluation.shadow_metrics.max_drawdown_pct == pytest.approx(pure.shadow_metrics.max_drawdown_pct)
     assert 0.5 <= evaluation.shadow_metrics.avg_confidence <= 1.0
@@ -95,8 +100,9 @@ def test_worse_shadow_is_rejected(pg_container) -> None:
             "symbol": "BTCUSDT",
             "active_pred": {"direction": int(np.sign(r)) if rng.random() < 0.58 else -int(np.sign(r))},
             "shadow_pred": {"direction": int(np.sign(r)) if rng.random() < 0.48 else -int(np.sign(r))},
+            "timestamp": datetime(2024, 1, 1) + timedelta(hours=k),
         }
-        for r in realized
+        for k, r in enumerate(realized)
     ]
     assert tester.record_shadow_predictions(items) == 1200
     with pg_container.session() as session:
@@ -334,7 +340,7 @@ def test_incremental_evaluation_reads_only_new_pairs_and_decides_as_the_full_rea
     rows = [
         dict(
             shadow_model_id="shadow_i", active_model_id="active_i", symbol="BTCUSDT",
-            timestamp=start + timedelta(minutes=i // 2), active_prediction={}, shadow_prediction={},
+            timestamp=start + timedelta(hours=i // 2), active_prediction={}, shadow_prediction={},
             active_direction=int(active_dirs[i]), shadow_direction=int(shadow_dirs[i]),
             active_confidence=float(rng.uniform(0.5, 1)), shadow_confidence=None if i % 7 == 0 else 0.7,
             created_at=utcnow(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 from sqlalchemy import select, update
 
@@ -23,8 +25,9 @@ def test_embedded_batch_outcomes_evaluation_and_promotion(sqlite_container) -> N
             "symbol": "ETHUSDT",
             "active_pred": {"direction": int(a), "confidence": 0.6},
             "shadow_pred": {"direction": int(s), "confidence": 0.7},
+            "timestamp": datetime(2024, 1, 1) + timedelta(hours=k),  # asked hourly
         }
-        for a, s in zip(active, shadow, strict=True)
+        for k, (a, s) in enumerate(zip(active, shadow, strict=True))
     ]
     tester = ShadowTester(sqlite_container)
     assert tester.record_shadow_predictions(items) == 1000
@@ -42,10 +45,12 @@ def test_embedded_batch_outcomes_evaluation_and_promotion(sqlite_container) -> N
     result = tester.evaluate_shadow_model(shadow_id)
     assert result.recommendation == "PROMOTE"
     assert result.shadow_metrics.avg_confidence == pytest.approx(0.7)
-    # The same numbers as the pure evaluation of the same arrays.
-    from tests.unit.test_shadow_stats import evaluate
+    # The same numbers as the pure evaluation of the same arrays, block-robust over the policy's
+    # 2-hour blocks (12-candle labels of 5m candles, twice).
+    from tests.unit.test_shadow_stats import evaluate_blocked
 
-    assert result.p_value_better == evaluate(active, shadow, realized).p_value_better
+    assert result.test_blocks == 500 and result.block_hours == 2.0
+    assert result.p_value_better == pytest.approx(evaluate_blocked(active, shadow, realized).p_value_better, rel=1e-12)
     assert [s["promoted"] for s in tester.evaluate_all_shadows()] == [True]
     assert registry.get_model(shadow_id).status == "ACTIVE"
     topics = [e["topic"] for e in sqlite_container.bus.recent("shadow.*")]

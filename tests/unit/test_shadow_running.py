@@ -99,3 +99,28 @@ def test_no_pairs_yet_is_continue_testing() -> None:
     result = evaluate_running(RunningStats(FEE), 0, Thresholds())
     assert result.recommendation == "CONTINUE_TESTING" and result.decision_samples == 0
     assert result == full((np.empty(0),) * 5, 0, Thresholds())
+
+
+def test_block_robust_statistics_in_steps_equal_one_pass_and_read_back() -> None:
+    # As the service keeps them: 2-hour blocks of pairs asked hourly; the steps cut inside blocks.
+    from tests.unit.test_shadow_stats import HOUR_US, hourly_us
+
+    n, block = 4000, 2 * HOUR_US
+    columns = pairs(12, n, 0.55, 0.58)
+    stamps = hourly_us(n)
+    thresholds = Thresholds(min_samples=n)
+    a, s, r, ac, sc = columns
+    expected = evaluate_pairs(a, s, r, fee=FEE, thresholds=thresholds, active_confidence=ac, shadow_confidence=sc,
+                              timestamp_us=stamps, block_us=block)  # fmt: skip
+    running = RunningStats(FEE, block_us=block)
+    for lo, hi in zip([0, 1, 999, 2500], [1, 999, 2500, n], strict=True):
+        running = running.extended(*(c[lo:hi] for c in columns), stamps[lo:hi])
+        running = RunningStats.from_json(running.to_json())
+    got = evaluate_running(running, n, thresholds)
+    assert got.test_blocks == expected.test_blocks == 2000 and got.block_hours == 2.0
+    assert got.recommendation == expected.recommendation
+    assert got.p_value_better == pytest.approx(expected.p_value_better, rel=1e-9)
+    # Independent pairs in blocks of two: the same evidence as the t-test over pairs, give or take.
+    assert got.p_value_better == pytest.approx(full(columns, n, thresholds).p_value_better, rel=0.5)
+    with pytest.raises(ValueError, match="needs every pair's timestamp_us"):
+        running.extended(*(c[:3] for c in columns))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from app.shadow_tester.stats import (
     Thresholds,
+    TimeBlocks,
     evaluate_pairs,
     max_drawdown_pct,
     paired_t_pvalues,
@@ -29,6 +32,21 @@ def simulate(seed: int, active_winrate: float, shadow_winrate: float, n: int = 1
 
 def evaluate(active, shadow, realized, **limits):
     return evaluate_pairs(active, shadow, realized, fee=FEE, thresholds=Thresholds(**limits))
+
+
+HOUR_US = 3_600_000_000.0
+START_US = 757_382_400_000_000.0  # 2024-01-01 in microseconds since 2000-01-01, as the reads give it
+
+
+def hourly_us(n: int) -> np.ndarray:
+    """Timestamps (microseconds since 2000-01-01) of n pairs asked hourly from 2024-01-01."""
+    return START_US + HOUR_US * np.arange(n)
+
+
+def evaluate_blocked(active, shadow, realized, block_us: float = 2 * HOUR_US, **limits):
+    """`evaluate` as the service runs it: hourly pairs, the block-robust test (blocks of 2 h: 12 5m candles x 2)."""
+    return evaluate_pairs(active, shadow, realized, fee=FEE, thresholds=Thresholds(**limits),
+                          timestamp_us=hourly_us(len(realized)), block_us=block_us)  # fmt: skip
 
 
 def test_specification_simulation_promotes_the_better_shadow() -> None:
@@ -157,3 +175,98 @@ def test_the_decision_reads_only_the_latest_looks_pairs() -> None:
     assert early.next_look_samples == 4000
     with pytest.raises(ValueError, match="needs the first 2000"):
         evaluate_pairs(active[:1500], shadow[:1500], realized[:1500], fee=FEE, thresholds=limits, total_samples=3500)
+
+
+def dependent_pairs(seed: int, symbols: int = 8, hours: int = 600, horizon: int = 3, skill: float = 0.0):
+    """Pairs as a live shadow test gets them: every hour, on correlated symbols (half of each move is
+    the market's), labels spanning the next `horizon` hours (overlapping), and two models whose calls
+    persist for hours and lean on a common view. `skill`: the share of the shadow's calls replaced by
+    the label's sign. Returns (active, shadow, realized, timestamp_us) in time order."""
+    rng = np.random.default_rng(seed)
+    market, own = rng.normal(size=hours + horizon), rng.normal(size=(hours + horizon, symbols))
+    step = 0.01 * (np.sqrt(0.5) * market[:, None] + np.sqrt(0.5) * own)
+    label = sum(step[k : k + hours] for k in range(horizon))
+
+    def persistent_calls() -> np.ndarray:
+        common, single = np.zeros(hours), np.zeros((hours, symbols))
+        shocks_common, shocks_single = rng.normal(size=hours), rng.normal(size=(hours, symbols))
+        for t in range(1, hours):
+            common[t] = 0.9 * common[t - 1] + shocks_common[t]
+            single[t] = 0.9 * single[t - 1] + shocks_single[t]
+        return np.where(0.8 * common[:, None] + 0.6 * single >= 0, 1.0, -1.0)
+
+    active, shadow = persistent_calls(), persistent_calls()
+    if skill:
+        shadow = np.where(rng.random((hours, symbols)) < skill, np.sign(label), shadow)
+    stamps = np.repeat(START_US + HOUR_US * np.arange(hours), symbols)
+    return active.ravel(), shadow.ravel(), label.ravel(), stamps
+
+
+def _difference(active, shadow, realized):
+    return per_sample_pnl(shadow, realized, FEE) - per_sample_pnl(active, realized, FEE)
+
+
+def test_overlapping_correlated_pairs_fool_the_t_test_not_the_block_test() -> None:
+    # Two models of no skill, 200 markets, one-sided level 2.5 %: the t-test over pairs takes the
+    # 4,800 overlapping, correlated pairs of each as independent and "proves" the shadow better in
+    # about a quarter of them; the block-robust test (6-hour blocks: twice the 3-hour label) stays
+    # near its level.
+    naive = blocked = 0
+    for seed in range(200):
+        active, shadow, realized, stamps = dependent_pairs(seed)
+        difference = _difference(active, shadow, realized)
+        naive += paired_t_pvalues(difference)[0] < 0.025
+        blocked += TimeBlocks(6 * HOUR_US).extended(difference, stamps).p_values()[0] < 0.025
+    assert naive >= 25
+    assert blocked <= 10
+
+
+def test_the_block_test_still_finds_a_real_edge() -> None:
+    found = 0
+    for seed in range(100):
+        active, shadow, realized, stamps = dependent_pairs(seed, skill=0.2)
+        found += TimeBlocks(6 * HOUR_US).extended(_difference(active, shadow, realized), stamps).p_values()[0] < 0.025
+    assert found >= 80
+
+
+def test_the_block_test_is_the_cluster_robust_formula() -> None:
+    # Against the formula written out with pandas: blocks of 6 h, all symbols together, one
+    # Newey-West (Bartlett) lag between neighbouring blocks; a 2-day gap breaks the neighbourhood.
+    import pandas as pd
+    from scipy import stats as scipy_stats
+
+    active, shadow, realized, stamps = dependent_pairs(3, hours=120)
+    stamps = np.where(stamps >= START_US + 60 * HOUR_US, stamps + 48 * HOUR_US, stamps)
+    difference = _difference(active, shadow, realized)
+    ids = np.floor(stamps / (6 * HOUR_US)).astype(np.int64)
+    frame = pd.DataFrame({"d": difference, "b": ids}).groupby("b")["d"].agg(["sum", "count"])
+    m = frame["sum"].sum() / frame["count"].sum()
+    e = (frame["sum"] - m * frame["count"]).to_numpy()
+    near = np.diff(frame.index.to_numpy()) == 1
+    b = len(e)
+    variance = (np.sum(e * e) + np.sum((e[1:] * e[:-1])[near])) * b / (b - 1) / frame["count"].sum() ** 2
+    expected = scipy_stats.t.sf(m / np.sqrt(variance), b - 1)
+    better, worse, blocks = TimeBlocks(6 * HOUR_US).extended(difference, stamps).p_values()
+    assert blocks == b == 20
+    assert better == pytest.approx(expected, rel=1e-9) and worse == pytest.approx(1 - expected, rel=1e-9)
+
+
+def test_blocks_extended_in_steps_equal_one_pass() -> None:
+    active, shadow, realized, stamps = dependent_pairs(4, hours=200)
+    difference = _difference(active, shadow, realized)
+    whole = TimeBlocks(6 * HOUR_US).extended(difference, stamps)
+    stepped = TimeBlocks(6 * HOUR_US)
+    cuts = [0, 1, 7, 8, 50, 51, 333, 900, 901, difference.size]  # inside blocks and at their borders
+    for lo, hi in itertools.pairwise(cuts):
+        stepped = stepped.extended(difference[lo:hi], stamps[lo:hi])
+    assert stepped.p_values() == pytest.approx(whole.p_values(), rel=1e-9)
+    assert stepped.finished().blocks == whole.finished().blocks == 34
+
+
+def test_pairs_out_of_time_order_are_refused() -> None:
+    stamps = START_US + HOUR_US * np.array([0.0, 10.0, 3.0])
+    with pytest.raises(ValueError, match="time order"):
+        TimeBlocks(2 * HOUR_US).extended(np.zeros(3), stamps)
+    later = TimeBlocks(2 * HOUR_US).extended(np.zeros(2), START_US + HOUR_US * np.array([8.0, 9.0]))
+    with pytest.raises(ValueError, match="time order"):
+        later.extended(np.zeros(1), np.array([START_US]))
