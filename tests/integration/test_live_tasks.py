@@ -28,6 +28,7 @@ def test_worker_promotes_a_ready_shadow_and_checks_health(pg_container, worker_e
     add_model(pg_container, "active_1", "ACTIVE")
     add_model(pg_container, "shadow_1", "SHADOW")
     active, shadow, realized = simulate(1, 0.55, 0.62)
+    first_hour = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(hours=1001)
     items = [
         {
             "shadow_model_id": "shadow_1",
@@ -35,8 +36,9 @@ def test_worker_promotes_a_ready_shadow_and_checks_health(pg_container, worker_e
             "symbol": "BTCUSDT",
             "active_pred": {"direction": int(a)},
             "shadow_pred": {"direction": int(s)},
+            "timestamp": first_hour + timedelta(hours=k),  # asked hourly over the last 1000 hours
         }
-        for a, s in zip(active, shadow, strict=True)
+        for k, (a, s) in enumerate(zip(active, shadow, strict=True))
     ]
     ShadowTester(pg_container).record_shadow_predictions(items)
     with pg_container.session() as session:
