@@ -64,6 +64,7 @@ METRICS = ("net_pnl", "hit_rate", "max_drawdown", "sharpe")
 
 def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {"seed": seed, "seconds": {}}
+    looks = shadow_looks(args, args.synthetic_symbols)
     for loop in ("full", "scheduled"):
         config = RunConfig(
             seed=seed,
@@ -76,7 +77,8 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             training_days=args.training_days,
             drift_checks_after_days=min(1.0, args.shift_after_days / 2),
             symbols=tuple(f"SYN{chr(ord('A') + k)}/USDT" for k in range(args.synthetic_symbols)),
-            max_shadow_samples=args.max_shadow_samples,
+            min_shadow_samples=looks[0],
+            max_shadow_samples=looks[1],
             report_path=Path(args.workdir) / f"report-{seed}-{loop}.html",
         )
         started = time.perf_counter()
@@ -106,6 +108,12 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             out["shadow_power"] = shadow_power(container, config.shift_at)
         container.dispose()
     return out
+
+
+def shadow_looks(args: argparse.Namespace, symbols: int) -> tuple[int, int]:
+    """A shadow test's first and last look in pairs: by default 2 and 8 days of hourly calls on every symbol."""
+    first = args.min_shadow_samples if args.min_shadow_samples is not None else 48 * symbols
+    return first, args.max_shadow_samples if args.max_shadow_samples is not None else 4 * first
 
 
 def shadow_power(container: Any, since: Any) -> list[dict[str, Any]]:
@@ -166,7 +174,10 @@ def main() -> None:
     parser.add_argument("--training-days", type=float, default=12.0)
     parser.add_argument("--synthetic-symbols", type=int, default=2, help="SYNA/USDT, SYNB/USDT, ...")
     parser.add_argument(
-        "--max-shadow-samples", type=int, default=80, help="a shadow test's last look (pairs): more pairs, more power"
+        "--min-shadow-samples", type=int, default=None, help="a shadow test's first look (pairs); default: 2 days of them"
+    )
+    parser.add_argument(
+        "--max-shadow-samples", type=int, default=None, help="the last look (pairs); default: 4 x the first (8 days)"
     )
     parser.add_argument("--workdir", default="var/bench/clm_value")
     parser.add_argument("--partial", default=None, help="append each seed's JSON here as it finishes")
@@ -292,6 +303,8 @@ def files_config(args: argparse.Namespace, seed: int, loop: str) -> RunConfig:
         replay_days=args.replay_days or 1.0,
         shift_after_days=None,
         retired_versions_kept=1000,  # the policy's most: every model ACTIVE in the replay is scored after it
+        min_shadow_samples=shadow_looks(args, len(found))[0],
+        max_shadow_samples=shadow_looks(args, len(found))[1],
         report_path=Path(args.workdir) / f"report-files-{seed}-{loop}.html",
     )
     if args.replay_days is None:  # every candle the files share after the history
