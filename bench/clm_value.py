@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--training-days", type=float, default=12.0)
     parser.add_argument("--synthetic-symbols", type=int, default=2, help="SYNA/USDT, SYNB/USDT, ...")
     parser.add_argument(
-        "--min-shadow-samples", type=int, default=None, help="a shadow test's first look (pairs); default: 2 days of them"
+        "--min-shadow-samples", type=int, default=None, help="a shadow test's first look (pairs); default 2 days"
     )
     parser.add_argument(
         "--max-shadow-samples", type=int, default=None, help="the last look (pairs); default: 4 x the first (8 days)"
