@@ -3,10 +3,10 @@
 Everything the run changes in the system goes through the policy (`policy_patch`, stored
 with `PolicyStore.update` at the start and printed): fewer trees and neural steps so that
 four trainings fit in a minute, and `auto_promote_threshold.min_samples` and `max_samples`
-lowered so that a shadow test reaches its decision (looks at 48, 96 and 192 pairs: 1, 2 and
-4 days of hourly calls on two symbols) inside the days of replay it has. The paired test is
-block-robust (6-hour blocks of 15m candles with 12-candle labels), so a look needs days, not
-hours, of pairs: 48 pairs are 4 blocks, 192 are 16.
+lowered so that a shadow test reaches its decision (looks at 24, 48 and 96 pairs: 1, 2 and
+4 days of the engine's hourly calls, one symbol a call) inside the days of replay it has. The
+paired test is block-robust (6-hour blocks of 15m candles with 12-candle labels), so a look
+needs days, not hours, of pairs: 24 pairs are 4 blocks, 96 are 16.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ class RunConfig:
     shift_after_days: float | None = 3.0  # into the replay: the synthetic market's shift (None: no shift)
     drift_checks_after_days: float = 2.0  # a first clean period before the scheduled drift checks start
     neural_every: int = 2  # the neural models are asked at every n-th decision (their inference is the slow part)
-    min_shadow_samples: int = 48
-    max_shadow_samples: int = 192  # the last look: promoted or rejected by then
+    min_shadow_samples: int = 24
+    max_shadow_samples: int = 96  # the last look: promoted or rejected by then
     balance_usd: float = 10_000.0
     report_path: Path | None = None
     quiet: bool = False
