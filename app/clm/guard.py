@@ -1,4 +1,6 @@
-"""No storms: one retraining per model type at a time, and none within the cooldown.
+"""No storms: one retraining per model type at a time, and none within the cooldown; and a
+drift-started one leaves a model type alone while its young SHADOW model is being tested
+(`clm_config.drift_window.shadow_patience_days`), so that the test can decide.
 
 Every trigger goes through `request_retraining`, which holds a lock (a PostgreSQL
 advisory lock across processes, a thread lock in the process) while it looks for running
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, text
 
 from app.core.clock import utcnow
+from app.core.db.models import ModelRegistry as ModelRow
 from app.core.db.models import RetrainingJob
 from app.core.topics import RetrainingSuppressed
 from app.retraining import RetrainingOrchestrator
@@ -92,6 +95,21 @@ def blocking_jobs(container: Container, model_types: list[str], cooldown: timede
     return blocked
 
 
+def shadows_under_test(container: Container, model_types: list[str], patience: timedelta) -> dict[str, str]:
+    """Model type -> the job whose model of that type is SHADOW and was registered within `patience`."""
+    since = utcnow() - patience
+    query = (
+        select(ModelRow.model_type, ModelRow.job_id, ModelRow.model_id)
+        .where(ModelRow.status == "SHADOW", ModelRow.created_at >= since, ModelRow.model_type.in_(model_types))
+        .order_by(ModelRow.created_at.desc())
+    )
+    out: dict[str, str] = {}
+    with container.session_factory() as session:
+        for model_type, job_id, model_id in session.execute(query):
+            out.setdefault(model_type, job_id or model_id)
+    return out
+
+
 def request_retraining(
     container: Container, model_types: list[str] | None, reason: str, trigger: dict[str, Any] | None = None
 ) -> TriggerDecision:
@@ -102,8 +120,14 @@ def request_retraining(
     wanted = list(policy.training.model_types) if model_types is None else list(dict.fromkeys(model_types))
     cooldown = timedelta(hours=policy.clm_config.retraining_cooldown_hours)
     orchestrator = RetrainingOrchestrator(container)
+    patience = timedelta(days=policy.clm_config.drift_window.shadow_patience_days)
     with trigger_lock(container):
         blocked = blocking_jobs(container, wanted, cooldown)
+        if trigger and trigger.get("drift_type") and patience > timedelta(0):
+            testing = shadows_under_test(container, [m for m in wanted if m not in blocked], patience)
+            if testing:
+                log.info("%s: leaving %s alone, their shadow tests run (jobs %s)", reason, sorted(testing), testing)
+            blocked |= testing
         remaining = [m for m in wanted if m not in blocked]
         if not remaining:
             with container.session() as session:
@@ -111,7 +135,9 @@ def request_retraining(
                     session,
                     RetrainingSuppressed(reason=reason, model_types=wanted, blocked_by=blocked, trigger=trigger or {}),
                 )
-            return TriggerDecision(None, False, [], blocked, "a job for these models is running or in cooldown")
+            return TriggerDecision(
+                None, False, [], blocked, "a job for these models is running or in cooldown, or their shadow test runs"
+            )
         spec = RetrainingSpec.create(policy, None if full and not blocked else remaining, reason)
         if trigger and trigger.get("drift_type"):
             spec = drift_window_spec(container, spec, trigger)

@@ -189,6 +189,22 @@ def test_a_drift_retraining_waits_for_the_new_market_when_the_policy_says_so(sql
     assert not window["deferred"] and not window["clipped"] and window["start"] == window["change_point"], window
     assert abs(datetime.fromisoformat(window["start"]) - shift_at) <= timedelta(days=1), window["reason"]
 
+    # Its model is SHADOW now. After the cooldown the market still drifts from the ACTIVE model's,
+    # but a drift retraining leaves the type alone while that young shadow's test runs
+    # (shadow_patience_days, 7 by default): the suppressed event names the shadow's job.
+    shadow = [m for m in ModelRegistry(container).list_models(status="SHADOW") if m.job_id == jobs[1].job_id]
+    assert [m.model_type for m in shadow] == ["naive"]
+    simulated_clock.set(shift_at + timedelta(days=7, hours=7))
+    run_drift_check(container)
+    with container.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(RetrainingJob)) == 2
+    held = [e["payload"] for e in container.bus.recent("clm.retraining.suppressed", limit=50)]
+    assert {"naive": jobs[1].job_id} in [p["blocked_by"] for p in held], held
+    container.policy_store.update({"clm_config": {"drift_window": {"shadow_patience_days": 0}}})
+    run_drift_check(container)
+    with container.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(RetrainingJob)) == 3
+
 
 def test_clm_event_flow(sqlite_container) -> None:
     """The specification's observability test: clm.* events around a full retraining."""

@@ -55,6 +55,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "clm_config.drift_window.block_hours": (MINUTE_IN_HOURS, 24 * 30),
     "clm_config.drift_window.penalty_scale": (0.01, 1_000),
     "clm_config.drift_window.max_features": (1, 20),
+    "clm_config.drift_window.shadow_patience_days": (0, 3_650),
     "clm_config.rl_maintenance.snapshot_interval_trades": (1, 10_000_000),
     "clm_config.rl_maintenance.prune_old_states_threshold": (1, 100_000_000),
     "clm_config.rl_maintenance.maintenance_interval_hours": (MINUTE_IN_HOURS, 24 * 365),

@@ -103,7 +103,11 @@ class DriftWindow(_Strict):
     "extend" moves the window's start back to leave that much (old-market rows included),
     "wait" starts no retraining yet, so that a later drift check retrains on the new market
     alone once it has that many candles.
-    Recency weights are not offered: the neural forecasters take no sample weights."""
+    Recency weights are not offered: the neural forecasters take no sample weights.
+    `shadow_patience_days`: a drift-started retraining leaves alone a model type whose SHADOW model
+    was registered less than this long ago, so that its shadow test can decide (a new model would
+    retire it; at a 96-hour cooldown no test of a few days' pairs ever reached its second look);
+    0 turns this off. Scheduled, performance and operator retrainings are not held back."""
 
     method: Literal["fixed", "change_point"] = "change_point"
     short_window: Literal["extend", "wait"] = "extend"
@@ -112,6 +116,7 @@ class DriftWindow(_Strict):
     block_hours: float = Field(4, gt=0)
     penalty_scale: float = Field(1.0, gt=0)
     max_features: int = Field(3, ge=1)
+    shadow_patience_days: float = Field(7, ge=0)
 
 
 class ClmConfig(_Strict):
