@@ -42,6 +42,13 @@ TARGET = "future_return"
 YEAR_MS = 365 * 86_400_000
 BASELINES = ("zero_return", "persistence", "buy_and_hold")
 GATE_BASELINES = ("zero_return", "buy_and_hold")
+# A market-neutral book (a forecast of the return relative to the market, traded long/short) is
+# compared with the books of its own kind: flat, and persistence of the relative return traded
+# market-neutral (cross-sectional momentum: long the recent winners, short the recent losers).
+# Buy-and-hold carries the market's beta, which such a book hedges away: not a baseline of it.
+NEUTRAL_BASELINES = ("market_neutral_persistence",)
+NEUTRAL_GATE_BASELINES = ("zero_return", "market_neutral_persistence")
+COMPARED = BASELINES + NEUTRAL_BASELINES  # every baseline a strategy is compared with, where present
 _MAX_DRAW_CELLS = 4_000_000  # rows x replicates resampled at once
 
 
@@ -324,10 +331,16 @@ class GateVerdict:
 
 
 def baseline_gate(
-    scores: Mapping[str, Any], *, margin: float, against: tuple[str, ...] = GATE_BASELINES, name: str = "model"
+    scores: Mapping[str, Any],
+    *,
+    margin: float,
+    against: tuple[str, ...] = GATE_BASELINES,
+    name: str = "model",
+    note: str = "",
 ) -> GateVerdict:
     """Pass when the model's Sharpe beats each baseline's by `margin` and the lower end of the
-    bootstrap interval of the difference is above zero; the reason gives the figures either way."""
+    bootstrap interval of the difference is above zero; the reason names the baselines (and
+    `note`, why those) and gives the figures either way."""
     model = scores.get(name) or {}
     figures: dict[str, Any] = {}
     failures, passes = [], []
@@ -349,9 +362,16 @@ def baseline_gate(
     figures["sharpe"] = model.get("sharpe")
     figures["directional_accuracy"] = model.get("directional_accuracy")
     figures["traded_share"] = model.get("traded_share")
+    figures["baselines"] = list(against)
+    used = f"baselines {', '.join(against)}" + (f" ({note})" if note else "")
     if failures:
-        return GateVerdict(False, "fails the baseline gate after fees: " + "; ".join(failures), figures)
-    return GateVerdict(True, "beats the baselines after fees: " + "; ".join(passes), figures)
+        return GateVerdict(False, f"fails the baseline gate after fees [{used}]: " + "; ".join(failures), figures)
+    return GateVerdict(True, f"beats the baselines after fees [{used}]: " + "; ".join(passes), figures)
+
+
+def gate_baselines(market_neutral_book: bool) -> tuple[str, ...]:
+    """The baselines a model is gated against: its own kind of book's (see NEUTRAL_GATE_BASELINES)."""
+    return NEUTRAL_GATE_BASELINES if market_neutral_book else GATE_BASELINES
 
 
 def _fmt_interval(interval: Any) -> str:
@@ -362,7 +382,10 @@ def _fmt_interval(interval: Any) -> str:
 
 __all__ = [
     "BASELINES",
+    "COMPARED",
     "GATE_BASELINES",
+    "NEUTRAL_BASELINES",
+    "NEUTRAL_GATE_BASELINES",
     "Bootstrap",
     "GateVerdict",
     "baseline_gate",
@@ -370,6 +393,7 @@ __all__ = [
     "book_exposure",
     "book_turnover",
     "bootstrap_intervals",
+    "gate_baselines",
     "market_neutral",
     "strategy_table",
     "summarize",

@@ -165,3 +165,32 @@ def test_shuffled_labels_score_as_chance() -> None:
     assert low < 0 < high
     assert model["book"] == "exact"
     assert set(result["baselines"]) == {"zero_return", "persistence", "buy_and_hold"}
+
+
+def test_market_neutral_persistence_is_long_the_recent_winners_short_the_losers() -> None:
+    from app.model_training.evaluation import neutral_baseline_forecasts
+
+    # Over the last candle A rose most, B as the cross-section's mean, C fell: the directional
+    # persistence baseline is long A and B, short C; the market-neutral one long A, flat B, short C.
+    frame = pd.DataFrame(
+        {
+            "symbol": ["A", "B", "C"] * 2,
+            "timestamp": np.repeat(np.arange(2, dtype=np.int64) * HOUR, 3),
+            "future_return": [0.05, 0.02, -0.01, 0.0, 0.0, 0.0],
+            "direction": 0,
+        }
+    )
+    predicted, direction, _ = neutral_baseline_forecasts(frame, None, horizon=1, fee_pct=FEE, step_ms=HOUR)[
+        "market_neutral_persistence"
+    ]
+    assert predicted[3:].tolist() == pytest.approx([0.03, 0.0, -0.03]) and direction[3:].tolist() == [1, 0, -1]
+    assert baseline_forecasts(frame, None, horizon=1, fee_pct=FEE, step_ms=HOUR)["persistence"][1][3:].tolist() == [
+        1,
+        1,
+        -1,
+    ]
+    scored = score_part(frame, None, {"model": (predicted, direction, predicted)}, horizon=1, fee_pct=0.0,
+                        step_ms=HOUR, neutral=("model",))  # fmt: skip
+    assert "market_neutral_persistence:net" in scored.table.columns
+    plain = score_part(frame, None, {"model": (predicted, direction, predicted)}, horizon=1, fee_pct=0.0, step_ms=HOUR)
+    assert "market_neutral_persistence:net" not in plain.table.columns
