@@ -518,6 +518,17 @@ class PredictionOut(TradingHaltView):
     )
     shadow: dict[str, Any] | None
     shadow_test_id: int | None
+    abstained: bool = Field(
+        False,
+        description="an explicit abstention (direction 0): the model's calibrated confidence is under the "
+        "policy's training.min_confidence (its confidence still reported), or no model of the type passed "
+        "the baseline gate (model_id empty, confidence 0, prediction_id 0: nothing logged)",
+    )
+    abstain_reason: str | None = Field(
+        None,
+        description="why: 'confidence 0.47 below min_confidence 0.50', or 'no <type> model passed the "
+        "baseline gate; the last: ...'; null when it did not abstain",
+    )
 
 
 class DriftCheckAccepted(BaseModel):

@@ -110,7 +110,9 @@ def test_the_registry_rejects_a_model_that_failed_the_gate_and_the_type_abstains
 
     answer = PredictionService(sqlite_container, "xgboost").predict("BTCUSDT")
     assert answer.direction == 0 and answer.confidence == 0.0 and answer.predicted_return == 0.0
-    assert answer.abstained and "baseline gate" in answer.abstained and answer.model_id == ""
+    assert answer.abstained is True and answer.model_id == ""
+    assert answer.abstain_reason and answer.abstain_reason.startswith("no xgboost model passed the baseline gate")
+    assert "Sharpe +0.00 vs buy_and_hold" in answer.abstain_reason
 
     passed = {"passed": True, "reason": "beats the baselines after fees"}
     assert registry.get_model(registry.register_model(_trained(sqlite_container, passed))).status == "ACTIVE"
