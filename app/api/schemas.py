@@ -480,6 +480,13 @@ class ShadowEvaluation(BaseModel):
     decision_samples: int = Field(description="pairs of the latest look, which the metrics describe")
     next_look_samples: int | None = Field(description="resolved pairs at which the next decision is due")
     significance_level: float | None = Field(description="the latest look's significance level")
+    book: dict[str, Any] | None = Field(
+        None,
+        description="both models on the same pairs (the decision's) scored as staggered books by "
+        "app/model_training/scoring.py, fees on position changes: per model net_pnl, sharpe, "
+        "directional_accuracy (traded rows), traded_share; `difference` shadow - active with its "
+        "block-bootstrap interval_95. Reported beside the per-pair figures; the decision does not use it",
+    )
 
 
 # --------------------------------------------------------------------------- predictions

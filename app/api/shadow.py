@@ -49,5 +49,4 @@ def get_shadow_evaluation(model_id: str, query: ShadowQuery) -> ShadowEvaluation
                 f"not a shadow model; {see}",
                 {"model_id": model_id, "status": ACTIVE, "shadow_challengers": challengers},
             )
-    result = ShadowTester(c).evaluate_shadow_model(model_id, query.min_samples)
-    return ShadowEvaluation.model_validate(result.to_dict())
+    return ShadowEvaluation.model_validate(ShadowTester(c).report(model_id, query.min_samples))
