@@ -24,6 +24,7 @@ Cost: one indexed read of at most `decision_samples` pairs (`clm_config.auto_pro
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
@@ -38,9 +39,34 @@ STATS = ("sharpe", "annual_return", "directional_accuracy")
 DEFAULT_REPLICATES = 500
 
 
+_COPY_SQL = (
+    "COPY (SELECT symbol, (extract(epoch FROM timestamp) * 1000)::bigint, COALESCE(active_direction, 0), "
+    "COALESCE(shadow_direction, 0), realized_return FROM shadow_test_results "
+    "WHERE shadow_model_id = %s AND realized_return IS NOT NULL ORDER BY timestamp, id LIMIT %s) "
+    "TO STDOUT WITH (FORMAT csv)"
+)
+COLUMNS = ["symbol", "timestamp", "active", "shadow", TARGET]
+
+
 def read_book_pairs(engine: Engine, shadow_model_id: str, n: int) -> pd.DataFrame:
     """The first `n` closed pairs of the test in time order (`idx_shadow_model`): symbol, timestamp
-    (ms since the epoch), both directions (a missing one is flat) and the realised return."""
+    (ms since the epoch), both directions (a missing one is flat) and the realised return.
+
+    PostgreSQL: one CSV COPY, the time as epoch milliseconds computed by the server (a million
+    pairs in about a second, where rows through SQLAlchemy took ten); SQLite: through SQLAlchemy."""
+    if engine.dialect.name == "postgresql":
+        raw = engine.raw_connection()
+        try:
+            cursor: Any = raw.cursor()  # psycopg2's: mogrify, copy_expert
+            buffer = io.BytesIO()
+            cursor.copy_expert(cursor.mogrify(_COPY_SQL, (shadow_model_id, max(n, 0))).decode(), buffer)
+            cursor.close()
+            raw.commit()
+        finally:
+            raw.close()
+        buffer.seek(0)
+        dtypes = {"symbol": str, "timestamp": np.int64, "active": np.float64, "shadow": np.float64, TARGET: np.float64}
+        return pd.read_csv(buffer, names=COLUMNS, dtype=dtypes, keep_default_na=False)
     query = (
         select(
             ShadowTestResult.symbol,
@@ -55,7 +81,7 @@ def read_book_pairs(engine: Engine, shadow_model_id: str, n: int) -> pd.DataFram
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = pd.DataFrame(rows, columns=["symbol", "timestamp", "active", "shadow", TARGET])
+    frame = pd.DataFrame(rows, columns=COLUMNS)
     stamps = pd.to_datetime(frame["timestamp"]).to_numpy(dtype="datetime64[ms]").astype(np.int64)
     return frame.assign(timestamp=stamps)
 
@@ -82,11 +108,7 @@ def book_report(
     }
     if first.empty:
         return out | {"shadow": None, "active": None, "difference": None}
-    frame, real_rows = _on_the_grid(first, step_ms)
-    positions = {name: frame[name].to_numpy(dtype=float) for name in NAMES}
-    table, exact = strategy_table(frame, positions, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms)
-    # Traded share over the pairs, not the flat rows that fill the grid's gaps.
-    table["rows"] = real_rows.reindex(table.index, fill_value=0.0).to_numpy(dtype=float)
+    table, exact = book_table(first, horizon=horizon, step_ms=step_ms, fee_pct=fee_pct)
     periods_per_year = YEAR_MS / step_ms
     bootstrap = Bootstrap(replicates=replicates, seed=seed)
     scores = summarize(
@@ -124,6 +146,17 @@ def book_report(
     out["book"] = "exact" if exact else "spread"
     out["periods"] = periods
     return out
+
+
+def book_table(first: pd.DataFrame, *, horizon: int, step_ms: int, fee_pct: float) -> tuple[pd.DataFrame, bool]:
+    """`scoring.strategy_table` of both models on one pair per (symbol, candle) (`_one_per_candle`),
+    the gaps between a symbol's pairs filled with flat rows; `rows` counts the pairs only."""
+    frame, real_rows = _on_the_grid(first, step_ms)
+    positions = {name: frame[name].to_numpy(dtype=float) for name in NAMES}
+    table, exact = strategy_table(frame, positions, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms)
+    # Traded share over the pairs, not the flat rows that fill the grid's gaps.
+    table["rows"] = real_rows.reindex(table.index, fill_value=0.0).to_numpy(dtype=float)
+    return table, exact
 
 
 def _one_per_candle(pairs: pd.DataFrame, step_ms: int) -> pd.DataFrame:
