@@ -20,7 +20,7 @@ START = datetime(2024, 1, 1)
 STEP = timedelta(minutes=5)  # the policy's 5m candles; horizon 12, fee 0.1 % a side
 
 
-def _write(container, shadow: str, active: str, pairs: list[tuple[str, datetime, int, int, float]]) -> None:  # type: ignore[no-untyped-def]
+def _write(container, shadow: str, active: str, pairs: list[tuple[str, datetime, int, int, float | None]]) -> None:  # type: ignore[no-untyped-def]
     rows = [
         dict(
             shadow_model_id=shadow, active_model_id=active, symbol=symbol, timestamp=at, active_prediction={},
@@ -88,3 +88,16 @@ def test_the_book_pays_fees_on_position_changes_one_call_per_candle_and_gaps_are
     assert book["active"]["net_pnl"] == 0.0
     assert book["shadow"]["traded_share"] == 1.0 and book["active"]["traded_share"] == 0.0
     assert book["shadow"]["directional_accuracy"] is None  # nothing moved: no traded row to judge
+
+
+@pytest.mark.parametrize("backend", ["pg_container", "sqlite_container"])
+def test_a_test_without_closed_pairs_reports_an_empty_book(backend, request) -> None:
+    container = request.getfixturevalue(backend)
+    add_model(container, "active_e", "ACTIVE")
+    add_model(container, "shadow_e", "SHADOW")
+    _write(container, "shadow_e", "active_e", [("BTCUSDT", START, 1, 1, None)])  # still open
+    body = create_app(container).test_client().get("/api/shadow/shadow_e").get_json()
+    assert body["total_samples"] == 0 and body["recommendation"] == "CONTINUE_TESTING"
+    book = body["book"]
+    assert (book["pairs"], book["candles"]) == (0, 0)
+    assert book["shadow"] is None and book["active"] is None and book["difference"] is None
