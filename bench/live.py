@@ -17,7 +17,10 @@
   reading and comparing every pair (`baseline_evaluate_1m_full_read_seconds`, the same
   decision), and with no kept state (`evaluate_1m_recompute_seconds`); under the default policy
   (`evaluate_1m_default_policy_seconds`: the count, then the first 8000 pairs the last look
-  decides on);
+  decides on); the report of `GET /api/shadow/<id>` (`report_default_policy_seconds`: that
+  evaluation and both models' staggered books on its pairs by `scoring.py`, 500 bootstrap
+  draws; `report_1m_seconds`: the books of all 1M pairs), and the book's bootstrap from block
+  sums against materialising every resampled series (`baseline_book_bootstrap_*`, the old way);
 - the model supervisor's health of a model with 1,000,000 logs in its window
   (`health_1m_seconds`, aggregated by PostgreSQL; baseline: the same rows read into a frame
   and computed in numpy, as the embedded mode does), and prediction drift over those logs
@@ -349,6 +352,14 @@ def _evaluate(container, rows: int, active: str, new_pairs: int = 1000) -> dict[
     default_policy = time.perf_counter() - started
     assert default.total_samples == rows and default.decision_samples < rows, default
     started = time.perf_counter()
+    report = tester.report(shadow)  # the default policy's evaluation and, beside it, both books on its pairs
+    report_default = time.perf_counter() - started
+    assert report["book"]["pairs"] == default.decision_samples and report["recommendation"] == default.recommendation
+    started = time.perf_counter()
+    report_all = tester.report(shadow, min_samples=rows)  # the book of every one of the 1M pairs
+    report_1m = time.perf_counter() - started
+    assert report_all["book"]["pairs"] == rows, report_all["book"]
+    started = time.perf_counter()
     evaluate_pairs(active_dir, shadow_dir, realized, fee=0.002, thresholds=Thresholds(min_samples=rows))
     pure = time.perf_counter() - started
     relative = abs(result.shadow_metrics.sharpe / full.shadow_metrics.sharpe - 1.0)
@@ -362,7 +373,43 @@ def _evaluate(container, rows: int, active: str, new_pairs: int = 1000) -> dict[
         "evaluate_1m_default_policy_pairs_read": float(default.decision_samples),
         "evaluate_1m_same_decision": float(result.recommendation == full.recommendation),
         "evaluate_1m_sharpe_relative_difference": relative,
-    }
+        "report_default_policy_seconds": report_default,
+        "report_default_policy_book_candles": float(report["book"]["candles"]),
+        "report_1m_seconds": report_1m,
+        "report_1m_book_candles": float(report_all["book"]["candles"]),
+    } | _book_bootstrap(container, shadow, rows)
+
+
+def _book_bootstrap(container, shadow: str, rows: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The book's bootstrap (500 draws) from block sums (`scoring.bootstrap_intervals`) against the
+    baseline that materialises every resampled series (`block_indices`, as before), same table and
+    draws, on the default policy's 8000 pairs and on all of them."""
+    from app.data_pipeline.timeframes import timeframe_ms
+    from app.model_training.scoring import YEAR_MS, Bootstrap, _statistics, block_indices, bootstrap_intervals
+    from app.shadow_tester.book import NAMES, _one_per_candle, book_table, read_book_pairs
+
+    policy = container.policy_store.get()
+    step_ms, horizon = timeframe_ms(policy.data.timeframe), policy.labels.horizon
+    out = {}
+    for label, n in (("8000", 8000), ("1m", rows)):
+        first = _one_per_candle(read_book_pairs(container.engine, shadow, n), step_ms)
+        table, _ = book_table(first, horizon=horizon, step_ms=step_ms, fee_pct=policy.labels.fee_pct)
+        boot = Bootstrap(replicates=500)
+        started = time.perf_counter()
+        bootstrap_intervals(table, list(NAMES), horizon=horizon, periods_per_year=YEAR_MS / step_ms, bootstrap=boot,
+                            compare_to=("active",))  # fmt: skip
+        out[f"book_bootstrap_{label}_seconds"] = time.perf_counter() - started
+        started = time.perf_counter()
+        arrays = {c: table[c].to_numpy(dtype=float) for c in table.columns}
+        periods, draws = len(table), []
+        chunk = max(1, 4_000_000 // periods)
+        rng = np.random.default_rng(boot.seed)
+        for size in [chunk] * (500 // chunk) + ([500 % chunk] if 500 % chunk else []):
+            index = block_indices(rng, periods, boot.block_length(periods, horizon), size)
+            draws.append(_statistics({c: a[index] for c, a in arrays.items()}, list(NAMES), YEAR_MS / step_ms))
+        out[f"baseline_book_bootstrap_{label}_materialised_seconds"] = time.perf_counter() - started
+        out[f"book_bootstrap_{label}_periods"] = float(periods)
+    return out
 
 
 def _health(container, rows: int) -> dict[str, float]:  # type: ignore[no-untyped-def]

@@ -484,6 +484,13 @@ class ShadowEvaluation(BaseModel):
         None, description="the paired test's independent units: time blocks, all symbols together (None: pairs)"
     )
     block_hours: float | None = Field(None, description="a time block's length: twice the label horizon")
+    book: dict[str, Any] | None = Field(
+        None,
+        description="both models on the same pairs (the decision's) scored as staggered books by "
+        "app/model_training/scoring.py, fees on position changes: per model net_pnl, sharpe, "
+        "directional_accuracy (traded rows), traded_share; `difference` shadow - active with its "
+        "block-bootstrap interval_95. Reported beside the per-pair figures; the decision does not use it",
+    )
 
 
 # --------------------------------------------------------------------------- predictions
@@ -522,6 +529,17 @@ class PredictionOut(TradingHaltView):
     )
     shadow: dict[str, Any] | None
     shadow_test_id: int | None
+    abstained: bool = Field(
+        False,
+        description="an explicit abstention (direction 0): the model's calibrated confidence is under the "
+        "policy's training.min_confidence (its confidence still reported), or no model of the type passed "
+        "the baseline gate (model_id empty, confidence 0, prediction_id 0: nothing logged)",
+    )
+    abstain_reason: str | None = Field(
+        None,
+        description="why: 'confidence 0.47 below min_confidence 0.50', or 'no <type> model passed the "
+        "baseline gate; the last: ...'; null when it did not abstain",
+    )
 
 
 class DriftCheckAccepted(BaseModel):

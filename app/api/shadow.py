@@ -23,7 +23,10 @@ bp = Blueprint("shadow", __name__, url_prefix="/api/shadow")
 def get_shadow_evaluation(model_id: str, query: ShadowQuery) -> ShadowEvaluation:
     """The evaluation of the shadow test of `model_id` (a SHADOW model, or a former one whose
     test is history). An ACTIVE model is the baseline that shadows are compared against, not a
-    shadow: it answers 409, naming its type's current shadow challengers in `details`.
+    shadow: it answers 409, naming its type's current shadow challengers in `details`. Beside the
+    per-pair figures that decide, `book` scores both models on the same pairs as staggered books
+    with the project's scoring (fees on position changes, DA on traded rows, share traded, and
+    shadow - active with its block-bootstrap 95 % interval); it is reported, not decided on.
     """
     c = container()
     with c.session() as session:
@@ -49,5 +52,4 @@ def get_shadow_evaluation(model_id: str, query: ShadowQuery) -> ShadowEvaluation
                 f"not a shadow model; {see}",
                 {"model_id": model_id, "status": ACTIVE, "shadow_challengers": challengers},
             )
-    result = ShadowTester(c).evaluate_shadow_model(model_id, query.min_samples)
-    return ShadowEvaluation.model_validate(result.to_dict())
+    return ShadowEvaluation.model_validate(ShadowTester(c).report(model_id, query.min_samples))

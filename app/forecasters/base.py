@@ -37,6 +37,21 @@ FORMAT_VERSION = 1
 TARGET = "future_return"
 
 
+def _as_set(threshold: float) -> str:
+    """A policy threshold as it was set: 0.50, 0.52, 0.999."""
+    text = f"{threshold:.2f}"
+    return text if float(text) == threshold else f"{threshold:.6g}"
+
+
+def _below(value: float, threshold: float) -> str:
+    """`value` (< threshold) with two decimals, or as many more as it takes to read below it."""
+    for digits in range(2, 7):
+        text = f"{value:.{digits}f}"
+        if float(text) < threshold:
+            return text
+    return repr(value)
+
+
 # Progress inside a fit: (unit, done, total), e.g. ("trees", 120, 300) or ("steps", 40, 100). `total` is
 # the budget (the most boosting rounds or training steps); once the fit has ended, a last call has
 # done == total == what was built (an early stop lowers the total to it). Called often (each tree, each
@@ -186,6 +201,14 @@ class Forecaster(ABC):
         if self.spec.min_confidence > 0:
             direction = np.where(confidence < self.spec.min_confidence, 0, direction)
         return direction
+
+    def abstain_reason(self, confidence: float) -> str | None:
+        """Why `decide` abstains on a row of this calibrated confidence (its direction is 0 whatever
+        the forecast), or None where it does not: "confidence 0.47 below min_confidence 0.50"."""
+        threshold = self.spec.min_confidence
+        if threshold <= 0 or not confidence < threshold:
+            return None
+        return f"confidence {_below(confidence, threshold)} below min_confidence {_as_set(threshold)}"
 
     def required_columns(self) -> list[str]:
         return ["symbol", "timestamp", *self.spec.feature_columns]

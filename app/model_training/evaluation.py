@@ -29,7 +29,8 @@ from sklearn.metrics import (
 )
 
 from app.forecasters.base import TARGET, direction_correct
-from app.model_training.scoring import BASELINES, Bootstrap, strategy_table, summarize
+from app.forecasters.targets import market_relative_return
+from app.model_training.scoring import COMPARED, NEUTRAL_BASELINES, Bootstrap, strategy_table, summarize
 from app.model_training.splits import candle_ms
 
 if TYPE_CHECKING:
@@ -120,6 +121,18 @@ def baseline_forecasts(
     }
 
 
+def neutral_baseline_forecasts(
+    frame: pd.DataFrame, history: pd.DataFrame | None, *, horizon: int, fee_pct: float, step_ms: int
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The baselines of a market-neutral book (`scoring.NEUTRAL_BASELINES`), to be traded market-neutral:
+    `market_neutral_persistence` forecasts each symbol's return relative to the cross-section by the
+    relative return of the horizon that just ended (cross-sectional momentum), outside the dead zone."""
+    persisted = persistence_return(frame, history, horizon, step_ms)
+    relative = market_relative_return(frame.assign(_persisted=persisted), "_persisted")
+    half = np.full(len(frame), 0.5)
+    return {"market_neutral_persistence": (relative, dead_zone_direction(relative, fee_pct), half)}
+
+
 @dataclass
 class Scored:
     """One evaluated part: the strategy table (per timestamp, for pooling) and the error metrics."""
@@ -142,6 +155,10 @@ def score_part(
     """The strategies of `forecasts` (name -> arrays) and the baselines on the rows of `frame`;
     those named in `neutral` are traded as a market-neutral long/short book (`scoring.market_neutral`)."""
     every = forecasts | baseline_forecasts(frame, history, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms)
+    if neutral:  # a market-neutral book is compared with the market-neutral baselines too
+        extra = neutral_baseline_forecasts(frame, history, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms)
+        every |= extra
+        neutral = (*neutral, *extra)
     positions = {name: np.asarray(direction, dtype=float) for name, (_, direction, _) in every.items()}
     table, exact = strategy_table(frame, positions, horizon=horizon, fee_pct=fee_pct, step_ms=step_ms, neutral=neutral)
     errors = {name: error_metrics(*arrays, frame) for name, arrays in every.items()}
@@ -154,10 +171,12 @@ def report(
     horizon: int,
     step_ms: int,
     bootstrap: Bootstrap | None = None,
-    compare_to: tuple[str, ...] = BASELINES,
+    compare_to: tuple[str, ...] = COMPARED,
 ) -> dict[str, Any]:
     """{"model": metrics, "baselines": {name: metrics}} of one or more (pooled) parts; each strategy's
-    differences (`vs`) to those of `compare_to` in the parts, on paired bootstrap draws."""
+    differences (`vs`) to those of `compare_to` in the parts, on paired bootstrap draws. The model's
+    `market_neutral` says whether it was scored as a market-neutral book (its parts hold the
+    market-neutral baselines, which `score_part` adds only for such a book)."""
     table = pd.concat([s.table for s in scored]).sort_index()
     table = table.groupby(level=0).sum()  # parts that touch (a book's tail) add up
     names = [c.removesuffix(":net") for c in table.columns if c.endswith(":net")]
@@ -179,6 +198,8 @@ def report(
             "book": "exact" if all(s.exact_book for s in scored) else "spread",
         }
     model = out.pop(MODEL, None)
+    if model is not None:
+        model["market_neutral"] = all(b in out for b in NEUTRAL_BASELINES)
     return {"model": model, "baselines": out}
 
 

@@ -42,6 +42,13 @@ TARGET = "future_return"
 YEAR_MS = 365 * 86_400_000
 BASELINES = ("zero_return", "persistence", "buy_and_hold")
 GATE_BASELINES = ("zero_return", "buy_and_hold")
+# A market-neutral book (a forecast of the return relative to the market, traded long/short) is
+# compared with the books of its own kind: flat, and persistence of the relative return traded
+# market-neutral (cross-sectional momentum: long the recent winners, short the recent losers).
+# Buy-and-hold carries the market's beta, which such a book hedges away: not a baseline of it.
+NEUTRAL_BASELINES = ("market_neutral_persistence",)
+NEUTRAL_GATE_BASELINES = ("zero_return", "market_neutral_persistence")
+COMPARED = BASELINES + NEUTRAL_BASELINES  # every baseline a strategy is compared with, where present
 _MAX_DRAW_CELLS = 4_000_000  # rows x replicates resampled at once
 
 
@@ -196,11 +203,57 @@ def _statistics(table: dict[str, np.ndarray], names: list[str], periods_per_year
     return out
 
 
+def block_starts(rng: np.random.Generator, n: int, block: int, replicates: int) -> np.ndarray:
+    """Circular block bootstrap: (replicates, ceil(n / block)) start indices of the blocks."""
+    return rng.integers(0, n, size=(replicates, math.ceil(n / block)))
+
+
 def block_indices(rng: np.random.Generator, n: int, block: int, replicates: int) -> np.ndarray:
     """Circular block bootstrap: (replicates, n) indices made of runs of `block` consecutive ones."""
-    blocks = math.ceil(n / block)
-    starts = rng.integers(0, n, size=(replicates, blocks))
-    return ((starts[:, :, None] + np.arange(block)) % n).reshape(replicates, blocks * block)[:, :n]
+    starts = block_starts(rng, n, block, replicates)
+    return ((starts[:, :, None] + np.arange(block)) % n).reshape(replicates, starts.shape[1] * block)[:, :n]
+
+
+def _window_sums(values: np.ndarray, length: int) -> np.ndarray:
+    """Per index, the sum of the `length` values starting there, wrapping around (circular)."""
+    n = len(values)
+    prefix = np.concatenate(([0.0], np.cumsum(np.concatenate((values, values[:length])))))
+    return prefix[length : length + n] - prefix[:n]
+
+
+def _resampled_sums(values: np.ndarray, starts: np.ndarray, block: int) -> np.ndarray:
+    """Per replicate, the sum of the series that `block_indices` would draw from these starts (every
+    block whole, the last cut to make n values), from window sums: no (replicates, n) array."""
+    n = len(values)
+    last = n - (starts.shape[1] - 1) * block
+    total = _window_sums(values, last)[starts[:, -1]]
+    if starts.shape[1] > 1:
+        total = total + _window_sums(values, block)[starts[:, :-1]].sum(axis=1)
+    return total
+
+
+def _resampled_statistics(
+    arrays: Mapping[str, np.ndarray], names: list[str], starts: np.ndarray, block: int, periods_per_year: float
+) -> dict[str, np.ndarray]:
+    """`_statistics` of each replicate drawn by `starts`, from sums over its blocks: the mean and the
+    sample standard deviation from the sums of x and x^2 (a spread below 1e-6 of the returns' root
+    mean square is rounding: 0, as for a constant series), the accuracy from hits and traded rows."""
+    n = len(next(iter(arrays.values())))
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        net = arrays[f"{name}:net"]
+        s1, s2 = _resampled_sums(net, starts, block), _resampled_sums(net * net, starts, block)
+        mean = s1 / n
+        var = np.maximum(s2 - s1 * mean, 0.0) / (n - 1)
+        var = np.where(var > 1e-12 * s2 / n, var, 0.0)
+        std = np.sqrt(var)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"{name}|sharpe"] = np.where(std > 1e-15, mean / std * np.sqrt(periods_per_year), 0.0)
+        out[f"{name}|annual_return"] = mean * periods_per_year
+        hits = _resampled_sums(arrays[f"{name}:hits"], starts, block)
+        traded = _resampled_sums(arrays[f"{name}:traded"], starts, block)
+        out[f"{name}|directional_accuracy"] = _ratio(hits, traded)  # counts: their sums are exact
+    return out
 
 
 def bootstrap_intervals(
@@ -221,13 +274,13 @@ def bootstrap_intervals(
     block = bootstrap.block_length(n, horizon)
     rng = np.random.default_rng(bootstrap.seed)
     draws: dict[str, list[np.ndarray]] = {}
-    chunk = max(1, _MAX_DRAW_CELLS // n)
+    chunk = max(1, _MAX_DRAW_CELLS // n)  # the draws in the chunks `block_indices` was called with
     left = bootstrap.replicates
     while left > 0:
         size = min(chunk, left)
         left -= size
-        index = block_indices(rng, n, block, size)
-        stats = _statistics({c: a[index] for c, a in arrays.items()}, names, periods_per_year)
+        starts = block_starts(rng, n, block, size)
+        stats = _resampled_statistics(arrays, names, starts, block, periods_per_year)
         for key, values in stats.items():
             draws.setdefault(key, []).append(values)
         for name in names:
@@ -324,10 +377,16 @@ class GateVerdict:
 
 
 def baseline_gate(
-    scores: Mapping[str, Any], *, margin: float, against: tuple[str, ...] = GATE_BASELINES, name: str = "model"
+    scores: Mapping[str, Any],
+    *,
+    margin: float,
+    against: tuple[str, ...] = GATE_BASELINES,
+    name: str = "model",
+    note: str = "",
 ) -> GateVerdict:
     """Pass when the model's Sharpe beats each baseline's by `margin` and the lower end of the
-    bootstrap interval of the difference is above zero; the reason gives the figures either way."""
+    bootstrap interval of the difference is above zero; the reason names the baselines (and
+    `note`, why those) and gives the figures either way."""
     model = scores.get(name) or {}
     figures: dict[str, Any] = {}
     failures, passes = [], []
@@ -349,9 +408,16 @@ def baseline_gate(
     figures["sharpe"] = model.get("sharpe")
     figures["directional_accuracy"] = model.get("directional_accuracy")
     figures["traded_share"] = model.get("traded_share")
+    figures["baselines"] = list(against)
+    used = f"baselines {', '.join(against)}" + (f" ({note})" if note else "")
     if failures:
-        return GateVerdict(False, "fails the baseline gate after fees: " + "; ".join(failures), figures)
-    return GateVerdict(True, "beats the baselines after fees: " + "; ".join(passes), figures)
+        return GateVerdict(False, f"fails the baseline gate after fees [{used}]: " + "; ".join(failures), figures)
+    return GateVerdict(True, f"beats the baselines after fees [{used}]: " + "; ".join(passes), figures)
+
+
+def gate_baselines(market_neutral_book: bool) -> tuple[str, ...]:
+    """The baselines a model is gated against: its own kind of book's (see NEUTRAL_GATE_BASELINES)."""
+    return NEUTRAL_GATE_BASELINES if market_neutral_book else GATE_BASELINES
 
 
 def _fmt_interval(interval: Any) -> str:
@@ -362,14 +428,19 @@ def _fmt_interval(interval: Any) -> str:
 
 __all__ = [
     "BASELINES",
+    "COMPARED",
     "GATE_BASELINES",
+    "NEUTRAL_BASELINES",
+    "NEUTRAL_GATE_BASELINES",
     "Bootstrap",
     "GateVerdict",
     "baseline_gate",
     "block_indices",
+    "block_starts",
     "book_exposure",
     "book_turnover",
     "bootstrap_intervals",
+    "gate_baselines",
     "market_neutral",
     "strategy_table",
     "summarize",

@@ -24,7 +24,7 @@ from app.data_pipeline import load_dataset
 from app.forecasters import forecaster_class
 from app.forecasters.base import FitProgress, Forecaster, ForecastSpec
 from app.model_training.evaluation import Scored, report, score_model, timeframe_ms
-from app.model_training.scoring import Bootstrap, baseline_gate
+from app.model_training.scoring import Bootstrap, baseline_gate, gate_baselines
 from app.model_training.splits import Split, candle_ms, chronological_split, walk_forward_splits
 from app.model_training.storage import json_safe, load_forecaster, store_forecaster
 from app.model_training.walk_forward import cv_summary
@@ -174,7 +174,17 @@ def cross_validate(
 def gate_verdict(cv: dict[str, Any], policy: Policy) -> dict[str, Any]:
     """The baseline gate on the pooled walk-forward figures; when the policy turns it off, a loud pass."""
     settings = policy.clm_config.baseline_gate
-    verdict = baseline_gate({"model": cv["pooled"]["model"]}, margin=settings.min_sharpe_margin)
+    model = cv["pooled"]["model"]
+    neutral = bool(model.get("market_neutral"))
+    note = (
+        "a market-neutral long/short book: compared with flat and with persistence traded market-neutral; "
+        "buy-and-hold holds the market's beta, which the book hedges away"
+        if neutral
+        else ""
+    )
+    verdict = baseline_gate(
+        {"model": model}, margin=settings.min_sharpe_margin, against=gate_baselines(neutral), note=note
+    )
     out = verdict.to_dict() | {"enforced": settings.enabled, "margin": settings.min_sharpe_margin}
     if not settings.enabled:
         out["would_pass"], out["passed"] = verdict.passed, True

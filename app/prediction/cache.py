@@ -44,10 +44,14 @@ class LoadedModel:
     def predict(self, frame: pd.DataFrame, history: pd.DataFrame) -> dict[str, Any]:
         with self.lock:
             predicted, direction, confidence = self.forecaster.predict_arrays(frame, history)
+        reason = self.forecaster.abstain_reason(float(confidence[-1]))
         return {
             "predicted_return": float(predicted[-1]),
             "direction": int(direction[-1]),
             "confidence": float(confidence[-1]),
+            # Direction 0 because the calibrated confidence is under the policy's min_confidence.
+            "abstained": reason is not None,
+            "abstain_reason": reason,
         }
 
 

@@ -188,7 +188,8 @@ class PredictionService:
             horizon_end=now + horizon,
             latency_ms=(time.perf_counter() - started) * 1000.0,
             prediction_id=0,
-            abstained=f"no {model_type} model passed the baseline gate; the last: {reason}",
+            abstained=True,
+            abstain_reason=f"no {model_type} model passed the baseline gate; the last: {reason}",
         )
 
     def _shadow_prediction(self, window: Window, pair: ModelPair) -> dict[str, Any] | None:

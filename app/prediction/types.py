@@ -45,8 +45,11 @@ class Prediction:
     prediction_id: int
     shadow: dict[str, Any] | None = None  # the SHADOW model's prediction (model_id, ...)
     shadow_test_id: int | None = None
-    # Set when no model of the type passed the baseline gate: direction 0, confidence 0, the reason.
-    abstained: str | None = None
+    # An explicit abstention (direction 0), and why: the model's calibrated confidence is under the
+    # policy's `training.min_confidence` (its confidence is still reported), or no model of the type
+    # passed the baseline gate (no model answered: model_id "", confidence 0).
+    abstained: bool = False
+    abstain_reason: str | None = None
     # The trading halt when the request was served (from the request's own snapshot; not in the signal).
     halt: TradingHalt | None = field(default=None, compare=False)
     # Time this request spent loading its models (a cold start), not counted in latency_ms; not in the signal.
@@ -56,6 +59,4 @@ class Prediction:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("halt", "model_load_ms")}
         out["timestamp"] = self.timestamp.isoformat()
         out["horizon_end"] = self.horizon_end.isoformat()
-        if out["abstained"] is None:  # the answer of a model: the `ai.signal.generated` payload as it was
-            del out["abstained"]
         return out

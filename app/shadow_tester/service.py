@@ -29,6 +29,7 @@ from app.core.topics import (
 from app.data_pipeline.timeframes import timeframe_ms
 from app.model_registry import ACTIVE, SHADOW, ModelRegistry
 from app.shadow_tester import outcomes
+from app.shadow_tester.book import DEFAULT_REPLICATES, book_report, read_book_pairs
 from app.shadow_tester.copy_writer import copy_predictions, insert_rows
 from app.shadow_tester.incremental import running_stats
 from app.shadow_tester.promotion import ShadowDecision, carry_out
@@ -38,6 +39,7 @@ from app.shadow_tester.running import evaluate_running
 from app.shadow_tester.stats import (
     ShadowEvaluationResult,
     Thresholds,
+    _json_safe,
     evaluate_pairs,
     paired_block_us,
     round_trip_fee,
@@ -266,6 +268,26 @@ class ShadowTester:
             timestamp_us=columns[TIMESTAMP_COLUMN],
             block_us=block_us,
         )
+
+    def report(
+        self, shadow_model_id: str, min_samples: int | None = None, *, replicates: int = DEFAULT_REPLICATES
+    ) -> dict[str, Any]:
+        """The evaluation (`evaluate_shadow_model`: the per-pair figures and the recommendation) and,
+        beside it, both models scored as staggered books on the same pairs by the project's scoring
+        module (`book`: net PnL, Sharpe, DA on traded rows, share traded, and shadow - active with
+        its block-bootstrap 95 % interval). The book is reported, never decided on."""
+        result = self.evaluate_shadow_model(shadow_model_id, min_samples)
+        policy = self.container.policy_store.get()
+        pairs = read_book_pairs(self.container.engine, shadow_model_id, result.decision_samples)
+        book = book_report(
+            pairs,
+            horizon=policy.labels.horizon,
+            step_ms=timeframe_ms(policy.data.timeframe),
+            fee_pct=policy.labels.fee_pct,
+            replicates=replicates,
+            seed=policy.training.seed,
+        )
+        return result.to_dict() | {"book": _json_safe(book)}
 
     # ----------------------------------------------------------------- promotion
 

@@ -17,10 +17,13 @@ from quantum_trader_client import (
     ValidationFailed,
 )
 from quantum_trader_client import models as client_models
+from sqlalchemy import select
 
 from app.api import create_app
 from app.api import schemas as api
 from app.clm.manager import ContinuousLearningManager
+from app.core.db.models import Event
+from app.model_registry import ModelRegistry
 from tests.api_fixtures import synthetic_candles, train_naive
 from tests.conftest import API_TOKEN
 
@@ -90,6 +93,7 @@ def test_every_method_in_process(clm, sqlite_container) -> None:
     train_naive(sqlite_container)
     prediction = clm.predict("BTC/USDT", "naive", [client_models.Candle(**c) for c in synthetic_candles()])
     assert prediction.model_type == "naive" and prediction.trading_halted is False
+    assert prediction.abstained is False and prediction.abstain_reason is None  # min_confidence 0: never
     meta = clm.meta_decision(META)
     sizing = clm.sizing_decision(SIZING, balance_usd=5_000)
     assert meta.strategy in meta.q_values and sizing.allowed
@@ -110,6 +114,39 @@ def test_every_method_in_process(clm, sqlite_container) -> None:
     assert clm.resume_trading("checked").trading_halted["halted"] is False
     job = clm.trigger_retraining(client_models.RetrainingRequest(kind="partial", model_types=["naive"]))
     assert clm.job(job.job_id).job_id == job.job_id
+
+
+def _signal_events(container) -> list[dict]:  # type: ignore[no-untyped-def]
+    with container.session() as session:
+        rows = session.scalars(select(Event).where(Event.topic == "ai.signal.generated").order_by(Event.id))
+        return [dict(e.payload) for e in rows]
+
+
+def test_an_abstention_says_so_in_the_answer_the_event_and_the_client(clm, sqlite_container) -> None:
+    candles = [client_models.Candle(**c) for c in synthetic_candles()]
+    # No naive model passed the baseline gate: an explicit abstention with the gate's reason.
+    stored = sqlite_container.artifacts.put_bytes("models/naive/rejected/forecaster.json", b"{}")
+    gate = {"passed": False, "reason": "fails the baseline gate after fees: Sharpe -0.30 vs buy_and_hold"}
+    ModelRegistry(sqlite_container).register_model(
+        {"model_type": "naive", "file_path": stored.path, "sha256": stored.sha256, "metrics": {"gate": gate}}
+    )
+    refused = clm.predict("BTC/USDT", "naive", candles)
+    assert refused.abstained is True and refused.direction == 0 and refused.confidence == 0.0
+    assert refused.model_id == "" and refused.prediction_id == 0
+    assert refused.abstain_reason is not None
+    assert refused.abstain_reason.startswith("no naive model passed the baseline gate; the last: ")
+    assert refused.abstain_reason.endswith("Sharpe -0.30 vs buy_and_hold")
+
+    # A model that answers, under the policy's confidence threshold: direction 0, its confidence, the reason.
+    sqlite_container.policy_store.update({"training": {"min_confidence": 0.999}}, author="test")
+    model_id = train_naive(sqlite_container)
+    served = clm.predict("BTC/USDT", "naive", candles)
+    assert served.model_id == model_id and served.prediction_id >= 1
+    assert served.abstained is True and served.direction == 0 and 0 < served.confidence < 0.999
+    assert served.abstain_reason == f"confidence {served.confidence:.2f} below min_confidence 0.999"
+    event = _signal_events(sqlite_container)[-1]
+    assert event["prediction_id"] == served.prediction_id
+    assert event["abstained"] is True and event["abstain_reason"] == served.abstain_reason
 
 
 def test_errors_are_typed_and_carry_the_api_body(app, clm) -> None:

@@ -110,7 +110,74 @@ def test_the_registry_rejects_a_model_that_failed_the_gate_and_the_type_abstains
 
     answer = PredictionService(sqlite_container, "xgboost").predict("BTCUSDT")
     assert answer.direction == 0 and answer.confidence == 0.0 and answer.predicted_return == 0.0
-    assert answer.abstained and "baseline gate" in answer.abstained and answer.model_id == ""
+    assert answer.abstained is True and answer.model_id == ""
+    assert answer.abstain_reason and answer.abstain_reason.startswith("no xgboost model passed the baseline gate")
+    assert "Sharpe +0.00 vs buy_and_hold" in answer.abstain_reason
 
     passed = {"passed": True, "reason": "beats the baselines after fees"}
     assert registry.get_model(registry.register_model(_trained(sqlite_container, passed))).status == "ACTIVE"
+
+
+# --------------------------------------------------------------------------- the market-neutral book
+
+
+def relative_market(rows: int = 3000, symbols: int = 3, seed: int = 7, drift: float = 0.008) -> pd.DataFrame:
+    """Every symbol rides a strong common uptrend (buy-and-hold's Sharpe is high); `signal` announces
+    each symbol's move relative to the others, `noise` nothing."""
+    rng = np.random.default_rng(seed)
+    common = drift + rng.normal(0, 0.004, rows + HORIZON)
+    parts = []
+    for k in range(symbols):
+        close = 100 * np.exp(np.cumsum(common + rng.normal(0, 0.01, rows + HORIZON)))
+        future = np.log(close[HORIZON:] / close[:rows])
+        parts.append(
+            pd.DataFrame(
+                {
+                    "symbol": f"S{k}",
+                    "timestamp": np.arange(rows, dtype=np.int64) * HOUR,
+                    "close": close[:rows],
+                    "noise": rng.normal(0, 1, rows),
+                    TARGET: future,
+                    "direction": np.sign(future).astype(int),
+                }
+            )
+        )
+    frame = pd.concat(parts, ignore_index=True).sort_values(["timestamp", "symbol"], ignore_index=True)
+    relative = frame[TARGET] - frame.groupby("timestamp")[TARGET].transform("mean")
+    return frame.assign(signal=relative + rng.normal(0, 0.03, len(frame)))
+
+
+def relative_verdict(features: list[str], frame: pd.DataFrame) -> tuple[dict, dict]:
+    spec = ForecastSpec(
+        features, HORIZON, {"n_estimators": 60, "max_depth": 3}, threads=1, fee_pct=0.1, target="market_relative"
+    )
+    cv = cross_validate(MODEL_TYPES["xgboost"], spec, frame, folds=3, step_ms=HOUR)
+    return cv, gate_verdict(cv, Policy())
+
+
+def test_a_market_relative_model_is_gated_against_flat_and_market_neutral_persistence() -> None:
+    cv, gate = relative_verdict(["signal", "noise"], relative_market())
+    model, baselines = cv["pooled"]["model"], cv["pooled"]["baselines"]
+    assert model["market_neutral"] is True and "market_neutral_persistence" in baselines
+    assert gate["passed"] is True, gate["reason"]
+    assert gate["figures"]["baselines"] == ["zero_return", "market_neutral_persistence"]
+    assert "buy_and_hold" not in gate["figures"]
+    assert "zero_return, market_neutral_persistence" in gate["reason"] and "market-neutral" in gate["reason"]
+    assert gate["figures"]["market_neutral_persistence"]["interval_95"][0] > 0
+    # Like with like matters: the hedged book earns less than the market's strong uptrend, so the
+    # comparison with buy-and-hold (the directional models' gate) would have rejected a real edge.
+    assert model["vs"]["buy_and_hold"]["sharpe_diff"] < 0
+
+
+def test_a_market_relative_model_without_skill_is_rejected_naming_its_baselines() -> None:
+    _, gate = relative_verdict(["noise"], relative_market(seed=8))
+    assert gate["passed"] is False
+    used = "fails the baseline gate after fees [baselines zero_return, market_neutral_persistence"
+    assert gate["reason"].startswith(used)
+    assert "vs market_neutral_persistence" in gate["reason"] and "vs buy_and_hold" not in gate["reason"]
+
+
+def test_a_directional_model_is_still_gated_against_flat_and_buy_and_hold() -> None:
+    gate = verdict(MeanForecaster, {})
+    assert gate["figures"]["baselines"] == ["zero_return", "buy_and_hold"]
+    assert "[baselines zero_return, buy_and_hold]" in gate["reason"]

@@ -165,3 +165,65 @@ def test_shuffled_labels_score_as_chance() -> None:
     assert low < 0 < high
     assert model["book"] == "exact"
     assert set(result["baselines"]) == {"zero_return", "persistence", "buy_and_hold"}
+
+
+def test_market_neutral_persistence_is_long_the_recent_winners_short_the_losers() -> None:
+    from app.model_training.evaluation import neutral_baseline_forecasts
+
+    # Over the last candle A rose most, B as the cross-section's mean, C fell: the directional
+    # persistence baseline is long A and B, short C; the market-neutral one long A, flat B, short C.
+    frame = pd.DataFrame(
+        {
+            "symbol": ["A", "B", "C"] * 2,
+            "timestamp": np.repeat(np.arange(2, dtype=np.int64) * HOUR, 3),
+            "future_return": [0.05, 0.02, -0.01, 0.0, 0.0, 0.0],
+            "direction": 0,
+        }
+    )
+    predicted, direction, _ = neutral_baseline_forecasts(frame, None, horizon=1, fee_pct=FEE, step_ms=HOUR)[
+        "market_neutral_persistence"
+    ]
+    assert predicted[3:].tolist() == pytest.approx([0.03, 0.0, -0.03]) and direction[3:].tolist() == [1, 0, -1]
+    assert baseline_forecasts(frame, None, horizon=1, fee_pct=FEE, step_ms=HOUR)["persistence"][1][3:].tolist() == [
+        1,
+        1,
+        -1,
+    ]
+    scored = score_part(frame, None, {"model": (predicted, direction, predicted)}, horizon=1, fee_pct=0.0,
+                        step_ms=HOUR, neutral=("model",))  # fmt: skip
+    assert "market_neutral_persistence:net" in scored.table.columns
+    plain = score_part(frame, None, {"model": (predicted, direction, predicted)}, horizon=1, fee_pct=0.0, step_ms=HOUR)
+    assert "market_neutral_persistence:net" not in plain.table.columns
+
+
+@pytest.mark.parametrize(("n", "block"), [(1000, 24), (997, 24), (50, 50), (30, 7)])
+def test_the_bootstrap_from_block_sums_equals_the_resampled_series(n: int, block: int) -> None:
+    from app.model_training.scoring import _statistics, block_indices
+
+    rng = np.random.default_rng(n)
+    table = pd.DataFrame(
+        {
+            "a:net": rng.normal(0.0002, 0.003, n),
+            "a:hits": rng.integers(0, 3, n).astype(float),
+            "a:traded": 2.0,
+            "flat:net": 0.0,
+            "flat:hits": 0.0,
+            "flat:traded": 0.0,
+            "const:net": 0.001,
+            "const:hits": 1.0,
+            "const:traded": 1.0,
+        }
+    )
+    names = ["a", "flat", "const"]
+    boot = Bootstrap(replicates=200, seed=4, block=block)
+    found = bootstrap_intervals(table, names, horizon=1, periods_per_year=8760, bootstrap=boot, compare_to=("flat",))
+    # The definition: materialise every resampled series (the same draws) and compute the statistics.
+    index = block_indices(np.random.default_rng(4), n, boot.block_length(n, 1), 200)
+    stats = _statistics({c: table[c].to_numpy()[index] for c in table.columns}, names, 8760)
+    for key in ("a|sharpe", "a|annual_return", "a|directional_accuracy", "const|directional_accuracy"):
+        expected = np.percentile(stats[key], [2.5, 97.5])
+        assert found[key] == pytest.approx(tuple(expected), rel=1e-9, abs=1e-12), key
+    assert found["const|sharpe"] == (0.0, 0.0) and found["flat|sharpe"] == (0.0, 0.0)  # no spread: 0, as before
+    assert "flat|directional_accuracy" not in found  # never traded: no accuracy to bound
+    diff = np.percentile(stats["a|sharpe"] - stats["flat|sharpe"], [2.5, 97.5])
+    assert found["a-flat|sharpe"] == pytest.approx(tuple(diff), rel=1e-9)

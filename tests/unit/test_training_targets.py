@@ -244,6 +244,17 @@ def test_a_served_model_abstains_under_its_threshold_after_a_save_and_load(tmp_p
     assert (again[1] == direction).all() and again[0] == pytest.approx(predicted)
 
 
+def test_an_abstention_gives_its_reason_in_figures_that_read_below_the_threshold() -> None:
+    model = Signal(ForecastSpec(["signal"], 1, fee_pct=FEE, min_confidence=0.5))
+    assert model.abstain_reason(0.47) == "confidence 0.47 below min_confidence 0.50"
+    assert model.abstain_reason(0.4999) == "confidence 0.4999 below min_confidence 0.50"  # never "0.50 below 0.50"
+    assert model.abstain_reason(0.5) is None and model.abstain_reason(0.93) is None
+    assert Signal(ForecastSpec(["signal"], 1, fee_pct=FEE, min_confidence=0.999)).abstain_reason(0.6) == (
+        "confidence 0.60 below min_confidence 0.999"
+    )
+    assert Signal(ForecastSpec(["signal"], 1, fee_pct=FEE)).abstain_reason(0.1) is None  # no threshold: never
+
+
 def test_the_policy_sets_the_target_of_the_types_that_learn_it_and_abstention_for_all() -> None:
     policy = Policy.model_validate(
         {"training": {"target": "market_relative", "demean_target": True, "min_confidence": 0.52}}

@@ -85,8 +85,11 @@ class Retention(_Strict):
 class BaselineGate(_Strict):
     """A trained model goes live only when, on its pooled walk-forward test parts after fees, its
     Sharpe beats zero return and buy-and-hold by `min_sharpe_margin` with the block-bootstrap
-    interval of each difference above zero (`app/model_training/scoring.py`). Off is for
-    research only: every registration then says, loudly, that nothing was checked."""
+    interval of each difference above zero (`app/model_training/scoring.py`). A model scored as a
+    market-neutral long/short book (`training.target: market_relative`) is compared with its own
+    kind instead: zero return and persistence traded market-neutral (`NEUTRAL_GATE_BASELINES`);
+    the reason names the baselines used. Off is for research only: every registration then
+    says, loudly, that nothing was checked."""
 
     enabled: bool = True
     min_sharpe_margin: float = Field(0.1, ge=0)  # annualised Sharpe

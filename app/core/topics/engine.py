@@ -32,6 +32,14 @@ class SignalGenerated(TopicEvent):
     prediction_id: int = Field(description="the ACTIVE model's `prediction_logs` id")
     shadow: Json | None = Field(description="the SHADOW model's prediction (`model_id`, ...)")
     shadow_test_id: int | None = Field(description="the shadow pair's `shadow_test_results` id")
+    abstained: bool = Field(
+        False,
+        description="an explicit abstention: direction 0 because the calibrated confidence is under the "
+        "policy's `training.min_confidence` (the confidence is still reported)",
+    )
+    abstain_reason: str | None = Field(
+        None, description="why it abstained (`confidence 0.47 below min_confidence 0.50`); null when it did not"
+    )
 
 
 class TradeClosed(TopicEvent):

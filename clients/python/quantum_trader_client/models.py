@@ -61,6 +61,10 @@ class Prediction(TradingHaltView):
     model_load_ms: float = 0.0  # time the request spent loading its models (a cold start)
     shadow: dict[str, Any] | None
     shadow_test_id: int | None
+    # An explicit abstention (direction 0): the model's confidence is under the policy's
+    # min_confidence, or no model of the type passed the baseline gate. Do not trade on it.
+    abstained: bool = False
+    abstain_reason: str | None = None  # e.g. "confidence 0.47 below min_confidence 0.50"
 
 
 # --------------------------------------------------------------------------- RL decisions
