@@ -159,11 +159,13 @@ class TradingEngine:
             started = time.perf_counter()
             try:
                 prediction = self.api.predict(symbol, model_type)
-            except Conflict:  # the type has no ACTIVE model (or it abstains): no vote
+            except Conflict:  # the type has no ACTIVE model: no vote
                 continue
             self.stats.predictions[model_type] += 1
             self.stats.prediction_seconds[model_type] += time.perf_counter() - started
             self.stats.halted_predictions += int(prediction.trading_halted)
+            if prediction.abstained:  # served, with its reason: an abstention is no vote
+                continue
             out[model_type] = prediction
         return out
 
