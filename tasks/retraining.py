@@ -122,7 +122,7 @@ def finalize_job(results: list[dict[str, Any]] | None, job_id: str) -> dict[str,
 def scheduled_full_retraining() -> dict[str, Any]:
     """Beat's weekly full retraining, through the CLM's storm guard (running jobs and cooldown)."""
 
-    return request_retraining(get_container(), None, "scheduled").to_dict()
+    return request_retraining(get_container(), None, "scheduled", automatic=True).to_dict()
 
 
 @celery_app.task(name="tasks.retraining.close_stale_jobs")

@@ -1,6 +1,6 @@
-"""No storms: one retraining per model type at a time, and none within the cooldown; and a
-drift-started one leaves a model type alone while its young SHADOW model is being tested
-(`clm_config.drift_window.shadow_patience_days`), so that the test can decide.
+"""No storms: one retraining per model type at a time, and none within the cooldown; and an
+automatic one (scheduled, drift, performance) leaves a model type alone while its young SHADOW
+model is being tested (`clm_config.shadow_patience_days`), so that the test can decide.
 
 Every trigger goes through `request_retraining`, which holds a lock (a PostgreSQL
 advisory lock across processes, a thread lock in the process) while it looks for running
@@ -111,19 +111,25 @@ def shadows_under_test(container: Container, model_types: list[str], patience: t
 
 
 def request_retraining(
-    container: Container, model_types: list[str] | None, reason: str, trigger: dict[str, Any] | None = None
+    container: Container,
+    model_types: list[str] | None,
+    reason: str,
+    trigger: dict[str, Any] | None = None,
+    *,
+    automatic: bool = False,
 ) -> TriggerDecision:
-    """Start a retraining of `model_types` (None: a full one) unless a storm guard says no."""
+    """Start a retraining of `model_types` (None: a full one) unless a storm guard says no;
+    `automatic` (the schedule, a drift or performance reaction) also waits for young shadow tests."""
 
     policy = container.policy_store.get()
     full = model_types is None
     wanted = list(policy.training.model_types) if model_types is None else list(dict.fromkeys(model_types))
     cooldown = timedelta(hours=policy.clm_config.retraining_cooldown_hours)
     orchestrator = RetrainingOrchestrator(container)
-    patience = timedelta(days=policy.clm_config.drift_window.shadow_patience_days)
+    patience = timedelta(days=policy.clm_config.shadow_patience_days)
     with trigger_lock(container):
         blocked = blocking_jobs(container, wanted, cooldown)
-        if trigger and trigger.get("drift_type") and patience > timedelta(0):
+        if automatic and patience > timedelta(0):
             testing = shadows_under_test(container, [m for m in wanted if m not in blocked], patience)
             if testing:
                 log.info("%s: leaving %s alone, their shadow tests run (jobs %s)", reason, sorted(testing), testing)

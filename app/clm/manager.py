@@ -101,9 +101,13 @@ class ContinuousLearningManager:
         decision: TriggerDecision | None = None
         if severity == "MEDIUM":
             types = [payload.model_type] if payload.model_type else None
-            decision = request_retraining(self.container, types, "drift_medium", _trigger(event, payload))
+            decision = request_retraining(
+                self.container, types, "drift_medium", _trigger(event, payload), automatic=True
+            )
         elif severity in ("HIGH", "CRITICAL"):
-            decision = request_retraining(self.container, None, f"drift_{severity.lower()}", _trigger(event, payload))
+            decision = request_retraining(
+                self.container, None, f"drift_{severity.lower()}", _trigger(event, payload), automatic=True
+            )
         if severity == "CRITICAL":
             self.halt_trading(f"CRITICAL {payload.drift_type} drift", payload.payload())
         self._record_action(payload.drift_event_id, severity, decision)
@@ -120,7 +124,9 @@ class ContinuousLearningManager:
         if not model_type:
             log.warning("performance alert without a model type ignored: %s", payload)
             return None
-        return request_retraining(self.container, [model_type], "performance_degradation", _trigger(event, payload))
+        return request_retraining(
+            self.container, [model_type], "performance_degradation", _trigger(event, payload), automatic=True
+        )
 
     def handle_regime_change(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """Reset both RL agents (old tables archived) when the policy says so.

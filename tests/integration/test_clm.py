@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from app.api.schemas import Job
 from app.clm import ContinuousLearningManager
 from app.clm.drift_check import run_drift_check
+from app.clm.guard import request_retraining
 from app.core.clock import Clock, SimulatedClock, use_clock
 from app.core.db.models import DriftEvent, RetrainingJob
 from app.core.topics import DriftDetected, PerformanceDegraded
@@ -191,7 +192,7 @@ def test_a_drift_retraining_waits_for_the_new_market_when_the_policy_says_so(sql
 
     # Its model is SHADOW now. After the cooldown the market still drifts from the ACTIVE model's,
     # but a drift retraining leaves the type alone while that young shadow's test runs
-    # (shadow_patience_days, 7 by default): the suppressed event names the shadow's job.
+    # (clm_config.shadow_patience_days, 7 by default): the suppressed event names the shadow's job.
     shadow = [m for m in ModelRegistry(container).list_models(status="SHADOW") if m.job_id == jobs[1].job_id]
     assert [m.model_type for m in shadow] == ["naive"]
     simulated_clock.set(shift_at + timedelta(days=7, hours=7))
@@ -200,7 +201,10 @@ def test_a_drift_retraining_waits_for_the_new_market_when_the_policy_says_so(sql
         assert session.scalar(select(func.count()).select_from(RetrainingJob)) == 2
     held = [e["payload"] for e in container.bus.recent("clm.retraining.suppressed", limit=50)]
     assert {"naive": jobs[1].job_id} in [p["blocked_by"] for p in held], held
-    container.policy_store.update({"clm_config": {"drift_window": {"shadow_patience_days": 0}}})
+    # The weekly schedule waits for it too (an operator's request does not: request_manual_retraining).
+    scheduled = request_retraining(container, None, "scheduled", automatic=True)
+    assert not scheduled.started and scheduled.blocked_by == {"naive": jobs[1].job_id}, scheduled
+    container.policy_store.update({"clm_config": {"shadow_patience_days": 0}})
     run_drift_check(container)
     with container.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(RetrainingJob)) == 3

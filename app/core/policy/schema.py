@@ -106,11 +106,7 @@ class DriftWindow(_Strict):
     "extend" moves the window's start back to leave that much (old-market rows included),
     "wait" starts no retraining yet, so that a later drift check retrains on the new market
     alone once it has that many candles.
-    Recency weights are not offered: the neural forecasters take no sample weights.
-    `shadow_patience_days`: a drift-started retraining leaves alone a model type whose SHADOW model
-    was registered less than this long ago, so that its shadow test can decide (a new model would
-    retire it; at a 96-hour cooldown no test of a few days' pairs ever reached its second look);
-    0 turns this off. Scheduled, performance and operator retrainings are not held back."""
+    Recency weights are not offered: the neural forecasters take no sample weights."""
 
     method: Literal["fixed", "change_point"] = "change_point"
     short_window: Literal["extend", "wait"] = "extend"
@@ -119,13 +115,17 @@ class DriftWindow(_Strict):
     block_hours: float = Field(4, gt=0)
     penalty_scale: float = Field(1.0, gt=0)
     max_features: int = Field(3, ge=1)
-    shadow_patience_days: float = Field(7, ge=0)
 
 
 class ClmConfig(_Strict):
     enabled: bool = True
     schedule_interval_days: float = Field(7, gt=0)
     retraining_cooldown_hours: float = Field(6, ge=0)
+    # An automatic retraining (scheduled, drift, performance) leaves alone a model type whose SHADOW
+    # model was registered less than this long ago, so that its shadow test can decide: a new model
+    # would retire it, and with tests that need days of pairs none reached its second look. 0: off.
+    # An operator's retraining is never held back.
+    shadow_patience_days: float = Field(7, ge=0)
     health_check_interval_hours: float = Field(1, gt=0)
     shadow_evaluation_interval_hours: float = Field(1, gt=0)
     retired_versions_kept: int = Field(5, ge=0)  # per type; older retired artifacts are deleted
