@@ -20,10 +20,12 @@ import cProfile
 import json
 import math
 import os
+import random
 import re
 import resource
 import sys
 import time
+import types
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -54,6 +56,7 @@ VOLATILE = {
     "fit_seconds",
     "elapsed_seconds",
     "wall_seconds",
+    "duration_sec",
 }
 TABLES = (
     "drift_events",
@@ -65,7 +68,13 @@ TABLES = (
     "rl_versions",
     "model_performance_logs",
 )
-_ID = re.compile(r"\b[0-9a-f]{32}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+_ID = re.compile(
+    r"\b[0-9a-f]{32}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|(?<=T\d{6}-)[0-9a-f]{8}\b"
+)
+
+
+def volatile(key: str) -> bool:
+    return key in VOLATILE or key.endswith("seconds") or key.startswith("latency") or key == "pid"
 
 
 class Normaliser:
@@ -77,7 +86,7 @@ class Normaliser:
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: self(v) for k, v in sorted(value.items()) if k not in VOLATILE}
+            return {k: self(v) for k, v in sorted(value.items()) if not volatile(k)}
         if isinstance(value, list | tuple):
             return [self(v) for v in value]
         if isinstance(value, str):
@@ -124,6 +133,26 @@ def decisions(container: Any, runner_calls: list[tuple[str, float, datetime]], s
     return out
 
 
+class _SeededRandom(random.Random):
+    """`random.Random()` of the RL agents (unseeded: os entropy) seeded 1, 2, 3, ... in the order built."""
+
+    built = 0
+
+    def __init__(self, x: Any = None) -> None:
+        if x is None:
+            _SeededRandom.built += 1
+            x = _SeededRandom.built
+        super().__init__(x)
+
+
+def deterministic() -> None:
+    """The RL agents' exploration is the replay's only randomness that decides: seed it, so that two
+    replays of the same code make the same decisions, and a difference between two codes is theirs."""
+    import app.rl.agent
+
+    app.rl.agent.random = types.SimpleNamespace(Random=_SeededRandom)  # type: ignore[assignment]
+
+
 def replay(args: argparse.Namespace) -> None:
     import bench.clm_value as clm_value
     from app.simulation.run import embedded_container, run_simulation
@@ -146,6 +175,8 @@ def replay(args: argparse.Namespace) -> None:
         workdir=args.workdir,
     )
     config = clm_value.files_config(bench_args, args.seed, "full")
+    if not args.unseeded:
+        deterministic()
     load_before = os.getloadavg()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
@@ -178,10 +209,15 @@ def replay(args: argparse.Namespace) -> None:
     print(json.dumps(summary))
 
 
+_INDEX = re.compile(r"\[\d+\]")
+
+
 def compare(old_path: str, new_path: str, tolerance: float) -> int:
+    """Every difference, counted by table and by field name (the last part of its path)."""
     old, new = json.loads(Path(old_path).read_text()), json.loads(Path(new_path).read_text())
     differences = 0
     report: dict[str, Any] = {}
+    by_field: Counter[str] = Counter()
     for table in sorted(set(old) | set(new)):
         a, b = old.get(table, []), new.get(table, [])
         if isinstance(a, dict):
@@ -189,12 +225,15 @@ def compare(old_path: str, new_path: str, tolerance: float) -> int:
         diffs = []
         if len(a) != len(b):
             diffs.append(f"{len(a)} rows before, {len(b)} after")
+            by_field[f"{table}:row count"] += 1
         for i, (x, y) in enumerate(zip(a, b, strict=False)):
             for path, u, v in _diff(x, y, tolerance):
                 diffs.append(f"row {i} {path}: {u!r} -> {v!r}")
-        report[table] = {"rows": [len(a), len(b)], "differences": len(diffs), "first": diffs[:5]}
+                by_field[f"{table}:{_INDEX.sub('[]', path.rsplit('.', 1)[-1])}"] += 1
+        report[table] = {"rows": [len(a), len(b)], "differences": len(diffs), "first": diffs[:3]}
         differences += len(diffs)
-    print(json.dumps({"compare": [old_path, new_path], "tolerance": tolerance, "differences": differences} | report))
+    summary = {"compare": [old_path, new_path], "tolerance": tolerance, "differences": differences}
+    print(json.dumps(summary | {"by_field": dict(by_field.most_common())} | report))
     return 1 if differences else 0
 
 
@@ -222,6 +261,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", default="var/bench/replay_decisions")
     parser.add_argument("--save", default=None, help="write the replay's normalised decisions here (JSON)")
+    parser.add_argument("--unseeded", action="store_true", help="the RL agents' exploration from os entropy")
     parser.add_argument("--profile", default=None, help="cProfile the replay into this file")
     parser.add_argument("--compare", nargs=2, default=None, metavar=("OLD", "NEW"), help="no replay: diff two saves")
     parser.add_argument("--tolerance", type=float, default=0.0, help="compare: relative tolerance on floats")

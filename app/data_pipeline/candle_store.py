@@ -91,9 +91,17 @@ class CandleStore:
     # ------------------------------------------------------------------ reading
 
     def read(
-        self, exchange: str, symbol: str, timeframe: str, start_ms: int | None = None, end_ms: int | None = None
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        session: Session | None = None,
     ) -> pd.DataFrame:
-        """Stored candles in [start_ms, end_ms), in time order, in the standard columns."""
+        """Stored candles in [start_ms, end_ms), in time order, in the standard columns.
+
+        `session`: read in the caller's transaction (several series and what is made of them at once)."""
         query = (
             "SELECT open_time, open, high, low, close, volume FROM candles "
             "WHERE exchange = :exchange AND symbol = :symbol AND timeframe = :timeframe"
@@ -105,8 +113,10 @@ class CandleStore:
         if end_ms is not None:
             query += " AND open_time < :end_ms"
             params["end_ms"] = int(end_ms)
-        with self.container.session() as session:
+        if session is not None:
             return _select(session, query + " ORDER BY open_time", params)
+        with self.container.session() as own:
+            return _select(own, query + " ORDER BY open_time", params)
 
     def coverage(self, exchange: str, symbol: str, timeframe: str) -> list[Range]:
         with self.container.session() as session:
