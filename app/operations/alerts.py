@@ -127,11 +127,15 @@ def _job_alerts(session: Session, since: datetime) -> list[Alert]:
 def _drift_alerts(session: Session, since: datetime) -> list[Alert]:
     alerts = []
     for severity, level in (("critical", "critical"), ("high", "warning")):
-        rows = session.scalars(
-            select(DriftEvent)
-            .where(DriftEvent.severity == severity, DriftEvent.detected_at >= since)
-            .order_by(DriftEvent.id.desc())
-        ).all()
+        # Newest first, sorted here: with ORDER BY id SQLite walks the whole table backwards instead of
+        # the window's rows from idx_detected_at (a drift check writes dozens of rows a day).
+        rows = sorted(
+            session.scalars(
+                select(DriftEvent).where(DriftEvent.severity == severity, DriftEvent.detected_at >= since)
+            ).all(),
+            key=lambda row: row.id,
+            reverse=True,
+        )
         if rows:
             latest = rows[0]
             what = latest.feature_name or latest.model_type or latest.drift_type
