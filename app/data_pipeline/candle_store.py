@@ -118,6 +118,27 @@ class CandleStore:
         with self.container.session() as own:
             return _select(own, query + " ORDER BY open_time", params)
 
+    def read_closes(
+        self, exchange: str, symbol: str, timeframe: str, start_ms: int, end_ms: int, session: Session
+    ) -> pd.DataFrame:
+        """`read`'s `timestamp` and `close` columns only (regime detection reads hundreds of rows per candle)."""
+        query = (
+            "SELECT open_time, close FROM candles WHERE exchange = ? AND symbol = ? AND timeframe = ?"
+            " AND open_time >= ? AND open_time < ? ORDER BY open_time"
+        )
+        connection = session.connection()
+        if connection.dialect.name != "sqlite":
+            query = query.replace("?", "%s")
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(query, (exchange, symbol, timeframe, int(start_ms), int(end_ms)))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        array = np.array(rows if rows and type(rows[0]) is tuple else [tuple(r) for r in rows], dtype=np.float64)
+        array = array.reshape(-1, 2)
+        return pd.DataFrame({"timestamp": array[:, 0].astype(np.int64), "close": array[:, 1]})
+
     def coverage(self, exchange: str, symbol: str, timeframe: str) -> list[Range]:
         with self.container.session() as session:
             return self._coverage(session, exchange, symbol, timeframe)

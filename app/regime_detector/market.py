@@ -83,7 +83,7 @@ def detect_regimes(container: Container) -> dict[str, Any]:
     result: dict[str, Any] = {}
     everything = [*policy.data.symbols, MARKET]
     with container.session() as session:
-        states = _states(session, everything)
+        states, _rows = _states(session, everything)
         for series in everything:
             state = states[series]
             last = state.last_timestamp if state is not None else None
@@ -93,12 +93,12 @@ def detect_regimes(container: Container) -> dict[str, Any]:
             if series == MARKET:
                 candles = market_index({s: _from(f, start) for s, f in frames.items()})
             else:
-                candles = store.read(exchange, series, timeframe, start_ms=start, end_ms=closed_before, session=session)
+                candles = store.read_closes(exchange, series, timeframe, start, closed_before, session)
                 frames[series] = candles
             changes: list[RegimeChange] = []
             if len(candles) > long_window:
                 state = state or DetectorState()
-                changes = service.feed(session, series, candles[["timestamp", "close"]], state)
+                changes = service.feed(session, series, candles, state)
             current = state.current if state is not None else None
             result[series] = {
                 "regime": current.value if current is not None else None,
@@ -112,9 +112,10 @@ def _from(frame: pd.DataFrame, start: int) -> pd.DataFrame:
     return frame.iloc[int(np.searchsorted(frame["timestamp"].to_numpy(), start, side="left")) :]
 
 
-def _states(session: Session, series: list[str]) -> dict[str, DetectorState | None]:
-    """Each series' stored detector state (None: never fed), in one query."""
+def _states(session: Session, series: list[str]) -> tuple[dict[str, DetectorState | None], list[SystemFlag]]:
+    """Each series' stored detector state (None: never fed), in one query; and the flag rows, which the
+    caller keeps until it stores the new states (the session holds rows weakly: else each is read again)."""
     names = {flag_name(name): name for name in series}
-    flags = session.scalars(select(SystemFlag).where(SystemFlag.name.in_(list(names)))).all()
+    flags = list(session.scalars(select(SystemFlag).where(SystemFlag.name.in_(list(names)))).all())
     stored = {names[flag.name]: DetectorState.from_dict(flag.value) for flag in flags}
-    return {name: stored.get(name) for name in series}
+    return {name: stored.get(name) for name in series}, flags

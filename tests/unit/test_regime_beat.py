@@ -216,3 +216,16 @@ def test_candles_out_of_order_are_sorted_first(sqlite_container) -> None:
     in_order = RegimeService(sqlite_container).update("A", candles[["timestamp", "close"]])
     shuffled_changes = RegimeService(sqlite_container).update("B", shuffled[["timestamp", "close"]])
     assert [(c.old, c.new, c.at) for c in in_order] == [(c.old, c.new, c.at) for c in shuffled_changes] != []
+
+
+def test_read_closes_is_reads_timestamp_and_close(sqlite_container, market) -> None:
+    frames, first_ms = market
+    store = CandleStore(sqlite_container)
+    store.write("binance", "BTC/USDT", "1h", frames["BTC/USDT"], on_conflict="replace")
+    start, end = first_ms + 10 * HOUR_MS, first_ms + 300 * HOUR_MS
+    full = store.read("binance", "BTC/USDT", "1h", start_ms=start, end_ms=end)
+    with sqlite_container.session() as session:
+        closes = store.read_closes("binance", "BTC/USDT", "1h", start, end, session)
+        empty = store.read_closes("binance", "BTC/USDT", "1h", end + HOUR_MS * 10**4, end + HOUR_MS * 10**5, session)
+    pd.testing.assert_frame_equal(closes, full[["timestamp", "close"]])
+    assert len(closes) == 290 and list(empty.columns) == ["timestamp", "close"] and empty.empty
