@@ -238,8 +238,8 @@ def test_alerts_are_whole_and_acknowledged_once_through_the_api_the_cli_and_the_
 
 
 def test_a_drift_alert_names_the_newest_event_of_the_window(sqlite_container) -> None:
-    """Rows written out of time order: the alert counts the window's rows and names the highest id
-    (the newest written), as the ORDER BY id it no longer sends to SQLite did."""
+    """Rows written out of time order: the alert counts the window's rows (in SQL) and names the
+    highest id (the newest written), as when it loaded every row of the window."""
     from app.core.db.models import DriftEvent
 
     now = utcnow()
