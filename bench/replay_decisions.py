@@ -153,6 +153,14 @@ def deterministic() -> None:
     app.rl.agent.random = types.SimpleNamespace(Random=_SeededRandom)  # type: ignore[assignment]
 
 
+def by_month(calls: list[tuple[str, float, datetime]]) -> dict[str, dict[str, float]]:
+    """Mean milliseconds of each beat job per call, by simulated month: what grows with the tables."""
+    sums: dict[str, dict[str, list[float]]] = {}
+    for label, seconds, when in calls:
+        sums.setdefault(label, {}).setdefault(f"{when:%Y-%m}", []).append(seconds)
+    return {label: {m: round(1000 * sum(v) / len(v), 1) for m, v in months.items()} for label, months in sums.items()}
+
+
 def replay(args: argparse.Namespace) -> None:
     import bench.clm_value as clm_value
     from app.simulation.run import embedded_container, run_simulation
@@ -199,6 +207,7 @@ def replay(args: argparse.Namespace) -> None:
         "cpu_s": round(cpu, 1),
         "stages": {k: round(v, 1) for k, v in result.stages.items()},
         "jobs_run": dict(Counter(call[0] for call in result.runner_calls)),
+        "job_ms_per_call_by_month": by_month(result.runner_calls),
         "load_before": load_before,
         "load_after": os.getloadavg(),
     }
