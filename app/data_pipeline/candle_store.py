@@ -91,9 +91,17 @@ class CandleStore:
     # ------------------------------------------------------------------ reading
 
     def read(
-        self, exchange: str, symbol: str, timeframe: str, start_ms: int | None = None, end_ms: int | None = None
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        session: Session | None = None,
     ) -> pd.DataFrame:
-        """Stored candles in [start_ms, end_ms), in time order, in the standard columns."""
+        """Stored candles in [start_ms, end_ms), in time order, in the standard columns.
+
+        `session`: read in the caller's transaction (several series and what is made of them at once)."""
         query = (
             "SELECT open_time, open, high, low, close, volume FROM candles "
             "WHERE exchange = :exchange AND symbol = :symbol AND timeframe = :timeframe"
@@ -105,8 +113,31 @@ class CandleStore:
         if end_ms is not None:
             query += " AND open_time < :end_ms"
             params["end_ms"] = int(end_ms)
-        with self.container.session() as session:
+        if session is not None:
             return _select(session, query + " ORDER BY open_time", params)
+        with self.container.session() as own:
+            return _select(own, query + " ORDER BY open_time", params)
+
+    def read_closes(
+        self, exchange: str, symbol: str, timeframe: str, start_ms: int, end_ms: int, session: Session
+    ) -> pd.DataFrame:
+        """`read`'s `timestamp` and `close` columns only (regime detection reads hundreds of rows per candle)."""
+        query = (
+            "SELECT open_time, close FROM candles WHERE exchange = ? AND symbol = ? AND timeframe = ?"
+            " AND open_time >= ? AND open_time < ? ORDER BY open_time"
+        )
+        connection = session.connection()
+        if connection.dialect.name != "sqlite":
+            query = query.replace("?", "%s")
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(query, (exchange, symbol, timeframe, int(start_ms), int(end_ms)))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        array = np.array(rows if rows and type(rows[0]) is tuple else [tuple(r) for r in rows], dtype=np.float64)
+        array = array.reshape(-1, 2)
+        return pd.DataFrame({"timestamp": array[:, 0].astype(np.int64), "close": array[:, 1]})
 
     def coverage(self, exchange: str, symbol: str, timeframe: str) -> list[Range]:
         with self.container.session() as session:
@@ -153,7 +184,8 @@ class CandleStore:
                 session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
             inserted, replaced, unchanged = len(clean), 0, 0
             if len(clean):
-                lo, hi = int(clean["timestamp"].iloc[0]), int(clean["timestamp"].iloc[-1]) + 1
+                stamps = clean["timestamp"].to_numpy()
+                lo, hi = int(stamps[0]), int(stamps[-1]) + 1
                 stored = _select(
                     session,
                     "SELECT open_time, open, high, low, close, volume FROM candles WHERE exchange = :e "
@@ -202,10 +234,9 @@ class CandleStore:
         if self._is_postgres:
             _copy_upsert(session, exchange, symbol, timeframe, clean, conflict)
             return
-        rows = [
-            (exchange, symbol, timeframe, int(ts), *vals)
-            for ts, *vals in clean[list(CANDLE_COLUMNS)].itertuples(index=False, name=None)
-        ]
+        # From the columns' arrays (a column selection and itertuples cost more than the insert of a candle)
+        columns = [clean[c].to_numpy().tolist() for c in CANDLE_COLUMNS]
+        rows = [(exchange, symbol, timeframe, int(ts), *vals) for ts, *vals in zip(*columns, strict=True)]
         cursor = session.connection().connection.cursor()
         try:
             cursor.executemany(

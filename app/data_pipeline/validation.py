@@ -200,12 +200,12 @@ def validate_candles(
     if violations:
         raise CandleValidationError(source, violations, row_word)
     kept_values = values[~identical]
-    clean = pd.DataFrame({column: kept_values[:, k] for k, column in enumerate(CANDLE_COLUMNS)})
-    clean["timestamp"] = kept_values[:, 0].astype(np.int64)
+    stamps = kept_values[:, 0].astype(np.int64)
+    clean = pd.DataFrame({"timestamp": stamps} | {c: kept_values[:, k] for k, c in enumerate(CANDLE_COLUMNS) if k})
     report = ValidationReport(
         rows_in=len(frame),
         rows_out=len(clean),
         duplicates_dropped=int(identical.sum()),
-        gaps=find_gaps(clean["timestamp"].to_numpy(), step_ms),
+        gaps=find_gaps(stamps, step_ms),
     )
     return clean, report

@@ -19,6 +19,7 @@ from app.drift_detector.stats import (
     ks_pvalues,
     ks_pvalues_effective,
     lag1_autocorrelation,
+    lattice_statistic,
     material_mask,
     proportions_from_edge_counts,
     psi,
@@ -29,7 +30,7 @@ from app.drift_detector.stats import (
 class FeatureDriftReport:
     feature_names: list[str]
     ks_statistic: NDArray[np.float64]
-    p_value: NDArray[np.float64]  # iid KS p-value, equal to scipy.stats.ks_2samp
+    p_value: NDArray[np.float64]  # iid KS p-value: ks_2samp's, or its asymptotic one where bounded (stats)
     p_value_effective: NDArray[np.float64]  # with effective sample sizes (autocorrelation)
     p_adjusted: NDArray[np.float64]  # Benjamini-Hochberg of p_value_effective across the features
     psi: NDArray[np.float64]
@@ -118,12 +119,16 @@ def _evaluate(
     reference: ReferenceStats, current: NDArray[np.float64], alpha: float, psi_threshold: float
 ) -> FeatureDriftReport:
     result = compare(reference.sorted_values, reference.counts, reference.grid, current, reference.psi_edges)
-    statistic, p_value, methods = ks_pvalues(result.statistic, reference.counts, result.current_counts)
+    statistic = lattice_statistic(result.statistic, reference.counts, result.current_counts)
     current_rho = np.array([lag1_autocorrelation(current[:, f]) for f in range(current.shape[1])])
     p_value_effective = ks_pvalues_effective(
         statistic,
         effective_sizes(reference.counts, reference.autocorrelation),
         effective_sizes(result.current_counts, current_rho),
+    )
+    # The exact iid p-value only where it could exceed the effective one (the max below).
+    statistic, p_value, methods = ks_pvalues(
+        statistic, reference.counts, result.current_counts, exact_needed_above=p_value_effective
     )
     # An effective p-value never claims more than the iid one.
     p_value_effective = np.maximum(p_value_effective, p_value)

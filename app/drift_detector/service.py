@@ -8,7 +8,8 @@ A check with too little data records nothing and says why in its result.
 Event payload: {drift_type, feature, p_value, severity, model_type, model_id, check_id,
 drift_event_id, threshold, ...statistics of the finding}. For feature and prediction drift
 `p_value` is the effective-size (autocorrelation-aware) KS p-value that decided
-significance; `p_value_iid` (scipy's) and the BH-adjusted `p_adjusted` travel beside it.
+significance; `p_value_iid` (scipy's exact one, or its asymptotic one where the exact one provably
+lies below `p_value`: `app.drift_detector.stats`) and the BH-adjusted `p_adjusted` travel beside it.
 A feature check with several drifted features gives one event per feature, all carrying
 the check's overall severity and the same `check_id`.
 """

@@ -127,11 +127,13 @@ def _job_alerts(session: Session, since: datetime) -> list[Alert]:
 def _drift_alerts(session: Session, since: datetime) -> list[Alert]:
     alerts = []
     for severity, level in (("critical", "critical"), ("high", "warning")):
-        rows = session.scalars(
-            select(DriftEvent)
-            .where(DriftEvent.severity == severity, DriftEvent.detected_at >= since)
-            .order_by(DriftEvent.id.desc())
-        ).all()
+        # How many, counted in the database, and the newest row only: a drift check writes dozens of rows
+        # a day, each with its JSON metadata, and this runs at every alert check. (The newest by id: SQLite
+        # walks the table backwards from the end, where the window's rows are.)
+        window = (DriftEvent.severity == severity, DriftEvent.detected_at >= since)
+        count = session.scalar(select(func.count()).select_from(DriftEvent).where(*window)) or 0
+        newest = select(DriftEvent).where(*window).order_by(DriftEvent.id.desc()).limit(1)
+        rows = session.scalars(newest).all() if count else []  # none: no walk through the whole table
         if rows:
             latest = rows[0]
             what = latest.feature_name or latest.model_type or latest.drift_type
@@ -140,7 +142,7 @@ def _drift_alerts(session: Session, since: datetime) -> list[Alert]:
                     key=f"drift_{severity}:{latest.id}",
                     name=f"drift_{severity}",
                     severity=level,
-                    message=f"{len(rows)} {severity.upper()} drift event(s) in 24 h; latest: {latest.drift_type} "
+                    message=f"{count} {severity.upper()} drift event(s) in 24 h; latest: {latest.drift_type} "
                     f"drift on {what} (p={latest.p_value})",
                     since=latest.detected_at,
                 )

@@ -196,9 +196,15 @@ def schedule_status(session: Session, policy: Policy) -> dict[str, Any]:
 
 def drift_status(session: Session, lookback: timedelta) -> dict[str, Any]:
     now = utcnow()
-    recent = list_drift_events(session, limit=200)
-    window = [e for e in recent if e["detected_at"] >= now - lookback]
-    worst = max((e["severity"] for e in window), key=lambda s: SEVERITY_RANK.get(s, 0), default=None)
+    # The newest 200 events' times and severities (no JSON metadata: the status is read once an hour
+    # by the engine and at every dashboard refresh), and the newest one in full.
+    recent = session.execute(
+        select(DriftEvent.detected_at, DriftEvent.severity)
+        .order_by(DriftEvent.detected_at.desc(), DriftEvent.id.desc())
+        .limit(200)
+    ).all()
+    window = [severity for detected_at, severity in recent if detected_at >= now - lookback]
+    worst = max(window, key=lambda s: SEVERITY_RANK.get(s, 0), default=None)
     flag = session.get(SystemFlag, "last_drift_check")  # written by app/clm/drift_check.py
     last_check = _flag_time(flag) if flag is not None else None
     if last_check is None:
@@ -221,7 +227,7 @@ def drift_status(session: Session, lookback: timedelta) -> dict[str, Any]:
         "checked": checked,
         "not_checked": not_checked,
         "reason": record.get("reason") if last_check is not None else "no drift check has run",
-        "last_event": recent[0] if recent else None,
+        "last_event": list_drift_events(session, limit=1)[0] if recent else None,
     }
 
 

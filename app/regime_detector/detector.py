@@ -32,6 +32,8 @@ from app.core.system import get_flag, set_flag
 from app.core.topics import RegimeChanged
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from app.core.container import Container
 
 LONG_WINDOW_FACTOR = 4
@@ -181,36 +183,45 @@ class RegimeService:
 
     def update(self, symbol: str, candles: pd.DataFrame) -> list[RegimeChange]:
         """`candles`: columns `timestamp` (ms) and `close`, with enough history for the long window."""
-        for column in ("timestamp", "close"):
-            if column not in candles.columns:
-                raise ValueError(f"RegimeService.update({symbol}): candles lack the column {column!r}")
-        candles = candles.sort_values("timestamp")
-        timestamps = candles["timestamp"].to_numpy(dtype=np.int64)
-        efficiency, ratio = market_measures(candles["close"].to_numpy(), self.thresholds.window)
-        changes: list[RegimeChange] = []
         with self.container.session() as session:
             flag = get_flag(session, flag_name(symbol))
             state = DetectorState.from_dict(flag.value) if flag is not None else DetectorState()
-            detector = RegimeDetector(self.thresholds, state)
-            for ts, e, r in zip(timestamps, efficiency, ratio, strict=True):
-                if state.last_timestamp is not None and ts <= state.last_timestamp:
-                    continue  # already seen: a repeated call changes nothing
-                switched = detector.update(float(e), float(r))
-                state.last_timestamp = int(ts)
-                if switched is None:
-                    continue
-                change = RegimeChange(symbol, switched[0], switched[1], int(ts))
-                changes.append(change)
-                if change.old is not None:  # the first classification is stored, not announced
-                    event = RegimeChanged(
-                        symbol=symbol,
-                        old=change.old.value,
-                        new=change.new.value,
-                        at=change.at,
-                        efficiency_ratio=float(e),
-                        volatility_ratio=float(r),
-                    )
-                    self.container.bus.publish(session, event)
-            set_flag(session, flag_name(symbol), True, state.to_dict())
+            changes = self.feed(session, symbol, candles, state)
         self._stored[symbol] = state
+        return changes
+
+    def feed(self, session: Session, symbol: str, candles: pd.DataFrame, state: DetectorState) -> list[RegimeChange]:
+        """`update` inside the caller's transaction, from the `state` it read: the bars after
+        `state.last_timestamp` go through the detector (`state` moves on), the new state is stored
+        and each switch published in `session`; the caller commits (several symbols at once)."""
+        for column in ("timestamp", "close"):
+            if column not in candles.columns:
+                raise ValueError(f"RegimeService.update({symbol}): candles lack the column {column!r}")
+        timestamps = candles["timestamp"].to_numpy(dtype=np.int64)
+        if not (np.diff(timestamps) > 0).all():  # the store's reads are in order already: no copy then
+            candles = candles.sort_values("timestamp")
+            timestamps = candles["timestamp"].to_numpy(dtype=np.int64)
+        efficiency, ratio = market_measures(candles["close"].to_numpy(), self.thresholds.window)
+        changes: list[RegimeChange] = []
+        detector = RegimeDetector(self.thresholds, state)
+        for ts, e, r in zip(timestamps, efficiency, ratio, strict=True):
+            if state.last_timestamp is not None and ts <= state.last_timestamp:
+                continue  # already seen: a repeated call changes nothing
+            switched = detector.update(float(e), float(r))
+            state.last_timestamp = int(ts)
+            if switched is None:
+                continue
+            change = RegimeChange(symbol, switched[0], switched[1], int(ts))
+            changes.append(change)
+            if change.old is not None:  # the first classification is stored, not announced
+                event = RegimeChanged(
+                    symbol=symbol,
+                    old=change.old.value,
+                    new=change.new.value,
+                    at=change.at,
+                    efficiency_ratio=float(e),
+                    volatility_ratio=float(r),
+                )
+                self.container.bus.publish(session, event)
+        set_flag(session, flag_name(symbol), True, state.to_dict())
         return changes

@@ -25,12 +25,15 @@ from app.data_pipeline import CandleStore, timeframe_ms
 from app.regime_detector.detector import (
     LONG_WINDOW_FACTOR,
     DetectorState,
+    RegimeChange,
     RegimeService,
     RegimeThresholds,
     flag_name,
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from app.core.container import Container
 
 MARKET = "MARKET"
@@ -62,7 +65,11 @@ def market_index(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def detect_regimes(container: Container) -> dict[str, Any]:
-    """Feed every series' new closed candles to its detector; returns each series' regime and changes."""
+    """Feed every series' new closed candles to its detector; returns each series' regime and changes.
+
+    One transaction for all the series: their states read in one query, their candles read, the new
+    states stored and the switches published together. Only the market index's switch has a reaction
+    (app.clm.manager resets the RL agents), and it is the last series, as when each had its own."""
     policy = container.policy_store.get()
     exchange, timeframe = policy.data.exchange, policy.data.timeframe
     thresholds = thresholds_for(timeframe)
@@ -75,30 +82,40 @@ def detect_regimes(container: Container) -> dict[str, Any]:
     frames: dict[str, pd.DataFrame] = {}
     result: dict[str, Any] = {}
     everything = [*policy.data.symbols, MARKET]
-    fed = _last_fed(container, everything)
-    for series in everything:
-        last = fed[series]
-        # The long window before the first new bar; with no state yet, only the latest closed bar is
-        # new (history is classified once, silently, never replayed as a string of old changes).
-        start = (last if last is not None else now_ms - 2 * step) - long_window * step
-        if series == MARKET:
-            candles = market_index({s: f.loc[f["timestamp"] >= start] for s, f in frames.items()})
-        else:
-            candles = store.read(exchange, series, timeframe, start_ms=start, end_ms=closed_before)
-            frames[series] = candles
-        changes = service.update(series, candles[["timestamp", "close"]]) if len(candles) > long_window else []
-        current = service.current(series)
-        result[series] = {
-            "regime": current.value if current is not None else None,
-            "changes": [{"old": c.old and c.old.value, "new": c.new.value, "at": c.at} for c in changes],
-        }
+    with container.session() as session:
+        states, _rows = _states(session, everything)
+        for series in everything:
+            state = states[series]
+            last = state.last_timestamp if state is not None else None
+            # The long window before the first new bar; with no state yet, only the latest closed bar is
+            # new (history is classified once, silently, never replayed as a string of old changes).
+            start = (last if last is not None else now_ms - 2 * step) - long_window * step
+            if series == MARKET:
+                candles = market_index({s: _from(f, start) for s, f in frames.items()})
+            else:
+                candles = store.read_closes(exchange, series, timeframe, start, closed_before, session)
+                frames[series] = candles
+            changes: list[RegimeChange] = []
+            if len(candles) > long_window:
+                state = state or DetectorState()
+                changes = service.feed(session, series, candles, state)
+            current = state.current if state is not None else None
+            result[series] = {
+                "regime": current.value if current is not None else None,
+                "changes": [{"old": c.old and c.old.value, "new": c.new.value, "at": c.at} for c in changes],
+            }
     return result
 
 
-def _last_fed(container: Container, series: list[str]) -> dict[str, int | None]:
-    """The last bar each series' detector was fed (one query for all)."""
+def _from(frame: pd.DataFrame, start: int) -> pd.DataFrame:
+    """The rows of a frame in time order from open time `start` on (a slice, not a masked copy)."""
+    return frame.iloc[int(np.searchsorted(frame["timestamp"].to_numpy(), start, side="left")) :]
+
+
+def _states(session: Session, series: list[str]) -> tuple[dict[str, DetectorState | None], list[SystemFlag]]:
+    """Each series' stored detector state (None: never fed), in one query; and the flag rows, which the
+    caller keeps until it stores the new states (the session holds rows weakly: else each is read again)."""
     names = {flag_name(name): name for name in series}
-    with container.session_factory() as session:
-        flags = session.scalars(select(SystemFlag).where(SystemFlag.name.in_(list(names)))).all()
-        fed = {names[flag.name]: DetectorState.from_dict(flag.value).last_timestamp for flag in flags}
-    return {name: fed.get(name) for name in series}
+    flags = list(session.scalars(select(SystemFlag).where(SystemFlag.name.in_(list(names)))).all())
+    stored = {names[flag.name]: DetectorState.from_dict(flag.value) for flag in flags}
+    return {name: stored.get(name) for name in series}, flags

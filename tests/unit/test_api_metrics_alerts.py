@@ -235,3 +235,24 @@ def test_alerts_are_whole_and_acknowledged_once_through_the_api_the_cli_and_the_
     assert unknown.exit_code != 0 and "not found" in unknown.output
     with sqlite_container.session() as s:
         assert s.scalar(select(func.count()).select_from(AlertAcknowledgement)) == 2  # the unknown id changed nothing
+
+
+def test_a_drift_alert_names_the_newest_event_of_the_window(sqlite_container) -> None:
+    """Rows written out of time order: the alert counts the window's rows (in SQL) and names the
+    highest id (the newest written), as when it loaded every row of the window."""
+    from app.core.db.models import DriftEvent
+
+    now = utcnow()
+    with sqlite_container.session() as s:
+        for hours_ago, feature in [(2, "a"), (30, "old"), (1, "b"), (5, "newest id, earlier detection")]:
+            s.add(
+                DriftEvent(
+                    detected_at=now - timedelta(hours=hours_ago), drift_type="feature", feature_name=feature,
+                    severity="high", p_value=0.001, created_at=now,
+                )
+            )  # fmt: skip
+        s.flush()
+        newest = max(s.scalars(select(DriftEvent.id)))
+        high = [a for a in current_alerts(s, now) if a.name == "drift_high"]
+    assert len(high) == 1 and high[0].key == f"drift_high:{newest}"
+    assert high[0].message.startswith("3 HIGH drift event(s) in 24 h") and "newest id" in high[0].message

@@ -218,3 +218,42 @@ def test_the_same_rows_against_the_same_window_are_compared_once() -> None:
     other_rows = reference_from_matrix(matrix[:, :-1], _names(4), {"model_type": "lightgbm"})
     assert evaluate_feature_drift(other_rows, current) is not first
     assert evaluate_feature_drift(xgb, current, alpha=0.01) is not first
+
+
+@pytest.mark.parametrize(("n1", "n2"), [(2, 3), (17, 40), (300, 300), (2984, 1152), (4608, 1152), (9000, 700)])
+def test_the_exact_p_value_bound_holds_against_scipy(n1: int, n2: int) -> None:
+    """U = 4 exp(-2 d^2 m n / (sqrt m + sqrt n)^2) is never below ks_2samp's exact p-value."""
+    from app.drift_detector.stats import ks_pvalue_upper_bound
+
+    rng = np.random.default_rng(n1 * 7 + n2)
+    for shift in (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5, 1.8, 1.9, 2.0, 2.1):  # up to the far tail (p ~ 1e-290)
+        a, b = rng.standard_normal(n1), rng.standard_normal(n2) + shift
+        exact = scipy_stats.ks_2samp(a, b, method="exact")
+        bound = float(ks_pvalue_upper_bound(np.array([exact.statistic]), np.array([n1]), np.array([n2]))[0])
+        assert exact.pvalue <= bound * (1 + 1e-9), (shift, exact, bound)
+
+
+def test_bounded_p_values_decide_as_the_exact_ones() -> None:
+    """Autocorrelated features (the market's): the iid p-value is computed exactly only where it could
+    exceed the effective one. Elsewhere it is scipy's asymptotic one and ks_2samp's exact value lies
+    below the effective p-value, so max(effective, iid), BH, significance and severity are unchanged."""
+    from app.drift_detector import check
+
+    rng = np.random.default_rng(21)
+    series = _ar1(rng, 4608 + 1152, 12, phi=0.95)
+    series[:, 4608:] += np.linspace(0.0, 1.2, 12)[:, None]  # from no shift to a large one
+    series[:3] = rng.standard_normal((3, 4608 + 1152))  # iid features: their exact p-value can decide
+    reference = reference_from_matrix(np.ascontiguousarray(series[:, :4608]), _names(12))
+    check._RECENT.clear()
+    report = evaluate_feature_drift(reference, series[:, 4608:].T)
+    assert "bounded" in report.methods and "exact" in report.methods, report.methods
+    for f in range(12):
+        exact = scipy_stats.ks_2samp(series[f, :4608], series[f, 4608:], method="exact")
+        assert report.ks_statistic[f] == pytest.approx(exact.statistic, abs=1e-12)
+        if report.methods[f] == "exact":
+            assert report.p_value[f] == pytest.approx(exact.pvalue, abs=1e-12)
+        else:  # both below the p-value that decided: the max took the effective one either way
+            assert exact.pvalue < report.p_value_effective[f] and report.p_value[f] < report.p_value_effective[f]
+            assert report.p_value[f] == pytest.approx(
+                scipy_stats.ks_2samp(series[f, :4608], series[f, 4608:], method="asymp").pvalue, rel=1e-9
+            )

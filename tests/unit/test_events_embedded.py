@@ -65,7 +65,12 @@ def test_failing_handler_is_retried_and_others_are_not_called_twice(sqlite_conta
     assert report.delivered == 1
     assert calls == {"flaky": 2, "steady": 1}
     with sqlite_container.session_factory() as session:
-        assert session.scalars(select(Event)).one().status == "delivered"
+        event = session.scalars(select(Event)).one()
+        assert event.status == "delivered" and event.attempts == 2 and event.delivered_at is not None
+        assert event.next_attempt_at is None and "downstream unavailable" in (event.last_error or "")  # kept
+        rows = {d.handler: d for d in session.scalars(select(EventDelivery))}
+        assert (rows["flaky"].status, rows["flaky"].attempts, rows["flaky"].last_error) == ("delivered", 2, None)
+        assert (rows["steady"].status, rows["steady"].attempts) == ("delivered", 1)
 
 
 def test_handler_that_always_fails_ends_dead_but_kept(sqlite_container) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.api import create_app
 from app.core.clock import Clock, SimulatedClock, use_clock
-from app.core.db.models import Event, RLVersion
+from app.core.db.models import Event, RLVersion, SystemFlag
 from app.data_pipeline import CandleStore
 from app.operations.schedule import periodic_jobs
 from app.regime_detector.market import MARKET, detect_regimes, market_index, thresholds_for
@@ -145,3 +145,87 @@ def test_index_equals_the_inner_join_it_replaced_bit_for_bit() -> None:
     index = market_index(frames)
     np.testing.assert_array_equal(index["timestamp"].to_numpy(), joined.index.to_numpy())
     np.testing.assert_array_equal(index["close"].to_numpy(), expected)
+
+
+def _per_series(container, now_ms: int) -> dict:
+    """The job as it was: each series read and fed in its own transactions (the oracle of the one-transaction job)."""
+    from app.regime_detector.detector import LONG_WINDOW_FACTOR, RegimeService
+
+    thresholds = thresholds_for("1h")
+    service, store = RegimeService(container, thresholds), CandleStore(container)
+    long_window = LONG_WINDOW_FACTOR * thresholds.window
+    frames, result = {}, {}
+    for series in [*SYMBOLS, MARKET]:
+        with container.session() as session:
+            flag = session.get(SystemFlag, f"regime:{series}")
+            last = flag.value.get("last_timestamp") if flag is not None else None
+        start = (last if last is not None else now_ms - 2 * HOUR_MS) - long_window * HOUR_MS
+        if series == MARKET:
+            candles = market_index({s: f.loc[f["timestamp"] >= start] for s, f in frames.items()})
+        else:
+            candles = frames[series] = store.read("binance", series, "1h", start_ms=start, end_ms=now_ms - HOUR_MS + 1)
+        changes = service.update(series, candles[["timestamp", "close"]]) if len(candles) > long_window else []
+        current = service.current(series)
+        result[series] = {
+            "regime": current.value if current is not None else None,
+            "changes": [{"old": c.old and c.old.value, "new": c.new.value, "at": c.at} for c in changes],
+        }
+    return result
+
+
+def test_one_transaction_for_every_series_decides_as_one_per_series(sqlite_container, clock, market, tmp_path) -> None:
+    """All series read, fed and stored in one transaction: the same regimes, changes, events and
+    RL resets as each series in its own (with holes in one symbol's candles, so that some steps
+    have too few candles for a series and feed it nothing)."""
+    from app.bootstrap import bootstrap
+    from app.core.dispatch import InlineDispatcher
+    from app.core.settings import Mode, Settings
+
+    frames, first_ms = market
+    frames = dict(frames)
+    frames["ETH/USDT"] = frames["ETH/USDT"].drop(index=[430, 431, 432, 480, 481, 482, 483]).reset_index(drop=True)
+    settings = Settings(
+        CLM_MODE=Mode.EMBEDDED,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'oracle.sqlite'}",
+        ARTIFACT_ROOT=str(tmp_path / "oracle-artifacts"),
+        CLM_API_TOKEN="test-token-not-a-secret",
+    )
+    oracle = bootstrap(settings, InlineDispatcher(), migrate=True)
+    try:
+        oracle.policy_store.ensure_default()
+        oracle.policy_store.update({"data": {"timeframe": "1h", "symbols": SYMBOLS}}, author="test")
+        for upto in [400, *range(401, 551, 3)]:
+            _feed(sqlite_container, clock, frames, first_ms, upto)
+            _feed(oracle, clock, frames, first_ms, upto)
+            assert detect_regimes(sqlite_container) == _per_series(oracle, first_ms + upto * HOUR_MS), upto
+        for topic in ("regime.changed", "clm.rl.reset"):
+            assert _topics(sqlite_container, topic) == _topics(oracle, topic) != []
+        with sqlite_container.session() as a, oracle.session() as b:
+            for series in [*SYMBOLS, MARKET]:
+                assert a.get(SystemFlag, f"regime:{series}").value == b.get(SystemFlag, f"regime:{series}").value
+    finally:
+        oracle.dispose()
+
+
+def test_candles_out_of_order_are_sorted_first(sqlite_container) -> None:
+    from app.regime_detector.detector import RegimeService
+
+    rng = np.random.default_rng(3)
+    candles = _candles(np.concatenate([rng.normal(0, 0.002, 300), rng.normal(0.004, 0.001, 100)]), 0)
+    shuffled = candles.sample(frac=1.0, random_state=1)
+    in_order = RegimeService(sqlite_container).update("A", candles[["timestamp", "close"]])
+    shuffled_changes = RegimeService(sqlite_container).update("B", shuffled[["timestamp", "close"]])
+    assert [(c.old, c.new, c.at) for c in in_order] == [(c.old, c.new, c.at) for c in shuffled_changes] != []
+
+
+def test_read_closes_is_reads_timestamp_and_close(sqlite_container, market) -> None:
+    frames, first_ms = market
+    store = CandleStore(sqlite_container)
+    store.write("binance", "BTC/USDT", "1h", frames["BTC/USDT"], on_conflict="replace")
+    start, end = first_ms + 10 * HOUR_MS, first_ms + 300 * HOUR_MS
+    full = store.read("binance", "BTC/USDT", "1h", start_ms=start, end_ms=end)
+    with sqlite_container.session() as session:
+        closes = store.read_closes("binance", "BTC/USDT", "1h", start, end, session)
+        empty = store.read_closes("binance", "BTC/USDT", "1h", end + HOUR_MS * 10**4, end + HOUR_MS * 10**5, session)
+    pd.testing.assert_frame_equal(closes, full[["timestamp", "close"]])
+    assert len(closes) == 290 and list(empty.columns) == ["timestamp", "close"] and empty.empty
