@@ -26,6 +26,8 @@ def _args(tmp_path: Path, **changes: object) -> argparse.Namespace:
         training_days=12.0,
         replay_days=2.5,
         loops="full",
+        min_shadow_samples=None,
+        max_shadow_samples=None,
         workdir=str(tmp_path),
     )
     for key, value in changes.items():
@@ -38,6 +40,8 @@ def test_without_replay_days_the_replay_runs_to_the_files_end(tmp_path: Path) ->
     config = clm_value.files_config(args, seed=1, loop="scheduled")
     shared = clm_value.shared_candles(config)
     assert config.file_timeframe == "5m" and config.timeframe == "15m" and config.loop == "scheduled"
+    # Shadow looks from 2 to 8 days of hourly calls on every symbol: 48 pairs a symbol, x 4.
+    assert (config.min_shadow_samples, config.max_shadow_samples) == (192, 768)
     assert config.symbols == ("BTC/USDT", "ETH/USDT", "SOL/USDT", "ADA/USDT")
     # 28 days of 5m files from 2020-12-01: 14 of history, every later shared 15m candle replayed.
     assert config.replay_days * 96 == len(shared) - 14 * 96 and 13 < config.replay_days <= 14
