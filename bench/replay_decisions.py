@@ -181,6 +181,8 @@ def replay(args: argparse.Namespace) -> None:
         training_days=12.0,
         replay_days=args.replay_days or None,  # 0: every candle the files have after the history
         workdir=args.workdir,
+        min_shadow_samples=None,  # clm_value's defaults: 2 and 8 days of hourly calls per symbol
+        max_shadow_samples=None,
     )
     config = clm_value.files_config(bench_args, args.seed, "full")
     if not args.unseeded:
