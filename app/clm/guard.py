@@ -30,6 +30,7 @@ from app.core.clock import utcnow
 from app.core.db.models import ModelRegistry as ModelRow
 from app.core.db.models import RetrainingJob
 from app.core.topics import RetrainingSuppressed
+from app.model_registry import SHADOW
 from app.retraining import RetrainingOrchestrator
 from app.retraining.jobs import CANCELLED, RUNNING
 from app.retraining.spec import RetrainingSpec
@@ -100,7 +101,7 @@ def shadows_under_test(container: Container, model_types: list[str], patience: t
     since = utcnow() - patience
     query = (
         select(ModelRow.model_type, ModelRow.job_id, ModelRow.model_id)
-        .where(ModelRow.status == "SHADOW", ModelRow.created_at >= since, ModelRow.model_type.in_(model_types))
+        .where(ModelRow.status == SHADOW, ModelRow.created_at >= since, ModelRow.model_type.in_(model_types))
         .order_by(ModelRow.created_at.desc())
     )
     out: dict[str, str] = {}

@@ -28,6 +28,7 @@ from app.core.topics import (
 )
 from app.data_pipeline.timeframes import timeframe_ms
 from app.model_registry import ACTIVE, SHADOW, ModelRegistry
+from app.model_training.storage import json_safe
 from app.shadow_tester import outcomes
 from app.shadow_tester.book import DEFAULT_REPLICATES, book_report, read_book_pairs
 from app.shadow_tester.copy_writer import copy_predictions, insert_rows
@@ -39,7 +40,6 @@ from app.shadow_tester.running import evaluate_running
 from app.shadow_tester.stats import (
     ShadowEvaluationResult,
     Thresholds,
-    _json_safe,
     evaluate_pairs,
     paired_block_us,
     round_trip_fee,
@@ -287,7 +287,7 @@ class ShadowTester:
             replicates=replicates,
             seed=policy.training.seed,
         )
-        return result.to_dict() | {"book": _json_safe(book)}
+        return result.to_dict() | {"book": json_safe(book)}
 
     # ----------------------------------------------------------------- promotion
 

@@ -38,6 +38,21 @@ class MeanForecaster(Forecaster):
     def _load(self, directory: Path) -> None: ...
 
 
+def symbol_frame(k: int, close: np.ndarray, future: np.ndarray, **features: np.ndarray) -> pd.DataFrame:
+    """Symbol S`k`'s hourly rows: its close, the given feature columns, the label `future` and its sign."""
+    rows = len(future)
+    return pd.DataFrame(
+        {
+            "symbol": f"S{k}",
+            "timestamp": np.arange(rows, dtype=np.int64) * HOUR,
+            "close": close[:rows],
+            **features,
+            TARGET: future,
+            "direction": np.sign(future).astype(int),
+        }
+    )
+
+
 def planted_market(rows: int = 3000, symbols: int = 2, seed: int = 5) -> pd.DataFrame:
     """Drifting up (so always-long is a fair baseline) with a feature that announces the next moves."""
     rng = np.random.default_rng(seed)
@@ -47,17 +62,7 @@ def planted_market(rows: int = 3000, symbols: int = 2, seed: int = 5) -> pd.Data
         close = 100 * np.exp(np.cumsum(moves))
         future = np.log(close[HORIZON:] / close[:rows])
         parts.append(
-            pd.DataFrame(
-                {
-                    "symbol": f"S{k}",
-                    "timestamp": np.arange(rows, dtype=np.int64) * HOUR,
-                    "close": close[:rows],
-                    "signal": future + rng.normal(0, 0.01, rows),
-                    "noise": rng.normal(0, 1, rows),
-                    TARGET: future,
-                    "direction": np.sign(future).astype(int),
-                }
-            )
+            symbol_frame(k, close, future, signal=future + rng.normal(0, 0.01, rows), noise=rng.normal(0, 1, rows))
         )
     return pd.concat(parts, ignore_index=True).sort_values(["timestamp", "symbol"], ignore_index=True)
 
@@ -130,18 +135,7 @@ def relative_market(rows: int = 3000, symbols: int = 3, seed: int = 7, drift: fl
     for k in range(symbols):
         close = 100 * np.exp(np.cumsum(common + rng.normal(0, 0.01, rows + HORIZON)))
         future = np.log(close[HORIZON:] / close[:rows])
-        parts.append(
-            pd.DataFrame(
-                {
-                    "symbol": f"S{k}",
-                    "timestamp": np.arange(rows, dtype=np.int64) * HOUR,
-                    "close": close[:rows],
-                    "noise": rng.normal(0, 1, rows),
-                    TARGET: future,
-                    "direction": np.sign(future).astype(int),
-                }
-            )
-        )
+        parts.append(symbol_frame(k, close, future, noise=rng.normal(0, 1, rows)))
     frame = pd.concat(parts, ignore_index=True).sort_values(["timestamp", "symbol"], ignore_index=True)
     relative = frame[TARGET] - frame.groupby("timestamp")[TARGET].transform("mean")
     return frame.assign(signal=relative + rng.normal(0, 0.03, len(frame)))
