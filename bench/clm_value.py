@@ -79,6 +79,7 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             symbols=tuple(f"SYN{chr(ord('A') + k)}/USDT" for k in range(args.synthetic_symbols)),
             min_shadow_samples=looks[0],
             max_shadow_samples=looks[1],
+            shadow_patience_days=shadow_patience(args, args.synthetic_symbols),
             report_path=Path(args.workdir) / f"report-{seed}-{loop}.html",
         )
         started = time.perf_counter()
@@ -114,6 +115,15 @@ def shadow_looks(args: argparse.Namespace, symbols: int) -> tuple[int, int]:
     """A shadow test's first and last look in pairs: by default 2 and 8 days of hourly calls on every symbol."""
     first = args.min_shadow_samples if args.min_shadow_samples is not None else 48 * symbols
     return first, args.max_shadow_samples if args.max_shadow_samples is not None else 4 * first
+
+
+def shadow_patience(args: argparse.Namespace, symbols: int) -> float:
+    """Days an automatic retraining leaves a type with a SHADOW under test alone: by default 1.5 x the last
+    look's days at hourly calls on every symbol, since the replays' engine calls fewer (about 70 a day on 4
+    symbols, not 96), so that a newer challenger does not retire a test before its last look."""
+    if args.shadow_patience_days is not None:
+        return float(args.shadow_patience_days)
+    return round(1.5 * shadow_looks(args, symbols)[1] / (24 * symbols), 2)
 
 
 def shadow_power(container: Any, since: Any) -> list[dict[str, Any]]:
@@ -178,6 +188,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--max-shadow-samples", type=int, default=None, help="the last look (pairs); default: 4 x the first (8 days)"
+    )
+    parser.add_argument(
+        "--shadow-patience-days",
+        type=float,
+        default=None,
+        help="clm_config.shadow_patience_days; default 1.5 x the last look at hourly calls on every symbol",
     )
     parser.add_argument("--workdir", default="var/bench/clm_value")
     parser.add_argument("--partial", default=None, help="append each seed's JSON here as it finishes")
@@ -305,6 +321,7 @@ def files_config(args: argparse.Namespace, seed: int, loop: str) -> RunConfig:
         retired_versions_kept=1000,  # the policy's most: every model ACTIVE in the replay is scored after it
         min_shadow_samples=shadow_looks(args, len(found))[0],
         max_shadow_samples=shadow_looks(args, len(found))[1],
+        shadow_patience_days=shadow_patience(args, len(found)),
         report_path=Path(args.workdir) / f"report-files-{seed}-{loop}.html",
     )
     if args.replay_days is None:  # every candle the files share after the history

@@ -183,6 +183,7 @@ def replay(args: argparse.Namespace) -> None:
         workdir=args.workdir,
         min_shadow_samples=None,  # clm_value's defaults: 2 and 8 days of hourly calls per symbol
         max_shadow_samples=None,
+        shadow_patience_days=None,  # clm_value's default: covers the last look
     )
     config = clm_value.files_config(bench_args, args.seed, "full")
     if not args.unseeded:

@@ -47,6 +47,9 @@ class RunConfig:
     neural_every: int = 2  # the neural models are asked at every n-th decision (their inference is the slow part)
     min_shadow_samples: int = 24
     max_shadow_samples: int = 96  # the last look: promoted or rejected by then
+    # clm_config.shadow_patience_days (None: the policy's 7): how long an automatic retraining leaves
+    # a model type with a SHADOW under test alone. bench/clm_value.py sets it to cover its last look.
+    shadow_patience_days: float | None = None
     balance_usd: float = 10_000.0
     report_path: Path | None = None
     quiet: bool = False
@@ -164,6 +167,8 @@ class RunConfig:
             patch["training"] = {"model_types": list(self.model_types)}
         if self.retired_versions_kept is not None:
             patch["clm_config"] = {"retired_versions_kept": self.retired_versions_kept}
+        if self.shadow_patience_days is not None:
+            patch["clm_config"] = patch.get("clm_config", {}) | {"shadow_patience_days": self.shadow_patience_days}
         if self.loop == "frozen":
             patch["clm_config"] = patch.get("clm_config", {}) | {"enabled": False}
         elif self.loop == "scheduled":

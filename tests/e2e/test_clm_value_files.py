@@ -28,6 +28,7 @@ def _args(tmp_path: Path, **changes: object) -> argparse.Namespace:
         loops="full",
         min_shadow_samples=None,
         max_shadow_samples=None,
+        shadow_patience_days=None,
         workdir=str(tmp_path),
     )
     for key, value in changes.items():
@@ -42,6 +43,10 @@ def test_without_replay_days_the_replay_runs_to_the_files_end(tmp_path: Path) ->
     assert config.file_timeframe == "5m" and config.timeframe == "15m" and config.loop == "scheduled"
     # Shadow looks from 2 to 8 days of hourly calls on every symbol: 48 pairs a symbol, x 4.
     assert (config.min_shadow_samples, config.max_shadow_samples) == (192, 768)
+    # Patience covers the last look with room (1.5 x its 8 days), so no newer challenger retires a test early;
+    # and it reaches the policy the replay runs under.
+    assert config.shadow_patience_days == 12.0
+    assert config.policy_patch()["clm_config"]["shadow_patience_days"] == 12.0
     assert config.symbols == ("BTC/USDT", "ETH/USDT", "SOL/USDT", "ADA/USDT")
     # 28 days of 5m files from 2020-12-01: 14 of history, every later shared 15m candle replayed.
     assert config.replay_days * 96 == len(shared) - 14 * 96 and 13 < config.replay_days <= 14
