@@ -5,8 +5,17 @@ direction * realized_return > 0 and its PnL is direction * realized_return.
 
 Baselines come from the model's registry metrics: winrate = `winrate` or else
 `directional_accuracy` (its test-set hit rate); average PnL per trade = `avg_pnl` if the
-training recorded it, else 0 (break-even). Tests, one-sided at level `alpha`: binomial test
-of the winrate below its baseline, one-sample t-test of the PnL below its baseline.
+training recorded it, else 0 (break-even). Tests, one-sided at level `alpha`: the winrate below
+its baseline, and the PnL per trade below its baseline.
+
+The trades are not independent: a prediction's label spans `horizon` candles, so one symbol's
+trades overlap in time, and the symbols move together. With the trades' timestamps and a block
+length (`PerformanceWindow.timestamp_us`, `block_us`: the shadow test's blocks of two label
+horizons) both tests are the shadow test's block-robust t-test (`TimeBlocks`: the per-trade
+win - baseline, or PnL - baseline, summed per time block over all symbols, cluster-robust
+variance with a Newey-West term, blocks - 1 degrees of freedom). Counting each trade as new
+evidence (the binomial test and the t-test over trades, still reported as `*_p_value_iid`)
+calls a model degraded on hours of correlated losses. Without timestamps they decide, as before.
 
 Severity (first matching row; drop = baseline winrate - observed winrate):
 
@@ -30,12 +39,15 @@ from numpy.typing import NDArray
 from scipy import stats as scipy_stats
 
 from app.drift_detector.stats import Severity
+from app.shadow_tester.stats import blocked_pvalues
 
 
 @dataclass(frozen=True)
 class PerformanceWindow:
     direction: NDArray[np.float64]
     realized_return: NDArray[np.float64]
+    timestamp_us: NDArray[np.float64] | None = None  # each prediction's candle time, in time order
+    block_us: float = 0.0  # the block-robust tests' time block (0: trades taken as independent)
 
 
 @dataclass
@@ -69,6 +81,7 @@ def evaluate_performance(
 ) -> PerformanceOutcome:
     traded = (window.direction != 0) & np.isfinite(window.realized_return)
     pnl = np.sign(window.direction[traded]) * window.realized_return[traded]
+    times = window.timestamp_us[traded] if window.timestamp_us is not None and window.block_us > 0 else None
     trades = len(pnl)
     baseline_winrate, baseline_pnl = baseline_from_metrics(metrics)
     if trades < min_outcomes:
@@ -77,10 +90,14 @@ def evaluate_performance(
         return PerformanceOutcome(False, reason="the model's metrics hold no winrate or directional_accuracy baseline")
     wins = int((pnl > 0).sum())
     winrate = wins / trades
-    winrate_p = float(scipy_stats.binomtest(wins, trades, baseline_winrate, alternative="less").pvalue)
-    pnl_p = 1.0
+    winrate_p_iid = float(scipy_stats.binomtest(wins, trades, baseline_winrate, alternative="less").pvalue)
+    pnl_p_iid = 1.0
     if trades > 1 and float(np.std(pnl)) > 0:
-        pnl_p = float(scipy_stats.ttest_1samp(pnl, baseline_pnl, alternative="less").pvalue)
+        pnl_p_iid = float(scipy_stats.ttest_1samp(pnl, baseline_pnl, alternative="less").pvalue)
+    winrate_p, pnl_p, blocks = winrate_p_iid, pnl_p_iid, None
+    if times is not None:
+        _, winrate_p, blocks = blocked_pvalues((pnl > 0) - baseline_winrate, times, window.block_us)
+        _, pnl_p, _ = blocked_pvalues(pnl - baseline_pnl, times, window.block_us)
     winrate_low, pnl_low = winrate_p < alpha, pnl_p < alpha
     drop = baseline_winrate - winrate
     if winrate_low and drop >= 0.15 and pnl_low:
@@ -102,5 +119,9 @@ def evaluate_performance(
         "avg_pnl": float(pnl.mean()),
         "baseline_avg_pnl": baseline_pnl,
         "avg_pnl_p_value": pnl_p,
+        "winrate_p_value_iid": winrate_p_iid,
+        "avg_pnl_p_value_iid": pnl_p_iid,
+        "test_blocks": blocks,
+        "block_hours": window.block_us / 3.6e9 if times is not None else None,
     }
     return PerformanceOutcome(True, severity, failing=failing, summary=summary)

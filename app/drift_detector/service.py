@@ -28,11 +28,13 @@ from sqlalchemy import select
 from app.core.clock import utcnow
 from app.core.db.models import DriftEvent, ModelRegistry
 from app.core.topics import DriftDetected
+from app.data_pipeline.timeframes import timeframe_ms
 from app.drift_detector.check import FeatureDriftReport, evaluate_feature_drift
 from app.drift_detector.performance import PerformanceWindow, evaluate_performance
 from app.drift_detector.reference import ReferenceStats, reference_from_matrix
 from app.drift_detector.samples import prediction_sample
 from app.drift_detector.stats import Severity
+from app.shadow_tester.stats import paired_block_us
 
 if TYPE_CHECKING:
     from app.core.container import Container
@@ -221,12 +223,22 @@ def check_performance_drift(container: Container, model_id: str, lookback_days: 
         if model is None:
             raise ValueError(f"check_performance_drift: no model {model_id!r} in the registry")
         closed = prediction_sample(
-            session, [model_id], since, utcnow(), ("direction", "realized_return"), config.max_sample_rows, True
+            session,
+            [model_id],
+            since,
+            utcnow(),
+            ("timestamp", "direction", "realized_return"),
+            config.max_sample_rows,
+            True,
         )
         model_type, metrics = model.model_type, dict(model.metrics or {})
+    closed = closed.sort_values("timestamp", kind="stable")
     direction = closed["direction"].fillna(0).to_numpy(dtype=float)
     realized = closed["realized_return"].to_numpy(dtype=float)
-    window = PerformanceWindow(direction, realized)
+    # Block-robust tests (the shadow test's blocks): overlapping labels and correlated symbols.
+    timestamp_us = pd.to_datetime(closed["timestamp"]).to_numpy(dtype="datetime64[us]").astype(np.float64)
+    block_us = paired_block_us(policy.labels.horizon, timeframe_ms(policy.data.timeframe))
+    window = PerformanceWindow(direction, realized, timestamp_us, block_us)
     outcome = evaluate_performance(window, metrics, config.ks_test_threshold, policy.supervisor.min_outcomes)
     result = DriftResult("performance", outcome.severity, model_type, model_id, threshold=config.ks_test_threshold)
     result.summary = outcome.summary
