@@ -64,6 +64,9 @@ AUTOCORR_WINDOW = 48
 EXTREMES_WINDOW = 48
 
 CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+# Functions of the clock, not of the market: two windows over other days or hours differ in them by
+# construction, so a drift check would "find" drift in them between any training and current window.
+CALENDAR_FEATURES = ("hour_sin", "hour_cos", "dow_sin", "dow_cos")
 
 _MAX_FEATURES = 512  # room for the plan run, which learns the names
 _SMA = talib.MA_Type.SMA

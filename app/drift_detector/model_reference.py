@@ -2,7 +2,9 @@
 
 `build_model_reference(container, model_id)` reads the model's manifest (`dataset_id`,
 `feature_columns`, `training_data_range.train`), loads those training rows, builds the
-reference statistics, stores them next to the model file and records
+reference statistics of its features except the calendar ones (`CALENDAR_FEATURES`: a window
+of other weekdays or hours differs in them by construction, and they were the "strongest drift"
+a day after the synthetic market's shift), stores them next to the model file and records
 `{path, sha256, rows, built_at}` under `drift_reference` in the registry row's manifest.
 It is idempotent: a model that has a reference keeps it.
 
@@ -21,6 +23,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from app.core.clock import utcnow
 from app.core.db.models import ModelRegistry
 from app.data_pipeline.dataset import load_dataset  # the pipeline is only needed here
+from app.data_pipeline.features import CALENDAR_FEATURES
 from app.drift_detector.reference import ReferenceStats, build_reference, load_reference, save_reference
 from app.drift_detector.service import DriftResult, check_feature_drift
 from app.model_registry.records import ACTIVE
@@ -46,7 +49,7 @@ def _training_rows(container: Container, manifest: dict[str, Any], model_id: str
     train = (manifest.get("training_data_range") or {}).get("train") or {}
     if "start_ms" in train and "end_ms" in train and "timestamp" in frame.columns:
         frame = frame[(frame["timestamp"] >= train["start_ms"]) & (frame["timestamp"] <= train["end_ms"])]
-    return frame, list(features)
+    return frame, [name for name in features if name not in CALENDAR_FEATURES]
 
 
 def build_model_reference(container: Container, model_id: str) -> dict[str, Any]:
