@@ -13,7 +13,14 @@ from app.core.policy import FeatureConfig
 from app.data_pipeline import engineer_features
 from app.data_pipeline.synthetic import synthetic_market
 from app.data_pipeline.timeframes import to_ms
-from app.retraining.window import drifted_features, find_change_point, recent_drifted_features, window_from_features
+from app.retraining.window import (
+    block_signal,
+    drifted_features,
+    find_change_point,
+    latest_change_point,
+    recent_drifted_features,
+    window_from_features,
+)
 
 ORIGIN = datetime(2025, 1, 1)
 SYMBOLS = ["SYNA/USDT", "SYNB/USDT"]
@@ -61,6 +68,45 @@ def test_the_synthetic_markets_shift_is_found_within_a_day() -> None:
         assert window.change_point is not None, window.reason
         errors.append(abs((window.change_point - shift).total_seconds()) / 3600)
     assert sum(e <= 24 for e in errors) >= 7, errors
+
+
+def test_the_window_starts_at_the_latest_change_not_the_strongest() -> None:
+    """Two changes in 12 days: a large one on day 3, a smaller one on day 9. The window starts at the
+    later: the rows between them are an older market too."""
+    n_rows, early, late = 12 * 96, 3 * 96, 9 * 96
+    frame = _planted(n_rows, early, 7)
+    rng = np.random.default_rng(8)
+    frame.loc[frame["timestamp"] >= to_ms(ORIGIN + timedelta(days=9)), "x"] += rng.normal(1.2, 0.3, 2 * (n_rows - late))
+    end = ORIGIN + timedelta(days=12)
+    window = window_from_features(frame, ["x"], ORIGIN, end, 4, 1, 1.0)
+    assert abs(window.change_point - (ORIGIN + timedelta(days=9))) <= timedelta(hours=4), window.reason
+    first, last = window.details["splits"][0], window.details["splits"][-1]
+    assert abs(first["block"] - 3 * 6) <= 1 and abs(last["block"] - 9 * 6) <= 1  # 6 blocks of 4 h a day
+    assert first["gain"] > last["gain"] > last["penalty"]  # the earlier change was the stronger
+    assert "the latest of 2 changes" in window.reason
+    assert window.details["last_gain"] is None or window.details["last_gain"] <= window.details["last_penalty"]
+
+
+def test_after_the_synthetic_shift_the_latest_change_leaves_the_old_market_out() -> None:
+    """Five days after the synthetic market's shift, its volatility features over a 12-day window (4
+    symbols), seeds 1-10: the strongest split is an earlier volatile spell's start, days before the
+    shift, in 3 seeds (measured); the latest change is within a day before and two after it in 9."""
+    shift = ORIGIN + timedelta(days=18)
+    symbols = [f"SYN{c}/USDT" for c in "ABCD"]
+    strongest = latest = 0
+    for seed in range(1, 11):
+        candles, _ = synthetic_market(symbols, to_ms(ORIGIN), 23 * 96, "15m", seed, to_ms(shift))
+        frame = pd.concat([engineer_features(c, FeatureConfig()) for c in candles.values()], ignore_index=True)
+        frame = frame.loc[frame["timestamp"] >= to_ms(ORIGIN + timedelta(days=11))]
+        signal, starts = block_signal(frame, ["natr", "parkinson_48", "parkinson_12"], 4 * 3_600_000)
+        for search in (find_change_point, latest_change_point):
+            index, _ = search(signal)
+            hours = None if index is None else (int(starts[index]) - to_ms(shift)) / 3_600_000
+            near = hours is not None and -24 <= hours <= 48
+            strongest += near and search is find_change_point
+            latest += near and search is latest_change_point
+    assert strongest <= 8, strongest
+    assert latest >= 9, latest
 
 
 def test_a_change_too_near_the_end_leaves_the_minimum_window() -> None:
