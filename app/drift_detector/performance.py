@@ -96,8 +96,10 @@ def evaluate_performance(
         pnl_p_iid = float(scipy_stats.ttest_1samp(pnl, baseline_pnl, alternative="less").pvalue)
     winrate_p, pnl_p, blocks = winrate_p_iid, pnl_p_iid, None
     if times is not None:
-        _, winrate_p, blocks = blocked_pvalues((pnl > 0) - baseline_winrate, times, window.block_us)
-        _, pnl_p, _ = blocked_pvalues(pnl - baseline_pnl, times, window.block_us)
+        order = np.argsort(times, kind="stable")  # the blocks are summed in time order
+        won, ordered_pnl, times = (pnl > 0)[order], pnl[order], times[order]
+        _, winrate_p, blocks = blocked_pvalues(won - baseline_winrate, times, window.block_us)
+        _, pnl_p, _ = blocked_pvalues(ordered_pnl - baseline_pnl, times, window.block_us)
     winrate_low, pnl_low = winrate_p < alpha, pnl_p < alpha
     drop = baseline_winrate - winrate
     if winrate_low and drop >= 0.15 and pnl_low:

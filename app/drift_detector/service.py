@@ -232,7 +232,6 @@ def check_performance_drift(container: Container, model_id: str, lookback_days: 
             True,
         )
         model_type, metrics = model.model_type, dict(model.metrics or {})
-    closed = closed.sort_values("timestamp", kind="stable")
     direction = closed["direction"].fillna(0).to_numpy(dtype=float)
     realized = closed["realized_return"].to_numpy(dtype=float)
     # Block-robust tests (the shadow test's blocks): overlapping labels and correlated symbols.

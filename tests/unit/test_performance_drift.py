@@ -4,6 +4,7 @@ its symbols move together, so counting each trade as new evidence calls a sound 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from app.drift_detector.performance import PerformanceWindow, evaluate_performance
 from app.drift_detector.stats import Severity
@@ -45,3 +46,20 @@ def test_a_real_drop_is_still_found() -> None:
         outcome = evaluate_performance(_window(seed, skill=0.15), {"directional_accuracy": promised}, 0.05, 30)
         found += outcome.severity in (Severity.HIGH, Severity.CRITICAL)
     assert found >= 45
+
+
+def test_the_trades_order_does_not_matter() -> None:
+    # Closed predictions come back from the store in any order: the blocks are summed in time order.
+    window = _window(4, skill=0.1)
+    shuffled = np.random.default_rng(0).permutation(len(window.direction))
+    assert window.timestamp_us is not None
+    mixed = PerformanceWindow(
+        window.direction[shuffled], window.realized_return[shuffled], window.timestamp_us[shuffled], window.block_us
+    )
+    metrics = {"directional_accuracy": 0.6}
+    one, other = evaluate_performance(window, metrics, 0.05, 30), evaluate_performance(mixed, metrics, 0.05, 30)
+    # (equal up to the order of additions inside a block)
+    assert one.summary["winrate_p_value"] == pytest.approx(other.summary["winrate_p_value"], rel=1e-9)
+    assert one.summary["avg_pnl_p_value"] == pytest.approx(other.summary["avg_pnl_p_value"], rel=1e-9)
+    assert one.summary["winrate_p_value"] < 0.05
+    assert one.severity is other.severity
