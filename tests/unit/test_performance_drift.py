@@ -63,3 +63,22 @@ def test_the_trades_order_does_not_matter() -> None:
     assert one.summary["avg_pnl_p_value"] == pytest.approx(other.summary["avg_pnl_p_value"], rel=1e-9)
     assert one.summary["winrate_p_value"] < 0.05
     assert one.severity is other.severity
+
+
+def test_the_baseline_is_the_walk_forward_hit_rate_before_the_single_test_part() -> None:
+    # The main run's first xgboost: its last-tenth test part read 0.78, its walk-forward folds 0.59.
+    # Live trades at 0.60 are a drop from the first and none from the second.
+    metrics = {
+        "directional_accuracy": 0.78,
+        "cross_validation": {"pooled": {"model": {"directional_accuracy": 0.59}}},
+    }
+    window = _window(4, skill=0.2)
+    live = _won(window)
+    assert 0.58 < live < 0.62
+    outcome = evaluate_performance(window, metrics, 0.05, 30)
+    assert outcome.summary["baseline_winrate"] == 0.59
+    assert outcome.summary["baseline_source"] == "cross_validation.pooled.model.directional_accuracy"
+    assert outcome.severity is Severity.NONE
+    single = evaluate_performance(window, {"directional_accuracy": 0.78}, 0.05, 30)
+    assert single.summary["baseline_source"] == "directional_accuracy" and single.severity is Severity.HIGH
+    assert evaluate_performance(window, {**metrics, "winrate": 0.7}, 0.05, 30).summary["baseline_winrate"] == 0.7
