@@ -58,7 +58,7 @@ def status() -> None:
 @click.option("--source", type=click.Choice(["synthetic", "files", "exchange"]), default="synthetic", show_default=True)
 @click.option("--files", multiple=True, help="CSV/Parquet candle files or folders (source files): tests/data/ohlcv.")
 @click.option("--symbols", default=None, help="Comma-separated symbols (default: 2 synthetic ones, or the files').")
-@click.option("--days", type=float, default=None, help="Days replayed as live (default 10).")
+@click.option("--days", type=float, default=None, help="Days replayed as live (default 12).")
 @click.option("--report", "report_path", type=click.Path(), default=None, help="HTML report file.")
 @click.option("--quiet", is_flag=True, help="Only the final summary's last lines.")
 def run(

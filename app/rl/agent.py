@@ -43,6 +43,9 @@ class ResetResult:
     reason: str
 
 
+RL_RANDOM = "rl_random"  # container.extras: a random.Random every agent of the process explores with
+
+
 def q_params(policy: Policy) -> QParams:
     rl = policy.rl
     return QParams(rl.learning_rate, rl.discount, rl.epsilon_decay, rl.epsilon_min)
@@ -57,7 +60,9 @@ class TabularAgent:
 
     def __init__(self, container: Container, rng: random.Random | None = None) -> None:
         self.container = container
-        self.rng = rng or random.Random()
+        # Exploration's random source: `rng`, else the container's (a replay seeds one, so that the same
+        # seed makes the same decisions), else fresh entropy.
+        self.rng = rng or container.extras.get(RL_RANDOM) or random.Random()
         self.store = QTableStore(container, self.rl_type, self.file_prefix, self.actions)
 
     # ------------------------------------------------------------------ select / update

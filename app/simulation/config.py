@@ -41,7 +41,7 @@ class RunConfig:
     start: datetime = DEFAULT_START  # first candle of the initial history (synthetic, exchange)
     history_days: float = 16.0  # candles before the replay (the first training_days of them are trained on)
     training_days: float = 12.0  # the policy's data.lookback_days: every training's window
-    replay_days: float = 10.0  # candles replayed as live
+    replay_days: float = 12.0  # candles replayed as live: the shift, 3 days of the new market, a 4-day test
     shift_after_days: float | None = 3.0  # into the replay: the synthetic market's shift (None: no shift)
     drift_checks_after_days: float = 2.0  # a first clean period before the scheduled drift checks start
     neural_every: int = 2  # the neural models are asked at every n-th decision (their inference is the slow part)

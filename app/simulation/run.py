@@ -8,6 +8,7 @@ passes a distributed one), installs a simulated clock, stores the run's policy, 
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import time
@@ -28,6 +29,7 @@ from app.model_registry import ModelRegistry
 from app.model_registry.records import ACTIVE, SHADOW
 from app.retraining import RetrainingOrchestrator
 from app.retraining.jobs import COMPLETED, PARTIAL
+from app.rl.agent import RL_RANDOM
 from app.simulation.api_client import in_process_client
 from app.simulation.config import RunConfig
 from app.simulation.engine import EngineSetup, TradingEngine
@@ -71,6 +73,9 @@ def run_simulation(
     started = time.perf_counter()
     stages: dict[str, float] = {}
     container = container or embedded_container(config)
+    # The RL agents' exploration, seeded by the run's seed: the same seed makes the same run. (Agents in
+    # another process, as a real-stack API's, explore with their own entropy.)
+    container.extras[RL_RANDOM] = random.Random(config.seed)
     say = (lambda _: None) if config.quiet else echo
     clock = clock or SimulatedClock(config.replay_start)
     use_clock(clock)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from app.core.db.models import Event, RLAgentState, RLAppliedUpdate, RLVersion
 from app.core.topics import TradeClosed
+from app.rl.agent import RL_RANDOM
 from app.rl.meta_space import MetaStrategyState, StrategyType
 from app.rl.meta_strategy import RLMetaStrategy
 from app.rl.position_sizing import RLPositionSizing
@@ -196,3 +197,21 @@ def test_maintenance_snapshots_changed_agents_and_prunes_idle_states(sqlite_cont
     assert report["position_sizing"]["saved_version"] is None  # nothing changed: no snapshot
     assert set(meta.q_table()) == {META.key}
     assert set(meta.q_table(1)) == {META.key, idle.key}  # the snapshot kept it
+
+
+def test_agents_explore_with_the_containers_random_source_when_it_has_one(sqlite_container) -> None:
+    # A replay seeds one source for every agent of its process (a new agent per API request): the same
+    # seed, the same sequence of choices; without one, each agent draws on fresh entropy.
+    def choices(seed: int) -> list[str]:
+        sqlite_container.extras[RL_RANDOM] = random.Random(seed)
+        return [RLMetaStrategy(sqlite_container).select_strategy(META).value for _ in range(30)]
+
+    sqlite_container.policy_store.update({"rl": {"epsilon_start": 1.0, "epsilon_min": 1.0}})  # every choice explores
+    assert choices(3) == choices(3)
+    assert choices(3) != choices(4)
+    source = random.Random(5)
+    sqlite_container.extras[RL_RANDOM] = source
+    assert RLPositionSizing(sqlite_container).rng is source
+    assert RLMetaStrategy(sqlite_container, rng=random.Random(1)).rng is not source
+    del sqlite_container.extras[RL_RANDOM]
+    assert RLMetaStrategy(sqlite_container).rng is not RLMetaStrategy(sqlite_container).rng
