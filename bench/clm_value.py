@@ -97,6 +97,8 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                 "after": counterfactual.book_figures(container, rows.loc[~before], position[~before]),
                 "models": models,
             }
+            if name == "full":  # a CRITICAL drift halts trading until resumed: the book as the engine traded
+                out["full_as_traded"] = as_traded(container, rows, position, before)
         if loop == "full":
             with container.session_factory() as session:
                 promoted = session.scalars(
@@ -109,6 +111,18 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             out["shadow_power"] = shadow_power(container, config.shift_at)
         container.dispose()
     return out
+
+
+def as_traded(container: Any, rows: Any, position: np.ndarray, before: np.ndarray) -> dict[str, Any]:
+    """The full replay's book flat while trading was halted (`counterfactual.halted_mask`), before and
+    after the shift, with the share of rows halted after it. Nobody resumes a halt in a replay."""
+    halted = counterfactual.halted_mask(container, rows)
+    flat = np.where(halted, 0.0, position)
+    return {
+        "before": counterfactual.book_figures(container, rows.loc[before], flat[before]),
+        "after": counterfactual.book_figures(container, rows.loc[~before], flat[~before]),
+        "halted_share_after": float(halted[~before].mean()) if (~before).any() else 0.0,
+    }
 
 
 def shadow_looks(args: argparse.Namespace, symbols: int) -> tuple[int, int]:
@@ -232,6 +246,22 @@ def main() -> None:
     report(results, args, time.perf_counter() - started)
 
 
+def sign_counts(diff: np.ndarray) -> dict[str, Any]:
+    """Wins, losses and ties (the same books: nothing promoted) of paired differences, with the
+    one-sided Wilcoxon signed-rank and sign tests."""
+    wins, untied = int((diff > 0).sum()), int((diff != 0).sum())
+    wilcoxon = stats.wilcoxon(diff, alternative="greater") if len(diff) >= 2 and diff.any() else None
+    return {
+        "wins": wins,
+        "losses": int((diff < 0).sum()),
+        "ties": int((diff == 0).sum()),
+        "seeds": len(diff),
+        "mean_diff": float(diff.mean()),
+        "wilcoxon_p": None if wilcoxon is None else float(wilcoxon.pvalue),
+        "sign_test_p": float(stats.binomtest(wins, untied, 0.5, alternative="greater").pvalue) if untied else 1.0,
+    }
+
+
 def report(results: list[dict[str, Any]], args: argparse.Namespace, seconds: float) -> None:
     header = " ".join(f"{p[:3]}:{m:>11s}" for p in ("before", "after") for m in METRICS)
     print(f"\n{'policy':9s} {header}")
@@ -239,23 +269,17 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
         print(table_line(name, results))
     full = np.array([r["full"]["after"]["sharpe"] for r in results])
     frozen = np.array([r["frozen"]["after"]["sharpe"] for r in results])
-    diff = full - frozen
-    wins = int((diff > 0).sum())
-    wilcoxon = stats.wilcoxon(full, frozen, alternative="greater") if len(results) >= 2 and diff.any() else None
-    untied = int((diff != 0).sum())
-    sign_p = float(stats.binomtest(wins, untied, 0.5, alternative="greater").pvalue) if untied else 1.0
-    paired = {
-        "metric": "sharpe after the shift, full - frozen",
-        "wins": wins,
-        "losses": int((diff < 0).sum()),
-        "ties": int((diff == 0).sum()),  # the same books: nothing promoted in the full replay
-        "seeds": len(results),
-        "mean_diff": float(diff.mean()),
-        "wilcoxon_p": None if wilcoxon is None else float(wilcoxon.pvalue),
-        "sign_test_p": sign_p,
-        "goal": "full beats frozen in >= 8 of 10 seeds, paired test p < 0.05",
-    }
+    paired = {"metric": "sharpe after the shift, full - frozen"} | sign_counts(full - frozen)
+    paired["goal"] = "full beats frozen in >= 8 of 10 seeds, paired test p < 0.05"
     print(f"\npaired (full vs frozen, Sharpe after the shift): {paired}")
+    as_traded_paired = None
+    if all("full_as_traded" in r for r in results):
+        traded = np.array([r["full_as_traded"]["after"]["sharpe"] for r in results])
+        as_traded_paired = sign_counts(traded - frozen) | {
+            "metric": "sharpe after the shift, full as traded (flat while halted) - frozen",
+            "halted_share_after": [r["full_as_traded"]["halted_share_after"] for r in results],
+        }
+        print(f"paired (full as traded vs frozen): {as_traded_paired}")
     per_policy = {
         name: {
             part: {
@@ -279,6 +303,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
         "model_types": list(MODEL_TYPES),
         "metrics": per_policy,
         "paired_test": paired,
+        "paired_test_as_traded": as_traded_paired,
         "promoted_after_shift": {r["seed"]: len(r["full_promoted_after_shift"]) for r in results},
         # Per shadow test after the shift: pairs seen, effect size, pairs a test at the policy's level needs.
         "shadow_power": {r["seed"]: r.get("shadow_power", []) for r in results},
@@ -382,6 +407,11 @@ def one_files_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         for name, frozen in [(loop, False)] + ([("frozen", True)] if loop == "full" else []):
             position, models = counterfactual.book_position(container, rows, frozen=frozen)
             out[name] = monthly_figures(container, rows, position) | {"models": models}
+            if name == "full":  # a CRITICAL drift halts trading until resumed: the book as the engine traded
+                halted = counterfactual.halted_mask(container, rows)
+                out["full_as_traded"] = monthly_figures(container, rows, np.where(halted, 0.0, position)) | {
+                    "halted_share": float(halted.mean()) if len(halted) else 0.0
+                }
         out["rows"] = len(rows)
         container.dispose()
     return out
@@ -403,7 +433,7 @@ def real_candles(args: argparse.Namespace) -> None:
         if args.partial:
             with open(args.partial, "a") as handle:
                 handle.write(json.dumps(result) + "\n")
-    policies = [name for name in POLICIES if results and name in results[0]]
+    policies = [name for name in (*POLICIES, "full_as_traded") if results and name in results[0]]
     print(f"\n{'policy':9s} {'seed':>4s} " + " ".join(f"{m:>12s}" for m in METRICS))
     for r in results:
         for name in policies:

@@ -7,6 +7,10 @@ position is the mean of its types' directions, scored by `app/model_training/sco
 (staggered book, fees on position changes). Only the tree and naive types are replayed: the
 neural forecasters need each row's history as a sequence, and their inference is the run's
 slow part.
+
+A CRITICAL drift halts trading until it is resumed (`clm.trading.halted` / `clm.trading.resumed`):
+the engine opens nothing then. `halted_mask` marks the rows whose close fell in a halt, so that a
+book "as traded" is flat there (the models' book is not).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from app.core.db.models import ModelStatusHistory
+from app.core.db.models import Event, ModelStatusHistory
 from app.data_pipeline import CandleStore, engineer_features, timeframe_ms
 from app.data_pipeline.labels import generate_labels
 from app.data_pipeline.timeframes import to_ms
@@ -91,6 +95,33 @@ def book_position(container: Container, rows: pd.DataFrame, *, frozen: bool) -> 
                 used[model_type].append(model_id)
         directions.append(direction)
     return (np.mean(directions, axis=0) if directions else np.zeros(len(rows))), used
+
+
+HALTED, RESUMED = "clm.trading.halted", "clm.trading.resumed"
+
+
+def halted_mask(container: Container, rows: pd.DataFrame) -> np.ndarray:
+    """Per row, whether trading was halted at the candle's close: from the first halt after the last
+    resume (or the start) until the next resume, by the events' times (the simulated clock in a replay)."""
+    step = timeframe_ms(container.policy_store.get().data.timeframe)
+    close_ms = rows["timestamp"].to_numpy(dtype=np.int64) + step
+    with container.session_factory() as session:
+        events = session.execute(
+            select(Event.topic, Event.created_at)
+            .where(Event.topic.in_((HALTED, RESUMED)))
+            .order_by(Event.created_at, Event.id)
+        ).all()
+    mask = np.zeros(len(rows), dtype=bool)
+    since: int | None = None
+    for topic, at in events:
+        if topic == HALTED and since is None:
+            since = to_ms(at)
+        elif topic == RESUMED and since is not None:
+            mask |= (close_ms >= since) & (close_ms < to_ms(at))
+            since = None
+    if since is not None:
+        mask |= close_ms >= since
+    return mask
 
 
 def book_figures(container: Container, rows: pd.DataFrame, position: np.ndarray) -> dict[str, float]:

@@ -67,6 +67,11 @@ def test_a_short_real_replay_reports_each_policy_over_the_replay_and_per_month(t
         for metric in ("net_pnl", "max_drawdown", "sharpe"):
             assert math.isfinite(figures["all"][metric]), (policy, metric)
         assert set(figures["models"]) == {"xgboost", "lightgbm"}
+    # The book as traded: flat while a CRITICAL drift's halt lasted (none resumes it in a replay).
+    traded = out["full_as_traded"]
+    assert 0.0 <= traded["halted_share"] <= 1.0 and traded["all"]["rows"] == out["rows"]
+    if traded["halted_share"] == 0.0:
+        np.testing.assert_equal(traded["all"], out["full"]["all"])  # NaN hit rates (no trade) alike
     # The frozen book is the full replay's first models only.
     assert all(len(ids) == 1 and ids[0] == out["full"]["models"][t][0] for t, ids in out["frozen"]["models"].items())
     paired = clm_value.paired_by_month(out)
