@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -207,20 +207,18 @@ class EventBus:
     def _deliver_one(self, event_id: int, report: DeliveryReport) -> None:
         # Core statements, not ORM objects: a drift check alone publishes an event per drifted feature,
         # and the ORM's bookkeeping of three rows cost more than the handlers of most of them.
+        # The event and the handlers that have taken it in one statement (one row per such handler).
+        taken = (EventDelivery.event_id == Event.id) & (EventDelivery.status == "delivered")
         with self._session_factory() as session:
-            row = session.execute(
-                select(Event.id, Event.topic, Event.payload, Event.created_at, Event.status).where(Event.id == event_id)
-            ).one_or_none()
-            if row is None or row.status != "pending":
-                return
-            payload = event_dict(row)
-            done = set(
-                session.scalars(
-                    select(EventDelivery.handler).where(
-                        EventDelivery.event_id == event_id, EventDelivery.status == "delivered"
-                    )
-                )
-            )
+            found = session.execute(
+                select(Event.id, Event.topic, Event.payload, Event.created_at, Event.status, EventDelivery.handler)
+                .outerjoin(EventDelivery, taken)
+                .where(Event.id == event_id)
+            ).all()
+        if not found or found[0].status != "pending":
+            return
+        payload = event_dict(found[0])
+        done = {r.handler for r in found if r.handler is not None}
         errors: list[str] = []
         outcomes: list[tuple[str, str | None]] = []
         for sub in self.subscriptions():
@@ -254,9 +252,10 @@ class EventBus:
                     new.append({"event_id": event_id, "handler": handler_name, "attempts": 1, **values})
             if new:
                 session.execute(insert(EventDelivery), new)
-            attempts = (session.execute(select(Event.attempts).where(Event.id == event_id)).scalar_one() or 0) + 1
-            changes: dict[str, Any] = {"attempts": attempts}
+            changes: dict[str, Any]
             if errors:
+                attempts = (session.execute(select(Event.attempts).where(Event.id == event_id)).scalar_one() or 0) + 1
+                changes = {"attempts": attempts}
                 report.failed += 1
                 report.errors.extend(errors)
                 changes["last_error"] = "\n".join(errors)[:4000]
@@ -266,8 +265,9 @@ class EventBus:
                 else:
                     backoff = self.backoff_seconds * (2 ** (attempts - 1))
                     changes["next_attempt_at"] = now + timedelta(seconds=min(backoff, 3600))
-            else:
-                changes |= {"status": "delivered", "delivered_at": now, "next_attempt_at": None}
+            else:  # the count goes up in the statement: no read of it first
+                changes = {"attempts": func.coalesce(Event.attempts, 0) + 1, "status": "delivered", "delivered_at": now}
+                changes["next_attempt_at"] = None
                 report.delivered += 1
             session.execute(update(Event).where(Event.id == event_id).values(**changes))
 

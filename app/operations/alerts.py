@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,7 +43,7 @@ from app.core.db.models import (
     RetrainingJob,
     ShadowTestResult,
 )
-from app.core.policy import load_policy
+from app.core.policy import Policy, load_policy
 from app.core.topics import TOPICS, AlertCritical, AlertWarning, DriftDetected
 from app.data_pipeline.timeframes import timeframe_ms
 from app.drift_detector.service import follows_lead
@@ -100,10 +101,14 @@ class Alert:
         return {"id": self.id, **self.as_payload(), "acknowledged": ack}
 
 
-def _recent_events(session: Session, topics: tuple[str, ...], since: datetime) -> list[Event]:
+def _recent_events(session: Session, topics: tuple[str, ...], since: datetime) -> list[Row[Any]]:
+    """(id, topic, payload, created_at) of the events of `topics` since `since`, newest first (columns,
+    not ORM rows: this runs at every alert check)."""
     return list(
-        session.scalars(
-            select(Event).where(Event.topic.in_(topics), Event.created_at >= since).order_by(Event.id.desc())
+        session.execute(
+            select(Event.id, Event.topic, Event.payload, Event.created_at)
+            .where(Event.topic.in_(topics), Event.created_at >= since)
+            .order_by(Event.id.desc())
         )
     )
 
@@ -132,8 +137,16 @@ def _drift_alerts(session: Session, since: datetime) -> list[Alert]:
         # walks the table backwards from the end, where the window's rows are.)
         window = (DriftEvent.severity == severity, DriftEvent.detected_at >= since)
         count = session.scalar(select(func.count()).select_from(DriftEvent).where(*window)) or 0
-        newest = select(DriftEvent).where(*window).order_by(DriftEvent.id.desc()).limit(1)
-        rows = session.scalars(newest).all() if count else []  # none: no walk through the whole table
+        newest = (
+            select(
+                DriftEvent.id, DriftEvent.feature_name, DriftEvent.model_type, DriftEvent.drift_type,
+                DriftEvent.p_value, DriftEvent.detected_at,
+            )
+            .where(*window)
+            .order_by(DriftEvent.id.desc())
+            .limit(1)
+        )  # fmt: skip
+        rows = session.execute(newest).all() if count else []  # none: no walk through the whole table
         if rows:
             latest = rows[0]
             what = latest.feature_name or latest.model_type or latest.drift_type
@@ -151,8 +164,9 @@ def _drift_alerts(session: Session, since: datetime) -> list[Alert]:
 
 
 def _degradation_alerts(session: Session, since: datetime) -> list[Alert]:
-    active = {m.model_id: m for m in session.scalars(select(ModelRegistry).where(ModelRegistry.status == ACTIVE))}
-    degraded: dict[str, Event] = {}
+    models = select(ModelRegistry.model_id, ModelRegistry.model_type, ModelRegistry.version)
+    active = {m.model_id: m for m in session.execute(models.where(ModelRegistry.status == ACTIVE))}
+    degraded: dict[str, Row[Any]] = {}
     for event in _recent_events(session, (DEGRADED_TOPIC,), since):
         model_id = str((event.payload or {}).get("model_id", ""))
         if model_id in active and model_id not in degraded:
@@ -185,7 +199,8 @@ def _degradation_alerts(session: Session, since: datetime) -> list[Alert]:
 
 def _shadow_stall_alerts(session: Session, now: datetime) -> list[Alert]:
     alerts = []
-    for shadow in session.scalars(select(ModelRegistry).where(ModelRegistry.status == SHADOW)):
+    shadows = select(ModelRegistry.model_id, ModelRegistry.model_type, ModelRegistry.version, ModelRegistry.created_at)
+    for shadow in session.execute(shadows.where(ModelRegistry.status == SHADOW)):
         # The newest pair's prediction time, from idx_shadow_model (shadow_model_id, timestamp):
         # the write time is in no index, and this runs at every /metrics scrape, so ordering by
         # it read every pair of a test (millions at the live rate).
@@ -210,9 +225,9 @@ def _shadow_stall_alerts(session: Session, now: datetime) -> list[Alert]:
     return alerts
 
 
-def _feed_stall_alerts(session: Session, now: datetime) -> list[Alert]:
+def _feed_stall_alerts(session: Session, now: datetime, policy: Policy | None) -> list[Alert]:
     """A symbol of the policy whose newest stored candle is `stalled_feed_intervals` old."""
-    data = load_policy(session).data
+    data = (policy or load_policy(session)).data
     step = timedelta(milliseconds=timeframe_ms(data.timeframe))
     alerts = []
     for symbol in data.symbols:
@@ -302,8 +317,10 @@ def _event_alerts(session: Session, since: datetime) -> list[Alert]:
     return alerts
 
 
-def current_alerts(session: Session, now: datetime | None = None) -> list[Alert]:
-    """Every alert condition that holds now, critical first, each with its acknowledgement if any."""
+def current_alerts(session: Session, now: datetime | None = None, policy: Policy | None = None) -> list[Alert]:
+    """Every alert condition that holds now, critical first, each with its acknowledgement if any.
+
+    `policy`: the one in force, when the caller has it (`PolicyStore.get`, cached); else it is read here."""
     now = now or utcnow()
     since = now - WINDOW
     alerts = (
@@ -311,7 +328,7 @@ def current_alerts(session: Session, now: datetime | None = None) -> list[Alert]
         + _drift_alerts(session, since)
         + _degradation_alerts(session, since)
         + _shadow_stall_alerts(session, now)
-        + _feed_stall_alerts(session, now)
+        + _feed_stall_alerts(session, now, policy)
         + _event_alerts(session, since)
         + _dead_event_alerts(session)
         + _no_active_model_alerts(session)
@@ -405,15 +422,16 @@ def raise_new_alerts(container: Container) -> list[Alert]:
     with container.session() as session:
         now = utcnow()
         raised = {
-            (e.payload or {}).get("key")
-            for e in session.scalars(
-                select(Event).where(
+            (payload or {}).get("key")
+            for payload in session.scalars(
+                select(Event.payload).where(
                     or_(Event.topic == "alert.critical", Event.topic == "alert.warning"),
                     Event.created_at >= now - 3 * WINDOW,
                 )
             )
         }
-        new = [a for a in current_alerts(session, now) if a.key not in raised]
+        policy = container.policy_store.get(session)
+        new = [a for a in current_alerts(session, now, policy) if a.key not in raised]
         for alert in new:
             event_type = AlertCritical if alert.severity == "critical" else AlertWarning
             container.bus.publish(session, event_type(**alert.as_payload()))
