@@ -235,10 +235,12 @@ class EventBus:
                 outcomes.append((sub.name, message))
         now = _wallclock()
         with self._session_factory() as session, session.begin():
-            rows = session.execute(
-                select(EventDelivery.handler, EventDelivery.attempts).where(EventDelivery.event_id == event_id)
-            )
-            tried = {handler: attempts for handler, attempts in rows}
+            tried: dict[str, int | None] = {}
+            if outcomes:  # an event no handler listens to has no deliveries to read
+                rows = session.execute(
+                    select(EventDelivery.handler, EventDelivery.attempts).where(EventDelivery.event_id == event_id)
+                )
+                tried = {handler: attempts for handler, attempts in rows}
             new: list[dict[str, Any]] = []
             for handler_name, error in outcomes:
                 values = {"status": "failed" if error else "delivered", "last_error": error, "updated_at": now}
