@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,6 +36,27 @@ from app.core.topics import TopicEvent
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], None]
+
+
+# The delivery's statements, built once (bound per event): a drift check alone publishes an event per
+# drifted feature, and building a statement costs more than running it on SQLite.
+_EVENT_AND_TAKERS = (  # the event and the handlers that have taken it (one row per such handler)
+    select(Event.id, Event.topic, Event.payload, Event.created_at, Event.status, EventDelivery.handler)
+    .outerjoin(EventDelivery, (EventDelivery.event_id == Event.id) & (EventDelivery.status == "delivered"))
+    .where(Event.id == bindparam("event_id"))
+)
+_INSERT_DELIVERIES = insert(EventDelivery)
+_TRIED = select(EventDelivery.handler, EventDelivery.attempts).where(EventDelivery.event_id == bindparam("event_id"))
+_DELIVERED = (  # the count goes up in the statement: no read of it first
+    update(Event)
+    .where(Event.id == bindparam("event_id"))
+    .values(
+        attempts=func.coalesce(Event.attempts, 0) + 1,
+        status="delivered",
+        delivered_at=bindparam("now", type_=Event.__table__.c.delivered_at.type),
+        next_attempt_at=None,
+    )
+)
 
 
 def _wallclock() -> datetime:
@@ -207,14 +228,8 @@ class EventBus:
     def _deliver_one(self, event_id: int, report: DeliveryReport) -> None:
         # Core statements, not ORM objects: a drift check alone publishes an event per drifted feature,
         # and the ORM's bookkeeping of three rows cost more than the handlers of most of them.
-        # The event and the handlers that have taken it in one statement (one row per such handler).
-        taken = (EventDelivery.event_id == Event.id) & (EventDelivery.status == "delivered")
         with self._session_factory() as session:
-            found = session.execute(
-                select(Event.id, Event.topic, Event.payload, Event.created_at, Event.status, EventDelivery.handler)
-                .outerjoin(EventDelivery, taken)
-                .where(Event.id == event_id)
-            ).all()
+            found = session.execute(_EVENT_AND_TAKERS, {"event_id": event_id}).all()
         if not found or found[0].status != "pending":
             return
         payload = event_dict(found[0])
@@ -237,10 +252,7 @@ class EventBus:
         with self._session_factory() as session, session.begin():
             tried: dict[str, int | None] = {}
             if outcomes:  # an event no handler listens to has no deliveries to read
-                rows = session.execute(
-                    select(EventDelivery.handler, EventDelivery.attempts).where(EventDelivery.event_id == event_id)
-                )
-                tried = {handler: attempts for handler, attempts in rows}
+                tried = {handler: attempts for handler, attempts in session.execute(_TRIED, {"event_id": event_id})}
             new: list[dict[str, Any]] = []
             for handler_name, error in outcomes:
                 values = {"status": "failed" if error else "delivered", "last_error": error, "updated_at": now}
@@ -253,24 +265,22 @@ class EventBus:
                 else:
                     new.append({"event_id": event_id, "handler": handler_name, "attempts": 1, **values})
             if new:
-                session.execute(insert(EventDelivery), new)
-            changes: dict[str, Any]
-            if errors:
-                attempts = (session.execute(select(Event.attempts).where(Event.id == event_id)).scalar_one() or 0) + 1
-                changes = {"attempts": attempts}
-                report.failed += 1
-                report.errors.extend(errors)
-                changes["last_error"] = "\n".join(errors)[:4000]
-                if attempts >= self.max_attempts:
-                    changes["status"] = "dead"
-                    report.dead += 1
-                else:
-                    backoff = self.backoff_seconds * (2 ** (attempts - 1))
-                    changes["next_attempt_at"] = now + timedelta(seconds=min(backoff, 3600))
-            else:  # the count goes up in the statement: no read of it first
-                changes = {"attempts": func.coalesce(Event.attempts, 0) + 1, "status": "delivered", "delivered_at": now}
-                changes["next_attempt_at"] = None
+                session.execute(_INSERT_DELIVERIES, new)
+            if not errors:
+                session.execute(_DELIVERED, {"event_id": event_id, "now": now})
                 report.delivered += 1
+                return
+            attempts = (session.execute(select(Event.attempts).where(Event.id == event_id)).scalar_one() or 0) + 1
+            changes: dict[str, Any] = {"attempts": attempts}
+            report.failed += 1
+            report.errors.extend(errors)
+            changes["last_error"] = "\n".join(errors)[:4000]
+            if attempts >= self.max_attempts:
+                changes["status"] = "dead"
+                report.dead += 1
+            else:
+                backoff = self.backoff_seconds * (2 ** (attempts - 1))
+                changes["next_attempt_at"] = now + timedelta(seconds=min(backoff, 3600))
             session.execute(update(Event).where(Event.id == event_id).values(**changes))
 
     def requeue_dead(self) -> int:
