@@ -22,9 +22,9 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,7 +45,13 @@ _EVENT_AND_TAKERS = (  # the event and the handlers that have taken it (one row 
     .outerjoin(EventDelivery, (EventDelivery.event_id == Event.id) & (EventDelivery.status == "delivered"))
     .where(Event.id == bindparam("event_id"))
 )
-_INSERT_DELIVERIES = insert(EventDelivery)
+_LEASE = (
+    update(Event)
+    .where(Event.id.in_(bindparam("ids", expanding=True)))
+    .values(next_attempt_at=bindparam("until", type_=Event.__table__.c.next_attempt_at.type))
+    .execution_options(synchronize_session=False)  # sessions of their own, holding no Event objects
+)
+_INSERT_DELIVERIES = insert(cast(Table, EventDelivery.__table__))  # Core: no ORM bulk bookkeeping for two rows
 _TRIED = select(EventDelivery.handler, EventDelivery.attempts).where(EventDelivery.event_id == bindparam("event_id"))
 _DELIVERED = (  # the count goes up in the statement: no read of it first
     update(Event)
@@ -56,6 +62,7 @@ _DELIVERED = (  # the count goes up in the statement: no read of it first
         delivered_at=bindparam("now", type_=Event.__table__.c.delivered_at.type),
         next_attempt_at=None,
     )
+    .execution_options(synchronize_session=False)
 )
 
 
@@ -118,6 +125,7 @@ class EventBus:
         self.backoff_seconds = backoff_seconds
         self._is_postgres = is_postgres
         self._local = threading.local()
+        self._claim_queries: dict[tuple[int, bool], Any] = {}
         self._lock = threading.Lock()
         sa_event.listen(session_factory, "after_commit", self._after_commit)
         sa_event.listen(session_factory, "after_rollback", self._after_rollback)
@@ -205,7 +213,7 @@ class EventBus:
             self._local.delivering = False
         return report
 
-    def _due_filter(self, now: datetime, force: bool) -> Any:
+    def _due_filter(self, now: Any, force: bool) -> Any:
         if force:
             return Event.status == "pending"
         return (Event.status == "pending") & or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now)
@@ -213,17 +221,23 @@ class EventBus:
     def _claim(self, limit: int, force: bool) -> list[int]:
         now = _wallclock()
         with self._session_factory() as session, session.begin():
+            ids = list(session.scalars(self._claim_query(limit, force), {"now": now}))
+            if ids:
+                session.execute(_LEASE, {"ids": ids, "until": now + timedelta(seconds=self.lease_seconds)})
+        return ids
+
+    def _claim_query(self, limit: int, force: bool) -> Any:
+        """The due events' ids, oldest first (bound to `now`): built once per (limit, force), as a claim
+        follows every commit that publishes."""
+        key = (limit, force)
+        query = self._claim_queries.get(key)
+        if query is None:
+            now = bindparam("now", type_=Event.__table__.c.next_attempt_at.type)
             query = select(Event.id).where(self._due_filter(now, force)).order_by(Event.id).limit(limit)
             if self._is_postgres:
                 query = query.with_for_update(skip_locked=True)
-            ids = list(session.scalars(query))
-            if ids:
-                session.execute(
-                    update(Event)
-                    .where(Event.id.in_(ids))
-                    .values(next_attempt_at=now + timedelta(seconds=self.lease_seconds))
-                )
-        return ids
+            self._claim_queries[key] = query
+        return query
 
     def _deliver_one(self, event_id: int, report: DeliveryReport) -> None:
         # Core statements, not ORM objects: a drift check alone publishes an event per drifted feature,
