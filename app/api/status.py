@@ -15,8 +15,8 @@ from app.operations.read_models import clm_status, schedule_status
 bp = Blueprint("clm", __name__, url_prefix="/api")
 
 
-def _alerts(session) -> list[Alert]:  # type: ignore[no-untyped-def]
-    return [Alert.model_validate(a.view()) for a in current_alerts(session)]
+def _alerts(session, policy=None) -> list[Alert]:  # type: ignore[no-untyped-def]
+    return [Alert.model_validate(a.view()) for a in current_alerts(session, policy=policy)]
 
 
 @operation(
@@ -29,8 +29,9 @@ def _alerts(session) -> list[Alert]:  # type: ignore[no-untyped-def]
 def get_clm_status() -> ClmStatus:
     c = container()
     with c.session() as session:
-        status = clm_status(session, c.policy_store.get(session))
-        alerts = _alerts(session)
+        policy = c.policy_store.get(session)
+        status = clm_status(session, policy)
+        alerts = _alerts(session, policy)
     manager = ContinuousLearningManager(c).get_status()
     return ClmStatus.model_validate(status | {"alerts": alerts, "manager": manager})
 

@@ -22,10 +22,10 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,6 +36,34 @@ from app.core.topics import TopicEvent
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], None]
+
+
+# The delivery's statements, built once (bound per event): a drift check alone publishes an event per
+# drifted feature, and building a statement costs more than running it on SQLite.
+_EVENT_AND_TAKERS = (  # the event and the handlers that have taken it (one row per such handler)
+    select(Event.id, Event.topic, Event.payload, Event.created_at, Event.status, EventDelivery.handler)
+    .outerjoin(EventDelivery, (EventDelivery.event_id == Event.id) & (EventDelivery.status == "delivered"))
+    .where(Event.id == bindparam("event_id"))
+)
+_LEASE = (
+    update(Event)
+    .where(Event.id.in_(bindparam("ids", expanding=True)))
+    .values(next_attempt_at=bindparam("until", type_=Event.__table__.c.next_attempt_at.type))
+    .execution_options(synchronize_session=False)  # sessions of their own, holding no Event objects
+)
+_INSERT_DELIVERIES = insert(cast(Table, EventDelivery.__table__))  # Core: no ORM bulk bookkeeping for two rows
+_TRIED = select(EventDelivery.handler, EventDelivery.attempts).where(EventDelivery.event_id == bindparam("event_id"))
+_DELIVERED = (  # the count goes up in the statement: no read of it first
+    update(Event)
+    .where(Event.id == bindparam("event_id"))
+    .values(
+        attempts=func.coalesce(Event.attempts, 0) + 1,
+        status="delivered",
+        delivered_at=bindparam("now", type_=Event.__table__.c.delivered_at.type),
+        next_attempt_at=None,
+    )
+    .execution_options(synchronize_session=False)
+)
 
 
 def _wallclock() -> datetime:
@@ -97,6 +125,7 @@ class EventBus:
         self.backoff_seconds = backoff_seconds
         self._is_postgres = is_postgres
         self._local = threading.local()
+        self._claim_queries: dict[tuple[int, bool], Any] = {}
         self._lock = threading.Lock()
         sa_event.listen(session_factory, "after_commit", self._after_commit)
         sa_event.listen(session_factory, "after_rollback", self._after_rollback)
@@ -184,7 +213,7 @@ class EventBus:
             self._local.delivering = False
         return report
 
-    def _due_filter(self, now: datetime, force: bool) -> Any:
+    def _due_filter(self, now: Any, force: bool) -> Any:
         if force:
             return Event.status == "pending"
         return (Event.status == "pending") & or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now)
@@ -192,35 +221,33 @@ class EventBus:
     def _claim(self, limit: int, force: bool) -> list[int]:
         now = _wallclock()
         with self._session_factory() as session, session.begin():
+            ids = list(session.scalars(self._claim_query(limit, force), {"now": now}))
+            if ids:
+                session.execute(_LEASE, {"ids": ids, "until": now + timedelta(seconds=self.lease_seconds)})
+        return ids
+
+    def _claim_query(self, limit: int, force: bool) -> Any:
+        """The due events' ids, oldest first (bound to `now`): built once per (limit, force), as a claim
+        follows every commit that publishes."""
+        key = (limit, force)
+        query = self._claim_queries.get(key)
+        if query is None:
+            now = bindparam("now", type_=Event.__table__.c.next_attempt_at.type)
             query = select(Event.id).where(self._due_filter(now, force)).order_by(Event.id).limit(limit)
             if self._is_postgres:
                 query = query.with_for_update(skip_locked=True)
-            ids = list(session.scalars(query))
-            if ids:
-                session.execute(
-                    update(Event)
-                    .where(Event.id.in_(ids))
-                    .values(next_attempt_at=now + timedelta(seconds=self.lease_seconds))
-                )
-        return ids
+            self._claim_queries[key] = query
+        return query
 
     def _deliver_one(self, event_id: int, report: DeliveryReport) -> None:
         # Core statements, not ORM objects: a drift check alone publishes an event per drifted feature,
         # and the ORM's bookkeeping of three rows cost more than the handlers of most of them.
         with self._session_factory() as session:
-            row = session.execute(
-                select(Event.id, Event.topic, Event.payload, Event.created_at, Event.status).where(Event.id == event_id)
-            ).one_or_none()
-            if row is None or row.status != "pending":
-                return
-            payload = event_dict(row)
-            done = set(
-                session.scalars(
-                    select(EventDelivery.handler).where(
-                        EventDelivery.event_id == event_id, EventDelivery.status == "delivered"
-                    )
-                )
-            )
+            found = session.execute(_EVENT_AND_TAKERS, {"event_id": event_id}).all()
+        if not found or found[0].status != "pending":
+            return
+        payload = event_dict(found[0])
+        done = {r.handler for r in found if r.handler is not None}
         errors: list[str] = []
         outcomes: list[tuple[str, str | None]] = []
         for sub in self.subscriptions():
@@ -237,10 +264,9 @@ class EventBus:
                 outcomes.append((sub.name, message))
         now = _wallclock()
         with self._session_factory() as session, session.begin():
-            rows = session.execute(
-                select(EventDelivery.handler, EventDelivery.attempts).where(EventDelivery.event_id == event_id)
-            )
-            tried = {handler: attempts for handler, attempts in rows}
+            tried: dict[str, int | None] = {}
+            if outcomes:  # an event no handler listens to has no deliveries to read
+                tried = {handler: attempts for handler, attempts in session.execute(_TRIED, {"event_id": event_id})}
             new: list[dict[str, Any]] = []
             for handler_name, error in outcomes:
                 values = {"status": "failed" if error else "delivered", "last_error": error, "updated_at": now}
@@ -253,22 +279,22 @@ class EventBus:
                 else:
                     new.append({"event_id": event_id, "handler": handler_name, "attempts": 1, **values})
             if new:
-                session.execute(insert(EventDelivery), new)
+                session.execute(_INSERT_DELIVERIES, new)
+            if not errors:
+                session.execute(_DELIVERED, {"event_id": event_id, "now": now})
+                report.delivered += 1
+                return
             attempts = (session.execute(select(Event.attempts).where(Event.id == event_id)).scalar_one() or 0) + 1
             changes: dict[str, Any] = {"attempts": attempts}
-            if errors:
-                report.failed += 1
-                report.errors.extend(errors)
-                changes["last_error"] = "\n".join(errors)[:4000]
-                if attempts >= self.max_attempts:
-                    changes["status"] = "dead"
-                    report.dead += 1
-                else:
-                    backoff = self.backoff_seconds * (2 ** (attempts - 1))
-                    changes["next_attempt_at"] = now + timedelta(seconds=min(backoff, 3600))
+            report.failed += 1
+            report.errors.extend(errors)
+            changes["last_error"] = "\n".join(errors)[:4000]
+            if attempts >= self.max_attempts:
+                changes["status"] = "dead"
+                report.dead += 1
             else:
-                changes |= {"status": "delivered", "delivered_at": now, "next_attempt_at": None}
-                report.delivered += 1
+                backoff = self.backoff_seconds * (2 ** (attempts - 1))
+                changes["next_attempt_at"] = now + timedelta(seconds=min(backoff, 3600))
             session.execute(update(Event).where(Event.id == event_id).values(**changes))
 
     def requeue_dead(self) -> int:

@@ -186,13 +186,14 @@ class CandleStore:
             if len(clean):
                 stamps = clean["timestamp"].to_numpy()
                 lo, hi = int(stamps[0]), int(stamps[-1]) + 1
-                stored = _select(
+                stored = _fetch(
                     session,
                     "SELECT open_time, open, high, low, close, volume FROM candles WHERE exchange = :e "
                     "AND symbol = :s AND timeframe = :t AND open_time >= :lo AND open_time < :hi",
                     {"e": exchange, "s": symbol, "t": timeframe, "lo": lo, "hi": hi},
                 )
-                clean, inserted, replaced, unchanged = _against_stored(clean, stored, series, on_conflict)
+                if stored:  # none stored (a new candle, the usual write): every row is inserted, no frame needed
+                    clean, inserted, replaced, unchanged = _against_stored(clean, _frame(stored), series, on_conflict)
                 if len(clean):
                     self._upsert(session, exchange, symbol, timeframe, clean)
             if covered is not None:
@@ -281,6 +282,11 @@ _NAMED = re.compile(r":(\w+)")
 def _select(session: Session, query: str, params: dict[str, object]) -> pd.DataFrame:
     """Candle rows of `query` (named `:params`) as a frame, through the driver's own cursor in the session's
     transaction: SQLAlchemy's Row objects cost as much as the query on the hundreds of rows a beat job reads."""
+    return _frame(_fetch(session, query, params))
+
+
+def _fetch(session: Session, query: str, params: dict[str, object]) -> list[tuple[Any, ...]]:
+    """The rows of `query` (named `:params`) from the driver's own cursor in the session's transaction."""
     connection = session.connection()
     args: list[object] | dict[str, object]
     if connection.dialect.name == "sqlite":
@@ -290,10 +296,9 @@ def _select(session: Session, query: str, params: dict[str, object]) -> pd.DataF
     cursor = connection.connection.cursor()
     try:
         cursor.execute(sql, args)
-        rows = cursor.fetchall()
+        return list(cursor.fetchall())
     finally:
         cursor.close()
-    return _frame(rows)
 
 
 def _frame(rows: Sequence[Row[Any]] | Sequence[tuple[Any, ...]]) -> pd.DataFrame:

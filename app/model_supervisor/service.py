@@ -110,7 +110,8 @@ class ModelSupervisor:
                 .order_by(PredictionLog.id)
                 .limit(limit)
             ).all()
-            frame = pd.DataFrame(rows, columns=["id", "symbol", "timestamp"])
+            # Plain tuples: pandas converts a list of SQLAlchemy Rows many times slower.
+            frame = pd.DataFrame([tuple(r) for r in rows], columns=["id", "symbol", "timestamp"])
             frame["horizon_end"] = frame["timestamp"] + horizon
             tf = policy.data.timeframe
             updates = resolve_frame(session, frame, policy.data.exchange, tf, timeframe_ms(tf), now)

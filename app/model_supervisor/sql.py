@@ -114,7 +114,7 @@ def prediction_frame(session: Session, model_id: str, since: datetime) -> pd.Dat
             PredictionLog.model_id == model_id, PredictionLog.timestamp >= since
         )
     ).all()
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)  # tuples: Rows convert many times slower
     for column in columns[1:]:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame

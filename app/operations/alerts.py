@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import DateTime, bindparam, func, or_, select
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,7 +43,7 @@ from app.core.db.models import (
     RetrainingJob,
     ShadowTestResult,
 )
-from app.core.policy import load_policy
+from app.core.policy import Policy, load_policy
 from app.core.topics import TOPICS, AlertCritical, AlertWarning, DriftDetected
 from app.data_pipeline.timeframes import timeframe_ms
 from app.drift_detector.service import follows_lead
@@ -59,6 +60,63 @@ SHADOW_STALL = timedelta(hours=24)
 DEGRADED_TOPIC = "model.performance.degraded"
 RL_RESET_TOPICS = ("rl.meta.reset", "rl.sizing.reset")
 RECOMMENDED_TOPIC = "shadow.promotion.recommended"
+
+
+# The alert check's statements, built once and bound per call: the check runs at every event that can
+# start an alert and at every status read, and building a statement costs more than running it on SQLite.
+_SINCE = bindparam("since", type_=DateTime())
+_FAILED_JOBS = select(RetrainingJob).where(RetrainingJob.status == FAILED, RetrainingJob.started_at >= _SINCE)
+_DRIFT_WINDOW = (DriftEvent.severity == bindparam("severity"), DriftEvent.detected_at >= _SINCE)
+_DRIFT_COUNT = select(func.count()).select_from(DriftEvent).where(*_DRIFT_WINDOW)
+_DRIFT_NEWEST = (
+    select(
+        DriftEvent.id, DriftEvent.feature_name, DriftEvent.model_type, DriftEvent.drift_type, DriftEvent.p_value,
+        DriftEvent.detected_at,
+    )
+    .where(*_DRIFT_WINDOW)
+    .order_by(DriftEvent.id.desc())
+    .limit(1)
+)  # fmt: skip
+_RECENT_EVENTS = (
+    select(Event.id, Event.topic, Event.payload, Event.created_at)
+    .where(Event.topic.in_(bindparam("topics", expanding=True)), Event.created_at >= _SINCE)
+    .order_by(Event.id.desc())
+)
+_ACTIVE_MODELS = select(ModelRegistry.model_id, ModelRegistry.model_type, ModelRegistry.version).where(
+    ModelRegistry.status == ACTIVE
+)
+_SHADOW_MODELS = select(
+    ModelRegistry.model_id, ModelRegistry.model_type, ModelRegistry.version, ModelRegistry.created_at
+).where(ModelRegistry.status == SHADOW)
+# The newest pair's prediction time, from idx_shadow_model (shadow_model_id, timestamp): the write time
+# is in no index, and this runs at every /metrics scrape, so ordering by it read every pair of a test
+# (millions at the live rate).
+_NEWEST_PAIR = (
+    select(ShadowTestResult.timestamp)
+    .where(ShadowTestResult.shadow_model_id == bindparam("model_id"))
+    .order_by(ShadowTestResult.timestamp.desc())
+    .limit(1)
+)
+_NEWEST_CANDLE = select(func.max(Candle.open_time)).where(
+    Candle.exchange == bindparam("exchange"), Candle.symbol == bindparam("symbol"), Candle.timeframe == bindparam("tf")
+)
+_DEAD_EVENTS = (
+    select(Event.id, Event.topic, Event.created_at, Event.last_error)
+    .where(Event.status == "dead", Event.topic.not_like("alert.%"))
+    .order_by(Event.id.desc())
+)
+_ACTIVE_TYPES = select(ModelRegistry.model_type).where(ModelRegistry.status == "ACTIVE")
+_LAST_ACTIVE = (
+    select(ModelStatusHistory.model_type, func.max(ModelStatusHistory.changed_at))
+    .where(ModelStatusHistory.old_status == "ACTIVE")
+    .group_by(ModelStatusHistory.model_type)
+)
+_ACKNOWLEDGEMENTS = select(AlertAcknowledgement).where(
+    AlertAcknowledgement.alert_id.in_(bindparam("ids", expanding=True))
+)
+_RAISED = select(Event.payload).where(
+    or_(Event.topic == "alert.critical", Event.topic == "alert.warning"), Event.created_at >= _SINCE
+)
 
 
 def alert_id(key: str) -> str:
@@ -100,18 +158,14 @@ class Alert:
         return {"id": self.id, **self.as_payload(), "acknowledged": ack}
 
 
-def _recent_events(session: Session, topics: tuple[str, ...], since: datetime) -> list[Event]:
-    return list(
-        session.scalars(
-            select(Event).where(Event.topic.in_(topics), Event.created_at >= since).order_by(Event.id.desc())
-        )
-    )
+def _recent_events(session: Session, topics: tuple[str, ...], since: datetime) -> list[Row[Any]]:
+    """(id, topic, payload, created_at) of the events of `topics` since `since`, newest first (columns,
+    not ORM rows: this runs at every alert check)."""
+    return list(session.execute(_RECENT_EVENTS, {"topics": list(topics), "since": since}))
 
 
 def _job_alerts(session: Session, since: datetime) -> list[Alert]:
-    failed = session.scalars(
-        select(RetrainingJob).where(RetrainingJob.status == FAILED, RetrainingJob.started_at >= since)
-    )
+    failed = session.scalars(_FAILED_JOBS, {"since": since})
     return [
         Alert(
             key=f"retraining_failed:{job.job_id}",
@@ -130,10 +184,9 @@ def _drift_alerts(session: Session, since: datetime) -> list[Alert]:
         # How many, counted in the database, and the newest row only: a drift check writes dozens of rows
         # a day, each with its JSON metadata, and this runs at every alert check. (The newest by id: SQLite
         # walks the table backwards from the end, where the window's rows are.)
-        window = (DriftEvent.severity == severity, DriftEvent.detected_at >= since)
-        count = session.scalar(select(func.count()).select_from(DriftEvent).where(*window)) or 0
-        newest = select(DriftEvent).where(*window).order_by(DriftEvent.id.desc()).limit(1)
-        rows = session.scalars(newest).all() if count else []  # none: no walk through the whole table
+        window = {"severity": severity, "since": since}
+        count = session.scalar(_DRIFT_COUNT, window) or 0
+        rows = session.execute(_DRIFT_NEWEST, window).all() if count else []  # none: no walk through the table
         if rows:
             latest = rows[0]
             what = latest.feature_name or latest.model_type or latest.drift_type
@@ -151,8 +204,8 @@ def _drift_alerts(session: Session, since: datetime) -> list[Alert]:
 
 
 def _degradation_alerts(session: Session, since: datetime) -> list[Alert]:
-    active = {m.model_id: m for m in session.scalars(select(ModelRegistry).where(ModelRegistry.status == ACTIVE))}
-    degraded: dict[str, Event] = {}
+    active = {m.model_id: m for m in session.execute(_ACTIVE_MODELS)}
+    degraded: dict[str, Row[Any]] = {}
     for event in _recent_events(session, (DEGRADED_TOPIC,), since):
         model_id = str((event.payload or {}).get("model_id", ""))
         if model_id in active and model_id not in degraded:
@@ -185,16 +238,8 @@ def _degradation_alerts(session: Session, since: datetime) -> list[Alert]:
 
 def _shadow_stall_alerts(session: Session, now: datetime) -> list[Alert]:
     alerts = []
-    for shadow in session.scalars(select(ModelRegistry).where(ModelRegistry.status == SHADOW)):
-        # The newest pair's prediction time, from idx_shadow_model (shadow_model_id, timestamp):
-        # the write time is in no index, and this runs at every /metrics scrape, so ordering by
-        # it read every pair of a test (millions at the live rate).
-        last = session.scalar(
-            select(ShadowTestResult.timestamp)
-            .where(ShadowTestResult.shadow_model_id == shadow.model_id)
-            .order_by(ShadowTestResult.timestamp.desc())
-            .limit(1)
-        )
+    for shadow in session.execute(_SHADOW_MODELS):
+        last = session.scalar(_NEWEST_PAIR, {"model_id": shadow.model_id})
         reference = last or shadow.created_at
         if now - reference > SHADOW_STALL:
             alerts.append(
@@ -210,17 +255,13 @@ def _shadow_stall_alerts(session: Session, now: datetime) -> list[Alert]:
     return alerts
 
 
-def _feed_stall_alerts(session: Session, now: datetime) -> list[Alert]:
+def _feed_stall_alerts(session: Session, now: datetime, policy: Policy | None) -> list[Alert]:
     """A symbol of the policy whose newest stored candle is `stalled_feed_intervals` old."""
-    data = load_policy(session).data
+    data = (policy or load_policy(session)).data
     step = timedelta(milliseconds=timeframe_ms(data.timeframe))
     alerts = []
     for symbol in data.symbols:
-        newest = session.scalar(
-            select(func.max(Candle.open_time)).where(
-                Candle.exchange == data.exchange, Candle.symbol == symbol, Candle.timeframe == data.timeframe
-            )
-        )
+        newest = session.scalar(_NEWEST_CANDLE, {"exchange": data.exchange, "symbol": symbol, "tf": data.timeframe})
         if newest is None:
             continue  # nothing stored yet: no feed to call stalled
         last_open = datetime(1970, 1, 1) + timedelta(milliseconds=int(newest))
@@ -242,11 +283,7 @@ def _feed_stall_alerts(session: Session, now: datetime) -> list[Alert]:
 def _dead_event_alerts(session: Session) -> list[Alert]:
     """Events whose handlers gave up (idx_events_pending leads with status). Alerts themselves
     are left out: a webhook that is down would otherwise raise an alert per dead alert."""
-    dead = session.execute(
-        select(Event.id, Event.topic, Event.created_at, Event.last_error)
-        .where(Event.status == "dead", Event.topic.not_like("alert.%"))
-        .order_by(Event.id.desc())
-    ).all()
+    dead = session.execute(_DEAD_EVENTS).all()
     if not dead:
         return []
     newest = dead[0]
@@ -266,12 +303,8 @@ def _dead_event_alerts(session: Session) -> list[Alert]:
 def _no_active_model_alerts(session: Session) -> list[Alert]:
     """A model type that had an ACTIVE model and has none now (retired, rejected): its predictions
     are refused. A type still training its first model is not an alert."""
-    active = set(session.scalars(select(ModelRegistry.model_type).where(ModelRegistry.status == "ACTIVE")))
-    last_active = session.execute(
-        select(ModelStatusHistory.model_type, func.max(ModelStatusHistory.changed_at))
-        .where(ModelStatusHistory.old_status == "ACTIVE")
-        .group_by(ModelStatusHistory.model_type)
-    ).all()
+    active = set(session.scalars(_ACTIVE_TYPES))
+    last_active = session.execute(_LAST_ACTIVE).all()
     return [
         Alert(
             key=f"no_active_model:{model_type}:{last.isoformat()}",
@@ -302,8 +335,10 @@ def _event_alerts(session: Session, since: datetime) -> list[Alert]:
     return alerts
 
 
-def current_alerts(session: Session, now: datetime | None = None) -> list[Alert]:
-    """Every alert condition that holds now, critical first, each with its acknowledgement if any."""
+def current_alerts(session: Session, now: datetime | None = None, policy: Policy | None = None) -> list[Alert]:
+    """Every alert condition that holds now, critical first, each with its acknowledgement if any.
+
+    `policy`: the one in force, when the caller has it (`PolicyStore.get`, cached); else it is read here."""
     now = now or utcnow()
     since = now - WINDOW
     alerts = (
@@ -311,7 +346,7 @@ def current_alerts(session: Session, now: datetime | None = None) -> list[Alert]
         + _drift_alerts(session, since)
         + _degradation_alerts(session, since)
         + _shadow_stall_alerts(session, now)
-        + _feed_stall_alerts(session, now)
+        + _feed_stall_alerts(session, now, policy)
         + _event_alerts(session, since)
         + _dead_event_alerts(session)
         + _no_active_model_alerts(session)
@@ -323,9 +358,7 @@ def current_alerts(session: Session, now: datetime | None = None) -> list[Alert]
 def _with_acknowledgements(session: Session, alerts: list[Alert]) -> list[Alert]:
     if not alerts:
         return alerts
-    rows = session.scalars(
-        select(AlertAcknowledgement).where(AlertAcknowledgement.alert_id.in_({a.id for a in alerts}))
-    )
+    rows = session.scalars(_ACKNOWLEDGEMENTS, {"ids": list({a.id for a in alerts})})
     acks = {row.alert_id: _acknowledgement(row) for row in rows}
     return [replace(a, acknowledgement=acks[a.id]) if a.id in acks else a for a in alerts]
 
@@ -404,16 +437,9 @@ def raise_new_alerts(container: Container) -> list[Alert]:
     """Publish an `alert.<severity>` event for each alert not raised before; returns those."""
     with container.session() as session:
         now = utcnow()
-        raised = {
-            (e.payload or {}).get("key")
-            for e in session.scalars(
-                select(Event).where(
-                    or_(Event.topic == "alert.critical", Event.topic == "alert.warning"),
-                    Event.created_at >= now - 3 * WINDOW,
-                )
-            )
-        }
-        new = [a for a in current_alerts(session, now) if a.key not in raised]
+        raised = {(payload or {}).get("key") for payload in session.scalars(_RAISED, {"since": now - 3 * WINDOW})}
+        policy = container.policy_store.get(session)
+        new = [a for a in current_alerts(session, now, policy) if a.key not in raised]
         for alert in new:
             event_type = AlertCritical if alert.severity == "critical" else AlertWarning
             container.bus.publish(session, event_type(**alert.as_payload()))

@@ -204,7 +204,10 @@ class RegimeService:
         efficiency, ratio = market_measures(candles["close"].to_numpy(), self.thresholds.window)
         changes: list[RegimeChange] = []
         detector = RegimeDetector(self.thresholds, state)
-        for ts, e, r in zip(timestamps, efficiency, ratio, strict=True):
+        # The bars already seen lead (in time order): skip them at once rather than one by one.
+        first = 0 if state.last_timestamp is None else int(np.searchsorted(timestamps, state.last_timestamp, "right"))
+        bars = zip(timestamps[first:], efficiency[first:], ratio[first:], strict=True)
+        for ts, e, r in bars:
             if state.last_timestamp is not None and ts <= state.last_timestamp:
                 continue  # already seen: a repeated call changes nothing
             switched = detector.update(float(e), float(r))

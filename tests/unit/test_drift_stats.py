@@ -257,3 +257,36 @@ def test_bounded_p_values_decide_as_the_exact_ones() -> None:
             assert report.p_value[f] == pytest.approx(
                 scipy_stats.ks_2samp(series[f, :4608], series[f, 4608:], method="asymp").pvalue, rel=1e-9
             )
+
+
+def _sample(rng: np.random.Generator, kind: str, n: int, at: float, features: int = 5) -> np.ndarray:
+    if kind == "ties":
+        return np.round(rng.normal(at, 1.0, (n, features)), 1)
+    if kind == "skewed":
+        return rng.lognormal(at, 2.0, (n, features))
+    values = rng.normal(at, 1.0, (n, features))
+    if kind == "nan":
+        values[rng.random((n, features)) < 0.05] = np.nan
+    return values
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "skewed", "nan"])
+def test_small_samples_compared_directly_as_on_the_grid(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below `DIRECT_MAX_POINTS` the ECDFs are compared at every data point: the same D, counts and PSI
+    edge counts, bit for bit, as the bucket grid's refinement gives."""
+    from app.drift_detector import ecdf
+
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        n_reference, n_current = int(rng.integers(2, 4000)), int(rng.integers(1, 3000))
+        stored = np.nan_to_num(_sample(rng, kind, n_reference, 0.0))
+        reference = reference_from_matrix(np.ascontiguousarray(stored.T), _names(5))
+        current = np.asfortranarray(_sample(rng, kind, n_current, float(rng.random())))
+        args = (reference.sorted_values, reference.counts, reference.grid, current, reference.psi_edges)
+        monkeypatch.setattr(ecdf, "DIRECT_MAX_POINTS", 0)
+        grid = ecdf.compare(*args)
+        monkeypatch.setattr(ecdf, "DIRECT_MAX_POINTS", 10**9)
+        direct = ecdf.compare(*args)
+        assert np.array_equal(direct.statistic, grid.statistic), trial
+        assert np.array_equal(direct.current_counts, grid.current_counts), trial
+        assert np.array_equal(direct.current_at_or_below_edges, grid.current_at_or_below_edges), trial
