@@ -20,12 +20,10 @@ import cProfile
 import json
 import math
 import os
-import random
 import re
 import resource
 import sys
 import time
-import types
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -133,26 +131,6 @@ def decisions(container: Any, runner_calls: list[tuple[str, float, datetime]], s
     return out
 
 
-class _SeededRandom(random.Random):
-    """`random.Random()` of the RL agents (unseeded: os entropy) seeded 1, 2, 3, ... in the order built."""
-
-    built = 0
-
-    def __init__(self, x: Any = None) -> None:
-        if x is None:
-            _SeededRandom.built += 1
-            x = _SeededRandom.built
-        super().__init__(x)
-
-
-def deterministic() -> None:
-    """The RL agents' exploration is the replay's only randomness that decides: seed it, so that two
-    replays of the same code make the same decisions, and a difference between two codes is theirs."""
-    import app.rl.agent
-
-    app.rl.agent.random = types.SimpleNamespace(Random=_SeededRandom)  # type: ignore[assignment]
-
-
 def by_month(calls: list[tuple[str, float, datetime]]) -> dict[str, dict[str, float]]:
     """Mean milliseconds of each beat job per call, by simulated month: what grows with the tables."""
     sums: dict[str, dict[str, list[float]]] = {}
@@ -185,9 +163,9 @@ def replay(args: argparse.Namespace) -> None:
         max_shadow_samples=None,
         shadow_patience_days=None,  # clm_value's default: covers the last look
     )
+    # The RL agents' exploration, the replay's only randomness that decides, is seeded by the run's seed
+    # (`run_simulation`): two replays of the same code make the same decisions.
     config = clm_value.files_config(bench_args, args.seed, "full")
-    if not args.unseeded:
-        deterministic()
     load_before = os.getloadavg()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
@@ -273,7 +251,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", default="var/bench/replay_decisions")
     parser.add_argument("--save", default=None, help="write the replay's normalised decisions here (JSON)")
-    parser.add_argument("--unseeded", action="store_true", help="the RL agents' exploration from os entropy")
     parser.add_argument("--profile", default=None, help="cProfile the replay into this file")
     parser.add_argument("--compare", nargs=2, default=None, metavar=("OLD", "NEW"), help="no replay: diff two saves")
     parser.add_argument("--tolerance", type=float, default=0.0, help="compare: relative tolerance on floats")
