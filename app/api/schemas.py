@@ -11,6 +11,10 @@ from app.model_registry.records import ModelRecord
 from app.retraining.jobs import JobRecord
 
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+# A table's row id (BIGINT; SQLite's INTEGER): no row has a larger one, and a larger number would not
+# reach the database as a lookup (SQLite refuses it with an OverflowError, a 500, not an unknown id).
+ROW_ID_MAX = 2**63 - 1
+RowId = Annotated[int, Field(ge=1, le=ROW_ID_MAX)]
 JobStatus = Literal["pending", "running", "completed", "partial", "failed", "cancelled"]
 ModelStatus = Literal["TRAINING", "SHADOW", "ACTIVE", "RETIRED", "REJECTED"]
 Severity = Literal["low", "medium", "high", "critical"]
@@ -251,18 +255,22 @@ class TradeOutcome(_In):
     opened_at: datetime | None = None
     closed_at: datetime | None = None
     prediction_id: int | None = Field(
-        None, ge=1, description="the served prediction this trade followed: closes its shadow pair, and only that"
+        None,
+        ge=1,
+        le=ROW_ID_MAX,
+        description="the served prediction this trade followed: closes its shadow pair, and only that",
     )
     shadow_test_id: int | None = Field(
         None,
         ge=1,
+        le=ROW_ID_MAX,
         description="the shadow pair to close (every prediction returns it); with neither id, the latest open "
         "pair of `symbol` made before the trade opened is closed",
     )
-    prediction_ids: list[Annotated[int, Field(ge=1)]] | None = Field(
+    prediction_ids: list[RowId] | None = Field(
         None, max_length=64, description="several served predictions (an ensemble's)"
     )
-    shadow_test_ids: list[Annotated[int, Field(ge=1)]] | None = Field(
+    shadow_test_ids: list[RowId] | None = Field(
         None, max_length=64, description="the shadow pairs recorded beside those predictions"
     )
     entry_price: float | None = Field(None, gt=0, lt=1e12)
