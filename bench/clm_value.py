@@ -113,11 +113,16 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     return out
 
 
+def flat_while_halted(container: Any, rows: Any, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The book's position as the engine could trade it (flat where trading was halted), and that mask."""
+    halted = counterfactual.halted_mask(container, rows)
+    return np.where(halted, 0.0, position), halted
+
+
 def as_traded(container: Any, rows: Any, position: np.ndarray, before: np.ndarray) -> dict[str, Any]:
     """The full replay's book flat while trading was halted (`counterfactual.halted_mask`), before and
     after the shift, with the share of rows halted after it. Nobody resumes a halt in a replay."""
-    halted = counterfactual.halted_mask(container, rows)
-    flat = np.where(halted, 0.0, position)
+    flat, halted = flat_while_halted(container, rows, position)
     return {
         "before": counterfactual.book_figures(container, rows.loc[before], flat[before]),
         "after": counterfactual.book_figures(container, rows.loc[~before], flat[~before]),
@@ -408,8 +413,8 @@ def one_files_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             position, models = counterfactual.book_position(container, rows, frozen=frozen)
             out[name] = monthly_figures(container, rows, position) | {"models": models}
             if name == "full":  # a CRITICAL drift halts trading until resumed: the book as the engine traded
-                halted = counterfactual.halted_mask(container, rows)
-                out["full_as_traded"] = monthly_figures(container, rows, np.where(halted, 0.0, position)) | {
+                flat, halted = flat_while_halted(container, rows, position)
+                out["full_as_traded"] = monthly_figures(container, rows, flat) | {
                     "halted_share": float(halted.mean()) if len(halted) else 0.0
                 }
         out["rows"] = len(rows)

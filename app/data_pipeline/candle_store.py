@@ -122,21 +122,19 @@ class CandleStore:
         self, exchange: str, symbol: str, timeframe: str, start_ms: int, end_ms: int, session: Session
     ) -> pd.DataFrame:
         """`read`'s `timestamp` and `close` columns only (regime detection reads hundreds of rows per candle)."""
-        query = (
-            "SELECT open_time, close FROM candles WHERE exchange = ? AND symbol = ? AND timeframe = ?"
-            " AND open_time >= ? AND open_time < ? ORDER BY open_time"
+        rows = _fetch(
+            session,
+            "SELECT open_time, close FROM candles WHERE exchange = :exchange AND symbol = :symbol AND "
+            "timeframe = :timeframe AND open_time >= :start_ms AND open_time < :end_ms ORDER BY open_time",
+            {
+                "exchange": exchange,
+                "symbol": symbol,
+                "timeframe": timeframe,
+                "start_ms": int(start_ms),
+                "end_ms": int(end_ms),
+            },
         )
-        connection = session.connection()
-        if connection.dialect.name != "sqlite":
-            query = query.replace("?", "%s")
-        cursor = connection.connection.cursor()
-        try:
-            cursor.execute(query, (exchange, symbol, timeframe, int(start_ms), int(end_ms)))
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
-        array = np.array(rows if rows and type(rows[0]) is tuple else [tuple(r) for r in rows], dtype=np.float64)
-        array = array.reshape(-1, 2)
+        array = np.array(_plain(rows), dtype=np.float64).reshape(-1, 2)
         return pd.DataFrame({"timestamp": array[:, 0].astype(np.int64), "close": array[:, 1]})
 
     def coverage(self, exchange: str, symbol: str, timeframe: str) -> list[Range]:
@@ -301,10 +299,13 @@ def _fetch(session: Session, query: str, params: dict[str, object]) -> list[tupl
         cursor.close()
 
 
+def _plain(rows: Sequence[Row[Any]] | Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
+    """Plain tuples: numpy converts a list of SQLAlchemy Rows seventy times slower."""
+    return rows if not rows or type(rows[0]) is tuple else [tuple(r) for r in rows]  # type: ignore[return-value]
+
+
 def _frame(rows: Sequence[Row[Any]] | Sequence[tuple[Any, ...]]) -> pd.DataFrame:
-    # Plain tuples first: numpy converts a list of SQLAlchemy Rows seventy times slower.
-    plain = rows if not rows or type(rows[0]) is tuple else [tuple(r) for r in rows]
-    array = np.array(plain, dtype=np.float64).reshape(-1, 6)
+    array = np.array(_plain(rows), dtype=np.float64).reshape(-1, 6)
     frame = {column: array[:, k] for k, column in enumerate(CANDLE_COLUMNS)}
     frame["timestamp"] = array[:, 0].astype(np.int64)
     return pd.DataFrame(frame)

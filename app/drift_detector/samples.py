@@ -27,6 +27,7 @@ import pandas as pd
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from app.core.db.frames import rows_frame
 from app.core.db.models import PredictionLog
 
 _CLOSED = " AND realized_return IS NOT NULL"
@@ -53,7 +54,7 @@ def prediction_sample(
         if closed_only:
             where.append(PredictionLog.realized_return.is_not(None))
         rows = session.execute(select(*(PredictionLog.__table__.c[c] for c in columns)).where(*where)).all()
-        return _frame(rows, columns)
+        return rows_frame(rows, columns)
     names = ", ".join(columns)
     window = "model_id = :model_id AND timestamp >= :start AND timestamp < :end" + (_CLOSED if closed_only else "")
     bounded = text(f"SELECT count(*) FROM (SELECT 1 FROM prediction_logs WHERE {window} LIMIT :limit) w")
@@ -75,7 +76,7 @@ def prediction_sample(
     for model_id in model_ids:
         params: dict[str, Any] = {"model_id": model_id, "start": start, "end": end}
         if session.execute(bounded, params | {"limit": max_rows + 1}).scalar_one() <= max_rows:
-            frames.append(_frame(session.execute(everything, params).all(), columns))
+            frames.append(rows_frame(session.execute(everything, params).all(), columns))
             continue
         first, last = session.execute(span, params).one()
         # Slices over the logs' own time span; where they come in bursts, most slices are
@@ -83,7 +84,7 @@ def prediction_sample(
         slices = max_rows
         while True:
             spacing = {"first": first, "last": last + timedelta(microseconds=1), "slices": slices}
-            sample = _frame(session.execute(spaced, params | spacing).all(), columns)
+            sample = rows_frame(session.execute(spaced, params | spacing).all(), columns)
             if len(sample) >= max_rows // 2 or slices >= _MAX_REFINEMENT * max_rows:
                 break
             slices *= 4
@@ -91,8 +92,3 @@ def prediction_sample(
             sample = sample.iloc[np.linspace(0, len(sample) - 1, max_rows).round().astype(int)]
         frames.append(sample)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(columns))
-
-
-def _frame(rows: Sequence[Any], columns: Sequence[str]) -> pd.DataFrame:
-    """Rows as a frame, through plain tuples: pandas converts a list of SQLAlchemy Rows many times slower."""
-    return pd.DataFrame([tuple(r) for r in rows], columns=list(columns))

@@ -33,11 +33,11 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
+from app.core.db.frames import rows_frame
 from app.core.db.models import ModelPerformanceLog, PredictionLog
 from app.core.db.models import ModelRegistry as ModelRow
 from app.core.topics import PerformanceDegraded, TradeClosed
@@ -110,8 +110,7 @@ class ModelSupervisor:
                 .order_by(PredictionLog.id)
                 .limit(limit)
             ).all()
-            # Plain tuples: pandas converts a list of SQLAlchemy Rows many times slower.
-            frame = pd.DataFrame([tuple(r) for r in rows], columns=["id", "symbol", "timestamp"])
+            frame = rows_frame(rows, ["id", "symbol", "timestamp"])
             frame["horizon_end"] = frame["timestamp"] + horizon
             tf = policy.data.timeframe
             updates = resolve_frame(session, frame, policy.data.exchange, tf, timeframe_ms(tf), now)

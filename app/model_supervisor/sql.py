@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
+from app.core.db.frames import rows_frame
 from app.core.db.models import PredictionLog
 from app.model_supervisor.health import CALIBRATION_BINS, CONFIDENT
 from app.shadow_tester.rows import prediction_fields
@@ -114,7 +115,7 @@ def prediction_frame(session: Session, model_id: str, since: datetime) -> pd.Dat
             PredictionLog.model_id == model_id, PredictionLog.timestamp >= since
         )
     ).all()
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)  # tuples: Rows convert many times slower
+    frame = rows_frame(rows, columns)
     for column in columns[1:]:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from app.core.db.frames import rows_frame
 from app.core.db.models import ShadowTestResult
 from app.model_training.scoring import TARGET, YEAR_MS, Bootstrap, strategy_table, summarize
 
@@ -81,7 +82,7 @@ def read_book_pairs(engine: Engine, shadow_model_id: str, n: int) -> pd.DataFram
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=COLUMNS)  # tuples: Rows convert many times slower
+    frame = rows_frame(rows, COLUMNS)
     stamps = pd.to_datetime(frame["timestamp"]).to_numpy(dtype="datetime64[ms]").astype(np.int64)
     return frame.assign(timestamp=stamps)
 

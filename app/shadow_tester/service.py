@@ -13,11 +13,11 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
+from app.core.db.frames import rows_frame
 from app.core.db.models import ModelRegistry as ModelRow
 from app.core.db.models import ShadowTestResult
 from app.core.policy import Policy
@@ -215,8 +215,7 @@ class ShadowTester:
                 .order_by(ShadowTestResult.id)
                 .limit(limit)
             ).all()
-            # Plain tuples: pandas converts a list of SQLAlchemy Rows many times slower.
-            frame = pd.DataFrame([tuple(r) for r in rows], columns=["id", "symbol", "timestamp", "horizon_end"])
+            frame = rows_frame(rows, ["id", "symbol", "timestamp", "horizon_end"])
             updates = outcomes.resolve_frame(session, frame, policy.data.exchange, policy.data.timeframe, tf_ms, now)
             if updates:
                 session.execute(update(ShadowTestResult), updates)
