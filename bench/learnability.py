@@ -15,7 +15,9 @@ main run's market), per seed:
 
 Per W: the retrained model's correlation with the label; the net PnL per row after fees as the
 shadow test counts it (`per_sample_pnl`: the served direction times the label, minus the round
-trip on every traded row); and the difference to frozen under the shadow test's own block-robust
+trip on every traded row) and its difference to frozen, each with a 95 % t-interval over the
+seeds (independent markets: a seed's overlapping labels and correlated symbols stay inside its
+value); and the difference to frozen under the shadow test's own block-robust
 t-test (`TimeBlocks`, blocks of two label horizons, all symbols together): in how many seeds the
 retrained model is ahead, and in how many the test would see it at its first look (one-sided
 p < 0.025). The ceiling: the correlation of the single feature that best predicts the label on
@@ -39,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -145,15 +148,29 @@ def one_seed(args: argparse.Namespace, seed: int, windows: list[float]) -> dict[
     return out
 
 
+def interval_95(values: np.ndarray) -> list[float] | None:
+    """The mean's 95 % t-interval over seeds: independent markets, so each seed's overlapping labels and
+    correlated symbols stay inside its one value (None below two seeds)."""
+    if len(values) < 2:
+        return None
+    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    return [round(float(values.mean()) - half, 2), round(float(values.mean()) + half, 2)]
+
+
 def summary(seeds: list[dict[str, Any]], windows: list[float], level: float) -> dict[str, Any]:
     out = {}
+    frozen = np.array([s["frozen_pnl_bp"] for s in seeds])
     for days in windows:
         cells = [s["windows"][str(days)] for s in seeds]
         corr = np.array([c["corr"] for c in cells])
+        pnl = np.array([c["pnl_bp"] for c in cells])
         out[str(days)] = {
             "corr_mean": round(float(corr.mean()), 3),
             "corr_sd": round(float(corr.std(ddof=1)), 3) if len(cells) > 1 else None,
-            "pnl_bp_mean": round(float(np.mean([c["pnl_bp"] for c in cells])), 2),
+            "pnl_bp_mean": round(float(pnl.mean()), 2),
+            "pnl_bp_interval_95": interval_95(pnl),
+            "vs_frozen_bp_mean": round(float((pnl - frozen).mean()), 2),
+            "vs_frozen_bp_interval_95": interval_95(pnl - frozen),
             "ahead_of_frozen": sum(c["ahead_all"] for c in cells),
             "seen_first_look_all_rows": sum(c["p_all"] < level for c in cells),
             "seen_first_look_hourly_calls": sum(c["p_calls"] < level for c in cells),
@@ -181,10 +198,12 @@ def main() -> None:
     frozen = [s["frozen_pnl_bp"] for s in seeds]
     print(f"frozen after the shift: {np.mean(frozen):+.2f} bp a row (seeds {len(seeds)}); "
           f"ceiling corr {np.mean([s['ceiling_corr'] for s in seeds]):.3f}")  # fmt: skip
-    print(f"{'days':>5} {'corr':>12} {'bp a row':>9} {'ahead':>6} {'seen all':>9} {'seen hourly':>12}")
+    columns = ("days", "corr", "bp a row", "vs frozen [95 %]", "ahead", "seen all", "seen hourly")
+    print(" ".join(f"{name:>{width}}" for name, width in zip(columns, (5, 12, 9, 26, 6, 9, 12), strict=True)))
     for days, row in table.items():
         print(
             f"{days:>5} {row['corr_mean']:>6.3f} ±{row['corr_sd'] or 0:.3f} {row['pnl_bp_mean']:>+9.2f} "
+            f"{row['vs_frozen_bp_mean']:>+8.2f} {row['vs_frozen_bp_interval_95']!s:>17} "
             f"{row['ahead_of_frozen']:>6} {row['seen_first_look_all_rows']:>9} "
             f"{row['seen_first_look_hourly_calls']:>12}"
         )
