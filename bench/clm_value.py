@@ -65,7 +65,7 @@ METRICS = ("net_pnl", "hit_rate", "max_drawdown", "sharpe")
 def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {"seed": seed, "seconds": {}}
     looks = shadow_looks(args, args.synthetic_symbols)
-    for loop in ("full", "scheduled"):
+    for loop in loops_of(args):
         config = RunConfig(
             seed=seed,
             quiet=True,
@@ -111,6 +111,15 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             out["shadow_power"] = shadow_power(container, config.shift_at)
         container.dispose()
     return out
+
+
+def loops_of(args: argparse.Namespace) -> list[str]:
+    """The replays `--loops` asks for, full first (frozen comes with it: its first models)."""
+    loops = [loop.strip() for loop in args.loops.split(",") if loop.strip()]
+    unknown = [loop for loop in loops if loop not in ("full", "scheduled")]
+    if unknown or not loops:
+        raise SystemExit(f"--loops takes full and/or scheduled, comma-separated; got {args.loops!r}")
+    return sorted(dict.fromkeys(loops), key=("full", "scheduled").index)
 
 
 def flat_while_halted(container: Any, rows: Any, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,7 +235,7 @@ def main() -> None:
     parser.add_argument("--file-timeframe", default="5m", help="files: the files' candles, resampled to --timeframe")
     parser.add_argument("--start", default=None, help="files: first candle of the history, YYYY-MM-DD")
     parser.add_argument(
-        "--loops", default="full,scheduled", help="files: the replays (frozen comes with full: its first models)"
+        "--loops", default="full,scheduled", help="the replays (frozen comes with full: its first models)"
     )
     args = parser.parse_args()
     if args.source == "files":
@@ -270,7 +279,8 @@ def sign_counts(diff: np.ndarray) -> dict[str, Any]:
 def report(results: list[dict[str, Any]], args: argparse.Namespace, seconds: float) -> None:
     header = " ".join(f"{p[:3]}:{m:>11s}" for p in ("before", "after") for m in METRICS)
     print(f"\n{'policy':9s} {header}")
-    for name in POLICIES:
+    policies = [name for name in POLICIES if all(name in r for r in results)]  # --loops may leave scheduled out
+    for name in policies:
         print(table_line(name, results))
     full = np.array([r["full"]["after"]["sharpe"] for r in results])
     frozen = np.array([r["frozen"]["after"]["sharpe"] for r in results])
@@ -297,11 +307,11 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
             }
             for part in ("before", "after")
         }
-        for name in POLICIES
+        for name in policies
     }
     summary = {
         "bench": "clm_value",
-        "policies": list(POLICIES),
+        "policies": policies,
         "seeds": [r["seed"] for r in results],
         "replay_days": args.replay_days,
         "shift_after_days": args.shift_after_days,
@@ -387,7 +397,7 @@ def monthly_figures(container: Any, rows: Any, position: np.ndarray) -> dict[str
 
 def one_files_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {"seed": seed, "seconds": {}, "stages": {}}
-    for loop in [name.strip() for name in args.loops.split(",") if name.strip()]:
+    for loop in loops_of(args):
         config = files_config(args, seed, loop)
         started = time.perf_counter()
         container = embedded_container(config, Path(args.workdir) / f"files-{seed}-{loop}")

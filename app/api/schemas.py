@@ -492,6 +492,12 @@ class ShadowEvaluation(BaseModel):
         None, description="the paired test's independent units: time blocks, all symbols together (None: pairs)"
     )
     block_hours: float | None = Field(None, description="a time block's length: twice the label horizon")
+    rule: str = Field(
+        "superiority",
+        description="superiority (the shadow must be shown better) or non_inferiority (after a regime "
+        "change: shown to trail the active by less than the margin; p_value_better is that test's)",
+    )
+    non_inferiority_margin: float = Field(0.0, description="per pair, as a return (0: superiority)")
     book: dict[str, Any] | None = Field(
         None,
         description="both models on the same pairs (the decision's) scored as staggered books by "

@@ -225,11 +225,12 @@ def evaluate_running(
     """`stats.evaluate_pairs` on running statistics of the first `thresholds.decision_samples(total)`
     closed pairs (`total`: every closed pair of the test)."""
     difference = running.difference
+    margin = thresholds.non_inferiority_margin
     if running.block_us > 0:
-        p_better, p_worse, blocks = (running.blocks or TimeBlocks(running.block_us)).p_values()
+        p_better, p_worse, blocks = (running.blocks or TimeBlocks(running.block_us)).p_values(margin)
         p_values, counted = (p_better, p_worse), blocks
     else:
-        p_values, counted = t_pvalues(difference.n, difference.mean, difference.std), None
+        p_values, counted = t_pvalues(difference.n, difference.mean, difference.std, margin), None
     return decide(
         running.active.metrics(),
         running.shadow.metrics(),

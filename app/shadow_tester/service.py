@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ from app.shadow_tester.copy_writer import copy_predictions, insert_rows
 from app.shadow_tester.incremental import running_stats
 from app.shadow_tester.promotion import ShadowDecision, carry_out
 from app.shadow_tester.reads import TIMESTAMP_COLUMN, closed_pairs
+from app.shadow_tester.regime import ShadowRule, rule_for
 from app.shadow_tester.rows import ShadowPrediction, build_rows, check_model_ids, shadow_row, telemetry_commit
 from app.shadow_tester.running import evaluate_running
 from app.shadow_tester.stats import (
@@ -235,13 +237,6 @@ class ShadowTester:
         decision looks at is read and compared (`reads.closed_pairs`, `stats.evaluate_pairs`)."""
         policy = self.container.policy_store.get()
         limits = policy.clm_config.auto_promote_threshold
-        thresholds = Thresholds(
-            min_samples=limits.min_samples if min_samples is None else min_samples,
-            min_improvement_pct=limits.min_improvement_pct,
-            max_drawdown_pct=limits.max_drawdown_pct,
-            significance_level=limits.significance_level,
-            max_samples=max(limits.max_samples, limits.min_samples if min_samples is None else min_samples),
-        )
         fee = round_trip_fee(policy.labels.fee_pct)
         block_us = paired_block_us(policy.labels.horizon, timeframe_ms(policy.data.timeframe))
         with self.container.session() as session:
@@ -251,13 +246,23 @@ class ShadowTester:
                 .order_by(ShadowTestResult.timestamp.desc(), ShadowTestResult.id.desc())  # idx_shadow_model
                 .limit(1)
             ).first()
+            rule = rule_for(session, policy, shadow_model_id, active_model_id)
+        thresholds = Thresholds(
+            min_samples=limits.min_samples if min_samples is None else min_samples,
+            min_improvement_pct=limits.min_improvement_pct,
+            max_drawdown_pct=limits.max_drawdown_pct,
+            significance_level=limits.significance_level,
+            max_samples=max(limits.max_samples, limits.min_samples if min_samples is None else min_samples),
+            non_inferiority_margin=rule.margin,
+        )
         if incremental:
             evaluated = running_stats(self.container.engine, shadow_model_id, thresholds, fee, block_us)
-            return evaluate_running(evaluated.running, evaluated.total, thresholds,
-                                    shadow_model_id=shadow_model_id, active_model_id=active_model_id)  # fmt: skip
+            result = evaluate_running(evaluated.running, evaluated.total, thresholds,
+                                      shadow_model_id=shadow_model_id, active_model_id=active_model_id)  # fmt: skip
+            return _with_rule(result, rule)
         pairs = closed_pairs(self.container.engine, shadow_model_id, thresholds.decision_samples)
         columns = pairs.columns
-        return evaluate_pairs(
+        return _with_rule(evaluate_pairs(
             columns["active_direction"],
             columns["shadow_direction"],
             columns["realized_return"],
@@ -270,7 +275,7 @@ class ShadowTester:
             total_samples=pairs.total,
             timestamp_us=columns[TIMESTAMP_COLUMN],
             block_us=block_us,
-        )
+        ), rule)  # fmt: skip
 
     def report(
         self, shadow_model_id: str, min_samples: int | None = None, *, replicates: int = DEFAULT_REPLICATES
@@ -319,6 +324,11 @@ class ShadowTester:
                 status = session.scalar(select(ModelRow.status).where(ModelRow.model_id == shadow_model_id))
             summary.append({"shadow_model_id": shadow_model_id, "promoted": promoted, "status": status})
         return summary
+
+
+def _with_rule(result: ShadowEvaluationResult, rule: ShadowRule) -> ShadowEvaluationResult:
+    """The result with the reason its test asked non-inferiority first among its reasons."""
+    return replace(result, reasons=[rule.reason, *result.reasons]) if rule.reason else result
 
 
 def _naive_utc(text: str) -> datetime:

@@ -69,6 +69,9 @@ class Thresholds:
     max_drawdown_pct: float = 3.0
     significance_level: float = 0.05
     max_samples: int | None = None  # the last look; None: 8 x min_samples
+    # > 0: a non-inferiority test (after a regime change, `app/shadow_tester/regime.py`): the shadow
+    # is promoted when its per-pair PnL is shown to trail the active's by less than this margin.
+    non_inferiority_margin: float = 0.0
 
     def looks(self) -> list[int]:
         """Sample counts at which a decision is taken: min_samples x 2^k up to max_samples."""
@@ -113,6 +116,10 @@ class ShadowEvaluationResult:
     # None where the pairs were taken as independent (no timestamps given).
     test_blocks: int | None = None
     block_hours: float | None = None
+    # "superiority": the shadow must be shown better; "non_inferiority": shown no worse than the
+    # active by more than `non_inferiority_margin` per pair (p_value_better is then that test's).
+    rule: str = "superiority"
+    non_inferiority_margin: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (non-finite floats become None)."""
@@ -181,14 +188,17 @@ def paired_t_pvalues(difference: NDArray[np.float64]) -> tuple[float, float]:
     return t_pvalues(n, float(difference.mean()), float(difference.std(ddof=1)))
 
 
-def t_pvalues(n: int, mean: float, std: float) -> tuple[float, float]:
-    """`paired_t_pvalues` from the difference's count, mean and sample standard deviation."""
+def t_pvalues(n: int, mean: float, std: float, margin: float = 0.0) -> tuple[float, float]:
+    """`paired_t_pvalues` from the difference's count, mean and sample standard deviation.
+
+    `margin` > 0: the first p-value is the non-inferiority test's (mean > -margin); the second
+    is always the plain test of mean < 0."""
     if n < 2:
         return 1.0, 1.0
     if std == 0.0:  # identical calls on every sample, or a constant edge
-        return (0.0, 1.0) if mean > 0 else (1.0, 0.0) if mean < 0 else (1.0, 1.0)
-    t = mean / (std / math.sqrt(n))
-    return float(scipy_stats.t.sf(t, n - 1)), float(scipy_stats.t.cdf(t, n - 1))
+        return (0.0 if mean + margin > 0 else 1.0), (1.0 if mean >= 0 else 0.0)
+    se = std / math.sqrt(n)
+    return float(scipy_stats.t.sf((mean + margin) / se, n - 1)), float(scipy_stats.t.cdf(mean / se, n - 1))
 
 
 @dataclass(frozen=True)
@@ -282,8 +292,11 @@ class TimeBlocks:
         ids = np.array([self.open_id], dtype=np.int64)
         return self._closed(ids, np.array([self.open_s]), np.array([self.open_n]), None, 0.0, 0.0)
 
-    def p_values(self) -> tuple[float, float, int]:
-        """One-sided p-values (mean difference > 0, < 0) of the block-robust t-test, and the blocks."""
+    def p_values(self, margin: float = 0.0) -> tuple[float, float, int]:
+        """One-sided p-values (mean difference > 0, < 0) of the block-robust t-test, and the blocks.
+
+        `margin` > 0: the first is the non-inferiority test's (mean difference > -margin). Shifting
+        every pair by the margin leaves each block's residual e_b, so the variance is the same."""
         done = self.finished()
         b = done.blocks
         if b < 2 or done.n <= 0:
@@ -293,9 +306,9 @@ class TimeBlocks:
         lag = done.lag_ss - m * done.lag_sn + m * m * done.lag_nn
         variance = max(e2 + lag, 0.0) * b / (b - 1) / (done.n * done.n)
         if variance <= 1e-300:  # the same difference in every block: as `t_pvalues` with no spread
-            return (0.0, 1.0, b) if m > 0 else (1.0, 0.0, b) if m < 0 else (1.0, 1.0, b)
-        t = m / math.sqrt(variance)
-        return float(scipy_stats.t.sf(t, b - 1)), float(scipy_stats.t.cdf(t, b - 1)), b
+            return (0.0 if m + margin > 0 else 1.0), (1.0 if m >= 0 else 0.0), b
+        se = math.sqrt(variance)
+        return float(scipy_stats.t.sf((m + margin) / se, b - 1)), float(scipy_stats.t.cdf(m / se, b - 1)), b
 
 
 # A time block of the paired test spans this many label horizons: pairs whose labels overlap fall
@@ -309,14 +322,18 @@ def paired_block_us(horizon: int, step_ms: int) -> float:
 
 
 def blocked_pvalues(
-    difference: NDArray[np.float64], timestamp_us: ArrayLike | None, block_us: float
+    difference: NDArray[np.float64], timestamp_us: ArrayLike | None, block_us: float, margin: float = 0.0
 ) -> tuple[float, float, int | None]:
     """One-sided p-values of the paired test on `difference` (time order): block-robust
     (`TimeBlocks`) when the pairs' timestamps and a block length are given, else the paired t-test
-    over independent pairs (blocks None)."""
+    over independent pairs (blocks None). `margin`: see `TimeBlocks.p_values`."""
     if timestamp_us is None or block_us <= 0:
-        return (*paired_t_pvalues(difference), None)
-    return TimeBlocks(block_us).extended(difference, np.asarray(timestamp_us, dtype=np.float64)).p_values()
+        n = difference.size
+        if n < 2:
+            return 1.0, 1.0, None
+        return (*t_pvalues(n, float(difference.mean()), float(difference.std(ddof=1)), margin), None)
+    stamps = np.asarray(timestamp_us, dtype=np.float64)
+    return TimeBlocks(block_us).extended(difference, stamps).p_values(margin)
 
 
 def evaluate_pairs(
@@ -365,7 +382,7 @@ def evaluate_pairs(
     shadow = model_metrics(s_dir[:m], ret[:m], fee, s_conf[:m] if s_conf is not None else None)
     difference = per_sample_pnl(s_dir[:m], ret[:m], fee) - per_sample_pnl(a_dir[:m], ret[:m], fee)
     stamps = None if timestamp_us is None else np.asarray(timestamp_us, dtype=np.float64)[:m]
-    p_better, p_worse, blocks = blocked_pvalues(difference, stamps, block_us)
+    p_better, p_worse, blocks = blocked_pvalues(difference, stamps, block_us, thresholds.non_inferiority_margin)
     pnl_difference = float(difference.mean()) if difference.size else 0.0
     return decide(active, shadow, pnl_difference, (p_better, p_worse), total, thresholds, shadow_model_id,
                   active_model_id, blocks=blocks, block_us=block_us)  # fmt: skip
@@ -399,7 +416,11 @@ def decide(
     else:
         improvement = math.inf if shadow.hit_rate > 0 else 0.0
     level = thresholds.level(look) if look is not None else None
-    recommendation, reasons = _recommend(active, shadow, improvement, p_better, p_worse, thresholds, level, blocks)
+    margin = thresholds.non_inferiority_margin
+    if margin > 0:
+        recommendation, reasons = _recommend_non_inferior(active, shadow, p_better, p_worse, thresholds, level, blocks)
+    else:
+        recommendation, reasons = _recommend(active, shadow, improvement, p_better, p_worse, thresholds, level, blocks)
     last_look = look == len(looks) - 1
     if recommendation == "CONTINUE_TESTING" and last_look:
         recommendation = "REJECT"
@@ -422,6 +443,8 @@ def decide(
         reasons=reasons,
         test_blocks=blocks,
         block_hours=block_us / 3.6e9 if blocks is not None else None,
+        rule="non_inferiority" if margin > 0 else "superiority",
+        non_inferiority_margin=margin,
     )
 
 
@@ -455,5 +478,45 @@ def _recommend(
         return "CONTINUE_TESTING", reasons
     return "PROMOTE", [
         f"hit rate +{improvement_pct:.2f}%, PnL better with one-sided p={p_better:.3g} at {unit}, "
+        f"drawdown {shadow.max_drawdown_pct:.2f}% vs {active.max_drawdown_pct:.2f}%"
+    ]
+
+
+def _recommend_non_inferior(
+    active: ModelMetrics,
+    shadow: ModelMetrics,
+    p_not_worse: float,
+    p_worse: float,
+    limits: Thresholds,
+    level: float | None,
+    blocks: int | None = None,
+) -> tuple[Recommendation, list[str]]:
+    """The non-inferiority rule: promote when the shadow's per-pair PnL is shown above the
+    active's minus the margin (`p_not_worse` < the look's level) and its drawdown is within the
+    limit; reject, as under superiority, when it is shown worse than the active (no margin)."""
+    n = shadow.samples
+    unit = f"{n} pairs" if blocks is None else f"{n} pairs in {blocks} time blocks"
+    margin_bp = limits.non_inferiority_margin * 1e4
+    if level is None:
+        return "CONTINUE_TESTING", [f"{n} resolved samples, {limits.min_samples} needed"]
+    if p_worse < level:
+        return "REJECT", [f"shadow PnL significantly worse than active (one-sided p={p_worse:.3g} < {level:.3g})"]
+    reasons: list[str] = []
+    if p_not_worse >= level:
+        reasons.append(
+            f"not shown within {margin_bp:.1f} bp a pair of the active at {unit} "
+            f"(non-inferiority one-sided p={p_not_worse:.3g}, needs < {level:.3g})"
+        )
+    drawdown_excess = shadow.max_drawdown_pct - active.max_drawdown_pct
+    if drawdown_excess > limits.max_drawdown_pct:
+        reasons.append(
+            f"max drawdown {drawdown_excess:.2f} points above the active's (limit {limits.max_drawdown_pct})"
+        )
+    if reasons:
+        return "CONTINUE_TESTING", reasons
+    difference_bp = (shadow.avg_pnl - active.avg_pnl) * 1e4
+    return "PROMOTE", [
+        f"non-inferior after a regime change: PnL {difference_bp:+.1f} bp a pair against the active, shown "
+        f"above -{margin_bp:.1f} bp with one-sided p={p_not_worse:.3g} at {unit}, "
         f"drawdown {shadow.max_drawdown_pct:.2f}% vs {active.max_drawdown_pct:.2f}%"
     ]

@@ -32,6 +32,11 @@ class AutoPromoteThreshold(_Strict):
     # The last look of a shadow test (looks at min_samples x 2^k): no promotion by then is REJECTED.
     max_samples: int = Field(8000, ge=10)
     auto_promote: bool = True
+    # After a regime change (app/shadow_tester/regime.py): a challenger trained from a drift's change
+    # point that all of the active model's data precede is promoted once shown to trail the active
+    # by less than this margin, per pair, in percent of the price (0.2: one round trip of fees at the
+    # default fee_pct); a challenger shown worse is still rejected. 0: always ask for superiority.
+    non_inferiority_margin_pct: float = Field(0.2, ge=0, le=5)
 
     @model_validator(mode="after")
     def _looks(self) -> AutoPromoteThreshold:
