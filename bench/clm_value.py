@@ -130,7 +130,9 @@ def flat_while_halted(container: Any, rows: Any, position: np.ndarray) -> tuple[
 
 def as_traded(container: Any, rows: Any, position: np.ndarray, before: np.ndarray) -> dict[str, Any]:
     """The full replay's book flat while trading was halted (`counterfactual.halted_mask`), before and
-    after the shift, with the share of rows halted after it. Nobody resumes a halt in a replay."""
+    after the shift, with the share of rows halted after it. Nobody resumes a halt by hand in a replay: it
+    lasts until the policy's `clm_config.trading_halt` lifts it (a model retrained after it promoted, or
+    `max_hours`), or to the end."""
     flat, halted = flat_while_halted(container, rows, position)
     return {
         "before": counterfactual.book_figures(container, rows.loc[before], flat[before]),

@@ -6,6 +6,7 @@
 | `drift.detected` MEDIUM | partial retraining of the affected model type (all, if the finding names none) |
 | `drift.detected` HIGH | full retraining |
 | `drift.detected` CRITICAL | full retraining and trading halted (`trading_halted` flag, `clm.trading.halted`) |
+| `model.promoted` | `clm.model.promoted`; lifts a halt the model was retrained after (`app.clm.halt`) |
 | `model.performance.degraded` | partial retraining of that model type |
 | `regime.changed` of the market index | RL agents reset when `rl_maintenance.reset_on_regime_change` |
 | `shadow.promotion.recommended` | nothing: it reports a decision already carried out (`app.shadow_tester.promotion`) |
@@ -17,15 +18,16 @@ type runs, or within `retraining_cooldown_hours`, further triggers are recorded 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
+from app.clm import halt
 from app.clm.guard import TriggerDecision, request_retraining
 from app.core.clock import utcnow
 from app.core.db.models import DriftEvent, ModelRegistry, RetrainingJob
-from app.core.system import get_flag, set_flag
+from app.core.system import get_flag
 from app.core.topics import (
     ClmModelPromoted,
     ClmRLReset,
@@ -34,8 +36,6 @@ from app.core.topics import (
     PerformanceDegraded,
     RegimeChanged,
     TopicEvent,
-    TradingHalted,
-    TradingResumed,
 )
 from app.drift_detector.service import follows_lead
 from app.model_registry.records import ACTIVE, SHADOW
@@ -91,6 +91,9 @@ class ContinuousLearningManager:
         payload = DriftDetected.from_event(event)
         if follows_lead(payload):
             return None
+        # A CRITICAL drift's halt begins before the retraining it starts, so that the job counts as
+        # retrained after the halt (its promotion may lift it: `app.clm.halt`).
+        received = utcnow()
         others = [i for i in payload.check_event_ids or [] if i != payload.drift_event_id]
         if others:
             self._mark_same_check(others)
@@ -109,7 +112,7 @@ class ContinuousLearningManager:
                 self.container, None, f"drift_{severity.lower()}", _trigger(event, payload), automatic=True
             )
         if severity == "CRITICAL":
-            self.halt_trading(f"CRITICAL {payload.drift_type} drift", payload.payload())
+            self.halt_trading(f"CRITICAL {payload.drift_type} drift", payload.payload(), at=received)
         self._record_action(payload.drift_event_id, severity, decision)
         return decision
 
@@ -154,18 +157,16 @@ class ContinuousLearningManager:
         promoted = ModelPromoted.from_event(event)
         with self.container.session() as session:
             self.container.bus.publish(session, ClmModelPromoted(**promoted.model_dump()))
+        halt.resume_after_promotion(self.container, event)
 
     # ----------------------------------------------------------------- trading halt
 
-    def halt_trading(self, reason: str, details: dict[str, Any] | None = None) -> None:
-        with self.container.session() as session:
-            set_flag(session, "trading_halted", True, {"reason": reason, "at": utcnow().isoformat(), **(details or {})})
-            self.container.bus.publish(session, TradingHalted(reason=reason))
+    def halt_trading(self, reason: str, details: dict[str, Any] | None = None, at: datetime | None = None) -> None:
+        """Halt trading (`at`: when the halt began, default now; a halt in force keeps its start)."""
+        halt.halt_trading(self.container, reason, details, at)
 
     def resume_trading(self, reason: str = "operator") -> None:
-        with self.container.session() as session:
-            set_flag(session, "trading_halted", False, {"resumed_by": reason, "at": utcnow().isoformat()})
-            self.container.bus.publish(session, TradingResumed(reason=reason))
+        halt.resume_trading(self.container, reason)
 
     def trading_halted(self) -> bool:
         with self.container.session_factory() as session:

@@ -18,7 +18,8 @@ points under, calibration error twice the limit, median latency over the limit, 
 beyond twice its bound) is CRITICAL. Winrate and calibration need `min_outcomes` outcomes,
 the ratio `min_outcomes` directional calls. `check_all_models` (hourly on beat) writes a
 `model_performance_logs` row per ACTIVE model and publishes `model.performance.degraded`
-for every model that is not HEALTHY.
+for every model that is not HEALTHY; it first lifts a trading halt older than the policy's
+`clm_config.trading_halt.max_hours` (`app.clm.halt.lift_stale_halt`: one flag read when set).
 
 On PostgreSQL the metrics are aggregated where the rows are (`health_metrics_postgres`,
 two statements over the (model_id, timestamp) index): a day at 200 predictions/s is 17
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.clm.halt import lift_stale_halt
 from app.core.clock import utcnow
 from app.core.db.frames import rows_frame
 from app.core.db.models import ModelPerformanceLog, PredictionLog
@@ -141,7 +143,9 @@ class ModelSupervisor:
         return ModelHealth(model_id=model_id, lookback_hours=lookback_hours, status=status, reasons=reasons, **metrics)
 
     def check_all_models(self, lookback_hours: float = 24) -> list[ModelHealth]:
-        """Health of every ACTIVE model: a performance log row each; an event for the unhealthy."""
+        """Health of every ACTIVE model: a performance log row each; an event for the unhealthy.
+        A trading halt older than the policy's `trading_halt.max_hours` is lifted first."""
+        lift_stale_halt(self.container)
         self.resolve_outcomes()
         with self.container.session() as session:
             models = session.execute(select(ModelRow.model_id, ModelRow.model_type).where(ModelRow.status == ACTIVE))

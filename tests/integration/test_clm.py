@@ -15,6 +15,7 @@ from app.clm.drift_check import run_drift_check
 from app.clm.guard import request_retraining
 from app.core.clock import Clock, SimulatedClock, use_clock
 from app.core.db.models import DriftEvent, RetrainingJob
+from app.core.system import trading_halt
 from app.core.topics import DriftDetected, PerformanceDegraded
 from app.model_registry import ModelRegistry
 from app.retraining import RetrainingOrchestrator
@@ -276,6 +277,11 @@ def test_medium_drift_retrains_the_affected_model_and_critical_halts_trading(pg_
     assert critical.blocked_by == {"lightgbm": decision.job_id}
     assert clm.trading_halted() and clm.get_status()["trading_halted"] is True
     assert [e["type"] for e in pg_container.bus.recent("clm.trading.*")] == ["clm.trading.halted"]
+    with pg_container.session_factory() as session:  # the halt begins before the job the drift started:
+        halt = trading_halt(session)  # its models count as retrained after it (app/clm/halt.py)
+        assert halt is not None and halt.since is not None
+        assert session.get(RetrainingJob, critical.job_id).started_at >= halt.since
+        assert session.get(RetrainingJob, decision.job_id).started_at < halt.since
     alert = PerformanceDegraded(model_type="xgboost", model_id="x", metrics={}, recommendation="DEGRADED", reasons=[])
     degraded = clm.handle_performance_alert({"payload": alert.payload()})
     assert degraded is not None and not degraded.started  # xgboost is in the running full job

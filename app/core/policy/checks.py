@@ -67,6 +67,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     # an open trade names its decisions when it closes: an unapplied decision is kept a day at least
     "clm_config.retention.rl_unapplied_decisions_days": (1, 3_650),
     "clm_config.retention.max_seconds": (1e-9, 86_400),  # a tiny budget only deletes less per run
+    "clm_config.trading_halt.max_hours": (MINUTE_IN_HOURS, 24 * 3_650),  # None (never by age) is not checked
     "training.seed": (0, 2**32 - 1),
     "training.cv_folds": (2, 100),
     "training.min_confidence": (0, 1),
@@ -149,6 +150,8 @@ def _lookup(document: dict[str, Any], dotted: str) -> Any:
 def _bounds(document: dict[str, Any]) -> Iterator[dict[str, str]]:
     for field, (lowest, highest) in BOUNDS.items():
         value = _lookup(document, field)
+        if value is None:  # an optional setting left unset
+            continue
         if not lowest <= value <= highest:  # NaN fails too
             yield {"field": field, "reason": f"must be between {lowest:g} and {highest:g}, got {value!r}"}
 

@@ -122,6 +122,17 @@ class DriftWindow(_Strict):
     max_features: int = Field(3, ge=1)
 
 
+class TradingHaltPolicy(_Strict):
+    """When a CRITICAL drift's trading halt ends by itself (`app/clm/halt.py`); an operator can
+    always resume earlier (`POST /api/clm/resume-trading`). `resume_on_promotion`: a model promoted
+    to ACTIVE whose retraining job started at or after the halt began lifts it (a model trained
+    before the halt does not). `max_hours`: the hourly health check lifts a halt this old; None:
+    never by age. Both off (`false`, `null`): only an operator resumes."""
+
+    resume_on_promotion: bool = True
+    max_hours: float | None = Field(None, gt=0)
+
+
 class ClmConfig(_Strict):
     enabled: bool = True
     schedule_interval_days: float = Field(7, gt=0)
@@ -149,6 +160,7 @@ class ClmConfig(_Strict):
     drift_window: DriftWindow = DriftWindow()
     rl_maintenance: RLMaintenance = RLMaintenance()
     retention: Retention = Retention()
+    trading_halt: TradingHaltPolicy = TradingHaltPolicy()
 
     @model_validator(mode="after")
     def _prediction_logs_outlive_the_drift_window(self) -> ClmConfig:

@@ -224,18 +224,19 @@ class ClmRLReset(TopicEvent):
 
 
 class TradingHalted(TopicEvent):
-    """CRITICAL drift halted trading (the `trading_halted` flag); an operator resumes it."""
+    """CRITICAL drift halted trading (the `trading_halted` flag); an operator resumes it, or the
+    policy's `clm_config.trading_halt` (a model retrained after the halt promoted, or its age)."""
 
     topic = "clm.trading.halted"
-    producers = ("app.clm.manager",)
+    producers = ("app.clm.halt",)
 
     reason: str = Field(description="why")
 
 
 class TradingResumed(TopicEvent):
-    """An operator resumed trading."""
+    """Trading resumed: by an operator, or by the policy's `clm_config.trading_halt` (reason `auto: ...`)."""
 
     topic = "clm.trading.resumed"
-    producers = ("app.clm.manager",)
+    producers = ("app.clm.halt",)
 
-    reason: str = Field(description="who or why")
+    reason: str = Field(description="who or why (`auto: ...` when the policy lifted the halt)")
