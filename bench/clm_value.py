@@ -160,7 +160,8 @@ def shadow_power(container: Any, since: Any) -> list[dict[str, Any]]:
     """Each shadow test started after `since`: its pairs and time blocks, the difference's effect size
     per block (from the block-robust test's one-sided p, `stats.TimeBlocks`) and the pairs a single
     test at the policy's level would need to see that effect 80 % of the time (blocks needed, times
-    the pairs a block held): how far the replay is from letting the test decide."""
+    the pairs a block held): how far the replay is from letting the test decide. The effect is that of
+    the test's own question (`rule`): under non-inferiority, the difference plus the margin."""
     from app.shadow_tester.service import ShadowTester
 
     policy = container.policy_store.get().clm_config.auto_promote_threshold
@@ -176,7 +177,8 @@ def shadow_power(container: Any, since: Any) -> list[dict[str, Any]]:
         n = result.decision_samples or result.total_samples
         units = result.test_blocks if result.test_blocks is not None else n
         if units < 3 or not 0.0 < result.p_value_better < 1.0:
-            out.append({"model_id": model_id, "pairs": n, "blocks": units, "effect_size": None, "pairs_needed": None})
+            out.append({"model_id": model_id, "pairs": n, "blocks": units, "effect_size": None, "pairs_needed": None,
+                        "rule": result.rule})  # fmt: skip
             continue
         effect = float(stats.t.isf(result.p_value_better, units - 1)) / np.sqrt(units)  # mean / std per block
         needed = (stats.norm.isf(policy.significance_level / 2) + stats.norm.isf(0.2)) ** 2 / effect**2
@@ -190,6 +192,7 @@ def shadow_power(container: Any, since: Any) -> list[dict[str, Any]]:
                 # None: the shadow was not better
                 "pairs_needed": round(needed * n / units) if effect > 0 else None,
                 "recommendation": result.recommendation,
+                "rule": result.rule,
             }
         )
     return out

@@ -498,6 +498,9 @@ class ShadowEvaluation(BaseModel):
         "change: shown to trail the active by less than the margin; p_value_better is that test's)",
     )
     non_inferiority_margin: float = Field(0.0, description="per pair, as a return (0: superiority)")
+    pair_concurrency: float = Field(
+        1.0, description="pairs open at once; the drawdown limit compares the pairs' equity scaled by it (books)"
+    )
     book: dict[str, Any] | None = Field(
         None,
         description="both models on the same pairs (the decision's) scored as staggered books by "

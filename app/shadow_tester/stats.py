@@ -27,7 +27,13 @@ Recommendation (policy `clm_config.auto_promote_threshold`)
   most `max_drawdown_pct` percentage points worse than the active's on the same samples. The drawdown limit is
   relative because an absolute cap on a curve of un-sized returns depends on the sample
   count and the market's volatility, not on the model; compared on the same samples, it
-  says "no riskier than what runs now".
+  says "no riskier than what runs now". It compares the books' drawdowns: the pairs' equity
+  exp(cumsum(pnl)) holds every pair whole, so with labels of `horizon` candles asked hourly on
+  many symbols it is levered by the pairs open at once (about 11 for 12-candle 15m labels asked
+  hourly on 4 symbols), and its drawdowns are that many times a book's. Where the test is
+  block-robust, the log drawdown is divided by that concurrency (the pairs a time block holds
+  over its `BLOCK_HORIZONS` horizons; `pair_concurrency` in the result); the metrics report the
+  pairs' equity as before.
 - REJECT when the active is significantly better at a look (the same test the other
   way), or when the last look (`max_samples`) has passed without a promotion: a shadow
   test ends.
@@ -120,6 +126,9 @@ class ShadowEvaluationResult:
     # active by more than `non_inferiority_margin` per pair (p_value_better is then that test's).
     rule: str = "superiority"
     non_inferiority_margin: float = 0.0
+    # Pairs open at once (block-robust tests; 1 otherwise): the drawdown limit compares the books'
+    # drawdowns, the pairs' equity's log drawdown divided by this (see module doc).
+    pair_concurrency: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (non-finite floats become None)."""
@@ -417,10 +426,17 @@ def decide(
         improvement = math.inf if shadow.hit_rate > 0 else 0.0
     level = thresholds.level(look) if look is not None else None
     margin = thresholds.non_inferiority_margin
+    concurrency = pair_concurrency(m, blocks)
+    drawdowns = (book_drawdown_pct(active.max_drawdown_pct, concurrency),
+                 book_drawdown_pct(shadow.max_drawdown_pct, concurrency))  # fmt: skip
     if margin > 0:
-        recommendation, reasons = _recommend_non_inferior(active, shadow, p_better, p_worse, thresholds, level, blocks)
+        recommendation, reasons = _recommend_non_inferior(
+            active, shadow, p_better, p_worse, thresholds, level, blocks, drawdowns
+        )
     else:
-        recommendation, reasons = _recommend(active, shadow, improvement, p_better, p_worse, thresholds, level, blocks)
+        recommendation, reasons = _recommend(
+            active, shadow, improvement, p_better, p_worse, thresholds, level, blocks, drawdowns
+        )
     last_look = look == len(looks) - 1
     if recommendation == "CONTINUE_TESTING" and last_look:
         recommendation = "REJECT"
@@ -445,6 +461,35 @@ def decide(
         block_hours=block_us / 3.6e9 if blocks is not None else None,
         rule="non_inferiority" if margin > 0 else "superiority",
         non_inferiority_margin=margin,
+        pair_concurrency=concurrency,
+    )
+
+
+def pair_concurrency(pairs: int, blocks: int | None) -> float:
+    """About how many pairs are open at once: the pairs a time block holds over its `BLOCK_HORIZONS`
+    label horizons (at least 1); 1 where the test takes pairs as independent (no blocks)."""
+    if not blocks or pairs <= 0:
+        return 1.0
+    return max(1.0, pairs / blocks / BLOCK_HORIZONS)
+
+
+def book_drawdown_pct(pairs_drawdown_pct: float, concurrency: float) -> float:
+    """The drawdown of a book that holds each pair at 1/`concurrency`: the pairs' equity's log
+    drawdown divided by the concurrency, back in percent."""
+    if concurrency <= 1.0 or pairs_drawdown_pct <= 0.0:
+        return pairs_drawdown_pct
+    drop = -math.log1p(-min(pairs_drawdown_pct, 100.0 - 1e-12) / 100.0)
+    return float(-math.expm1(-drop / concurrency) * 100.0)
+
+
+def _drawdown_reason(drawdowns: tuple[float, float], limit: float) -> str | None:
+    """The reason the shadow's book drawdown exceeds the active's by more than `limit` points, or None."""
+    active, shadow = drawdowns
+    if shadow - active <= limit:
+        return None
+    return (
+        f"book max drawdown {shadow - active:.2f} points above the active's "
+        f"({shadow:.2f}% vs {active:.2f}%, limit {limit})"
     )
 
 
@@ -457,8 +502,10 @@ def _recommend(
     limits: Thresholds,
     level: float | None,
     blocks: int | None = None,
+    drawdowns: tuple[float, float] | None = None,
 ) -> tuple[Recommendation, list[str]]:
     n = shadow.samples
+    drawdowns = drawdowns or (active.max_drawdown_pct, shadow.max_drawdown_pct)
     unit = f"{n} pairs" if blocks is None else f"{n} pairs in {blocks} time blocks"
     if level is None:
         return "CONTINUE_TESTING", [f"{n} resolved samples, {limits.min_samples} needed"]
@@ -469,16 +516,14 @@ def _recommend(
         reasons.append(f"hit-rate improvement {improvement_pct:.2f}% < {limits.min_improvement_pct}%")
     if shadow.avg_pnl <= active.avg_pnl or p_better >= level:
         reasons.append(f"PnL improvement not significant at {unit} (one-sided p={p_better:.3g}, needs < {level:.3g})")
-    drawdown_excess = shadow.max_drawdown_pct - active.max_drawdown_pct
-    if drawdown_excess > limits.max_drawdown_pct:
-        reasons.append(
-            f"max drawdown {drawdown_excess:.2f} points above the active's (limit {limits.max_drawdown_pct})"
-        )
+    drawdown = _drawdown_reason(drawdowns, limits.max_drawdown_pct)
+    if drawdown:
+        reasons.append(drawdown)
     if reasons:
         return "CONTINUE_TESTING", reasons
     return "PROMOTE", [
         f"hit rate +{improvement_pct:.2f}%, PnL better with one-sided p={p_better:.3g} at {unit}, "
-        f"drawdown {shadow.max_drawdown_pct:.2f}% vs {active.max_drawdown_pct:.2f}%"
+        f"book drawdown {drawdowns[1]:.2f}% vs {drawdowns[0]:.2f}%"
     ]
 
 
@@ -490,11 +535,13 @@ def _recommend_non_inferior(
     limits: Thresholds,
     level: float | None,
     blocks: int | None = None,
+    drawdowns: tuple[float, float] | None = None,
 ) -> tuple[Recommendation, list[str]]:
     """The non-inferiority rule: promote when the shadow's per-pair PnL is shown above the
     active's minus the margin (`p_not_worse` < the look's level) and its drawdown is within the
     limit; reject, as under superiority, when it is shown worse than the active (no margin)."""
     n = shadow.samples
+    drawdowns = drawdowns or (active.max_drawdown_pct, shadow.max_drawdown_pct)
     unit = f"{n} pairs" if blocks is None else f"{n} pairs in {blocks} time blocks"
     margin_bp = limits.non_inferiority_margin * 1e4
     if level is None:
@@ -507,16 +554,14 @@ def _recommend_non_inferior(
             f"not shown within {margin_bp:.1f} bp a pair of the active at {unit} "
             f"(non-inferiority one-sided p={p_not_worse:.3g}, needs < {level:.3g})"
         )
-    drawdown_excess = shadow.max_drawdown_pct - active.max_drawdown_pct
-    if drawdown_excess > limits.max_drawdown_pct:
-        reasons.append(
-            f"max drawdown {drawdown_excess:.2f} points above the active's (limit {limits.max_drawdown_pct})"
-        )
+    drawdown = _drawdown_reason(drawdowns, limits.max_drawdown_pct)
+    if drawdown:
+        reasons.append(drawdown)
     if reasons:
         return "CONTINUE_TESTING", reasons
     difference_bp = (shadow.avg_pnl - active.avg_pnl) * 1e4
     return "PROMOTE", [
         f"non-inferior after a regime change: PnL {difference_bp:+.1f} bp a pair against the active, shown "
         f"above -{margin_bp:.1f} bp with one-sided p={p_not_worse:.3g} at {unit}, "
-        f"drawdown {shadow.max_drawdown_pct:.2f}% vs {active.max_drawdown_pct:.2f}%"
+        f"book drawdown {drawdowns[1]:.2f}% vs {drawdowns[0]:.2f}%"
     ]

@@ -10,8 +10,10 @@ import pytest
 from app.shadow_tester.stats import (
     Thresholds,
     TimeBlocks,
+    book_drawdown_pct,
     evaluate_pairs,
     max_drawdown_pct,
+    pair_concurrency,
     paired_t_pvalues,
     per_sample_pnl,
     round_trip_fee,
@@ -270,3 +272,40 @@ def test_pairs_out_of_time_order_are_refused() -> None:
     later = TimeBlocks(2 * HOUR_US).extended(np.zeros(2), START_US + HOUR_US * np.array([8.0, 9.0]))
     with pytest.raises(ValueError, match="time order"):
         later.extended(np.zeros(1), np.array([START_US]))
+
+
+def test_the_drawdown_limit_compares_books_not_the_pairs_levered_equity() -> None:
+    # 3-hour labels asked hourly on 4 symbols: 24 pairs in each 6-hour block, 12 open at once.
+    assert pair_concurrency(960, 40) == pytest.approx(12.0)
+    assert pair_concurrency(960, None) == 1.0 and pair_concurrency(10, 40) == 1.0
+    # A log drawdown of 0.6 over pairs held whole is 0.05 for a book holding each at 1/12.
+    assert book_drawdown_pct(-np.expm1(-0.6) * 100, 12.0) == pytest.approx(-np.expm1(-0.05) * 100)
+    assert book_drawdown_pct(20.0, 1.0) == 20.0
+    # Two models as good as each other on 3-hour labels asked hourly on 4 symbols: the shadow's pairs'
+    # equity falls more than 3 points deeper than the active's from the leverage alone; the books'
+    # drawdowns do not, and only the test over independent pairs (concurrency 1) blocks on it. A
+    # crash the shadow alone rides still blocks it in book terms.
+    hours, symbols = 240, 4
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        step = rng.normal(0.0, 0.004, (hours + 3, 1)) + rng.normal(0.0, 0.002, (hours + 3, symbols))
+        realized = np.lib.stride_tricks.sliding_window_view(step, 3, axis=0).sum(axis=-1)[:hours].reshape(-1)
+        truth = np.sign(realized)
+        active = np.where(rng.random(realized.size) < 0.56, truth, -truth)
+        shadow = np.where(rng.random(realized.size) < 0.56, truth, -truth)
+        iid = evaluate_pairs(active, shadow, realized, fee=FEE, thresholds=Thresholds(min_samples=960))
+        if iid.shadow_metrics.max_drawdown_pct - iid.active_metrics.max_drawdown_pct > 3.0:
+            break
+    else:
+        raise AssertionError("no market where the pairs' equity drawdowns differ by 3 points")
+    stamps = np.repeat(np.arange(hours) * HOUR_US, symbols)
+    blocked = evaluate_pairs(active, shadow, realized, fee=FEE, thresholds=Thresholds(min_samples=960),
+                             timestamp_us=stamps, block_us=6 * HOUR_US)  # fmt: skip
+    assert blocked.pair_concurrency == pytest.approx(12.0) and iid.pair_concurrency == 1.0
+    assert any(r.startswith("book max drawdown") for r in iid.reasons), iid.reasons
+    assert not any("drawdown" in r for r in blocked.reasons), blocked.reasons
+    crashed = realized.copy()
+    crashed[480:488] = -0.4 * shadow[480:488]  # two hours on every symbol, the shadow on the wrong side
+    result = evaluate_pairs(active, shadow, crashed, fee=FEE, thresholds=Thresholds(min_samples=960),
+                            timestamp_us=stamps, block_us=6 * HOUR_US)  # fmt: skip
+    assert any(r.startswith("book max drawdown") for r in result.reasons), result.reasons
