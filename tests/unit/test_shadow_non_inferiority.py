@@ -22,9 +22,10 @@ MARGIN = 0.002  # the policy's default: 0.2 % a pair, one round trip of fees
 
 
 def _market(seed: int, edge: float, n: int = 960, symbols: int = 4):
-    """Hourly pairs on `symbols` correlated symbols with 12-hour overlapping labels: the active
-    model is right 52 % of the time; the shadow's per-pair PnL is the active's plus `edge`
-    (in expectation) through the rows where it calls the other way."""
+    """Hourly pairs on `symbols` correlated symbols with 12-hour overlapping labels: the active and
+    the shadow call each row independently, right 52 % of the time; the shadow then calls a share
+    of rows the better (`edge` > 0) or the worse way, so that its expected per-pair PnL is the
+    active's plus `edge`."""
     rng = np.random.default_rng(seed)
     hours = n // symbols
     common = rng.normal(0.0, 0.004, hours + 12)
@@ -34,13 +35,12 @@ def _market(seed: int, edge: float, n: int = 960, symbols: int = 4):
     realized = label.reshape(-1)
     truth = np.sign(realized)
     active = np.where(rng.random(realized.size) < 0.52, truth, -truth)
-    # The shadow flips the active's call on a share of rows chosen so that its expected PnL moves by `edge`.
-    # A flip toward `better` changes a row's PnL by 2|r| where the active called the other way.
+    shadow = np.where(rng.random(realized.size) < 0.52, truth, -truth)
+    # A flip toward `better` moves a row's PnL by 2|r| where the shadow called the other way.
     better = truth if edge >= 0 else -truth
     differs = 0.48 if edge >= 0 else 0.52
     flip_share = min(abs(edge) / (2 * np.abs(realized).mean() * differs), 1.0)
-    flips = rng.random(realized.size) < flip_share
-    shadow = np.where(flips, better, active)
+    shadow = np.where(rng.random(realized.size) < flip_share, better, shadow)
     stamps = np.repeat(np.arange(hours) * HOUR_US, symbols)
     return active, shadow, realized, stamps
 
@@ -71,8 +71,8 @@ def test_an_equal_challenger_is_promoted_under_non_inferiority_and_not_under_sup
             result = _evaluate(*pairs, margin=margin)
             assert result.rule == rule and result.non_inferiority_margin == margin
             promoted[rule] += result.recommendation == "PROMOTE"
-    assert promoted["superiority"] <= 4  # an equal model is not shown better
-    assert promoted["non_inferiority"] >= 20, promoted  # but it is shown within the margin
+    assert promoted["superiority"] <= 4  # an equal model is not shown better (measured 0 of 40)
+    assert promoted["non_inferiority"] >= 16, promoted  # but often shown within the margin (24 of 40)
 
 
 def test_the_non_inferiority_test_keeps_its_level_at_the_margin() -> None:
@@ -85,7 +85,9 @@ def test_the_non_inferiority_test_keeps_its_level_at_the_margin() -> None:
         active, shadow, realized, stamps = _market(1000 + seed, -MARGIN)
         p_values.append(_evaluate(active, shadow, realized, stamps, margin=MARGIN, min_samples=960).p_value_better)
     share = float(np.mean(np.array(p_values) < 0.05))
-    assert 0.02 <= share <= 0.08, share  # 400 draws: sd about 1.1 points
+    # 400 draws: sd about 1.1 points. Measured 6.5 %: with 10 blocks the Newey-West variance runs a
+    # little small, as for the superiority test.
+    assert 0.02 <= share <= 0.08, share
 
 
 def test_a_clearly_worse_challenger_is_still_rejected() -> None:
