@@ -14,7 +14,10 @@ and `app/model_training/scoring.py` scores the staggered book after fees, before
 the injected shift. Paired over seeds: the full CLM against frozen after the shift
 (Wilcoxon signed-rank and a sign count of the post-shift Sharpe).
 
-    nice -n 5 .venv/bin/python bench/clm_value.py --seeds 10 --replay-days 8 --shift-after-days 2
+    nice -n 5 .venv/bin/python bench/clm_value.py --seeds 10    # 4 symbols, 28 replay days, shift after day 2
+
+Two processes share a 2-core machine: `--seeds 5 --first-seed 1 --partial a.jsonl` and `--seeds 5
+--first-seed 6 --partial b.jsonl`, then `--report-only a.jsonl b.jsonl` for the table and the JSON.
 
 Real candles (`--source files`): 5m files resampled to `--timeframe` (complete buckets only,
 `app/data_pipeline/resample.py`), replayed from `--start` (default: the last history + replay days
@@ -211,11 +214,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=1)
-    parser.add_argument("--replay-days", type=float, default=None, help="synthetic: 8; files: all after the history")
+    parser.add_argument("--replay-days", type=float, default=None, help="synthetic: 28; files: all after the history")
     parser.add_argument("--shift-after-days", type=float, default=2.0)
     parser.add_argument("--history-days", type=float, default=16.0)
     parser.add_argument("--training-days", type=float, default=12.0)
-    parser.add_argument("--synthetic-symbols", type=int, default=2, help="SYNA/USDT, SYNB/USDT, ...")
+    parser.add_argument("--synthetic-symbols", type=int, default=4, help="SYNA/USDT, SYNB/USDT, ...")
     parser.add_argument(
         "--min-shadow-samples", type=int, default=None, help="a shadow test's first look (pairs); default 2 days"
     )
@@ -246,7 +249,7 @@ def main() -> None:
     if args.source == "files":
         real_candles(args)
         return
-    args.replay_days = 8.0 if args.replay_days is None else args.replay_days
+    args.replay_days = 28.0 if args.replay_days is None else args.replay_days
     if args.report_only:
         saved = [json.loads(line) for path in args.report_only for line in Path(path).read_text().splitlines() if line]
         report(sorted(saved, key=lambda r: r["seed"]), args, sum(sum(r["seconds"].values()) for r in saved))
