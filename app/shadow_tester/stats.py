@@ -29,14 +29,18 @@ Recommendation (policy `clm_config.auto_promote_threshold`)
   count and the market's volatility, not on the model; compared on the same samples, it
   says "no riskier than what runs now". It compares the books' drawdowns: the pairs' equity
   exp(cumsum(pnl)) holds every pair whole, so with labels of `horizon` candles asked hourly on
-  many symbols it is levered by the pairs open at once (about 11 for 12-candle 15m labels asked
+  many symbols it is levered by the pairs open at once (up to 12 for 12-candle 15m labels asked
   hourly on 4 symbols), and its drawdowns are that many times a book's. Where the test is
   block-robust, the log drawdown is divided by that concurrency (the pairs a time block holds
   over its `BLOCK_HORIZONS` horizons; `pair_concurrency` in the result); the metrics report the
   pairs' equity as before.
+- After a regime change (`Thresholds.non_inferiority_margin` > 0, chosen by
+  `app/shadow_tester/regime.py`), PROMOTE asks instead that the shadow's per-pair PnL be shown
+  above the active's minus the margin (the same test with every difference moved up by the
+  margin), with the same drawdown limit and no hit-rate gain.
 - REJECT when the active is significantly better at a look (the same test the other
-  way), or when the last look (`max_samples`) has passed without a promotion: a shadow
-  test ends.
+  way, no margin, under either rule), or when the last look (`max_samples`) has passed
+  without a promotion: a shadow test ends.
 - CONTINUE_TESTING otherwise, until the next look.
 
 The metrics and p-values reported are those of the latest look (`decision_samples`
