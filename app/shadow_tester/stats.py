@@ -193,12 +193,12 @@ def model_metrics(
     )
 
 
-def paired_t_pvalues(difference: NDArray[np.float64]) -> tuple[float, float]:
-    """One-sided p-values (mean > 0, mean < 0) of a paired t-test on `difference`."""
+def paired_t_pvalues(difference: NDArray[np.float64], margin: float = 0.0) -> tuple[float, float]:
+    """One-sided p-values (mean > 0, mean < 0) of a paired t-test on `difference` (`margin`: see `t_pvalues`)."""
     n = difference.size
     if n < 2:
         return 1.0, 1.0
-    return t_pvalues(n, float(difference.mean()), float(difference.std(ddof=1)))
+    return t_pvalues(n, float(difference.mean()), float(difference.std(ddof=1)), margin)
 
 
 def t_pvalues(n: int, mean: float, std: float, margin: float = 0.0) -> tuple[float, float]:
@@ -341,10 +341,7 @@ def blocked_pvalues(
     (`TimeBlocks`) when the pairs' timestamps and a block length are given, else the paired t-test
     over independent pairs (blocks None). `margin`: see `TimeBlocks.p_values`."""
     if timestamp_us is None or block_us <= 0:
-        n = difference.size
-        if n < 2:
-            return 1.0, 1.0, None
-        return (*t_pvalues(n, float(difference.mean()), float(difference.std(ddof=1)), margin), None)
+        return (*paired_t_pvalues(difference, margin), None)
     stamps = np.asarray(timestamp_us, dtype=np.float64)
     return TimeBlocks(block_us).extended(difference, stamps).p_values(margin)
 
@@ -433,14 +430,9 @@ def decide(
     concurrency = pair_concurrency(m, blocks)
     drawdowns = (book_drawdown_pct(active.max_drawdown_pct, concurrency),
                  book_drawdown_pct(shadow.max_drawdown_pct, concurrency))  # fmt: skip
-    if margin > 0:
-        recommendation, reasons = _recommend_non_inferior(
-            active, shadow, p_better, p_worse, thresholds, level, blocks, drawdowns
-        )
-    else:
-        recommendation, reasons = _recommend(
-            active, shadow, improvement, p_better, p_worse, thresholds, level, blocks, drawdowns
-        )
+    recommendation, reasons = _recommend(
+        active, shadow, improvement, p_better, p_worse, thresholds, level, drawdowns, blocks
+    )
     last_look = look == len(looks) - 1
     if recommendation == "CONTINUE_TESTING" and last_look:
         recommendation = "REJECT"
@@ -505,67 +497,46 @@ def _recommend(
     p_worse: float,
     limits: Thresholds,
     level: float | None,
+    drawdowns: tuple[float, float],
     blocks: int | None = None,
-    drawdowns: tuple[float, float] | None = None,
 ) -> tuple[Recommendation, list[str]]:
+    """The recommendation at a look. Superiority: a hit-rate gain and a PnL shown better. Non-inferiority
+    (`limits.non_inferiority_margin` > 0; `p_better` is then that test's): a PnL shown above the active's
+    minus the margin, no hit-rate gain asked. Under either rule a shadow shown worse than the active (no
+    margin) is REJECTed, and the books' drawdowns (`drawdowns`: active, shadow) must be within the limit."""
     n = shadow.samples
-    drawdowns = drawdowns or (active.max_drawdown_pct, shadow.max_drawdown_pct)
     unit = f"{n} pairs" if blocks is None else f"{n} pairs in {blocks} time blocks"
     if level is None:
         return "CONTINUE_TESTING", [f"{n} resolved samples, {limits.min_samples} needed"]
     if p_worse < level:
         return "REJECT", [f"shadow PnL significantly worse than active (one-sided p={p_worse:.3g} < {level:.3g})"]
-    reasons: list[str] = []
-    if improvement_pct < limits.min_improvement_pct:
-        reasons.append(f"hit-rate improvement {improvement_pct:.2f}% < {limits.min_improvement_pct}%")
-    if shadow.avg_pnl <= active.avg_pnl or p_better >= level:
-        reasons.append(f"PnL improvement not significant at {unit} (one-sided p={p_better:.3g}, needs < {level:.3g})")
-    drawdown = _drawdown_reason(drawdowns, limits.max_drawdown_pct)
-    if drawdown:
-        reasons.append(drawdown)
-    if reasons:
-        return "CONTINUE_TESTING", reasons
-    return "PROMOTE", [
-        f"hit rate +{improvement_pct:.2f}%, PnL better with one-sided p={p_better:.3g} at {unit}, "
-        f"book drawdown {drawdowns[1]:.2f}% vs {drawdowns[0]:.2f}%"
-    ]
-
-
-def _recommend_non_inferior(
-    active: ModelMetrics,
-    shadow: ModelMetrics,
-    p_not_worse: float,
-    p_worse: float,
-    limits: Thresholds,
-    level: float | None,
-    blocks: int | None = None,
-    drawdowns: tuple[float, float] | None = None,
-) -> tuple[Recommendation, list[str]]:
-    """The non-inferiority rule: promote when the shadow's per-pair PnL is shown above the
-    active's minus the margin (`p_not_worse` < the look's level) and its drawdown is within the
-    limit; reject, as under superiority, when it is shown worse than the active (no margin)."""
-    n = shadow.samples
-    drawdowns = drawdowns or (active.max_drawdown_pct, shadow.max_drawdown_pct)
-    unit = f"{n} pairs" if blocks is None else f"{n} pairs in {blocks} time blocks"
     margin_bp = limits.non_inferiority_margin * 1e4
-    if level is None:
-        return "CONTINUE_TESTING", [f"{n} resolved samples, {limits.min_samples} needed"]
-    if p_worse < level:
-        return "REJECT", [f"shadow PnL significantly worse than active (one-sided p={p_worse:.3g} < {level:.3g})"]
     reasons: list[str] = []
-    if p_not_worse >= level:
-        reasons.append(
-            f"not shown within {margin_bp:.1f} bp a pair of the active at {unit} "
-            f"(non-inferiority one-sided p={p_not_worse:.3g}, needs < {level:.3g})"
-        )
+    if margin_bp > 0:
+        if p_better >= level:
+            reasons.append(
+                f"not shown within {margin_bp:.1f} bp a pair of the active at {unit} "
+                f"(non-inferiority one-sided p={p_better:.3g}, needs < {level:.3g})"
+            )
+    else:
+        if improvement_pct < limits.min_improvement_pct:
+            reasons.append(f"hit-rate improvement {improvement_pct:.2f}% < {limits.min_improvement_pct}%")
+        if shadow.avg_pnl <= active.avg_pnl or p_better >= level:
+            reasons.append(
+                f"PnL improvement not significant at {unit} (one-sided p={p_better:.3g}, needs < {level:.3g})"
+            )
     drawdown = _drawdown_reason(drawdowns, limits.max_drawdown_pct)
     if drawdown:
         reasons.append(drawdown)
     if reasons:
         return "CONTINUE_TESTING", reasons
-    difference_bp = (shadow.avg_pnl - active.avg_pnl) * 1e4
+    books = f"book drawdown {drawdowns[1]:.2f}% vs {drawdowns[0]:.2f}%"
+    if margin_bp > 0:
+        difference_bp = (shadow.avg_pnl - active.avg_pnl) * 1e4
+        return "PROMOTE", [
+            f"non-inferior after a regime change: PnL {difference_bp:+.1f} bp a pair against the active, shown "
+            f"above -{margin_bp:.1f} bp with one-sided p={p_better:.3g} at {unit}, {books}"
+        ]
     return "PROMOTE", [
-        f"non-inferior after a regime change: PnL {difference_bp:+.1f} bp a pair against the active, shown "
-        f"above -{margin_bp:.1f} bp with one-sided p={p_not_worse:.3g} at {unit}, "
-        f"book drawdown {drawdowns[1]:.2f}% vs {drawdowns[0]:.2f}%"
+        f"hit rate +{improvement_pct:.2f}%, PnL better with one-sided p={p_better:.3g} at {unit}, {books}"
     ]

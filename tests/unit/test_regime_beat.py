@@ -12,11 +12,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from app.api import create_app
-from app.core.clock import Clock, SimulatedClock, use_clock
+from app.core.clock import SimulatedClock
 from app.core.db.models import Event, RLVersion, SystemFlag
 from app.data_pipeline import CandleStore
 from app.operations.schedule import periodic_jobs
 from app.regime_detector.market import MARKET, detect_regimes, market_index, thresholds_for
+from tests.clocks import simulated_clock
 
 HOUR_MS = 3_600_000
 START = datetime(2026, 1, 1)
@@ -39,10 +40,8 @@ def _candles(returns: np.ndarray, first_ms: int) -> pd.DataFrame:
 
 @pytest.fixture
 def clock() -> Iterator[SimulatedClock]:
-    simulated = SimulatedClock(START)
-    use_clock(simulated)
-    yield simulated
-    use_clock(Clock())
+    with simulated_clock(START) as simulated:
+        yield simulated
 
 
 @pytest.fixture

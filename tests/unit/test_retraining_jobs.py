@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 
-from app.core.clock import SimulatedClock, get_clock, use_clock
+from app.core.clock import SimulatedClock
 from app.retraining import RetrainingOrchestrator, closing, folds, jobs, steps
+from tests.clocks import simulated_clock
 
 
 @pytest.fixture
-def clock():  # type: ignore[no-untyped-def]
-    from datetime import datetime
-
-    previous = get_clock()
-    simulated = SimulatedClock(datetime(2026, 3, 4, 12, 0))
-    use_clock(simulated)
-    yield simulated
-    use_clock(previous)
+def clock() -> Iterator[SimulatedClock]:
+    with simulated_clock(datetime(2026, 3, 4, 12, 0)) as simulated:
+        yield simulated
 
 
 def test_jobs_are_numbered_per_day_and_dispatched_after_commit(sqlite_container, clock) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from app.clm.manager import ContinuousLearningManager
-from app.core.clock import Clock, SimulatedClock, use_clock
+from app.core.clock import SimulatedClock
 from app.core.db.models import RetrainingJob
 from app.core.policy import PolicyValidationError
 from app.core.system import trading_halt
@@ -21,16 +21,15 @@ from app.data_pipeline.timeframes import to_ms
 from app.model_registry import ModelRegistry
 from app.model_supervisor import ModelSupervisor
 from app.simulation.counterfactual import halted_mask
+from tests.clocks import simulated_clock
 
 START = datetime(2025, 1, 1)
 
 
 @pytest.fixture
 def clock() -> Iterator[SimulatedClock]:
-    simulated = SimulatedClock(START)
-    use_clock(simulated)
-    yield simulated
-    use_clock(Clock())
+    with simulated_clock(START) as simulated:
+        yield simulated
 
 
 def _job(container, started_at: datetime) -> str:  # type: ignore[no-untyped-def]
